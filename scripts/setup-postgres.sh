@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Prepares a PostgreSQL server for Bulkhead (idempotent):
+#   - pgvector built and installed (scripts/install-pgvector.sh), the server started if it is down;
+#   - an owner role that runs migrations and owns every table (bulkhead_owner);
+#   - a runtime login role that owns nothing, is not superuser and has no BYPASSRLS (bulkhead_app);
+#   - a database owned by the owner role, with the vector extension created by a superuser.
+# Prints the two URLs to export. Superuser access: SUPERUSER_URL (default: postgres over 127.0.0.1, trust auth).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+DB=${BULKHEAD_DB:-bulkhead}
+HOST=${PGHOST_ADDR:-127.0.0.1}
+PORT=${PGPORT_NUM:-5432}
+SUPERUSER_URL=${SUPERUSER_URL:-postgres://postgres@$HOST:$PORT/postgres}
+
+bash "$here/install-pgvector.sh" >&2
+
+if ! pg_isready -h "$HOST" -p "$PORT" -q; then
+  echo "PostgreSQL is not answering on $HOST:$PORT; starting the local cluster" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start >&2
+  for _ in $(seq 1 30); do pg_isready -h "$HOST" -p "$PORT" -q && break; sleep 1; done
+fi
+
+psql_super() { psql "$SUPERUSER_URL" -v ON_ERROR_STOP=1 -qAt "$@"; }
+psql_super <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulkhead_owner') THEN
+    CREATE ROLE bulkhead_owner LOGIN NOSUPERUSER NOBYPASSRLS;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulkhead_app') THEN
+    CREATE ROLE bulkhead_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+END \$\$;
+SQL
+if [ "$(psql_super -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")" != "1" ]; then
+  psql_super -c "CREATE DATABASE \"$DB\" OWNER bulkhead_owner"
+fi
+psql "postgres://postgres@$HOST:$PORT/$DB" -v ON_ERROR_STOP=1 -qAt <<SQL
+CREATE EXTENSION IF NOT EXISTS vector;
+ALTER EXTENSION vector UPDATE;
+-- The runtime role may connect and use the vector type, nothing more; migrations grant the rest.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT CONNECT ON DATABASE "$DB" TO bulkhead_app;
+SQL
+echo "export DATABASE_URL=postgres://bulkhead_app@$HOST:$PORT/$DB"
+echo "export DATABASE_OWNER_URL=postgres://bulkhead_owner@$HOST:$PORT/$DB"

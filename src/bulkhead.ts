@@ -1,0 +1,75 @@
+import { loadConfig, type BulkheadConfig, type ConfigSources } from "./config.js";
+import type { Db } from "./db/db.js";
+import { openDatabase } from "./db/open.js";
+import { TenantDataManager } from "./data/data-manager.js";
+import { ClosedError } from "./errors.js";
+import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
+import { PgvectorStore } from "./stores/pgvector/pgvector-store.js";
+import type { VectorStore } from "./stores/store.js";
+import { TenantRegistry } from "./tenancy/registry.js";
+
+/** Options of `createBulkhead`. Anything not given comes from the environment and `BULKHEAD_CONFIG`. */
+export interface BulkheadOptions {
+  /** `memory://`, a directory (embedded PGlite), or `postgres://…` (runtime role). Default: `DATABASE_URL` or `memory://`. */
+  database?: string;
+  /** Owner role's URL; on a server, migrations run over it. Default: `DATABASE_OWNER_URL`. */
+  databaseOwnerUrl?: string;
+  /** Any other configuration value. */
+  config?: ConfigSources["overrides"];
+  /** Environment to read instead of `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** How long a resolved tenant is reused before it is read again (ms). Default 1000. */
+  tenantCacheTtlMs?: number;
+  /** Where start-up warnings go. Default: `console.warn`. */
+  warn?: (message: string) => void;
+}
+
+/** A running Bulkhead: registry, data manager and the configuration they use. */
+export interface Bulkhead {
+  readonly config: BulkheadConfig;
+  readonly registry: TenantRegistry;
+  readonly dataManager: TenantDataManager;
+  /** The vector store's name and capabilities. */
+  readonly store: Pick<VectorStore, "name" | "capabilities">;
+  /** Which database engine is underneath. */
+  readonly databaseKind: Db["kind"];
+  /** Runs the production-readiness checklist as live checks. */
+  readiness(options?: ReadinessOptions): Promise<CheckResult[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (and migrates) the database and wires the registry and the data manager.
+ *
+ * @example
+ * const bh = await createBulkhead({ database: "memory://" });
+ * await bh.registry.registerTenant("tenant-001", "Acme Corp", TenantTier.FREE);
+ * await bh.close();
+ */
+export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bulkhead> {
+  const overrides = { ...options.config };
+  if (options.database !== undefined) overrides.databaseUrl = options.database;
+  if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
+  const config = loadConfig({ env: options.env ?? process.env, overrides });
+  const db = await openDatabase(config, options.warn ?? ((m) => console.warn(m)));
+  const store = new PgvectorStore(db, config);
+  const registry = new TenantRegistry(db, store, config, options.tenantCacheTtlMs ?? 1000);
+  const dataManager = new TenantDataManager(registry, store, config);
+  let closed = false;
+  return {
+    config,
+    registry,
+    dataManager,
+    store: { name: store.name, capabilities: store.capabilities },
+    databaseKind: db.kind,
+    readiness: (o) => {
+      if (closed) throw new ClosedError("Bulkhead");
+      return runReadinessChecks({ db, registry, dataManager }, o);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,219 @@
+import { readFileSync } from "node:fs";
+import { ConfigError } from "./errors.js";
+
+/** Subscription tier; decides default quotas and isolation strategy. */
+export enum TenantTier {
+  FREE = "free",
+  PRO = "pro",
+  ENTERPRISE = "enterprise",
+}
+
+export const TIERS: readonly TenantTier[] = [TenantTier.FREE, TenantTier.PRO, TenantTier.ENTERPRISE];
+
+/** Per-tenant resource limits. A tenant's effective quota is its tier's, then its own overrides. */
+export interface TenantQuota {
+  /** Vectors the tenant may store. */
+  maxDocuments: number;
+  /** Queries per UTC day. */
+  maxDailyQueries: number;
+}
+
+/** Vector similarity metric, with Pinecone's names. */
+export type Metric = "cosine" | "euclidean" | "dotproduct";
+
+/** The resolved configuration: defaults, then the JSON file named by `BULKHEAD_CONFIG`, then the environment, then code. */
+export interface BulkheadConfig {
+  /** Vector dimension of shared indexes (and the default for dedicated ones). */
+  readonly dimension: number;
+  readonly metric: Metric;
+  /** Namespaces one shared index may hold (the reference's Pinecone-derived 90). */
+  readonly maxNamespacesPerIndex: number;
+  /** Utilisation at which an index reports `warning` (0.8 → 72 of 90). */
+  readonly namespaceAlertThreshold: number;
+  /** Utilisation at which the next shared index is provisioned ahead of need (0.9 → 81 of 90). */
+  readonly namespaceProvisionThreshold: number;
+  /** A namespace or dedicated index gets an HNSW index once it holds this many vectors; below, search is exact. */
+  readonly annIndexThreshold: number;
+  readonly hnswM: number;
+  readonly hnswEfConstruction: number;
+  readonly hnswEfSearch: number;
+  readonly maxTopK: number;
+  readonly maxBatchSize: number;
+  readonly maxIdLength: number;
+  /** Serialized JSON size limit of one document's metadata (Pinecone: 40 KB). */
+  readonly maxMetadataBytes: number;
+  readonly tierQuotas: Readonly<Record<TenantTier, Readonly<TenantQuota>>>;
+  /** Runtime connection: `memory://`, a directory for embedded PGlite, or `postgres://…`. */
+  readonly databaseUrl: string;
+  /** Owner connection that runs migrations on a server; the runtime role never owns tables. */
+  readonly databaseOwnerUrl: string | undefined;
+  /** PostgreSQL schema holding Bulkhead's tables. */
+  readonly schema: string;
+  readonly poolSize: number;
+}
+
+type Parser<T> = (raw: unknown, name: string) => T;
+
+const int = (min: number, max: number): Parser<number> => (raw, name) => {
+  const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+};
+
+const fraction: Parser<number> = (raw, name) => {
+  const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!(n > 0 && n <= 1)) throw new ConfigError(`${name} must be a number above 0 and at most 1, got ${JSON.stringify(raw)}`);
+  return n;
+};
+
+const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
+  if (typeof raw !== "string" || !values.includes(raw as T)) {
+    throw new ConfigError(`${name} must be one of ${values.join(", ")}, got ${JSON.stringify(raw)}`);
+  }
+  return raw as T;
+};
+
+const text: Parser<string> = (raw, name) => {
+  if (typeof raw !== "string" || raw.trim() === "") throw new ConfigError(`${name} must be a non-empty string`);
+  return raw;
+};
+
+const identifier: Parser<string> = (raw, name) => {
+  if (typeof raw !== "string" || !/^[a-z_][a-z0-9_]{0,40}$/.test(raw)) {
+    throw new ConfigError(`${name} must be a lower-case SQL identifier (letters, digits, _), got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+};
+
+/** Scalar settings: config key → environment variable, default and parser. */
+const SETTINGS = {
+  dimension: ["BULKHEAD_DIMENSION", 384, int(1, 16_000)],
+  metric: ["BULKHEAD_METRIC", "cosine", oneOf<Metric>(["cosine", "euclidean", "dotproduct"])],
+  maxNamespacesPerIndex: ["BULKHEAD_MAX_NAMESPACES_PER_INDEX", 90, int(1, 100_000)],
+  namespaceAlertThreshold: ["BULKHEAD_NAMESPACE_ALERT_THRESHOLD", 0.8, fraction],
+  namespaceProvisionThreshold: ["BULKHEAD_NAMESPACE_PROVISION_THRESHOLD", 0.9, fraction],
+  annIndexThreshold: ["BULKHEAD_ANN_INDEX_THRESHOLD", 10_000, int(1, 1_000_000_000)],
+  hnswM: ["BULKHEAD_HNSW_M", 32, int(2, 100)],
+  hnswEfConstruction: ["BULKHEAD_HNSW_EF_CONSTRUCTION", 200, int(4, 1000)],
+  hnswEfSearch: ["BULKHEAD_HNSW_EF_SEARCH", 100, int(1, 1000)],
+  maxTopK: ["BULKHEAD_MAX_TOP_K", 1000, int(1, 10_000)],
+  maxBatchSize: ["BULKHEAD_MAX_BATCH_SIZE", 1000, int(1, 100_000)],
+  maxIdLength: ["BULKHEAD_MAX_ID_LENGTH", 512, int(1, 4096)],
+  maxMetadataBytes: ["BULKHEAD_MAX_METADATA_BYTES", 40_960, int(2, 10_000_000)],
+  databaseUrl: ["DATABASE_URL", "memory://", text],
+  databaseOwnerUrl: ["DATABASE_OWNER_URL", undefined, text],
+  schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
+  poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
+} as const satisfies Record<string, readonly [string, unknown, Parser<unknown>]>;
+
+/** Documented default quotas per tier. */
+export const DEFAULT_TIER_QUOTAS: Readonly<Record<TenantTier, Readonly<TenantQuota>>> = Object.freeze({
+  free: Object.freeze({ maxDocuments: 10_000, maxDailyQueries: 1_000 }),
+  pro: Object.freeze({ maxDocuments: 250_000, maxDailyQueries: 50_000 }),
+  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000 }),
+});
+
+const QUOTA_ENV: Record<keyof TenantQuota, string> = { maxDocuments: "MAX_DOCUMENTS", maxDailyQueries: "MAX_DAILY_QUERIES" };
+
+/** What `loadConfig` reads. Everything is optional; tests pass their own `env`. */
+export interface ConfigSources {
+  env?: Record<string, string | undefined>;
+  /** Overrides from code, applied last. */
+  overrides?: Partial<Omit<BulkheadConfig, "tierQuotas">> & { tierQuotas?: Partial<Record<TenantTier, Partial<TenantQuota>>> };
+}
+
+function readFileSettings(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`BULKHEAD_CONFIG=${path} could not be read as JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`BULKHEAD_CONFIG=${path} must hold a JSON object`);
+  }
+  const known = new Set([...Object.keys(SETTINGS), "tierQuotas"]);
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) throw new ConfigError(`BULKHEAD_CONFIG=${path}: unknown key "${key}" (known: ${[...known].join(", ")})`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Builds the frozen configuration. Precedence: defaults < `BULKHEAD_CONFIG` file < environment < `overrides`.
+ * Throws `ConfigError` naming the offending variable or key.
+ */
+export function loadConfig(sources: ConfigSources = {}): BulkheadConfig {
+  const env = sources.env ?? process.env;
+  const file = readFileSettings(env.BULKHEAD_CONFIG);
+  const overrides = (sources.overrides ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [key, [envName, fallback, parse]] of Object.entries(SETTINGS)) {
+    const fromCode = overrides[key];
+    const fromEnv = env[envName];
+    const fromFile = file[key];
+    const [raw, label] =
+      fromCode !== undefined ? [fromCode, `option ${key}`]
+      : fromEnv !== undefined && fromEnv !== "" ? [fromEnv, envName]
+      : fromFile !== undefined ? [fromFile, `${env.BULKHEAD_CONFIG}: ${key}`]
+      : [fallback, key];
+    out[key] = raw === undefined ? undefined : (parse as Parser<unknown>)(raw, label);
+  }
+  const tierQuotas = {} as Record<TenantTier, TenantQuota>;
+  const fileQuotas = (file.tierQuotas ?? {}) as Record<string, Record<string, unknown>>;
+  const codeQuotas = (sources.overrides?.tierQuotas ?? {}) as Record<string, Record<string, unknown>>;
+  for (const tier of TIERS) {
+    const quota = { ...DEFAULT_TIER_QUOTAS[tier] };
+    for (const field of Object.keys(quota) as (keyof TenantQuota)[]) {
+      const envName = `BULKHEAD_TIER_${tier.toUpperCase()}_${QUOTA_ENV[field]}`;
+      const candidates: [unknown, string][] = [
+        [fileQuotas[tier]?.[field], `${env.BULKHEAD_CONFIG}: tierQuotas.${tier}.${field}`],
+        [env[envName] === "" ? undefined : env[envName], envName],
+        [codeQuotas[tier]?.[field], `option tierQuotas.${tier}.${field}`],
+      ];
+      for (const [raw, label] of candidates) if (raw !== undefined) quota[field] = int(0, Number.MAX_SAFE_INTEGER)(raw, label);
+    }
+    tierQuotas[tier] = Object.freeze(quota);
+  }
+  out.tierQuotas = Object.freeze(tierQuotas);
+  const config = out as unknown as BulkheadConfig;
+  if (config.namespaceProvisionThreshold < config.namespaceAlertThreshold) {
+    throw new ConfigError(
+      `BULKHEAD_NAMESPACE_PROVISION_THRESHOLD (${config.namespaceProvisionThreshold}) must not be below BULKHEAD_NAMESPACE_ALERT_THRESHOLD (${config.namespaceAlertThreshold})`,
+    );
+  }
+  return Object.freeze(config);
+}
+
+let processConfig: BulkheadConfig | undefined;
+const current = () => (processConfig ??= loadConfig());
+
+/**
+ * The process-wide configuration, with the reference notebook's names.
+ * Read lazily so a bad environment variable fails at first use with a message naming it.
+ *
+ * @example
+ * Config.MAX_NAMESPACES_PER_INDEX; // 90
+ * Config.NAMESPACE_ALERT_THRESHOLD; // 0.8
+ */
+export const Config = {
+  get MAX_NAMESPACES_PER_INDEX(): number {
+    return current().maxNamespacesPerIndex;
+  },
+  get NAMESPACE_ALERT_THRESHOLD(): number {
+    return current().namespaceAlertThreshold;
+  },
+  get NAMESPACE_PROVISION_THRESHOLD(): number {
+    return current().namespaceProvisionThreshold;
+  },
+  get DIMENSION(): number {
+    return current().dimension;
+  },
+  /** The whole resolved configuration. */
+  get(): BulkheadConfig {
+    return current();
+  },
+};

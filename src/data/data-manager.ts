@@ -1,0 +1,150 @@
+import { performance } from "node:perf_hooks";
+import { IsolationViolationError, ValidationError } from "../errors.js";
+import type { MetadataFilter } from "../stores/filter.js";
+import type { VectorStore } from "../stores/store.js";
+import type { TenantRegistry } from "../tenancy/registry.js";
+import type { Tenant } from "../tenancy/tenant.js";
+import { validateDocuments, validateIds, validateTopK, validateVector, type DocumentInput, type Limits } from "./validation.js";
+
+type Isolation = Tenant["isolation"];
+
+export interface UpsertResult {
+  upserted: number;
+  namespace: string;
+  index: string;
+  isolation: Isolation;
+}
+
+export interface QueryOptions {
+  /** Matches to return, 1..maxTopK (default 10). */
+  topK?: number;
+  /** Pinecone-style metadata filter; it can only narrow the tenant's own documents. */
+  filter?: MetadataFilter;
+}
+
+export interface QueryMatch {
+  id: string;
+  score: number;
+  metadata: Record<string, unknown>;
+}
+
+export interface QueryResult {
+  matches: QueryMatch[];
+  namespace: string;
+  index: string;
+  isolation: Isolation;
+  /**
+   * Time this call spent on isolation work in the application (tenant resolution, validation,
+   * filter compilation, checking every result's owner), measured. The tenant context itself
+   * travels in the same round trip as the query; its cost is measured by `bench:storage`.
+   */
+  overheadMs: number;
+  /** Wall time of the whole call. */
+  latencyMs: number;
+}
+
+export interface FetchedDocument {
+  id: string;
+  values: number[];
+  metadata: Record<string, unknown>;
+}
+
+export interface FetchResult {
+  documents: FetchedDocument[];
+  namespace: string;
+  index: string;
+}
+
+export interface DeleteResult {
+  deleted: number;
+  namespace: string;
+  index: string;
+}
+
+/**
+ * The only way to reach tenant data. Every method takes the tenant id first, resolves it to an
+ * active tenant and its placement (refusing unknown and suspended tenants), and scopes the store
+ * call to that placement; the store in turn runs under the tenant's row-level-security context.
+ * Every row that comes back is checked to carry the caller's tenant id.
+ */
+export class TenantDataManager {
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly store: VectorStore,
+    private readonly limits: Limits,
+  ) {}
+
+  /**
+   * Inserts or replaces documents. The batch is validated whole and written in one statement:
+   * one bad document means nothing is written. `tenant_id` is stamped into each document's metadata.
+   */
+  async upsertDocuments(tenantId: string, documents: DocumentInput[]): Promise<UpsertResult> {
+    const tenant = await this.registry.resolveActive(tenantId);
+    const { placement } = tenant;
+    const records = validateDocuments(documents, tenant.tenantId, placement.dimension, placement.metric, this.limits, this.store.capabilities.maxBatch);
+    const upserted = await this.store.upsert(placement, records);
+    if (!placement.annIndexed) await this.registry.ensureAnnIndex(tenant);
+    return { upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
+  }
+
+  /** Nearest neighbours of `queryVector` among the tenant's own documents. */
+  async queryDocuments(tenantId: string, queryVector: number[], options: QueryOptions = {}): Promise<QueryResult> {
+    const started = performance.now();
+    const tenant = await this.registry.resolveActive(tenantId);
+    const { placement } = tenant;
+    const vector = validateVector(queryVector, placement.dimension, "queryVector", placement.metric);
+    const topK = validateTopK(options.topK ?? 10, this.limits);
+    if (options.filter !== undefined && (typeof options.filter !== "object" || options.filter === null || Array.isArray(options.filter))) {
+      throw new ValidationError("filter", "must be an object");
+    }
+    const storeStarted = performance.now();
+    const rows = await this.store.query(placement, vector, topK, options.filter);
+    const storeMs = performance.now() - storeStarted;
+    assertOwned(rows, tenant.tenantId, "query");
+    const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
+    const latencyMs = performance.now() - started;
+    return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs: latencyMs - storeMs, latencyMs };
+  }
+
+  /** The tenant's documents with these ids; ids it does not have are simply absent. */
+  async fetchDocuments(tenantId: string, ids: string[]): Promise<FetchResult> {
+    const tenant = await this.registry.resolveActive(tenantId);
+    const valid = validateIds(ids, this.limits);
+    const rows = await this.store.fetch(tenant.placement, valid);
+    assertOwned(rows, tenant.tenantId, "fetch");
+    return {
+      documents: rows.map((r) => ({ id: r.id, values: r.values, metadata: r.metadata })),
+      namespace: tenant.placement.namespace,
+      index: tenant.placement.index,
+    };
+  }
+
+  /** Deletes the tenant's documents with these ids; another tenant's ids are never touched. */
+  async deleteDocuments(tenantId: string, ids: string[]): Promise<DeleteResult> {
+    const tenant = await this.registry.resolveActive(tenantId);
+    const valid = validateIds(ids, this.limits);
+    const deleted = await this.store.delete(tenant.placement, valid);
+    return { deleted, namespace: tenant.placement.namespace, index: tenant.placement.index };
+  }
+
+  /** Where the tenant's vectors live (index, namespace, isolation, dimension, metric). */
+  async describePlacement(tenantId: string): Promise<Pick<Tenant["placement"], "index" | "namespace" | "isolation" | "dimension" | "metric">> {
+    const { placement: p } = await this.registry.resolveActive(tenantId);
+    return { index: p.index, namespace: p.namespace, isolation: p.isolation, dimension: p.dimension, metric: p.metric };
+  }
+
+  /** Number of documents the tenant stores. */
+  async countDocuments(tenantId: string): Promise<number> {
+    const tenant = await this.registry.resolveActive(tenantId);
+    return this.store.count(tenant.placement);
+  }
+}
+
+/** The last line of defence: withhold the whole answer if any row belongs to someone else. */
+function assertOwned(rows: readonly { tenantId: string; metadata: Record<string, unknown> }[], tenantId: string, op: string): void {
+  for (const row of rows) {
+    if (row.tenantId !== tenantId || row.metadata.tenant_id !== tenantId) {
+      throw new IsolationViolationError(`${op} for tenant "${tenantId}" returned a row of another tenant; the response was withheld`);
+    }
+  }
+}

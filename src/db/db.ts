@@ -1,0 +1,68 @@
+/** A result row as the driver parsed it. */
+export type Row = Record<string, unknown>;
+
+/** Anything that runs one parameterised statement. */
+export interface Queryable {
+  query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+/**
+ * Transaction-local settings applied together with the tenant context, e.g. `hnsw.ef_search`.
+ * Only names on `ALLOWED_SETTINGS` are accepted, so a caller cannot touch `role` or the tenant GUC.
+ */
+export type LocalSettings = Readonly<Record<string, string>>;
+
+export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "maintenance_work_mem"]);
+
+/** The PostgreSQL setting that row-level security policies compare `tenant_id` with. */
+export const TENANT_SETTING = "bulkhead.tenant_id";
+
+/**
+ * The only door to tenant data. Each call opens a transaction, sets the tenant context with
+ * `set_config(…, true)` (transaction-local, so a pooled connection never carries it into the
+ * next request) and runs as the runtime role, under forced row-level security.
+ */
+export interface TenantDb {
+  /** One statement in its own tenant-scoped transaction; a single network round trip on a server. */
+  queryAsTenant<R extends object = Row>(tenantId: string, text: string, params?: readonly unknown[], settings?: LocalSettings): Promise<R[]>;
+  /** Several statements in one tenant-scoped transaction; rolled back if `fn` throws. */
+  withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T>;
+}
+
+/** The whole database handle. Held by the registry and migrations; data code only gets `TenantDb`. */
+export interface Db extends TenantDb {
+  readonly kind: "pglite" | "postgres";
+  /** Schema that holds Bulkhead's tables. */
+  readonly schema: string;
+  /** Control-plane statement (registry, capacity) as the runtime role, with no tenant context. */
+  query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<R[]>;
+  /** Control-plane transaction as the runtime role, with no tenant context. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Builds the statement that sets role (embedded only), tenant and local settings in one call. */
+export function contextStatement(tenantId: string | null, settings: LocalSettings | undefined, role?: string): { text: string; params: string[] } {
+  const parts: string[] = [];
+  const params: string[] = [];
+  const add = (name: string, value: string) => {
+    params.push(name, value);
+    parts.push(`set_config($${params.length - 1}, $${params.length}, true)`);
+  };
+  if (role) add("role", role);
+  if (tenantId !== null) add(TENANT_SETTING, tenantId);
+  for (const [name, value] of Object.entries(settings ?? {})) {
+    if (!ALLOWED_SETTINGS.has(name)) throw new Error(`setting ${name} may not be changed per transaction`);
+    add(name, value);
+  }
+  return { text: `SELECT ${parts.join(", ")}`, params };
+}
+
+/** Maps JS values to the text the wire protocol carries; objects travel as JSON. */
+export function toWireValue(value: unknown): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") return String(value);
+  if (value instanceof Date) return value.toISOString();
+  return JSON.stringify(value);
+}

@@ -1,0 +1,217 @@
+import { DatabaseError } from "../errors.js";
+import type { Queryable } from "./db.js";
+import { TENANT_SETTING } from "./db.js";
+
+/** What the migration SQL is rendered with. */
+export interface MigrationContext {
+  /** Schema holding Bulkhead's objects. */
+  schema: string;
+  /** The login (server) or NOLOGIN (embedded) role the service runs as. */
+  runtimeRole: string;
+  /** Schema where the pgvector extension lives. */
+  vectorSchema: string;
+}
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: (ctx: MigrationContext) => string;
+}
+
+const q = (ident: string) => `"${ident.replace(/"/g, '""')}"`;
+
+/**
+ * Versioned migrations. Tables that hold tenant data are created at run time (one per index,
+ * one partition per namespace) by the SECURITY DEFINER functions defined here, so the runtime
+ * role never owns them and every one gets forced RLS the same way.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "registry, placement and vector-table provisioning",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const path = `${s}, ${q(vectorSchema)}, pg_catalog`;
+      // Doubled quotes: the policy text sits inside a format() string literal.
+      const policy = `tenant_id = current_setting(''${TENANT_SETTING}'', true)`;
+      return `
+CREATE TABLE ${s}.indexes (
+  id           serial PRIMARY KEY,
+  name         text NOT NULL UNIQUE,
+  kind         text NOT NULL CHECK (kind IN ('shared', 'dedicated')),
+  dimension    int  NOT NULL CHECK (dimension BETWEEN 1 AND 16000),
+  metric       text NOT NULL CHECK (metric IN ('cosine', 'euclidean', 'dotproduct')),
+  max_namespaces int NOT NULL CHECK (max_namespaces >= 1),
+  created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- The tenant catalogue is control-plane data (read by the runtime role to resolve placements);
+-- it has no tenant_id column, so "every table with tenant_id is under forced RLS" stays checkable.
+CREATE TABLE ${s}.tenants (
+  id              text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9-]{1,62}$'),
+  name            text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  tier            text NOT NULL CHECK (tier IN ('free', 'pro', 'enterprise')),
+  status          text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended')),
+  quota_overrides jsonb NOT NULL DEFAULT '{}',
+  index_id        int NOT NULL REFERENCES ${s}.indexes(id),
+  -- Namespace slot in a shared index (1..max_namespaces); NULL in a dedicated index.
+  slot            int CHECK (slot >= 1),
+  ann_indexed     boolean NOT NULL DEFAULT false,
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (index_id, slot)
+);
+
+GRANT USAGE ON SCHEMA ${s} TO ${r};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.indexes, ${s}.tenants TO ${r};
+GRANT USAGE ON SEQUENCE ${s}.indexes_id_seq TO ${r};
+
+-- Enables and forces RLS on a tenant-data table and scopes every command to the tenant context.
+-- A missing context yields NULL and an empty one '' (no tenant has that id): both match no row.
+CREATE FUNCTION ${s}.protect_table(p_table text) RETURNS void
+LANGUAGE plpgsql SET search_path = ${path} AS $fn$
+BEGIN
+  EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (${policy}) WITH CHECK (${policy})', p_table);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.protect_table(text) FROM PUBLIC;
+
+-- One table per index: partitioned by tenant for a shared index, plain for a dedicated one.
+CREATE FUNCTION ${s}.create_vector_table(p_index_id int, p_dimension int, p_partitioned boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${path} AS $fn$
+DECLARE t text := 'vec_' || p_index_id;
+BEGIN
+  EXECUTE format('CREATE TABLE %I (tenant_id text NOT NULL, id text NOT NULL, embedding vector(%s) NOT NULL, '
+    'metadata jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id))%s',
+    t, p_dimension, CASE WHEN p_partitioned THEN ' PARTITION BY LIST (tenant_id)' ELSE '' END);
+  PERFORM ${s}.protect_table(t);
+  -- Privileges on the parent only: partitions are unreachable directly (and RLS-forced anyway).
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO ${r}', t);
+END
+$fn$;
+
+-- A namespace is a partition holding exactly one tenant's rows.
+CREATE FUNCTION ${s}.create_namespace(p_index_id int, p_slot int, p_tenant text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${path} AS $fn$
+DECLARE p text := 'vec_' || p_index_id || '_' || p_slot;
+BEGIN
+  IF p_tenant !~ '^[a-z0-9][a-z0-9-]{1,62}$' THEN RAISE EXCEPTION 'invalid tenant id %', p_tenant; END IF;
+  EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES IN (%L)', p, 'vec_' || p_index_id, p_tenant);
+  PERFORM ${s}.protect_table(p);
+END
+$fn$;
+
+CREATE FUNCTION ${s}.drop_vector_storage(p_index_id int, p_slot int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${path} AS $fn$
+BEGIN
+  IF p_slot IS NULL THEN
+    EXECUTE format('DROP TABLE IF EXISTS %I', 'vec_' || p_index_id);
+  ELSE
+    EXECUTE format('DROP TABLE IF EXISTS %I', 'vec_' || p_index_id || '_' || p_slot);
+  END IF;
+END
+$fn$;
+
+-- Builds the HNSW index of one namespace or dedicated index once it outgrows exact search.
+CREATE FUNCTION ${s}.build_ann_index(p_index_id int, p_slot int, p_opclass text, p_m int, p_ef_construction int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${path} SET maintenance_work_mem = '256MB' AS $fn$
+DECLARE t text := 'vec_' || p_index_id || COALESCE('_' || p_slot, '');
+BEGIN
+  IF p_opclass NOT IN ('vector_cosine_ops', 'vector_l2_ops', 'vector_ip_ops') THEN
+    RAISE EXCEPTION 'unknown operator class %', p_opclass;
+  END IF;
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
+    t || '_hnsw', t, p_opclass, p_m, p_ef_construction);
+END
+$fn$;
+
+REVOKE ALL ON FUNCTION ${s}.create_vector_table(int, int, boolean), ${s}.create_namespace(int, int, text),
+  ${s}.drop_vector_storage(int, int), ${s}.build_ann_index(int, int, text, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.create_vector_table(int, int, boolean), ${s}.create_namespace(int, int, text),
+  ${s}.drop_vector_storage(int, int), ${s}.build_ann_index(int, int, text, int, int) TO ${r};
+`;
+    },
+  },
+];
+
+/** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */
+export function migrationScript(ctx: MigrationContext): string {
+  return MIGRATIONS.map((m) => `-- migration ${m.version}: ${m.name}\n${m.sql(ctx).trim()}\n`).join("\n");
+}
+
+/** Latest version this code expects. */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** A connection able to run a script inside a transaction, as the owner role. */
+export interface OwnerConnection extends Queryable {
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Brings the schema to `SCHEMA_VERSION`. Safe to run from several processes at once (advisory lock)
+ * and idempotent. Needs the pgvector extension, which only a superuser can create on a server.
+ */
+export async function migrate(owner: OwnerConnection, ctx: MigrationContext): Promise<number[]> {
+  return owner.transaction(async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`bulkhead.migrate.${ctx.schema}`]);
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS ${q(ctx.schema)}`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ${q(ctx.schema)}.schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await tx.query<{ version: number }>(`SELECT version FROM ${q(ctx.schema)}.schema_migrations`)).map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      for (const statement of splitStatements(m.sql(ctx))) await tx.query(statement);
+      await tx.query(`INSERT INTO ${q(ctx.schema)}.schema_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+      applied.push(m.version);
+    }
+    await tx.query(`GRANT SELECT ON ${q(ctx.schema)}.schema_migrations TO ${q(ctx.runtimeRole)}`);
+    return applied;
+  });
+}
+
+/** Splits a migration on statement-ending semicolons outside dollar-quoted bodies. */
+function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let current = "";
+  let inBody = false;
+  for (const line of sql.split("\n")) {
+    if (/^\s*--/.test(line) && !inBody) continue;
+    current += line + "\n";
+    const marks = line.match(/\$fn\$/g)?.length ?? 0;
+    if (marks % 2 === 1) inBody = !inBody;
+    if (!inBody && /;\s*$/.test(line)) {
+      out.push(current.trim());
+      current = "";
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
+}
+
+/** Finds pgvector, creating it when the connection may; otherwise says what to run. */
+export async function ensurePgvector(owner: Queryable): Promise<string> {
+  let rows = await owner.query<{ schema: string; version: string }>(
+    "SELECT extnamespace::regnamespace::text AS schema, extversion AS version FROM pg_extension WHERE extname = 'vector'",
+  );
+  if (rows.length === 0) {
+    try {
+      await owner.query("CREATE EXTENSION IF NOT EXISTS vector");
+    } catch (err) {
+      throw new DatabaseError(
+        `the pgvector extension is not installed in this database and this role may not create it (${(err as Error).message}). ` +
+          "As a superuser run: CREATE EXTENSION vector;  (pgvector >= 0.8; scripts/install-pgvector.sh builds it on Debian)",
+        { cause: err },
+      );
+    }
+    rows = await owner.query("SELECT extnamespace::regnamespace::text AS schema, extversion AS version FROM pg_extension WHERE extname = 'vector'");
+  }
+  const { schema, version } = rows[0]!;
+  const [major, minor] = version.split(".").map(Number);
+  if (major! === 0 && minor! < 8) {
+    throw new DatabaseError(`pgvector ${version} is too old: Bulkhead needs >= 0.8 (iterative index scans). Run ALTER EXTENSION vector UPDATE as a superuser after installing 0.8.`);
+  }
+  return schema.replace(/^"|"$/g, "");
+}

@@ -1,0 +1,113 @@
+import { resolve } from "node:path";
+import type { BulkheadConfig } from "../config.js";
+import { ConfigError, DatabaseError } from "../errors.js";
+import type { Db, Queryable } from "./db.js";
+import { ensurePgvector, migrate, SCHEMA_VERSION, type MigrationContext, type OwnerConnection } from "./migrations.js";
+import { EMBEDDED_RUNTIME_ROLE, PgliteDb } from "./pglite-db.js";
+import { openPool, PostgresDb, translateError } from "./postgres-db.js";
+import { checkRuntimeRole, checkServerVersion } from "./server-checks.js";
+
+/** Where to log start-up warnings. */
+export type Warn = (message: string) => void;
+
+const isServerUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
+
+/**
+ * Opens the configured database, brings its schema up to date and checks the runtime role.
+ * `memory://` or a directory → embedded PGlite; `postgres://…` → a server, where migrations run
+ * over `databaseOwnerUrl` and the service itself connects as the (non-owner) runtime role.
+ */
+export async function openDatabase(config: BulkheadConfig, warn: Warn): Promise<Db> {
+  const url = config.databaseUrl;
+  if (!isServerUrl(url)) return openEmbedded(url, config.schema);
+  if (config.databaseOwnerUrl !== undefined && !isServerUrl(config.databaseOwnerUrl)) {
+    throw new ConfigError("DATABASE_OWNER_URL must be a postgres:// URL like DATABASE_URL");
+  }
+  return openServer(url, config, warn);
+}
+
+async function openEmbedded(location: string, schema: string): Promise<Db> {
+  const dir = location === "memory://" ? location : resolve(location.replace(/^file:\/\//, ""));
+  let db: PgliteDb;
+  try {
+    db = await PgliteDb.open(dir, schema);
+  } catch (err) {
+    throw new DatabaseError(`could not open the embedded database at ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    await db.exec(`DO $$ BEGIN CREATE ROLE ${EMBEDDED_RUNTIME_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    const owner = db.owner;
+    const vectorSchema = await ensurePgvector(owner);
+    await migrate(ownerConnection(owner), { schema, runtimeRole: EMBEDDED_RUNTIME_ROLE, vectorSchema });
+    return db;
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
+
+async function openServer(url: string, config: BulkheadConfig, warn: Warn): Promise<Db> {
+  const pool = openPool(url, config.schema, config.poolSize);
+  const db = new PostgresDb(pool, config.schema, url);
+  try {
+    const [who] = await db.query<{ role: string }>("SELECT current_user AS role");
+    const runtimeRole = who!.role;
+    if (config.databaseOwnerUrl) {
+      await migrateWithOwner(config.databaseOwnerUrl, { schema: config.schema, runtimeRole, vectorSchema: "" });
+    }
+    const [version] = await db.query<{ v: number | null }>(
+      "SELECT (SELECT max(version) FROM schema_migrations) AS v WHERE to_regclass('schema_migrations') IS NOT NULL",
+    );
+    if (!version || version.v !== SCHEMA_VERSION) {
+      throw new DatabaseError(
+        `schema "${config.schema}" is at version ${version?.v ?? "none"}, this Bulkhead needs ${SCHEMA_VERSION}: ` +
+          "set DATABASE_OWNER_URL to the owner role's URL so Bulkhead migrates on start, or run `bulkhead migrate` with it",
+      );
+    }
+    const role = await checkRuntimeRole(db, config.schema);
+    if (!role.ok) {
+      throw new ConfigError(`DATABASE_URL connects as a role that row-level security cannot contain: ${role.problems.join("; ")}. Connect as a dedicated runtime role (see README, "Running on a PostgreSQL server").`);
+    }
+    const verdict = await checkServerVersion(db);
+    if (!verdict.ok) warn(`WARNING: ${verdict.reason}`);
+    return db;
+  } catch (err) {
+    await db.close();
+    throw translateError(err, url);
+  }
+}
+
+/** Wraps one dedicated owner connection so migrations can run in a transaction on it. */
+function ownerConnection(q: Queryable): OwnerConnection {
+  return {
+    query: q.query,
+    async transaction(fn) {
+      await q.query("BEGIN");
+      try {
+        const result = await fn(q);
+        await q.query("COMMIT");
+        return result;
+      } catch (err) {
+        await q.query("ROLLBACK");
+        throw err;
+      }
+    },
+  };
+}
+
+/** Runs migrations over a short-lived owner connection. */
+export async function migrateWithOwner(ownerUrl: string, ctx: MigrationContext): Promise<number[]> {
+  const pool = openPool(ownerUrl, ctx.schema, 1);
+  try {
+    const client = await pool.connect();
+    try {
+      const q: Queryable = { query: async (text, params = []) => (await client.query(text, params as unknown[])).rows };
+      const vectorSchema = ctx.vectorSchema || (await ensurePgvector(q));
+      return await migrate(ownerConnection(q), { ...ctx, vectorSchema });
+    } finally {
+      client.release();
+    }
+  } finally {
+    await pool.end();
+  }
+}

@@ -1,0 +1,65 @@
+import { PGlite } from "@electric-sql/pglite";
+import { vector } from "@electric-sql/pglite-pgvector";
+import { contextStatement, type Db, type LocalSettings, type Queryable, type Row } from "./db.js";
+
+/** The NOLOGIN role every embedded transaction switches to; it owns nothing and cannot bypass RLS. */
+export const EMBEDDED_RUNTIME_ROLE = "bulkhead_app";
+
+/**
+ * Embedded PostgreSQL (PGlite, in-process WebAssembly). PGlite has one connection and runs as a
+ * superuser, so every transaction switches to the runtime role first; the outer handle is only
+ * used by migrations, never inside an open transaction (that would deadlock).
+ */
+export class PgliteDb implements Db {
+  readonly kind = "pglite" as const;
+
+  private constructor(
+    private readonly pg: PGlite,
+    readonly schema: string,
+  ) {}
+
+  /** Opens `memory://` or a data directory and loads pgvector. */
+  static async open(dataDir: string, schema: string): Promise<PgliteDb> {
+    const pg = await PGlite.create(dataDir === "memory://" ? undefined : dataDir, { extensions: { vector } });
+    await pg.exec(`SET search_path TO ${schema}, public`);
+    return new PgliteDb(pg, schema);
+  }
+
+  /** The superuser handle, for migrations only. */
+  get owner(): Queryable {
+    return { query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await this.pg.query<R>(text, params as unknown[])).rows };
+  }
+
+  /** Runs a multi-statement script as the superuser (migrations). */
+  async exec(sql: string): Promise<void> {
+    await this.pg.exec(sql);
+  }
+
+  async query<R extends object = Row>(text: string, params: readonly unknown[] = []): Promise<R[]> {
+    return this.scoped(null, undefined, (tx) => tx.query<R>(text, params));
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.scoped(null, undefined, fn);
+  }
+
+  queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
+    return this.scoped(tenantId, settings, (tx) => tx.query<R>(text, params));
+  }
+
+  withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T> {
+    return this.scoped(tenantId, settings, fn);
+  }
+
+  private scoped<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const ctx = contextStatement(tenantId, settings, EMBEDDED_RUNTIME_ROLE);
+    return this.pg.transaction(async (tx) => {
+      await tx.query(ctx.text, ctx.params);
+      return fn({ query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await tx.query<R>(text, params as unknown[])).rows });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.pg.closed) await this.pg.close();
+  }
+}

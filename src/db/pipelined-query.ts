@@ -1,0 +1,97 @@
+import pg from "pg";
+import { toWireValue, type Row } from "./db.js";
+
+interface Step {
+  text: string;
+  params: readonly unknown[];
+}
+
+interface Field {
+  name: string;
+  dataTypeID: number;
+}
+
+/**
+ * Sends several statements in one network round trip: Parse/Bind/Describe/Execute for each, then a
+ * single Sync. PostgreSQL runs everything before a Sync as one implicit transaction, so
+ * `set_config(…, true)` in the first step scopes the following ones and is gone after the Sync.
+ * Parameters stay real bind parameters (nothing is spliced into SQL text).
+ *
+ * It plugs into node-postgres as a "submittable" (the interface pg-cursor uses); the client hands
+ * it the backend's messages until ReadyForQuery. Resolves with the rows of the last step.
+ */
+export class PipelinedQuery<R extends object> {
+  readonly promise: Promise<R[]>;
+  private resolve!: (rows: R[]) => void;
+  private reject!: (err: Error) => void;
+  private step = 0;
+  private fields: Field[] = [];
+  private parsers: ((value: string) => unknown)[] = [];
+  private rows: R[] = [];
+  private failed = false;
+
+  constructor(private readonly steps: readonly Step[]) {
+    this.promise = new Promise<R[]>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  /** Called by pg.Client when it is this query's turn on the connection. */
+  submit(connection: any): Error | null {
+    connection.stream.cork?.();
+    try {
+      for (const step of this.steps) {
+        connection.parse({ text: step.text, types: [] });
+        connection.bind({ values: step.params.map(toWireValue) });
+        connection.describe({ type: "P", name: "" });
+        connection.execute({ portal: "", rows: 0 });
+      }
+      connection.sync();
+    } finally {
+      connection.stream.uncork?.();
+    }
+    return null;
+  }
+
+  handleRowDescription(msg: { fields: Field[] }): void {
+    this.fields = msg.fields;
+    this.parsers = msg.fields.map((f) => pg.types.getTypeParser(f.dataTypeID, "text") as (v: string) => unknown);
+  }
+
+  handleDataRow(msg: { fields: (string | null)[] }): void {
+    if (this.step !== this.steps.length - 1) return;
+    const row: Row = {};
+    msg.fields.forEach((raw, i) => {
+      row[this.fields[i]!.name] = raw === null ? null : this.parsers[i]!(raw);
+    });
+    this.rows.push(row as R);
+  }
+
+  handleCommandComplete(): void {
+    this.step++;
+  }
+
+  handleEmptyQuery(): void {
+    this.step++;
+  }
+
+  handlePortalSuspended(): void {}
+
+  handleError(err: Error): void {
+    // The backend skips to the Sync and rolls the implicit transaction back; pg routes the
+    // following ReadyForQuery to the next query in its queue, so we settle now.
+    this.failed = true;
+    this.reject(err);
+  }
+
+  handleReadyForQuery(): void {
+    if (!this.failed) this.resolve(this.rows);
+  }
+
+  handleCopyInResponse(connection: any): void {
+    connection.sendCopyFail("bulkhead: COPY is not supported here");
+  }
+
+  handleCopyData(): void {}
+}

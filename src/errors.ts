@@ -1,0 +1,99 @@
+/**
+ * Every failure Bulkhead reports is a `BulkheadError` with a stable `code` (for programs)
+ * and an HTTP `status` (for the service layer), so callers never parse messages.
+ */
+export class BulkheadError extends Error {
+  /** Stable machine-readable code, e.g. `TENANT_NOT_FOUND`. */
+  readonly code: string;
+  /** HTTP status the service layer answers with. */
+  readonly status: number;
+
+  constructor(code: string, status: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** Input was rejected before anything was written. `field` says where, e.g. `documents[3].values[7]`. */
+export class ValidationError extends BulkheadError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super("VALIDATION_FAILED", 400, `${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** No tenant with this id exists (or it has been deleted). */
+export class TenantNotFoundError extends BulkheadError {
+  readonly tenantId: string;
+  constructor(tenantId: string) {
+    super("TENANT_NOT_FOUND", 404, `tenant "${tenantId}" does not exist`);
+    this.tenantId = tenantId;
+  }
+}
+
+/** A tenant with this id is already registered; registration never overwrites. */
+export class TenantAlreadyExistsError extends BulkheadError {
+  readonly tenantId: string;
+  constructor(tenantId: string) {
+    super("TENANT_EXISTS", 409, `tenant "${tenantId}" is already registered`);
+    this.tenantId = tenantId;
+  }
+}
+
+/** The tenant exists but may not use data operations (suspended). */
+export class TenantSuspendedError extends BulkheadError {
+  readonly tenantId: string;
+  constructor(tenantId: string) {
+    super("TENANT_SUSPENDED", 403, `tenant "${tenantId}" is suspended; resume it before using its data`);
+    this.tenantId = tenantId;
+  }
+}
+
+/** A quota would be exceeded; nothing was written. */
+export class QuotaExceededError extends BulkheadError {
+  readonly quota: string;
+  readonly limit: number;
+  readonly current: number;
+  readonly resetsAt: Date | undefined;
+  constructor(quota: string, limit: number, current: number, message: string, resetsAt?: Date) {
+    super("QUOTA_EXCEEDED", 429, message);
+    this.quota = quota;
+    this.limit = limit;
+    this.current = current;
+    this.resetsAt = resetsAt;
+  }
+}
+
+/**
+ * A result carried another tenant's id. This is the last line of defence firing: it means
+ * the store or database scoping failed, so the whole response is withheld.
+ */
+export class IsolationViolationError extends BulkheadError {
+  constructor(message: string) {
+    super("ISOLATION_VIOLATION", 500, message);
+  }
+}
+
+/** Configuration is invalid; the message names the variable or key. */
+export class ConfigError extends BulkheadError {
+  constructor(message: string) {
+    super("CONFIG_INVALID", 500, message);
+  }
+}
+
+/** The database is unreachable or not prepared (schema missing, pgvector missing, wrong role). */
+export class DatabaseError extends BulkheadError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("DATABASE_UNAVAILABLE", 503, message, options);
+  }
+}
+
+/** The object was closed and can no longer be used. */
+export class ClosedError extends BulkheadError {
+  constructor(what: string) {
+    super("CLOSED", 503, `${what} has been closed`);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Bulkhead: tenant isolation for multi-tenant RAG.
+ * Everything a library user imports comes from here.
+ */
+export { createBulkhead, type Bulkhead, type BulkheadOptions } from "./bulkhead.js";
+export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, type BulkheadConfig, type TenantQuota, type Metric } from "./config.js";
+export {
+  BulkheadError,
+  ValidationError,
+  TenantNotFoundError,
+  TenantAlreadyExistsError,
+  TenantSuspendedError,
+  QuotaExceededError,
+  IsolationViolationError,
+  ConfigError,
+  DatabaseError,
+  ClosedError,
+} from "./errors.js";
+export { TenantRegistry, type RegisterOptions } from "./tenancy/registry.js";
+export type { Tenant, TenantStatus } from "./tenancy/tenant.js";
+export type { IndexCapacity } from "./tenancy/capacity.js";
+export { TenantDataManager, type UpsertResult, type QueryResult, type QueryOptions, type QueryMatch, type FetchResult, type DeleteResult } from "./data/data-manager.js";
+export type { DocumentInput } from "./data/validation.js";
+export type { MetadataFilter } from "./stores/filter.js";
+export type { VectorStore, StoreCapabilities, Placement } from "./stores/store.js";
+export { testCrossTenantIsolation, probeCrossTenantIsolation, type ProbeReport, type ProbeAttempt } from "./isolation/cross-tenant-probe.js";
+export type { CheckResult, ReadinessOptions } from "./readiness/checks.js";
+export { migrationScript, SCHEMA_VERSION } from "./db/migrations.js";

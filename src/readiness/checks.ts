@@ -1,0 +1,126 @@
+import type { Db } from "../db/db.js";
+import { checkRuntimeRole, checkServerVersion } from "../db/server-checks.js";
+import type { TenantDataManager } from "../data/data-manager.js";
+import { probeCrossTenantIsolation } from "../isolation/cross-tenant-probe.js";
+import type { TenantRegistry } from "../tenancy/registry.js";
+import { EMBEDDED_RUNTIME_ROLE } from "../db/pglite-db.js";
+
+export interface CheckResult {
+  category: "Security" | "Capacity" | "Performance";
+  name: string;
+  passed: boolean;
+  /** Why it passed or failed, from what was just observed. */
+  detail: string;
+}
+
+export interface ReadinessOptions {
+  /** Two tenants to run the cross-tenant probe between; without them the probe is reported as not run (failed). */
+  probeTenants?: [string, string];
+  /** A tenant to time a query for; the check fails when its overhead exceeds `maxOverheadMs`. */
+  sampleTenant?: string;
+  maxOverheadMs?: number;
+}
+
+interface Deps {
+  db: Db;
+  registry: TenantRegistry;
+  dataManager: TenantDataManager;
+}
+
+/**
+ * The reference notebook's production checklist, each line a live check against the running
+ * database and data path (the notebook hard-codes most of them as `True`).
+ */
+export async function runReadinessChecks({ db, registry, dataManager }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const add = (category: CheckResult["category"], name: string, passed: boolean, detail: string) => results.push({ category, name, passed, detail });
+  const attempt = async (category: CheckResult["category"], name: string, fn: () => Promise<[boolean, string]>) => {
+    try {
+      const [passed, detail] = await fn();
+      add(category, name, passed, detail);
+    } catch (err) {
+      add(category, name, false, `check failed to run: ${(err as Error).message}`);
+    }
+  };
+
+  await attempt("Security", "Row-level security enabled and forced on every table holding tenant_id", async () => {
+    const rows = await db.query<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean; policies: number }>(
+      `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+          AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)`,
+      [db.schema],
+    );
+    const bad = rows.filter((r) => !r.relrowsecurity || !r.relforcerowsecurity || r.policies === 0).map((r) => r.relname);
+    return [rows.length > 0 && bad.length === 0, bad.length ? `unprotected: ${bad.join(", ")}` : `${rows.length} tables and partitions checked in the catalog`];
+  });
+
+  await attempt("Security", "Runtime role is not superuser, owner or BYPASSRLS", async () => {
+    const verdict = await checkRuntimeRole(db, db.schema, db.kind === "pglite" ? EMBEDDED_RUNTIME_ROLE : undefined);
+    return [verdict.ok, verdict.ok ? `role ${verdict.role}` : verdict.problems.join("; ")];
+  });
+
+  await attempt("Security", "Without tenant context the runtime role sees no rows", async () => {
+    const tables = await db.query<{ relname: string }>(
+      "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname ~ '^vec_[0-9]+$'",
+      [db.schema],
+    );
+    let visible = 0;
+    for (const t of tables) visible += Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${t.relname}"`))[0]!.n);
+    return [visible === 0, `${visible} rows visible across ${tables.length} vector tables`];
+  });
+
+  await attempt("Security", "Namespace partitions cannot be read around the policies", async () => {
+    const [partition] = await db.query<{ relname: string }>(
+      "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relispartition AND c.relkind = 'r' LIMIT 1",
+      [db.schema],
+    );
+    if (!partition) return [true, "no partitions exist yet"];
+    try {
+      await db.query(`SELECT 1 FROM "${partition.relname}" LIMIT 1`);
+      return [false, `the runtime role could select from ${partition.relname} directly`];
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      return [code === "42501", code === "42501" ? `direct read of ${partition.relname} refused: permission denied` : `unexpected error ${code}: ${(err as Error).message}`];
+    }
+  });
+
+  await attempt("Security", "PostgreSQL release has the row-level-security fixes", async () => {
+    const v = await checkServerVersion(db);
+    return [v.ok, v.reason];
+  });
+
+  await attempt("Security", "Cross-tenant isolation probe", async () => {
+    if (!options.probeTenants) return [false, "not run: no pair of tenants given"];
+    const report = await probeCrossTenantIsolation(dataManager, ...options.probeTenants);
+    const failed = report.attempts.filter((a) => !a.passed);
+    return [report.passed, failed.length ? failed.map((a) => `${a.name}: ${a.detail}`).join("; ") : `${report.attempts.length} attacks by ${options.probeTenants[1]} on ${options.probeTenants[0]}, all refused`];
+  });
+
+  const capacity = await registry.getCapacity();
+  await attempt("Capacity", "Namespace usage monitored", async () => [capacity.length > 0, capacity.map((c) => `${c.index} ${c.used}/${c.max}`).join(", ") || "no shared index"]);
+  await attempt("Capacity", "Room for new tenants without exceeding any index", async () => {
+    const over = capacity.filter((c) => c.used > c.max);
+    const free = capacity.reduce((n, c) => n + c.free, 0);
+    return [over.length === 0 && free > 0, `${free} free namespaces; ${over.length} indexes over their maximum`];
+  });
+  await attempt("Capacity", "Next shared index provisioned before the last one fills", async () => {
+    const pressed = capacity.filter((c) => c.used >= c.provisionAt);
+    const spare = capacity.filter((c) => c.used < c.provisionAt);
+    return [pressed.length === 0 || spare.length > 0, pressed.length === 0 ? "no index at its provisioning threshold" : `${pressed.length} at threshold, ${spare.length} with room`];
+  });
+
+  await attempt("Performance", "Isolation overhead acceptable", async () => {
+    if (!options.sampleTenant) return [false, "not run: no sample tenant given"];
+    const { dimension } = await dataManager.describePlacement(options.sampleTenant);
+    const vector = Array.from({ length: dimension }, (_, i) => Math.cos(i + 1));
+    const samples: number[] = [];
+    for (let i = 0; i < 20; i++) samples.push((await dataManager.queryDocuments(options.sampleTenant, vector, { topK: 5 })).overheadMs);
+    samples.sort((a, b) => a - b);
+    const p50 = samples[Math.floor(samples.length / 2)]!;
+    const limit = options.maxOverheadMs ?? 30;
+    return [p50 < limit, `median ${p50.toFixed(3)} ms of application-side isolation work over 20 queries (limit ${limit} ms)`];
+  });
+
+  return results;
+}

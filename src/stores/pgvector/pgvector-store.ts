@@ -1,0 +1,97 @@
+import type { BulkheadConfig } from "../../config.js";
+import type { LocalSettings, Queryable, TenantDb } from "../../db/db.js";
+import { compileFilter, type MetadataFilter } from "../filter.js";
+import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, VectorRecord, VectorStore } from "../store.js";
+import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
+
+type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "maxBatchSize">;
+
+/**
+ * Vectors in PostgreSQL + pgvector. A shared index is a table partitioned by tenant, one
+ * partition per namespace; a dedicated index is a table of its own. Small namespaces are searched
+ * exactly (every tenant gets exact-search recall); once one outgrows `annIndexThreshold` it gets an
+ * HNSW index of its own, so a small tenant's results never depend on a graph built over others.
+ */
+export class PgvectorStore implements VectorStore {
+  readonly name = "postgres";
+  readonly capabilities: StoreCapabilities;
+
+  constructor(
+    private readonly db: TenantDb,
+    private readonly settings: HnswSettings,
+  ) {
+    this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize });
+  }
+
+  async createIndex(tx: Queryable, index: IndexSpec): Promise<void> {
+    await tx.query(sql.createIndex, [index.id, index.dimension, index.kind === "shared"]);
+  }
+
+  async createNamespace(tx: Queryable, p: Placement): Promise<void> {
+    if (p.slot !== null) await tx.query(sql.createNamespace, [p.indexId, p.slot, p.tenantId]);
+  }
+
+  async dropStorage(tx: Queryable, p: Placement): Promise<void> {
+    await tx.query(sql.dropStorage, [p.indexId, p.slot]);
+  }
+
+  async copyTenant(tx: Queryable, from: Placement, to: Placement): Promise<number> {
+    // The registry's transaction has no tenant context, so RLS would hide every row; the copy
+    // sets the context locally for exactly this tenant.
+    await tx.query("SELECT set_config('bulkhead.tenant_id', $1, true)", [from.tenantId]);
+    const [row] = await tx.query<{ n: number }>(sql.copy(from, to), [from.tenantId]);
+    await tx.query("SELECT set_config('bulkhead.tenant_id', '', true)");
+    return row!.n;
+  }
+
+  async upsert(p: Placement, records: readonly VectorRecord[]): Promise<number> {
+    const rows = records.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
+    await this.db.queryAsTenant(p.tenantId, sql.upsert(p), [p.tenantId, JSON.stringify(rows)]);
+    return records.length;
+  }
+
+  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<Match[]> {
+    const compiled = compileFilter(filter, 4);
+    const rows = await this.db.queryAsTenant<{ tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }>(
+      p.tenantId,
+      sql.query(p, compiled.sql),
+      [p.tenantId, vectorLiteral(vector), topK, ...compiled.params],
+      this.searchSettings(p, compiled.params.length > 0),
+    );
+    return rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id }));
+  }
+
+  async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
+    const rows = await this.db.queryAsTenant<{ tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> }>(
+      p.tenantId,
+      sql.fetch(p),
+      [p.tenantId, JSON.stringify(ids)],
+    );
+    return rows.map((r) => ({ id: r.id, values: JSON.parse(r.embedding) as number[], metadata: r.metadata, tenantId: r.tenant_id }));
+  }
+
+  async delete(p: Placement, ids: readonly string[]): Promise<number> {
+    const [row] = await this.db.queryAsTenant<{ n: number }>(p.tenantId, sql.delete(p), [p.tenantId, JSON.stringify(ids)]);
+    return row!.n;
+  }
+
+  async count(p: Placement): Promise<number> {
+    const [row] = await this.db.queryAsTenant<{ n: number }>(p.tenantId, sql.count(p), [p.tenantId]);
+    return row!.n;
+  }
+
+  async buildAnnIndex(p: Placement): Promise<boolean> {
+    if (p.annIndexed) return false;
+    await this.db.queryAsTenant(p.tenantId, sql.buildAnnIndex, [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction]);
+    return true;
+  }
+
+  private searchSettings(p: Placement, filtered: boolean): LocalSettings | undefined {
+    if (!p.annIndexed) return undefined;
+    // With a metadata filter, an HNSW scan may find fewer than topK matching rows; pgvector 0.8's
+    // iterative scan keeps walking the graph (in exact distance order) until it has enough.
+    return filtered
+      ? { "hnsw.ef_search": String(this.settings.hnswEfSearch), "hnsw.iterative_scan": "strict_order" }
+      : { "hnsw.ef_search": String(this.settings.hnswEfSearch) };
+  }
+}

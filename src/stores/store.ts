@@ -1,0 +1,80 @@
+import type { Metric } from "../config.js";
+import type { Queryable } from "../db/db.js";
+import type { MetadataFilter } from "./filter.js";
+
+/** What a store can do; code asks these flags, never `instanceof`. */
+export interface StoreCapabilities {
+  /** Data is additionally guarded by PostgreSQL row-level security. */
+  readonly rowLevelSecurity: boolean;
+  /** Many tenants can share one index, each in its own namespace. */
+  readonly namespaces: boolean;
+  /** A tenant can have an index of its own. */
+  readonly dedicatedIndexes: boolean;
+  /** Most records one upsert call may carry. */
+  readonly maxBatch: number;
+}
+
+/** Where one tenant's vectors live. Resolved by the registry; the only thing data code scopes by. */
+export interface Placement {
+  readonly tenantId: string;
+  readonly indexId: number;
+  readonly index: string;
+  readonly namespace: string;
+  /** Namespace slot in a shared index; null for a dedicated index. */
+  readonly slot: number | null;
+  readonly isolation: "namespace" | "dedicated-index";
+  readonly dimension: number;
+  readonly metric: Metric;
+  /** Whether an ANN (HNSW) index serves this namespace; without one, search is exact. */
+  readonly annIndexed: boolean;
+}
+
+/** An index as the registry records it. */
+export interface IndexSpec {
+  readonly id: number;
+  readonly name: string;
+  readonly kind: "shared" | "dedicated";
+  readonly dimension: number;
+  readonly metric: Metric;
+}
+
+export interface VectorRecord {
+  id: string;
+  values: number[];
+  metadata: Record<string, unknown>;
+}
+
+export interface StoredVector extends VectorRecord {
+  tenantId: string;
+}
+
+export interface Match {
+  id: string;
+  score: number;
+  metadata: Record<string, unknown>;
+  tenantId: string;
+}
+
+/**
+ * A vector store: the physical layer of isolation. Provisioning calls receive the registry's
+ * control-plane transaction so a store that lives in PostgreSQL changes placement and storage
+ * atomically; a remote store (Pinecone) ignores it. Data calls take a `Placement` and must scope
+ * every read and write to it.
+ */
+export interface VectorStore {
+  readonly name: string;
+  readonly capabilities: StoreCapabilities;
+  createIndex(tx: Queryable, index: IndexSpec): Promise<void>;
+  createNamespace(tx: Queryable, placement: Placement): Promise<void>;
+  /** Removes a namespace or dedicated index and all its vectors. */
+  dropStorage(tx: Queryable, placement: Placement): Promise<void>;
+  /** Copies every vector of `from` into `to` (same tenant), inside the registry's transaction. */
+  copyTenant(tx: Queryable, from: Placement, to: Placement): Promise<number>;
+  upsert(placement: Placement, records: readonly VectorRecord[]): Promise<number>;
+  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<Match[]>;
+  fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
+  delete(placement: Placement, ids: readonly string[]): Promise<number>;
+  count(placement: Placement): Promise<number>;
+  /** Builds the ANN index for a namespace that has outgrown exact search. Returns true if one was built. */
+  buildAnnIndex(placement: Placement): Promise<boolean>;
+}

@@ -1,0 +1,39 @@
+import type { Metric, TenantQuota, TenantTier } from "../config.js";
+import { ValidationError } from "../errors.js";
+import type { Placement } from "../stores/store.js";
+
+/** `^[a-z0-9][a-z0-9-]{1,62}$`: safe in URLs, namespaces, logs and SQL literals. */
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+
+export type TenantStatus = "active" | "suspended";
+
+/** A registered tenant, with the reference notebook's field names. */
+export interface Tenant {
+  readonly tenantId: string;
+  readonly tenantName: string;
+  readonly tier: TenantTier;
+  readonly status: TenantStatus;
+  /** Effective quota: the tier's defaults with this tenant's overrides on top. */
+  readonly quota: Readonly<TenantQuota>;
+  readonly quotaOverrides: Readonly<Partial<TenantQuota>>;
+  /** Index holding the tenant's vectors (shared or dedicated). */
+  readonly index: string;
+  /** The tenant's namespace; in a dedicated index it is the tenant's only one. */
+  readonly namespace: string;
+  /** Name of the tenant's own index (enterprise), or null in a shared index. */
+  readonly dedicatedIndex: string | null;
+  readonly isolation: "namespace" | "dedicated-index";
+  readonly dimension: number;
+  readonly metric: Metric;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  /** Where the data lives; what data code scopes every operation by. */
+  readonly placement: Placement;
+}
+
+/** Throws a `ValidationError` unless `id` is a valid tenant id. */
+export function assertTenantId(id: unknown, field = "tenantId"): asserts id is string {
+  if (typeof id !== "string" || !TENANT_ID_PATTERN.test(id)) {
+    throw new ValidationError(field, `must match ${TENANT_ID_PATTERN.source} (2-63 lower-case letters, digits and hyphens, starting with a letter or digit), got ${JSON.stringify(id)}`);
+  }
+}
