@@ -47,6 +47,11 @@ export interface Bulkhead {
  * await bh.close();
  */
 export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bulkhead> {
+  return (await openBulkhead(options)).bulkhead;
+}
+
+/** Internal: the Bulkhead together with its raw database handle (tests attack the database directly). */
+export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db }> {
   const overrides = { ...options.config };
   if (options.database !== undefined) overrides.databaseUrl = options.database;
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
@@ -56,7 +61,7 @@ export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bul
   const registry = new TenantRegistry(db, store, config, options.tenantCacheTtlMs ?? 1000);
   const dataManager = new TenantDataManager(registry, store, config);
   let closed = false;
-  return {
+  const bulkhead: Bulkhead = {
     config,
     registry,
     dataManager,
@@ -72,4 +77,5 @@ export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bul
       await db.close();
     },
   };
+  return { bulkhead, db };
 }

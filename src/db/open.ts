@@ -55,13 +55,11 @@ async function openServer(url: string, config: BulkheadConfig, warn: Warn): Prom
     if (config.databaseOwnerUrl) {
       await migrateWithOwner(config.databaseOwnerUrl, { schema: config.schema, runtimeRole, vectorSchema: "" });
     }
-    const [version] = await db.query<{ v: number | null }>(
-      "SELECT (SELECT max(version) FROM schema_migrations) AS v WHERE to_regclass('schema_migrations') IS NOT NULL",
-    );
-    if (!version || version.v !== SCHEMA_VERSION) {
+    const version = await schemaVersion(db);
+    if (version !== SCHEMA_VERSION) {
       throw new DatabaseError(
-        `schema "${config.schema}" is at version ${version?.v ?? "none"}, this Bulkhead needs ${SCHEMA_VERSION}: ` +
-          "set DATABASE_OWNER_URL to the owner role's URL so Bulkhead migrates on start, or run `bulkhead migrate` with it",
+        `schema "${config.schema}" is at version ${version ?? "none"}, this Bulkhead needs ${SCHEMA_VERSION}: ` +
+          "set DATABASE_OWNER_URL to the owner role's URL so Bulkhead migrates on start, or run `bulkhead db migrate` with it set",
       );
     }
     const role = await checkRuntimeRole(db, config.schema);
@@ -75,6 +73,13 @@ async function openServer(url: string, config: BulkheadConfig, warn: Warn): Prom
     await db.close();
     throw translateError(err, url);
   }
+}
+
+async function schemaVersion(db: Db): Promise<number | null> {
+  const [exists] = await db.query<{ t: string | null }>("SELECT to_regclass('schema_migrations')::text AS t");
+  if (!exists?.t) return null;
+  const [row] = await db.query<{ v: number | null }>("SELECT max(version) AS v FROM schema_migrations");
+  return row?.v ?? null;
 }
 
 /** Wraps one dedicated owner connection so migrations can run in a transaction on it. */

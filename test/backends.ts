@@ -1,0 +1,58 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { openBulkhead, type BulkheadOptions } from "../src/bulkhead.js";
+
+export interface Backend {
+  name: string;
+  /** Opens a fresh, isolated Bulkhead (own in-memory database, or own schema on the server). */
+  open(options?: BulkheadOptions): ReturnType<typeof openBulkhead>;
+}
+
+const serverUrl = process.env.DATABASE_URL?.startsWith("postgres") ? process.env.DATABASE_URL : undefined;
+const ownerUrl = process.env.DATABASE_OWNER_URL;
+
+if (process.env.CI && (!serverUrl || !ownerUrl)) {
+  // In CI the server suites are part of the contract: skipping them must fail the run.
+  throw new Error("CI is set but DATABASE_URL / DATABASE_OWNER_URL are not: the PostgreSQL server suites would be skipped");
+}
+
+const schemas: string[] = [];
+
+export const pglite: Backend = {
+  name: "pglite",
+  open: (options = {}) => openBulkhead({ ...options, database: "memory://", env: {} }),
+};
+
+export const postgres: Backend | undefined =
+  serverUrl && ownerUrl
+    ? {
+        name: "postgres",
+        open: (options = {}) => {
+          const schema = `t_${randomBytes(5).toString("hex")}`;
+          schemas.push(schema);
+          return openBulkhead({ ...options, database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { ...options.config, schema } });
+        },
+      }
+    : undefined;
+
+/** Every backend the conformance suites run against. */
+export const BACKENDS: Backend[] = [pglite, ...(postgres ? [postgres] : [])];
+
+/** Drops the schemas this test file created on the server. */
+export async function dropTestSchemas(): Promise<void> {
+  if (!ownerUrl || schemas.length === 0) return;
+  const client = new pg.Client({ connectionString: ownerUrl });
+  await client.connect();
+  try {
+    for (const s of schemas.splice(0)) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+export { serverUrl, ownerUrl };
+
+/** A deterministic vector of `dim` numbers, distinct per seed. */
+export function vec(seed: number, dim = 8): number[] {
+  return Array.from({ length: dim }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) + 1.5);
+}
