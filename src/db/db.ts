@@ -42,7 +42,7 @@ export interface Db extends TenantDb {
 }
 
 /** Builds the statement that sets role (embedded only), tenant and local settings in one call. */
-export function contextStatement(tenantId: string | null, settings: LocalSettings | undefined, role?: string): { text: string; params: string[] } {
+export function contextStatement(tenantId: string | null, settings: LocalSettings | undefined, role?: string): { text: string; params: string[]; name: string } {
   const parts: string[] = [];
   const params: string[] = [];
   const add = (name: string, value: string) => {
@@ -55,7 +55,8 @@ export function contextStatement(tenantId: string | null, settings: LocalSetting
     if (!ALLOWED_SETTINGS.has(name)) throw new Error(`setting ${name} may not be changed per transaction`);
     add(name, value);
   }
-  return { text: `SELECT ${parts.join(", ")}`, params };
+  // The text depends only on how many settings there are, so it is prepared once per connection per count.
+  return { text: `SELECT ${parts.join(", ")}`, params, name: `bulkhead_ctx_${parts.length}` };
 }
 
 /** Maps JS values to the text the wire protocol carries; objects travel as JSON. */

@@ -4,7 +4,15 @@ import { toWireValue, type Row } from "./db.js";
 interface Step {
   text: string;
   params: readonly unknown[];
+  /**
+   * Prepare once per connection under this name and reuse it (for the small, fixed context
+   * statement, so its parse and plan are not paid per query).
+   */
+  name?: string;
 }
+
+/** Named statements each physical connection has already parsed. */
+const prepared = new WeakMap<object, Set<string>>();
 
 interface Field {
   name: string;
@@ -39,14 +47,20 @@ export class PipelinedQuery<R extends object> {
 
   /** Called by pg.Client when it is this query's turn on the connection. */
   submit(connection: any): Error | null {
+    let known = prepared.get(connection);
+    if (!known) prepared.set(connection, (known = new Set()));
     connection.stream.cork?.();
     try {
-      for (const step of this.steps) {
-        connection.parse({ text: step.text, types: [] });
-        connection.bind({ values: step.params.map(toWireValue) });
-        connection.describe({ type: "P", name: "" });
+      this.steps.forEach((step, i) => {
+        const last = i === this.steps.length - 1;
+        if (!step.name || !known.has(step.name)) connection.parse({ text: step.text, name: step.name, types: [] });
+        // Marked at once: if the Parse fails the connection is released as broken (see PostgresDb).
+        if (step.name) known.add(step.name);
+        connection.bind({ statement: step.name, values: step.params.map(toWireValue) });
+        // Only the last step's rows are wanted, so only it is described.
+        if (last) connection.describe({ type: "P", name: "" });
         connection.execute({ portal: "", rows: 0 });
-      }
+      });
       connection.sync();
     } finally {
       connection.stream.uncork?.();
@@ -61,6 +75,7 @@ export class PipelinedQuery<R extends object> {
 
   handleDataRow(msg: { fields: (string | null)[] }): void {
     if (this.step !== this.steps.length - 1) return;
+
     const row: Row = {};
     msg.fields.forEach((raw, i) => {
       row[this.fields[i]!.name] = raw === null ? null : this.parsers[i]!(raw);

@@ -220,11 +220,12 @@ export class TenantRegistry {
 
   /**
    * Gives a namespace that has outgrown exact search its own HNSW index. Called after upserts;
-   * cheap when nothing is to be done.
+   * cheap when nothing is to be done. Bulk imports load with a high threshold and call this once
+   * afterwards: one CREATE INDEX is far faster than inserting row by row into a live HNSW graph.
    */
-  async ensureAnnIndex(tenant: Tenant): Promise<boolean> {
+  async ensureAnnIndex(tenant: Tenant, minimumVectors = this.config.annIndexThreshold): Promise<boolean> {
     if (tenant.placement.annIndexed) return false;
-    if ((await this.store.count(tenant.placement)) < this.config.annIndexThreshold) return false;
+    if ((await this.store.count(tenant.placement)) < minimumVectors) return false;
     await this.store.buildAnnIndex(tenant.placement);
     await this.db.query(sql.markAnnIndexed, [tenant.tenantId]);
     this.cache.invalidate(tenant.tenantId);
