@@ -37,7 +37,15 @@ const K = 10;
 const schema = "bench_storage";
 const DEFAULT_ANN_THRESHOLD = loadConfig({ env: {} }).annIndexThreshold;
 const log = (m: string) => process.stderr.write(`${m}\n`);
-const progress = (m: string) => process.stderr.isTTY ? process.stderr.write(`\r${m}\x1b[K`) : undefined;
+// On a terminal one line updated in place; otherwise (CI, a log file) a line every few seconds.
+let lastProgress = 0;
+const progress = (m: string) => {
+  if (process.stderr.isTTY) process.stderr.write(`\r${m}\x1b[K`);
+  else if (performance.now() - lastProgress > 5000) {
+    lastProgress = performance.now();
+    process.stderr.write(`${m}\n`);
+  }
+};
 
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -94,7 +94,7 @@ const SETTINGS = {
   maxNamespacesPerIndex: ["BULKHEAD_MAX_NAMESPACES_PER_INDEX", 90, int(1, 100_000)],
   namespaceAlertThreshold: ["BULKHEAD_NAMESPACE_ALERT_THRESHOLD", 0.8, fraction],
   namespaceProvisionThreshold: ["BULKHEAD_NAMESPACE_PROVISION_THRESHOLD", 0.9, fraction],
-  annIndexThreshold: ["BULKHEAD_ANN_INDEX_THRESHOLD", 10_000, int(1, 1_000_000_000)],
+  annIndexThreshold: ["BULKHEAD_ANN_INDEX_THRESHOLD", 2_000, int(1, 1_000_000_000)],
   hnswM: ["BULKHEAD_HNSW_M", 32, int(2, 100)],
   hnswEfConstruction: ["BULKHEAD_HNSW_EF_CONSTRUCTION", 200, int(4, 1000)],
   hnswEfSearch: ["BULKHEAD_HNSW_EF_SEARCH", 100, int(1, 1000)],

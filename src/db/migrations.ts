@@ -33,8 +33,9 @@ export const MIGRATIONS: readonly Migration[] = [
       const s = q(schema);
       const r = q(runtimeRole);
       const path = `${s}, ${q(vectorSchema)}, pg_catalog`;
-      // Doubled quotes: the policy text sits inside a format() string literal.
-      const policy = `tenant_id = current_setting(''${TENANT_SETTING}'', true)`;
+      // The scalar subquery makes PostgreSQL evaluate the setting once per statement (an InitPlan,
+      // then a one-time filter) instead of once per row. Doubled quotes: it sits inside format('…').
+      const policy = `tenant_id = (SELECT current_setting(''${TENANT_SETTING}'', true))`;
       return `
 CREATE TABLE ${s}.indexes (
   id           serial PRIMARY KEY,
@@ -125,6 +126,9 @@ BEGIN
   END IF;
   EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
     t || '_hnsw', t, p_opclass, p_m, p_ef_construction);
+  -- Without fresh statistics the planner guesses a few hundred rows and prefers the primary key
+  -- plus a sort (an exact scan) over the new HNSW index.
+  EXECUTE format('ANALYZE %I', t);
 END
 $fn$;
 

@@ -29,7 +29,7 @@ export function translateError(err: unknown, target: string): unknown {
 
 /** Opens a pool for `url` whose connections resolve names in `schema` first. */
 export function openPool(url: string, schema: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, options: `-c search_path=${schema},public` });
+  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 0, options: `-c search_path=${schema},public` });
   // An idle client that loses its connection emits 'error' on the pool; without a listener it would crash the process.
   pool.on("error", () => {});
   return pool;
