@@ -1,6 +1,8 @@
 import { loadConfig, type BulkheadConfig, type ConfigSources } from "./config.js";
 import type { Db } from "./db/db.js";
 import { openDatabase } from "./db/open.js";
+import { CostAllocationEngine } from "./costs/cost-engine.js";
+import { UsageLedger } from "./costs/usage-ledger.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
@@ -29,6 +31,8 @@ export interface Bulkhead {
   readonly config: BulkheadConfig;
   readonly registry: TenantRegistry;
   readonly dataManager: TenantDataManager;
+  /** Metering, fixed-cost allocation, summaries, reports and reconciliation. */
+  readonly costEngine: CostAllocationEngine;
   /** The vector store's name and capabilities. */
   readonly store: Pick<VectorStore, "name" | "capabilities">;
   /** Which database engine is underneath. */
@@ -58,23 +62,36 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const config = loadConfig({ env: options.env ?? process.env, overrides });
   const db = await openDatabase(config, options.warn ?? ((m) => console.warn(m)));
   const store = new PgvectorStore(db, config);
+  const warn = options.warn ?? ((m) => console.warn(m));
   const registry = new TenantRegistry(db, store, config, options.tenantCacheTtlMs ?? 1000);
-  const dataManager = new TenantDataManager(registry, store, config);
+  const ledger = new UsageLedger(db, {
+    flushIntervalMs: config.usageFlushIntervalMs,
+    maxEvents: config.usageFlushMaxEvents,
+    onError: (err) => warn(`bulkhead: writing usage events failed, will retry: ${(err as Error).message}`),
+  });
+  const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
+  const dataManager = new TenantDataManager(registry, store, config, costEngine);
   let closed = false;
   const bulkhead: Bulkhead = {
     config,
     registry,
     dataManager,
+    costEngine,
     store: { name: store.name, capabilities: store.capabilities },
     databaseKind: db.kind,
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return runReadinessChecks({ db, registry, dataManager }, o);
+      return runReadinessChecks({ db, registry, dataManager, costEngine }, o);
     },
     async close() {
       if (closed) return;
       closed = true;
-      await db.close();
+      // Usage first: close() is the point after which no metered event may be lost.
+      try {
+        await ledger.close();
+      } finally {
+        await db.close();
+      }
     },
   };
   return { bulkhead, db };

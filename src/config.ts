@@ -21,6 +21,33 @@ export interface TenantQuota {
 /** Vector similarity metric, with Pinecone's names. */
 export type Metric = "cosine" | "euclidean" | "dotproduct";
 
+/** Input and output price of one LLM model, USD per 1,000 tokens. */
+export interface ModelPrice {
+  inputPer1KTokens: number;
+  outputPer1KTokens: number;
+}
+
+/**
+ * What things cost, in USD (defaults from the reference notebook). Variable prices are metered per
+ * event; monthly prices are fixed costs allocated across tenants.
+ */
+export interface PriceBook {
+  embeddingPer1KTokens: number;
+  /** LLM price for calls that name no model (or a model not in `llmModels`). */
+  llmPer1KTokens: number;
+  /** Per-model input/output prices, e.g. `{ "gpt-4o-mini": { inputPer1KTokens: 0.00015, outputPer1KTokens: 0.0006 } }`. */
+  llmModels: Readonly<Record<string, Readonly<ModelPrice>>>;
+  vectorQuery: number;
+  /** Base cost of one vector index per month (shared or dedicated). */
+  vectorIndexMonthly: number;
+  postgresMonthly: number;
+  loadBalancerMonitoringMonthly: number;
+  /** Planner only: one small managed PostgreSQL database per tenant (tenant-per-database strategy). */
+  dedicatedDatabaseMonthly: number;
+  /** Planner only: the application stack of one isolated single-tenant deployment (compute, networking). */
+  dedicatedComputeMonthly: number;
+}
+
 /** The resolved configuration: defaults, then the JSON file named by `BULKHEAD_CONFIG`, then the environment, then code. */
 export interface BulkheadConfig {
   /** Vector dimension of shared indexes (and the default for dedicated ones). */
@@ -43,6 +70,15 @@ export interface BulkheadConfig {
   /** Serialized JSON size limit of one document's metadata (Pinecone: 40 KB). */
   readonly maxMetadataBytes: number;
   readonly tierQuotas: Readonly<Record<TenantTier, Readonly<TenantQuota>>>;
+  readonly prices: Readonly<PriceBook>;
+  /** Monthly plan price per tier (revenue), for margins. */
+  readonly planPrices: Readonly<Record<TenantTier, number>>;
+  /** How often buffered usage events are written to the ledger (ms); at most this much is lost on a crash. */
+  readonly usageFlushIntervalMs: number;
+  /** Buffered events that trigger an early flush. */
+  readonly usageFlushMaxEvents: number;
+  /** Allocated-vs-actual deviation beyond which reconciliation flags a category (0.05 = ±5 %). */
+  readonly reconciliationTolerance: number;
   /** Runtime connection: `memory://`, a directory for embedded PGlite, or `postgres://…`. */
   readonly databaseUrl: string;
   /** Owner connection that runs migrations on a server; the runtime role never owns tables. */
@@ -73,6 +109,32 @@ const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name)
     throw new ConfigError(`${name} must be one of ${values.join(", ")}, got ${JSON.stringify(raw)}`);
   }
   return raw as T;
+};
+
+const usd: Parser<number> = (raw, name) => {
+  const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a price in USD (a number >= 0), got ${JSON.stringify(raw)}`);
+  return n;
+};
+
+const modelPrices: Parser<Record<string, ModelPrice>> = (raw, name) => {
+  let value = raw;
+  if (typeof raw === "string") {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new ConfigError(`${name} must be JSON like {"gpt-4o-mini":{"inputPer1KTokens":0.00015,"outputPer1KTokens":0.0006}}`);
+    }
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${name} must be an object of model prices`);
+  const out: Record<string, ModelPrice> = {};
+  for (const [model, price] of Object.entries(value as Record<string, Record<string, unknown>>)) {
+    out[model] = Object.freeze({
+      inputPer1KTokens: usd(price?.inputPer1KTokens, `${name}.${model}.inputPer1KTokens`),
+      outputPer1KTokens: usd(price?.outputPer1KTokens, `${name}.${model}.outputPer1KTokens`),
+    });
+  }
+  return Object.freeze(out);
 };
 
 const text: Parser<string> = (raw, name) => {
@@ -106,6 +168,9 @@ const SETTINGS = {
   databaseOwnerUrl: ["DATABASE_OWNER_URL", undefined, text],
   schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
+  usageFlushIntervalMs: ["BULKHEAD_USAGE_FLUSH_INTERVAL_MS", 1000, int(10, 3_600_000)],
+  usageFlushMaxEvents: ["BULKHEAD_USAGE_FLUSH_MAX_EVENTS", 5000, int(1, 1_000_000)],
+  reconciliationTolerance: ["BULKHEAD_RECONCILIATION_TOLERANCE", 0.05, fraction],
 } as const satisfies Record<string, readonly [string, unknown, Parser<unknown>]>;
 
 /** Documented default quotas per tier. */
@@ -115,13 +180,32 @@ export const DEFAULT_TIER_QUOTAS: Readonly<Record<TenantTier, Readonly<TenantQuo
   enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000 }),
 });
 
+/** Price book entries: key → environment variable and default (USD). */
+const PRICE_SETTINGS: Record<Exclude<keyof PriceBook, "llmModels">, [string, number]> = {
+  embeddingPer1KTokens: ["BULKHEAD_PRICE_EMBEDDING_PER_1K_TOKENS", 0.0001],
+  llmPer1KTokens: ["BULKHEAD_PRICE_LLM_PER_1K_TOKENS", 0.002],
+  vectorQuery: ["BULKHEAD_PRICE_VECTOR_QUERY", 0.00001],
+  vectorIndexMonthly: ["BULKHEAD_PRICE_VECTOR_INDEX_MONTHLY", 50],
+  postgresMonthly: ["BULKHEAD_PRICE_POSTGRES_MONTHLY", 30],
+  loadBalancerMonitoringMonthly: ["BULKHEAD_PRICE_LOAD_BALANCER_MONITORING_MONTHLY", 35],
+  dedicatedDatabaseMonthly: ["BULKHEAD_PRICE_DEDICATED_DATABASE_MONTHLY", 7],
+  dedicatedComputeMonthly: ["BULKHEAD_PRICE_DEDICATED_COMPUTE_MONTHLY", 385],
+};
+
+/** Default monthly plan prices per tier (revenue). */
+export const DEFAULT_PLAN_PRICES: Readonly<Record<TenantTier, number>> = Object.freeze({ free: 0, pro: 99, enterprise: 1500 });
+
 const QUOTA_ENV: Record<keyof TenantQuota, string> = { maxDocuments: "MAX_DOCUMENTS", maxDailyQueries: "MAX_DAILY_QUERIES" };
 
 /** What `loadConfig` reads. Everything is optional; tests pass their own `env`. */
 export interface ConfigSources {
   env?: Record<string, string | undefined>;
   /** Overrides from code, applied last. */
-  overrides?: Partial<Omit<BulkheadConfig, "tierQuotas">> & { tierQuotas?: Partial<Record<TenantTier, Partial<TenantQuota>>> };
+  overrides?: Partial<Omit<BulkheadConfig, "tierQuotas" | "prices" | "planPrices">> & {
+    tierQuotas?: Partial<Record<TenantTier, Partial<TenantQuota>>>;
+    prices?: Partial<PriceBook>;
+    planPrices?: Partial<Record<TenantTier, number>>;
+  };
 }
 
 function readFileSettings(path: string | undefined): Record<string, unknown> {
@@ -135,7 +219,7 @@ function readFileSettings(path: string | undefined): Record<string, unknown> {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError(`BULKHEAD_CONFIG=${path} must hold a JSON object`);
   }
-  const known = new Set([...Object.keys(SETTINGS), "tierQuotas"]);
+  const known = new Set([...Object.keys(SETTINGS), "tierQuotas", "prices", "planPrices"]);
   for (const key of Object.keys(parsed)) {
     if (!known.has(key)) throw new ConfigError(`BULKHEAD_CONFIG=${path}: unknown key "${key}" (known: ${[...known].join(", ")})`);
   }
@@ -179,6 +263,40 @@ export function loadConfig(sources: ConfigSources = {}): BulkheadConfig {
     tierQuotas[tier] = Object.freeze(quota);
   }
   out.tierQuotas = Object.freeze(tierQuotas);
+
+  const filePrices = (file.prices ?? {}) as Record<string, unknown>;
+  const codePrices = (sources.overrides?.prices ?? {}) as Record<string, unknown>;
+  const prices: Record<string, unknown> = {};
+  for (const [key, [envName, fallback]] of Object.entries(PRICE_SETTINGS)) {
+    let value: number = fallback;
+    for (const [raw, label] of [
+      [filePrices[key], `${env.BULKHEAD_CONFIG}: prices.${key}`],
+      [env[envName] === "" ? undefined : env[envName], envName],
+      [codePrices[key], `option prices.${key}`],
+    ] as [unknown, string][]) if (raw !== undefined) value = usd(raw, label);
+    prices[key] = value;
+  }
+  let models: Record<string, ModelPrice> = {};
+  for (const [raw, label] of [
+    [filePrices.llmModels, `${env.BULKHEAD_CONFIG}: prices.llmModels`],
+    [env.BULKHEAD_PRICE_LLM_MODELS === "" ? undefined : env.BULKHEAD_PRICE_LLM_MODELS, "BULKHEAD_PRICE_LLM_MODELS"],
+    [codePrices.llmModels, "option prices.llmModels"],
+  ] as [unknown, string][]) if (raw !== undefined) models = { ...models, ...modelPrices(raw, label) };
+  prices.llmModels = Object.freeze(models);
+  out.prices = Object.freeze(prices);
+
+  const filePlans = (file.planPrices ?? {}) as Record<string, unknown>;
+  const codePlans = (sources.overrides?.planPrices ?? {}) as Record<string, unknown>;
+  const plans = { ...DEFAULT_PLAN_PRICES } as Record<TenantTier, number>;
+  for (const tier of TIERS) {
+    const envName = `BULKHEAD_PLAN_PRICE_${tier.toUpperCase()}`;
+    for (const [raw, label] of [
+      [filePlans[tier], `${env.BULKHEAD_CONFIG}: planPrices.${tier}`],
+      [env[envName] === "" ? undefined : env[envName], envName],
+      [codePlans[tier], `option planPrices.${tier}`],
+    ] as [unknown, string][]) if (raw !== undefined) plans[tier] = usd(raw, label);
+  }
+  out.planPrices = Object.freeze(plans);
   const config = out as unknown as BulkheadConfig;
   if (config.namespaceProvisionThreshold < config.namespaceAlertThreshold) {
     throw new ConfigError(
@@ -211,6 +329,15 @@ export const Config = {
   },
   get DIMENSION(): number {
     return current().dimension;
+  },
+  /**
+   * The reference's monthly fixed cost for one shared index: vector index base + PostgreSQL +
+   * load balancer and monitoring (115 USD with the defaults). The cost engine derives the real
+   * figure from the indexes that exist (`costEngine.getFixedCosts()`).
+   */
+  getTotalFixedCosts(): number {
+    const p = current().prices;
+    return p.vectorIndexMonthly + p.postgresMonthly + p.loadBalancerMonitoringMonthly;
   },
   /** The whole resolved configuration. */
   get(): BulkheadConfig {

@@ -3,7 +3,7 @@
  * Everything a library user imports comes from here.
  */
 export { createBulkhead, type Bulkhead, type BulkheadOptions } from "./bulkhead.js";
-export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, type BulkheadConfig, type TenantQuota, type Metric } from "./config.js";
+export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, DEFAULT_PLAN_PRICES, type BulkheadConfig, type TenantQuota, type Metric, type PriceBook, type ModelPrice } from "./config.js";
 export {
   BulkheadError,
   ValidationError,
@@ -25,4 +25,21 @@ export type { MetadataFilter } from "./stores/filter.js";
 export type { VectorStore, StoreCapabilities, Placement } from "./stores/store.js";
 export { testCrossTenantIsolation, probeCrossTenantIsolation, type ProbeReport, type ProbeAttempt } from "./isolation/cross-tenant-probe.js";
 export type { CheckResult, ReadinessOptions } from "./readiness/checks.js";
+export {
+  CostAllocationEngine,
+  COST_CATEGORIES,
+  type QueryUsage,
+  type AllocationBasis,
+  type AllocationMethod,
+  type CostCategory,
+  type FixedCosts,
+  type TenantCostSummary,
+  type MonthlyReport,
+  type TenantMargin,
+  type Reconciliation,
+  type ReconciliationLine,
+} from "./costs/cost-engine.js";
+export { planStrategies, DEFAULT_PROFILE, type Strategy, type StrategyCost, type UsageProfile, type PlanOptions } from "./costs/planner.js";
+export { monthlyReportToCsv } from "./costs/export.js";
+export { countTokens, type Encoding } from "./costs/token-counter.js";
 export { migrationScript, SCHEMA_VERSION } from "./db/migrations.js";

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
+import { SCHEMA_VERSION } from "../src/db/migrations.js";
 import { ConfigError, DatabaseError } from "../src/errors.js";
 import { dropTestSchemas, ownerUrl, postgres, serverUrl } from "./backends.js";
 
@@ -57,7 +58,8 @@ describe.runIf(postgres)("postgres: roles and migrations", () => {
     const c = new pg.Client({ connectionString: ownerUrl });
     await c.connect();
     try {
-      expect((await c.query(`SELECT version FROM "${schema}".schema_migrations`)).rows).toEqual([{ version: 1 }]);
+      const versions = Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 }));
+      expect((await c.query(`SELECT version FROM "${schema}".schema_migrations ORDER BY version`)).rows).toEqual(versions);
       await c.query(`DROP SCHEMA "${schema}" CASCADE`);
     } finally {
       await c.end();

@@ -237,7 +237,10 @@ for (const backend of BACKENDS) {
       }
     });
 
-    it("reports every readiness check as passing on a correct deployment", async () => {
+    it("reports every readiness check as passing on a correct deployment, and fails the ones that are not", async () => {
+      const before = await bh.readiness({ probeTenants: ["tenant-a", "tenant-b"], sampleTenant: "tenant-a" });
+      expect(before.filter((c) => !c.passed).map((c) => c.name)).toEqual(["Fixed costs allocated for this month"]);
+      await bh.costEngine.allocateFixedCosts(undefined, "equal");
       const checks = await bh.readiness({ probeTenants: ["tenant-a", "tenant-b"], sampleTenant: "tenant-a" });
       expect(checks.filter((c) => !c.passed)).toEqual([]);
       expect(checks.length).toBeGreaterThanOrEqual(10);

@@ -1,5 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { IsolationViolationError, ValidationError } from "../errors.js";
+import type { UsageMeter } from "../costs/cost-engine.js";
 import type { MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -20,6 +21,8 @@ export interface QueryOptions {
   topK?: number;
   /** Pinecone-style metadata filter; it can only narrow the tenant's own documents. */
   filter?: MetadataFilter;
+  /** Tokens embedded to make `queryVector`, if known: metered as embedding cost. */
+  embedTokens?: number;
 }
 
 export interface QueryMatch {
@@ -65,13 +68,15 @@ export interface DeleteResult {
  * The only way to reach tenant data. Every method takes the tenant id first, resolves it to an
  * active tenant and its placement (refusing unknown and suspended tenants), and scopes the store
  * call to that placement; the store in turn runs under the tenant's row-level-security context.
- * Every row that comes back is checked to carry the caller's tenant id.
+ * Every row that comes back is checked to carry the caller's tenant id. Queries and writes are
+ * reported to the usage meter (the cost engine's ledger) when one is given.
  */
 export class TenantDataManager {
   constructor(
     private readonly registry: TenantRegistry,
     private readonly store: VectorStore,
     private readonly limits: Limits,
+    private readonly meter?: UsageMeter,
   ) {}
 
   /**
@@ -83,6 +88,7 @@ export class TenantDataManager {
     const { placement } = tenant;
     const records = validateDocuments(documents, tenant.tenantId, placement.dimension, placement.metric, this.limits, this.store.capabilities.maxBatch);
     const upserted = await this.store.upsert(placement, records);
+    this.meter?.meterVectorWrite(tenant.tenantId, upserted);
     if (!placement.annIndexed) await this.registry.ensureAnnIndex(tenant);
     return { upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
   }
@@ -94,6 +100,9 @@ export class TenantDataManager {
     const { placement } = tenant;
     const vector = validateVector(queryVector, placement.dimension, "queryVector", placement.metric);
     const topK = validateTopK(options.topK ?? 10, this.limits);
+    if (options.embedTokens !== undefined && (!Number.isSafeInteger(options.embedTokens) || options.embedTokens < 0)) {
+      throw new ValidationError("embedTokens", "must be a whole number >= 0");
+    }
     if (options.filter !== undefined && (typeof options.filter !== "object" || options.filter === null || Array.isArray(options.filter))) {
       throw new ValidationError("filter", "must be an object");
     }
@@ -101,6 +110,7 @@ export class TenantDataManager {
     const rows = await this.store.query(placement, vector, topK, options.filter);
     const storeMs = performance.now() - storeStarted;
     assertOwned(rows, tenant.tenantId, "query");
+    this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens);
     const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
     const latencyMs = performance.now() - started;
     return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs: latencyMs - storeMs, latencyMs };

@@ -67,3 +67,12 @@ export function toWireValue(value: unknown): string | null {
   if (value instanceof Date) return value.toISOString();
   return JSON.stringify(value);
 }
+
+/**
+ * Switches an open control-plane transaction to one tenant's context (for the rare operations that
+ * must touch several tenants' rows atomically: a tier move, storing a month's allocations).
+ * Pass `null` to leave every tenant's rows invisible again.
+ */
+export async function enterTenantContext(tx: Queryable, tenantId: string | null): Promise<void> {
+  await tx.query("SELECT set_config($1, $2, true)", [TENANT_SETTING, tenantId ?? ""]);
+}

@@ -139,6 +139,57 @@ GRANT EXECUTE ON FUNCTION ${s}.create_vector_table(int, int, boolean), ${s}.crea
 `;
     },
   },
+  {
+    version: 2,
+    name: "usage ledger and fixed-cost allocations",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      return `
+-- One row per metered quantity. Money in integer pico-dollars (1e-12 USD) so sums are exact.
+-- No foreign key to tenants: billing records outlive a tenant's deletion.
+CREATE TABLE ${s}.usage_events (
+  id          bigserial,
+  tenant_id   text NOT NULL,
+  occurred_at timestamptz NOT NULL,
+  period      text NOT NULL CHECK (period ~ '^[0-9]{4}-[0-9]{2}$'),
+  kind        text NOT NULL CHECK (kind IN ('embedding', 'llm', 'vector_query', 'vector_write')),
+  model       text,
+  quantity    bigint NOT NULL CHECK (quantity >= 0),
+  cost_pico   bigint NOT NULL CHECK (cost_pico >= 0),
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX usage_events_period ON ${s}.usage_events (tenant_id, period, kind);
+SELECT ${s}.protect_table('usage_events');
+GRANT SELECT, INSERT ON ${s}.usage_events TO ${r};
+GRANT USAGE ON SEQUENCE ${s}.usage_events_id_seq TO ${r};
+
+-- One row per allocation of a month's fixed costs; the latest run of a period is the one that counts,
+-- so re-running an allocation replaces it without double counting (and keeps the history).
+CREATE TABLE ${s}.allocation_runs (
+  id          serial PRIMARY KEY,
+  period      text NOT NULL CHECK (period ~ '^[0-9]{4}-[0-9]{2}$'),
+  method      text NOT NULL,
+  total_cents bigint NOT NULL CHECK (total_cents >= 0),
+  breakdown   jsonb NOT NULL,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX allocation_runs_period ON ${s}.allocation_runs (period, id);
+GRANT SELECT, INSERT ON ${s}.allocation_runs TO ${r};
+GRANT USAGE ON SEQUENCE ${s}.allocation_runs_id_seq TO ${r};
+
+CREATE TABLE ${s}.cost_allocations (
+  run_id     int NOT NULL REFERENCES ${s}.allocation_runs(id),
+  tenant_id  text NOT NULL,
+  cents      bigint NOT NULL CHECK (cents >= 0),
+  dedicated_cents bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, tenant_id)
+);
+SELECT ${s}.protect_table('cost_allocations');
+GRANT SELECT, INSERT ON ${s}.cost_allocations TO ${r};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

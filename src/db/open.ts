@@ -104,13 +104,13 @@ function ownerConnection(q: Queryable): OwnerConnection {
 export async function migrateWithOwner(ownerUrl: string, ctx: MigrationContext): Promise<number[]> {
   const pool = openPool(ownerUrl, ctx.schema, 1);
   try {
-    const client = await pool.connect();
+    const client = await pool.acquire();
     try {
       const q: Queryable = { query: async (text, params = []) => (await client.query(text, params as unknown[])).rows };
       const vectorSchema = ctx.vectorSchema || (await ensurePgvector(q));
       return await migrate(ownerConnection(q), { ...ctx, vectorSchema });
     } finally {
-      client.release();
+      pool.release(client);
     }
   } finally {
     await pool.end();

@@ -1,6 +1,7 @@
 import pg from "pg";
 import { DatabaseError } from "../errors.js";
 import { contextStatement, type Db, type LocalSettings, type Queryable, type Row } from "./db.js";
+import { ConnectionPool } from "./connection-pool.js";
 import { PipelinedQuery } from "./pipelined-query.js";
 
 /** SQLSTATE classes and socket errors that mean "the database is not there", not "your query is wrong". */
@@ -28,11 +29,8 @@ export function translateError(err: unknown, target: string): unknown {
 }
 
 /** Opens a pool for `url` whose connections resolve names in `schema` first. */
-export function openPool(url: string, schema: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: 0, options: `-c search_path=${schema},public` });
-  // An idle client that loses its connection emits 'error' on the pool; without a listener it would crash the process.
-  pool.on("error", () => {});
-  return pool;
+export function openPool(url: string, schema: string, max: number): ConnectionPool {
+  return new ConnectionPool({ connectionString: url, options: `-c search_path=${schema},public` }, max);
 }
 
 /**
@@ -45,7 +43,7 @@ export class PostgresDb implements Db {
   private readonly target: string;
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: ConnectionPool,
     readonly schema: string,
     url: string,
   ) {
@@ -53,10 +51,13 @@ export class PostgresDb implements Db {
   }
 
   async query<R extends object = Row>(text: string, params: readonly unknown[] = []): Promise<R[]> {
+    const client = await this.connect();
     try {
-      return (await this.pool.query<R>(text, params as unknown[])).rows;
+      return (await client.query<R>(text, params as unknown[])).rows;
     } catch (err) {
       throw translateError(err, this.target);
+    } finally {
+      this.pool.release(client);
     }
   }
 
@@ -77,7 +78,7 @@ export class PostgresDb implements Db {
       if ((err as { code?: string }).code === "26000") reusable = false;
       throw translateError(err, this.target);
     } finally {
-      client.release(!reusable);
+      this.pool.release(client, !reusable);
     }
   }
 
@@ -109,19 +110,19 @@ export class PostgresDb implements Db {
       throw translateError(err, this.target);
     } finally {
       // A connection whose ROLLBACK failed may still be inside the transaction: never reuse it.
-      client.release(!reusable);
+      this.pool.release(client, !reusable);
     }
   }
 
-  private async connect(): Promise<pg.PoolClient> {
+  private async connect(): Promise<pg.Client> {
     try {
-      return await this.pool.connect();
+      return await this.pool.acquire();
     } catch (err) {
       throw translateError(err, this.target);
     }
   }
 
   async close(): Promise<void> {
-    if (!this.pool.ended) await this.pool.end();
+    await this.pool.end();
   }
 }

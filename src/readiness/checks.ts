@@ -3,10 +3,11 @@ import { checkRuntimeRole, checkServerVersion } from "../db/server-checks.js";
 import type { TenantDataManager } from "../data/data-manager.js";
 import { probeCrossTenantIsolation } from "../isolation/cross-tenant-probe.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
+import type { CostAllocationEngine } from "../costs/cost-engine.js";
 import { EMBEDDED_RUNTIME_ROLE } from "../db/pglite-db.js";
 
 export interface CheckResult {
-  category: "Security" | "Capacity" | "Performance";
+  category: "Security" | "Capacity" | "Cost tracking" | "Performance";
   name: string;
   passed: boolean;
   /** Why it passed or failed, from what was just observed. */
@@ -25,13 +26,14 @@ interface Deps {
   db: Db;
   registry: TenantRegistry;
   dataManager: TenantDataManager;
+  costEngine: CostAllocationEngine;
 }
 
 /**
  * The reference notebook's production checklist, each line a live check against the running
  * database and data path (the notebook hard-codes most of them as `True`).
  */
-export async function runReadinessChecks({ db, registry, dataManager }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
+export async function runReadinessChecks({ db, registry, dataManager, costEngine }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const add = (category: CheckResult["category"], name: string, passed: boolean, detail: string) => results.push({ category, name, passed, detail });
   const attempt = async (category: CheckResult["category"], name: string, fn: () => Promise<[boolean, string]>) => {
@@ -120,6 +122,18 @@ export async function runReadinessChecks({ db, registry, dataManager }: Deps, op
     const p50 = samples[Math.floor(samples.length / 2)]!;
     const limit = options.maxOverheadMs ?? 30;
     return [p50 < limit, `median ${p50.toFixed(3)} ms of application-side isolation work over 20 queries (limit ${limit} ms)`];
+  });
+
+  await attempt("Cost tracking", "Queries are metered into the usage ledger", async () => {
+    if (!options.sampleTenant) return [false, "not run: no sample tenant given"];
+    const before = results.find((r) => r.name === "Isolation overhead acceptable")?.passed ? 20 : 0;
+    const summary = await costEngine.getTenantCostSummary(options.sampleTenant);
+    return [summary.queryCount >= before && summary.queryCount > 0, `${summary.queryCount} vector queries of ${options.sampleTenant} in the ledger for ${summary.period}, costing $${summary.variableCost.toFixed(6)}`];
+  });
+  await attempt("Cost tracking", "Fixed costs allocated for this month", async () => {
+    const period = new Date().toISOString().slice(0, 7);
+    const [run] = await db.query<{ method: string; total_cents: string }>("SELECT method, total_cents::text AS total_cents FROM allocation_runs WHERE period = $1 ORDER BY id DESC LIMIT 1", [period]);
+    return [Boolean(run), run ? `${period}: $${(Number(run.total_cents) / 100).toFixed(2)} allocated (${run.method})` : `no allocation for ${period}: run costEngine.allocateFixedCosts()`];
   });
 
   return results;

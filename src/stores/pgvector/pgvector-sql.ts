@@ -16,8 +16,11 @@ export const METRIC_SQL: Record<Metric, { op: string; opclass: string; score: (d
 
 export const tableOf = (p: { indexId: number }) => `vec_${p.indexId}`;
 
-/** Text form of a vector, e.g. `[0.1,0.2]`, parsed by pgvector's input function. */
-export const vectorLiteral = (values: readonly number[]) => `[${values.join(",")}]`;
+/**
+ * Text form of a vector, e.g. `[0.1,0.2]`, parsed by pgvector's input function. JSON.stringify is
+ * the native (fastest) way to print a number array; values were validated finite beforehand.
+ */
+export const vectorLiteral = (values: readonly number[]) => JSON.stringify(values);
 
 export const sql = {
   createIndex: "SELECT create_vector_table($1, $2, $3)",

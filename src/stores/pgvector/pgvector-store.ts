@@ -1,5 +1,5 @@
 import type { BulkheadConfig } from "../../config.js";
-import type { LocalSettings, Queryable, TenantDb } from "../../db/db.js";
+import { enterTenantContext, type LocalSettings, type Queryable, type TenantDb } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, VectorRecord, VectorStore } from "../store.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
@@ -38,9 +38,9 @@ export class PgvectorStore implements VectorStore {
   async copyTenant(tx: Queryable, from: Placement, to: Placement): Promise<number> {
     // The registry's transaction has no tenant context, so RLS would hide every row; the copy
     // sets the context locally for exactly this tenant.
-    await tx.query("SELECT set_config('bulkhead.tenant_id', $1, true)", [from.tenantId]);
+    await enterTenantContext(tx, from.tenantId);
     const [row] = await tx.query<{ n: number }>(sql.copy(from, to), [from.tenantId]);
-    await tx.query("SELECT set_config('bulkhead.tenant_id', '', true)");
+    await enterTenantContext(tx, null);
     return row!.n;
   }
 

@@ -1,0 +1,419 @@
+import type { BulkheadConfig, PriceBook, TenantTier } from "../config.js";
+import { TIERS } from "../config.js";
+import { enterTenantContext, type Db } from "../db/db.js";
+import { ValidationError } from "../errors.js";
+import type { VectorStore } from "../stores/store.js";
+import type { TenantRegistry } from "../tenancy/registry.js";
+import type { Tenant } from "../tenancy/tenant.js";
+import { costSql as sql } from "./cost-sql.js";
+import { centsToUsd, largestRemainder, PICO_PER_CENT, picoToUsd, usdToCents, usdToPico, weightToUnits } from "./money.js";
+import { countTokens, type Encoding } from "./token-counter.js";
+import { periodOf, type UsageEvent, type UsageKind, type UsageLedger } from "./usage-ledger.js";
+
+/** What one RAG query used. Counts, or text to count with a real tokenizer. */
+export interface QueryUsage {
+  embedTokens?: number;
+  /** LLM tokens priced at the default LLM rate. */
+  llmTokens?: number;
+  /** A model from `prices.llmModels`, priced with its own input and output rates. */
+  model?: string;
+  inputTokens?: number;
+  outputTokens?: number;
+  /** Text that was embedded; its tokens are counted and added to `embedTokens`. */
+  embedText?: string;
+  /** Prompt and completion text; counted and added to input/output (or LLM) tokens. */
+  promptText?: string;
+  completionText?: string;
+  /** Vector queries this request made (default 1). Pass 0 when `TenantDataManager` already metered it. */
+  vectorQueries?: number;
+  /** Tokenizer for text (default o200k_base). */
+  encoding?: Encoding;
+}
+
+export type AllocationMethod = "variable-cost" | "queries" | "storage" | "equal";
+export type AllocationBasis = Record<string, number> | AllocationMethod;
+
+export type CostCategory = "embedding" | "llm" | "vectorQueries" | "vectorIndexes" | "postgres" | "loadBalancerMonitoring";
+export const COST_CATEGORIES: readonly CostCategory[] = ["embedding", "llm", "vectorQueries", "vectorIndexes", "postgres", "loadBalancerMonitoring"];
+const FIXED_CATEGORIES = ["vectorIndexes", "postgres", "loadBalancerMonitoring"] as const;
+type FixedCategory = (typeof FIXED_CATEGORIES)[number];
+
+/** The month's fixed costs, derived from the indexes that exist and the price book. */
+export interface FixedCosts {
+  total: number;
+  categories: Record<FixedCategory, number>;
+  indexes: { shared: number; dedicated: number };
+  /** Each dedicated index's base cost, owed by its tenant alone. */
+  dedicated: Record<string, number>;
+}
+
+export interface TenantCostSummary {
+  tenantId: string;
+  period: string;
+  variableCost: number;
+  fixedCost: number;
+  totalCost: number;
+  queryCount: number;
+  breakdown: { embedding: number; llm: number; vectorQueries: number };
+  usage: { embedTokens: number; llmTokens: number; vectorQueries: number; vectorsWritten: number };
+}
+
+export interface TenantMargin {
+  tenantId: string;
+  tier: TenantTier;
+  revenue: number;
+  variableCost: number;
+  fixedCost: number;
+  totalCost: number;
+  margin: number;
+  /** margin / revenue; null when the plan is free. */
+  marginRatio: number | null;
+  unprofitable: boolean;
+}
+
+export interface MonthlyReport {
+  period: string;
+  allocationMethod: string | null;
+  tenants: TenantMargin[];
+  tiers: Record<TenantTier, { tenants: number; revenue: number; totalCost: number; margin: number; marginRatio: number | null }>;
+  totals: { revenue: number; totalCost: number; margin: number };
+  unprofitable: string[];
+}
+
+export interface ReconciliationLine {
+  category: CostCategory;
+  allocated: number;
+  actual: number;
+  /** (allocated − actual) / actual; null when actual is 0. */
+  deviation: number | null;
+  flagged: boolean;
+}
+
+export interface Reconciliation {
+  period: string;
+  tolerance: number;
+  lines: ReconciliationLine[];
+  overall: Omit<ReconciliationLine, "category">;
+  withinTolerance: boolean;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+const currentPeriod = () => periodOf(new Date());
+
+function assertPeriod(period: string): string {
+  if (typeof period !== "string" || !/^\d{4}-(0[1-9]|1[0-2])$/.test(period)) throw new ValidationError("period", `must be a month as YYYY-MM, got ${JSON.stringify(period)}`);
+  return period;
+}
+
+function assertCount(value: unknown, field: string): number {
+  if (value === undefined) return 0;
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new ValidationError(field, `must be a whole number >= 0, got ${JSON.stringify(value)}`);
+  return value as number;
+}
+
+type CostConfig = Pick<BulkheadConfig, "prices" | "planPrices" | "reconciliationTolerance">;
+
+/** What `TenantDataManager` reports as it works, so its operations are metered without the caller doing anything. */
+export interface UsageMeter {
+  meterVectorQuery(tenantId: string, embedTokens?: number): void;
+  meterVectorWrite(tenantId: string, count: number): void;
+}
+
+/**
+ * Cost isolation: what each tenant costs. Usage is metered into a durable, RLS-protected ledger
+ * (in batches), fixed costs are derived from the indexes that exist and allocated per month, and
+ * reports turn both into margins against each tier's plan price.
+ */
+export class CostAllocationEngine implements UsageMeter {
+  private readonly pico: { embedding: bigint; llm: bigint; vectorQuery: bigint; models: Map<string, { input: bigint; output: bigint }> };
+
+  constructor(
+    private readonly db: Db,
+    private readonly registry: TenantRegistry,
+    private readonly store: Pick<VectorStore, "count">,
+    private readonly ledger: UsageLedger,
+    private readonly config: CostConfig,
+  ) {
+    const p = config.prices;
+    // Per-token prices: USD per 1K tokens / 1000, in pico-dollars.
+    const perToken = (per1K: number, what: string) => usdToPico(per1K / 1000, what);
+    this.pico = {
+      embedding: perToken(p.embeddingPer1KTokens, "prices.embeddingPer1KTokens"),
+      llm: perToken(p.llmPer1KTokens, "prices.llmPer1KTokens"),
+      vectorQuery: usdToPico(p.vectorQuery, "prices.vectorQuery"),
+      models: new Map(Object.entries(p.llmModels).map(([m, mp]) => [m, { input: perToken(mp.inputPer1KTokens, `prices.llmModels.${m}`), output: perToken(mp.outputPer1KTokens, `prices.llmModels.${m}`) }])),
+    };
+  }
+
+  /** The price book in force. */
+  get prices(): Readonly<PriceBook> {
+    return this.config.prices;
+  }
+
+  /**
+   * Meters one RAG query and returns its cost in USD. The reference's example, 500 embedding and
+   * 1,000 LLM tokens plus its vector query, costs $0.00206.
+   *
+   * @example
+   * await costEngine.trackQueryCost("tenant-001", { embedTokens: 500, llmTokens: 1000 }); // 0.00206
+   */
+  async trackQueryCost(tenantId: string, usage: QueryUsage = {}): Promise<number> {
+    const tenant = await this.registry.resolveActive(tenantId);
+    if (typeof usage !== "object" || usage === null) throw new ValidationError("usage", "must be an object");
+    const enc = usage.encoding ?? "o200k_base";
+    const text = async (t: unknown, field: string) => {
+      if (t === undefined) return 0;
+      if (typeof t !== "string") throw new ValidationError(`usage.${field}`, "must be a string");
+      return countTokens(t, enc);
+    };
+    const embedTokens = assertCount(usage.embedTokens, "usage.embedTokens") + (await text(usage.embedText, "embedText"));
+    const vectorQueries = usage.vectorQueries === undefined ? 1 : assertCount(usage.vectorQueries, "usage.vectorQueries");
+    const events: Omit<UsageEvent, "tenantId" | "occurredAt">[] = [];
+    if (embedTokens > 0) events.push({ kind: "embedding", quantity: embedTokens, costPico: BigInt(embedTokens) * this.pico.embedding });
+    const prompt = await text(usage.promptText, "promptText");
+    const completion = await text(usage.completionText, "completionText");
+    if (usage.model !== undefined) {
+      const rates = this.pico.models.get(usage.model);
+      if (!rates) throw new ValidationError("usage.model", `unknown model ${JSON.stringify(usage.model)}; priced models: ${[...this.pico.models.keys()].join(", ") || "none (set prices.llmModels)"}`);
+      const input = assertCount(usage.inputTokens, "usage.inputTokens") + prompt;
+      const output = assertCount(usage.outputTokens, "usage.outputTokens") + completion;
+      if (input > 0) events.push({ kind: "llm", model: usage.model, quantity: input, costPico: BigInt(input) * rates.input });
+      if (output > 0) events.push({ kind: "llm", model: usage.model, quantity: output, costPico: BigInt(output) * rates.output });
+    } else {
+      if (usage.inputTokens !== undefined || usage.outputTokens !== undefined) throw new ValidationError("usage.model", "inputTokens/outputTokens need a model from prices.llmModels; use llmTokens for the default rate");
+      const llm = assertCount(usage.llmTokens, "usage.llmTokens") + prompt + completion;
+      if (llm > 0) events.push({ kind: "llm", quantity: llm, costPico: BigInt(llm) * this.pico.llm });
+    }
+    if (vectorQueries > 0) events.push({ kind: "vector_query", quantity: vectorQueries, costPico: BigInt(vectorQueries) * this.pico.vectorQuery });
+    const now = new Date();
+    this.ledger.record(events.map((e) => ({ ...e, tenantId: tenant.tenantId, occurredAt: now })));
+    return picoToUsd(events.reduce((sum, e) => sum + e.costPico, 0n));
+  }
+
+  /** Meter hook for `TenantDataManager`: one vector query (plus embedding tokens when known). */
+  meterVectorQuery(tenantId: string, embedTokens = 0): void {
+    const now = new Date();
+    const events: UsageEvent[] = [{ tenantId, kind: "vector_query", quantity: 1, costPico: this.pico.vectorQuery, occurredAt: now }];
+    if (embedTokens > 0) events.push({ tenantId, kind: "embedding", quantity: embedTokens, costPico: BigInt(embedTokens) * this.pico.embedding, occurredAt: now });
+    this.ledger.record(events);
+  }
+
+  /** Meter hook for `TenantDataManager`: vectors written (no price of their own; history for storage). */
+  meterVectorWrite(tenantId: string, count: number): void {
+    this.ledger.record([{ tenantId, kind: "vector_write", quantity: count, costPico: 0n, occurredAt: new Date() }]);
+  }
+
+  /** Writes buffered usage now. */
+  flush(): Promise<void> {
+    return this.ledger.flush();
+  }
+
+  /** This month's fixed costs, from the indexes that actually exist. */
+  async getFixedCosts(): Promise<FixedCosts> {
+    const rows = await this.db.query<{ name: string; kind: string; owner: string | null }>(sql.indexes);
+    const p = this.config.prices;
+    const dedicated: Record<string, number> = {};
+    for (const r of rows) if (r.kind === "dedicated" && r.owner) dedicated[r.owner] = p.vectorIndexMonthly;
+    const shared = rows.filter((r) => r.kind === "shared").length;
+    const categories = { vectorIndexes: rows.length * p.vectorIndexMonthly, postgres: p.postgresMonthly, loadBalancerMonitoring: p.loadBalancerMonitoringMonthly };
+    return {
+      total: round2(categories.vectorIndexes + categories.postgres + categories.loadBalancerMonitoring),
+      categories,
+      indexes: { shared, dedicated: rows.length - shared },
+      dedicated,
+    };
+  }
+
+  /**
+   * Splits a month's fixed cost across tenants and stores it for the period (re-running replaces
+   * the period's allocation). Shares are whole cents and add up to the total exactly.
+   *
+   * - `allocateFixedCosts(115, { "tenant-001": 30, "tenant-002": 70 })` → 34.50 and 80.50 (the reference).
+   * - `allocateFixedCosts(undefined, "variable-cost")` derives the total from the indexes that exist;
+   *   each dedicated index's base cost goes to its owner, and the shared rest is split by the method.
+   * Methods: `variable-cost` (default), `queries`, `storage` (vectors stored now), `equal`.
+   */
+  async allocateFixedCosts(monthlyFixedCost?: number, basis: AllocationBasis = "variable-cost", options: { period?: string } = {}): Promise<Record<string, number>> {
+    const period = assertPeriod(options.period ?? currentPeriod());
+    const fixed = monthlyFixedCost === undefined ? await this.getFixedCosts() : undefined;
+    const totalCents = fixed ? usdToCents(fixed.total, "fixed cost") : this.cents(monthlyFixedCost!, "monthlyFixedCost");
+    const tenants = await this.registry.listTenants();
+    const known = new Set(tenants.map((t) => t.tenantId));
+
+    const weights = new Map<string, bigint>();
+    let method: string;
+    if (typeof basis === "object" && basis !== null) {
+      method = "explicit";
+      for (const [tenantId, w] of Object.entries(basis)) {
+        if (!known.has(tenantId)) throw new ValidationError(`basis.${tenantId}`, "is not a registered tenant");
+        if (typeof w !== "number" || !Number.isFinite(w) || w < 0) throw new ValidationError(`basis.${tenantId}`, `must be a number >= 0, got ${JSON.stringify(w)}`);
+        weights.set(tenantId, weightToUnits(w));
+      }
+      if (weights.size === 0) throw new ValidationError("basis", "names no tenant");
+    } else {
+      method = basis;
+      for (const t of tenants) weights.set(t.tenantId, await this.weightOf(t, basis, period));
+    }
+    if ([...weights.values()].every((w) => w === 0n)) {
+      throw new ValidationError("basis", `every tenant's ${method} weight for ${period} is zero; allocate "equal" or pass an explicit basis`);
+    }
+
+    // Dedicated index base costs go to their owners first (only when the total is derived, so known).
+    const dedicatedCents = new Map<string, bigint>();
+    if (fixed) for (const [owner, usd] of Object.entries(fixed.dedicated)) if (weights.has(owner)) dedicatedCents.set(owner, usdToCents(usd, "dedicated index"));
+    const sharedCents = totalCents - [...dedicatedCents.values()].reduce((a, b) => a + b, 0n);
+    const shares = largestRemainder(sharedCents, weights);
+
+    const breakdown = fixed ? { categories: fixed.categories, dedicated: fixed.dedicated } : { categories: null, dedicated: {} };
+    await this.db.transaction(async (tx) => {
+      const [run] = await tx.query<{ id: number }>(sql.insertRun, [period, method, totalCents.toString(), JSON.stringify(breakdown)]);
+      for (const [tenantId, cents] of shares) {
+        await enterTenantContext(tx, tenantId);
+        const own = dedicatedCents.get(tenantId) ?? 0n;
+        await tx.query(sql.insertAllocation, [run!.id, tenantId, (cents + own).toString(), own.toString()]);
+      }
+      await enterTenantContext(tx, null);
+    });
+    return Object.fromEntries([...shares].map(([t, c]) => [t, centsToUsd(c + (dedicatedCents.get(t) ?? 0n))]));
+  }
+
+  /** What a tenant cost in a month (default: this month): metered variable cost plus its allocated fixed share. */
+  async getTenantCostSummary(tenantId: string, period: string = currentPeriod()): Promise<TenantCostSummary> {
+    assertPeriod(period);
+    const tenant = await this.registry.getTenant(tenantId);
+    await this.ledger.flush();
+    const usage = await this.usageOf(tenant.tenantId, period);
+    const [alloc] = await this.db.queryAsTenant<{ cents: string }>(tenant.tenantId, sql.allocationOf, [tenant.tenantId, period]);
+    const variablePico = usage.embedding.cost + usage.llm.cost + usage.vector_query.cost;
+    const variableCost = picoToUsd(variablePico);
+    const fixedCost = alloc ? centsToUsd(BigInt(alloc.cents)) : 0;
+    return {
+      tenantId: tenant.tenantId,
+      period,
+      variableCost,
+      fixedCost,
+      totalCost: picoToUsd(variablePico + (alloc ? BigInt(alloc.cents) * PICO_PER_CENT : 0n)),
+      queryCount: Number(usage.vector_query.quantity),
+      breakdown: { embedding: picoToUsd(usage.embedding.cost), llm: picoToUsd(usage.llm.cost), vectorQueries: picoToUsd(usage.vector_query.cost) },
+      usage: {
+        embedTokens: Number(usage.embedding.quantity),
+        llmTokens: Number(usage.llm.quantity),
+        vectorQueries: Number(usage.vector_query.quantity),
+        vectorsWritten: Number(usage.vector_write.quantity),
+      },
+    };
+  }
+
+  /** Revenue, cost and margin per tenant and per tier for a month; unprofitable tenants flagged. */
+  async monthlyReport(period: string = currentPeriod()): Promise<MonthlyReport> {
+    assertPeriod(period);
+    const [run] = await this.db.query<{ method: string }>(sql.latestRun, [period]);
+    const tenants: TenantMargin[] = [];
+    for (const t of await this.registry.listTenants()) {
+      const s = await this.getTenantCostSummary(t.tenantId, period);
+      const revenue = this.config.planPrices[t.tier];
+      const margin = revenue - s.totalCost;
+      tenants.push({
+        tenantId: t.tenantId,
+        tier: t.tier,
+        revenue,
+        variableCost: s.variableCost,
+        fixedCost: s.fixedCost,
+        totalCost: s.totalCost,
+        margin,
+        marginRatio: revenue > 0 ? margin / revenue : null,
+        unprofitable: margin < 0,
+      });
+    }
+    const tiers = {} as MonthlyReport["tiers"];
+    for (const tier of TIERS) {
+      const of = tenants.filter((t) => t.tier === tier);
+      const revenue = of.reduce((a, t) => a + t.revenue, 0);
+      const totalCost = of.reduce((a, t) => a + t.totalCost, 0);
+      tiers[tier] = { tenants: of.length, revenue, totalCost, margin: revenue - totalCost, marginRatio: revenue > 0 ? (revenue - totalCost) / revenue : null };
+    }
+    const revenue = tenants.reduce((a, t) => a + t.revenue, 0);
+    const totalCost = tenants.reduce((a, t) => a + t.totalCost, 0);
+    return {
+      period,
+      allocationMethod: run?.method ?? null,
+      tenants,
+      tiers,
+      totals: { revenue, totalCost, margin: revenue - totalCost },
+      unprofitable: tenants.filter((t) => t.unprofitable).map((t) => t.tenantId),
+    };
+  }
+
+  /**
+   * Compares what Bulkhead allocated for a month with the actual invoice, per category and overall;
+   * flags deviations beyond the tolerance (±5 % by default, the reference's readiness item).
+   */
+  async reconcile(period: string, actual: Partial<Record<CostCategory, number>>): Promise<Reconciliation> {
+    assertPeriod(period);
+    if (typeof actual !== "object" || actual === null) throw new ValidationError("actual", "must be an object of USD amounts per category");
+    for (const [key, value] of Object.entries(actual)) {
+      if (!COST_CATEGORIES.includes(key as CostCategory)) throw new ValidationError(`actual.${key}`, `unknown category (known: ${COST_CATEGORIES.join(", ")})`);
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new ValidationError(`actual.${key}`, "must be an amount in USD >= 0");
+    }
+    await this.ledger.flush();
+    const variable = { embedding: 0n, llm: 0n, vectorQueries: 0n };
+    for (const t of await this.registry.listTenants()) {
+      const u = await this.usageOf(t.tenantId, period);
+      variable.embedding += u.embedding.cost;
+      variable.llm += u.llm.cost;
+      variable.vectorQueries += u.vector_query.cost;
+    }
+    const [run] = await this.db.query<{ breakdown: { categories: Record<FixedCategory, number> | null } }>(sql.latestRun, [period]);
+    const fixedCategories = run?.breakdown.categories ?? (await this.getFixedCosts()).categories;
+    const allocated: Record<CostCategory, number> = {
+      embedding: picoToUsd(variable.embedding),
+      llm: picoToUsd(variable.llm),
+      vectorQueries: picoToUsd(variable.vectorQueries),
+      ...fixedCategories,
+    };
+    const tolerance = this.config.reconciliationTolerance;
+    const line = (allocatedUsd: number, actualUsd: number) => {
+      const deviation = actualUsd === 0 ? (allocatedUsd === 0 ? 0 : null) : (allocatedUsd - actualUsd) / actualUsd;
+      return { allocated: allocatedUsd, actual: actualUsd, deviation, flagged: deviation === null || Math.abs(deviation) > tolerance };
+    };
+    const lines = (Object.keys(actual) as CostCategory[]).map((category) => ({ category, ...line(allocated[category], actual[category]!) }));
+    const overall = line(
+      lines.reduce((a, l) => a + l.allocated, 0),
+      lines.reduce((a, l) => a + l.actual, 0),
+    );
+    return { period, tolerance, lines, overall, withinTolerance: !overall.flagged && lines.every((l) => !l.flagged) };
+  }
+
+  private cents(usd: number, field: string): bigint {
+    try {
+      return usdToCents(usd, field);
+    } catch (err) {
+      throw new ValidationError(field, (err as Error).message);
+    }
+  }
+
+  private async weightOf(tenant: Tenant, method: AllocationMethod, period: string): Promise<bigint> {
+    switch (method) {
+      case "equal":
+        return 1n;
+      case "storage":
+        return BigInt(await this.store.count(tenant.placement));
+      case "queries":
+        return (await this.usageOf(tenant.tenantId, period)).vector_query.quantity;
+      case "variable-cost": {
+        const u = await this.usageOf(tenant.tenantId, period);
+        return u.embedding.cost + u.llm.cost + u.vector_query.cost;
+      }
+      default:
+        throw new ValidationError("basis", `unknown allocation method ${JSON.stringify(method)} (variable-cost, queries, storage, equal, or an object of weights)`);
+    }
+  }
+
+  private async usageOf(tenantId: string, period: string): Promise<Record<UsageKind, { quantity: bigint; cost: bigint }>> {
+    await this.ledger.flush();
+    const rows = await this.db.queryAsTenant<{ kind: UsageKind; quantity: string; cost_pico: string }>(tenantId, sql.usageByKind, [tenantId, period]);
+    const out = { embedding: { quantity: 0n, cost: 0n }, llm: { quantity: 0n, cost: 0n }, vector_query: { quantity: 0n, cost: 0n }, vector_write: { quantity: 0n, cost: 0n } };
+    for (const r of rows) out[r.kind] = { quantity: BigInt(r.quantity), cost: BigInt(r.cost_pico) };
+    return out;
+  }
+}

@@ -1,0 +1,14 @@
+/** All SQL of the cost engine, as named statements. */
+export const costSql = {
+  /** Per kind, for one tenant and period (runs in the tenant's context). */
+  usageByKind: `SELECT kind, COALESCE(sum(quantity), 0)::text AS quantity, COALESCE(sum(cost_pico), 0)::text AS cost_pico
+                  FROM usage_events WHERE tenant_id = $1 AND period = $2 GROUP BY kind`,
+  /** Indexes that exist, with the owner of each dedicated one. */
+  indexes: `SELECT i.name, i.kind, t.id AS owner FROM indexes i LEFT JOIN tenants t ON t.index_id = i.id AND i.kind = 'dedicated' ORDER BY i.id`,
+  insertRun: `INSERT INTO allocation_runs (period, method, total_cents, breakdown) VALUES ($1, $2, $3, $4) RETURNING id`,
+  insertAllocation: `INSERT INTO cost_allocations (run_id, tenant_id, cents, dedicated_cents) VALUES ($1, $2, $3, $4)`,
+  latestRun: `SELECT id, method, total_cents::text AS total_cents, breakdown FROM allocation_runs WHERE period = $1 ORDER BY id DESC LIMIT 1`,
+  /** The tenant's share in the latest run of a period (runs in the tenant's context). */
+  allocationOf: `SELECT a.cents::text AS cents FROM cost_allocations a
+                  WHERE a.tenant_id = $1 AND a.run_id = (SELECT max(id) FROM allocation_runs WHERE period = $2)`,
+};
