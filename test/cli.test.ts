@@ -1,0 +1,35 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const bin = new URL("../dist/cli/main.js", import.meta.url).pathname;
+
+describe("bulkhead CLI (built binary, child process)", () => {
+  it("is built by npm install", () => {
+    expect(existsSync(bin), `${bin} is missing: run npm install (its prepare step builds dist/)`).toBe(true);
+  });
+
+  it("runs the walkthrough on the embedded database with every live check passing", async () => {
+    const { stdout } = await run(process.execPath, [bin, "demo"], { env: { ...process.env, DATABASE_URL: "" }, timeout: 120_000 });
+    for (const section of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) expect(stdout).toContain(`== Section ${section}:`);
+    expect(stdout).toContain("tenant-001: query 1 = $0.002060");
+    expect(stdout).toContain("Allocated 30:70 → tenant-001 $34.50, tenant-002 $80.50");
+    expect(stdout).toContain("SECURITY TEST PASSED");
+    expect(stdout).toMatch(/registered scale-081: shared-index-1 81\/90 warning, shared-index-2 0\/90 healthy/);
+    expect(stdout).not.toContain("✗");
+    expect(stdout).toContain("✓ All checks passed");
+  }, 120_000);
+
+  it("prints the migration SQL for review and fails clearly on bad input", async () => {
+    const { stdout } = await run(process.execPath, [bin, "db", "migrate", "--print"], { env: { ...process.env, BULKHEAD_SCHEMA: "bh" } });
+    expect(stdout).toContain('CREATE TABLE "bh".tenants');
+    expect(stdout).toContain("FORCE ROW LEVEL SECURITY");
+    const err = await run(process.execPath, [bin, "demo"], { env: { ...process.env, BULKHEAD_MAX_NAMESPACES_PER_INDEX: "many" } }).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain("BULKHEAD_MAX_NAMESPACES_PER_INDEX must be a whole number");
+    const unknown = await run(process.execPath, [bin, "frobnicate"]).catch((e) => e);
+    expect(unknown.code).not.toBe(0);
+  });
+});
