@@ -60,9 +60,9 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   if (options.database !== undefined) overrides.databaseUrl = options.database;
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
   const config = loadConfig({ env: options.env ?? process.env, overrides });
-  const db = await openDatabase(config, options.warn ?? ((m) => console.warn(m)));
-  const store = new PgvectorStore(db, config);
   const warn = options.warn ?? ((m) => console.warn(m));
+  const db = await openDatabase(config, warn);
+  const store = new PgvectorStore(db, config);
   const registry = new TenantRegistry(db, store, config, options.tenantCacheTtlMs ?? 1000);
   const ledger = new UsageLedger(db, {
     flushIntervalMs: config.usageFlushIntervalMs,

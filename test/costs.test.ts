@@ -1,4 +1,8 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeEach, afterEach, describe, expect, it } from "vitest";
+import { createBulkhead } from "../src/bulkhead.js";
 import type { Bulkhead } from "../src/bulkhead.js";
 import { Config, TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
@@ -148,3 +152,25 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe("usage ledger durability", () => {
+  it("close() writes every buffered event: they are there after reopening the database", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bh-ledger-"));
+    try {
+      const first = await createBulkhead({ database: dir, env: {}, config: { dimension: 4, usageFlushIntervalMs: 3_600_000 } });
+      await first.registry.registerTenant("tenant-001", "Acme", TenantTier.FREE);
+      for (let i = 0; i < 25; i++) await first.costEngine.trackQueryCost("tenant-001", { embedTokens: 500, llmTokens: 1000 });
+      await first.close();
+      const second = await createBulkhead({ database: dir, env: {}, config: { dimension: 4 } });
+      try {
+        const s = await second.costEngine.getTenantCostSummary("tenant-001");
+        expect(s.queryCount).toBe(25);
+        expect(s.variableCost).toBe(0.0515); // 25 × $0.00206, summed exactly in pico-dollars
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
