@@ -25,11 +25,13 @@ const report = JSON.parse(readFileSync(file, "utf8"));
 const rows: Row[] = report.tenants;
 const pick = rows.filter((r, i) => i < 4 || i % 10 === 9 || i >= rows.length - 2);
 
+const naive = report.summary.naiveMeasured !== false;
 const out: string[] = [];
-out.push(`| tenant | vectors | search | recall@10 | p50 ms | p95 ms | plain SQL p50 / p95 ms | overhead ratio p50 | naive recall | naive p95 ms | naive iterative recall | naive iterative p95 ms |`);
-out.push(`|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
+out.push(`| tenant | vectors | search | recall@10 | p50 ms | p95 ms | plain SQL p50 / p95 ms | overhead ratio p50 |${naive ? " naive recall | naive p95 ms | naive iterative recall | naive iterative p95 ms |" : ""}`);
+out.push(`|---|---:|---|---:|---:|---:|---:|---:|${naive ? "---:|---:|---:|---:|" : ""}`);
 for (const r of pick) {
-  out.push(`| ${r.tenant} | ${r.vectors.toLocaleString("en")} | ${r.search} | ${r.recall.toFixed(3)} | ${r.p50Ms.toFixed(2)} | ${r.p95Ms.toFixed(2)} | ${r.plainP50Ms.toFixed(2)} / ${r.plainP95Ms.toFixed(2)} | ${r.overheadRatioP50.toFixed(2)} | ${r.naiveRecall.toFixed(2)} | ${r.naiveP95Ms.toFixed(2)} | ${r.naiveIterativeRecall.toFixed(2)} | ${r.naiveIterativeP95Ms.toFixed(1)} |`);
+  const naiveCells = naive ? ` ${r.naiveRecall.toFixed(2)} | ${r.naiveP95Ms.toFixed(2)} | ${r.naiveIterativeRecall.toFixed(2)} | ${r.naiveIterativeP95Ms.toFixed(1)} |` : "";
+  out.push(`| ${r.tenant} | ${r.vectors.toLocaleString("en")} | ${r.search} | ${r.recall.toFixed(3)} | ${r.p50Ms.toFixed(2)} | ${r.p95Ms.toFixed(2)} | ${r.plainP50Ms.toFixed(2)} / ${r.plainP95Ms.toFixed(2)} | ${r.overheadRatioP50.toFixed(2)} |${naiveCells}`);
 }
 out.push("");
 out.push("Targets:");
@@ -54,7 +56,7 @@ if (svgPath) {
 ${[0, 0.25, 0.5, 0.75, 1].map((r) => `<text x="${L - 8}" y="${y(r) + 4}" text-anchor="end">${r}</text><line x1="${L}" y1="${y(r)}" x2="${W - 20}" y2="${y(r)}" stroke="#eee"/>`).join("")}
 ${ticks.map((v) => `<text x="${x(v)}" y="${H - B + 16}" text-anchor="middle">${v.toLocaleString("en")}</text>`).join("")}
 <text x="${(W + L) / 2}" y="${H - 6}" text-anchor="middle">vectors in the tenant (log scale)</text>
-${dots("naiveRecall", "#d62728")}${dots("naiveIterativeRecall", "#ff9f40")}${dots("recall", "#1f77b4")}
+${naive ? dots("naiveRecall", "#d62728") + dots("naiveIterativeRecall", "#ff9f40") : ""}${dots("recall", "#1f77b4")}
 <circle cx="${W - 250}" cy="${T + 150}" r="4" fill="#1f77b4"/><text x="${W - 240}" y="${T + 154}">Bulkhead (namespace partitions)</text>
 <circle cx="${W - 250}" cy="${T + 170}" r="4" fill="#ff9f40"/><text x="${W - 240}" y="${T + 174}">naive shared HNSW + iterative scan</text>
 <circle cx="${W - 250}" cy="${T + 190}" r="4" fill="#d62728"/><text x="${W - 240}" y="${T + 194}">naive shared HNSW</text>
