@@ -281,7 +281,6 @@ export class CostAllocationEngine implements UsageMeter {
   async getTenantCostSummary(tenantId: string, period: string = currentPeriod()): Promise<TenantCostSummary> {
     assertPeriod(period);
     const tenant = await this.registry.getTenant(tenantId);
-    await this.ledger.flush();
     const usage = await this.usageOf(tenant.tenantId, period);
     const [alloc] = await this.db.queryAsTenant<{ cents: string }>(tenant.tenantId, sql.allocationOf, [tenant.tenantId, period]);
     const variablePico = usage.embedding.cost + usage.llm.cost + usage.vector_query.cost;
@@ -355,7 +354,6 @@ export class CostAllocationEngine implements UsageMeter {
       if (!COST_CATEGORIES.includes(key as CostCategory)) throw new ValidationError(`actual.${key}`, `unknown category (known: ${COST_CATEGORIES.join(", ")})`);
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new ValidationError(`actual.${key}`, "must be an amount in USD >= 0");
     }
-    await this.ledger.flush();
     const variable = { embedding: 0n, llm: 0n, vectorQueries: 0n };
     for (const t of await this.registry.listTenants()) {
       const u = await this.usageOf(t.tenantId, period);
@@ -409,6 +407,7 @@ export class CostAllocationEngine implements UsageMeter {
     }
   }
 
+  /** Metered usage of one tenant in a period, read under its own context (buffered events are written first). */
   private async usageOf(tenantId: string, period: string): Promise<Record<UsageKind, { quantity: bigint; cost: bigint }>> {
     await this.ledger.flush();
     const rows = await this.db.queryAsTenant<{ kind: UsageKind; quantity: string; cost_pico: string }>(tenantId, sql.usageByKind, [tenantId, period]);
