@@ -50,6 +50,10 @@ for (const backend of BACKENDS) {
       await expect(bh.costEngine.trackQueryCost("tenant-001", { model: "gpt-9" })).rejects.toThrow(/usage.model: unknown model "gpt-9"/);
       await expect(bh.costEngine.trackQueryCost("tenant-001", { embedTokens: -1 })).rejects.toBeInstanceOf(ValidationError);
       await expect(bh.costEngine.trackQueryCost("nobody", {})).rejects.toThrow(/does not exist/);
+      await expect(bh.costEngine.trackQueryCost("tenant-001", { embedTokens: 5, llmTokens: 1.5 })).rejects.toThrow(/usage.llmTokens/);
+      // Rejected calls recorded nothing: only the first call's two embedding tokens are metered.
+      const s = await bh.costEngine.getTenantCostSummary("tenant-001");
+      expect(s.usage).toEqual({ embedTokens: 2, llmTokens: 0, vectorQueries: 0, vectorsWritten: 0 });
     });
 
     it("meters TenantDataManager operations without the caller doing anything", async () => {

@@ -182,6 +182,20 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it("keeps a connection usable after a failed tenant statement, with the context still applied", async () => {
+      const { bulkhead: one, db: oneDb } = await backend.open({ config: { dimension: 8, poolSize: 1 } });
+      try {
+        await one.registry.registerTenant("tenant-a", "A", TenantTier.FREE);
+        // First statement on the only connection fails to parse, then one fails while executing.
+        await expect(oneDb.queryAsTenant("tenant-a", "SELEC 1")).rejects.toThrow(/syntax error/);
+        await expect(oneDb.queryAsTenant("tenant-a", "SELECT 1 / 0")).rejects.toThrow(/division by zero/);
+        expect(await oneDb.queryAsTenant("tenant-a", "SELECT current_setting('bulkhead.tenant_id') AS t")).toEqual([{ t: "tenant-a" }]);
+        expect(await oneDb.query("SELECT current_setting('bulkhead.tenant_id', true) AS t")).toEqual([{ t: "" }]);
+      } finally {
+        await one.close();
+      }
+    });
+
     it("passes the cross-tenant probe, which can detect a leak", async () => {
       await bh.dataManager.upsertDocuments("tenant-a", [{ id: "a1", values: vec(1) }]);
       expect(await testCrossTenantIsolation(bh.dataManager, "tenant-a", "tenant-b")).toBe(true);

@@ -277,6 +277,13 @@ export class CostAllocationEngine implements UsageMeter {
     return Object.fromEntries([...shares].map(([t, c]) => [t, centsToUsd(c + (dedicatedCents.get(t) ?? 0n))]));
   }
 
+  /** The allocation that counts for a month (its latest run), or null if the month has none. */
+  async getAllocation(period: string = currentPeriod()): Promise<{ method: string; total: number } | null> {
+    assertPeriod(period);
+    const [run] = await this.db.query<{ method: string; total_cents: string }>(sql.latestRun, [period]);
+    return run ? { method: run.method, total: centsToUsd(BigInt(run.total_cents)) } : null;
+  }
+
   /** What a tenant cost in a month (default: this month): metered variable cost plus its allocated fixed share. */
   async getTenantCostSummary(tenantId: string, period: string = currentPeriod()): Promise<TenantCostSummary> {
     assertPeriod(period);
@@ -306,7 +313,7 @@ export class CostAllocationEngine implements UsageMeter {
   /** Revenue, cost and margin per tenant and per tier for a month; unprofitable tenants flagged. */
   async monthlyReport(period: string = currentPeriod()): Promise<MonthlyReport> {
     assertPeriod(period);
-    const [run] = await this.db.query<{ method: string }>(sql.latestRun, [period]);
+    const run = await this.getAllocation(period);
     const tenants: TenantMargin[] = [];
     for (const t of await this.registry.listTenants()) {
       const s = await this.getTenantCostSummary(t.tenantId, period);

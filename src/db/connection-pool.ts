@@ -46,10 +46,6 @@ export class ConnectionPool {
     await Promise.all(this.idle.splice(0).map((c) => c.end().catch(() => {})));
   }
 
-  get isEnded(): boolean {
-    return this.ended;
-  }
-
   private async connect(): Promise<pg.Client> {
     this.open++;
     const client = new pg.Client(this.config);

@@ -37,6 +37,9 @@ export class PipelinedQuery<R extends object> {
   private parsers: ((value: string) => unknown)[] = [];
   private rows: R[] = [];
   private failed = false;
+  private connection: object | undefined;
+  /** Named statements this query parses; recorded as prepared only once the server confirmed them. */
+  private readonly parsing: string[] = [];
 
   constructor(private readonly steps: readonly Step[]) {
     this.promise = new Promise<R[]>((resolve, reject) => {
@@ -47,15 +50,19 @@ export class PipelinedQuery<R extends object> {
 
   /** Called by pg.Client when it is this query's turn on the connection. */
   submit(connection: any): Error | null {
-    let known = prepared.get(connection);
-    if (!known) prepared.set(connection, (known = new Set()));
+    this.connection = connection;
+    const known = prepared.get(connection);
     connection.stream.cork?.();
     try {
       this.steps.forEach((step, i) => {
         const last = i === this.steps.length - 1;
-        if (!step.name || !known.has(step.name)) connection.parse({ text: step.text, name: step.name, types: [] });
-        // Marked at once: if the Parse fails the connection is released as broken (see PostgresDb).
-        if (step.name) known.add(step.name);
+        if (step.name && !known?.has(step.name)) {
+          // A failed earlier attempt may have left the statement half-known; closing a statement
+          // that does not exist is not an error, so Close + Parse is always safe.
+          connection.close({ type: "S", name: step.name });
+          this.parsing.push(step.name);
+        }
+        if (!step.name || !known?.has(step.name)) connection.parse({ text: step.text, name: step.name, types: [] });
         connection.bind({ statement: step.name, values: step.params.map(toWireValue) });
         // Only the last step's rows are wanted, so only it is described.
         if (last) connection.describe({ type: "P", name: "" });
@@ -75,7 +82,6 @@ export class PipelinedQuery<R extends object> {
 
   handleDataRow(msg: { fields: (string | null)[] }): void {
     if (this.step !== this.steps.length - 1) return;
-
     const row: Row = {};
     msg.fields.forEach((raw, i) => {
       row[this.fields[i]!.name] = raw === null ? null : this.parsers[i]!(raw);
@@ -101,7 +107,12 @@ export class PipelinedQuery<R extends object> {
   }
 
   handleReadyForQuery(): void {
-    if (!this.failed) this.resolve(this.rows);
+    if (!this.failed) {
+      const known = prepared.get(this.connection!) ?? new Set<string>();
+      for (const name of this.parsing) known.add(name);
+      prepared.set(this.connection!, known);
+      this.resolve(this.rows);
+    }
   }
 
   handleCopyInResponse(connection: any): void {

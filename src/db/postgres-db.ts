@@ -68,17 +68,14 @@ export class PostgresDb implements Db {
   async queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
     const ctx = contextStatement(tenantId, settings);
     const client = await this.connect();
-    let reusable = true;
     try {
       const q = new PipelinedQuery<R>([ctx, { text, params }]);
       client.query(q as any);
       return await q.promise;
     } catch (err) {
-      // 26000: a named context statement this connection was believed to hold is missing; start afresh.
-      if ((err as { code?: string }).code === "26000") reusable = false;
       throw translateError(err, this.target);
     } finally {
-      this.pool.release(client, !reusable);
+      this.pool.release(client);
     }
   }
 

@@ -126,14 +126,16 @@ export async function runReadinessChecks({ db, registry, dataManager, costEngine
 
   await attempt("Cost tracking", "Queries are metered into the usage ledger", async () => {
     if (!options.sampleTenant) return [false, "not run: no sample tenant given"];
-    const before = results.find((r) => r.name === "Isolation overhead acceptable")?.passed ? 20 : 0;
-    const summary = await costEngine.getTenantCostSummary(options.sampleTenant);
-    return [summary.queryCount >= before && summary.queryCount > 0, `${summary.queryCount} vector queries of ${options.sampleTenant} in the ledger for ${summary.period}, costing $${summary.variableCost.toFixed(6)}`];
+    const tenant = options.sampleTenant;
+    const before = (await costEngine.getTenantCostSummary(tenant)).queryCount;
+    const { dimension } = await dataManager.describePlacement(tenant);
+    await dataManager.queryDocuments(tenant, Array.from({ length: dimension }, (_, i) => Math.sin(i + 1)), { topK: 1 });
+    const after = await costEngine.getTenantCostSummary(tenant);
+    return [after.queryCount === before + 1, `one query of ${tenant} moved its ledger count from ${before} to ${after.queryCount} (${after.period}, $${after.variableCost.toFixed(6)})`];
   });
   await attempt("Cost tracking", "Fixed costs allocated for this month", async () => {
-    const period = new Date().toISOString().slice(0, 7);
-    const [run] = await db.query<{ method: string; total_cents: string }>("SELECT method, total_cents::text AS total_cents FROM allocation_runs WHERE period = $1 ORDER BY id DESC LIMIT 1", [period]);
-    return [Boolean(run), run ? `${period}: $${(Number(run.total_cents) / 100).toFixed(2)} allocated (${run.method})` : `no allocation for ${period}: run costEngine.allocateFixedCosts()`];
+    const run = await costEngine.getAllocation();
+    return [run !== null, run ? `$${run.total.toFixed(2)} allocated (${run.method})` : "no allocation for this month: run costEngine.allocateFixedCosts()"];
   });
 
   return results;
