@@ -9,6 +9,14 @@ import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./r
 import { PgvectorStore } from "./stores/pgvector/pgvector-store.js";
 import type { VectorStore } from "./stores/store.js";
 import { TenantRegistry } from "./tenancy/registry.js";
+import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
+import { DailyQueryQuota } from "./limits/daily-query-quota.js";
+import { PerformanceGate } from "./limits/performance-gate.js";
+import { TenantRateLimiter } from "./limits/rate-limiter.js";
+import { connectRedis } from "./limits/redis-connection.js";
+import { TenantBulkheads } from "./limits/tenant-bulkheads.js";
+import { BulkheadMetrics } from "./monitoring/metrics.js";
+import { TenantMonitor } from "./monitoring/tenant-monitor.js";
 
 /** Options of `createBulkhead`. Anything not given comes from the environment and `BULKHEAD_CONFIG`. */
 export interface BulkheadOptions {
@@ -20,10 +28,10 @@ export interface BulkheadOptions {
   config?: ConfigSources["overrides"];
   /** Environment to read instead of `process.env`. */
   env?: Record<string, string | undefined>;
-  /** How long a resolved tenant is reused before it is read again (ms). Default 1000. */
-  tenantCacheTtlMs?: number;
-  /** Where start-up warnings go. Default: `console.warn`. */
+  /** Where warnings, alerts and degradations are logged. Default: `console.warn`. */
   warn?: (message: string) => void;
+  /** Clock (ms since the epoch) for daily quotas and statistics; tests inject one. Default `Date.now`. */
+  now?: () => number;
 }
 
 /** A running Bulkhead: registry, data manager and the configuration they use. */
@@ -37,6 +45,8 @@ export interface Bulkhead {
   readonly store: Pick<VectorStore, "name" | "capabilities">;
   /** Which database engine is underneath. */
   readonly databaseKind: Db["kind"];
+  /** Per-tenant statistics (`getTenantStats`), alerts (`on("alert")`) and Prometheus metrics (`metricsText()`). */
+  readonly monitor: TenantMonitor;
   /** Runs the production-readiness checklist as live checks. */
   readiness(options?: ReadinessOptions): Promise<CheckResult[]>;
   close(): Promise<void>;
@@ -61,16 +71,33 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
   const config = loadConfig({ env: options.env ?? process.env, overrides });
   const warn = options.warn ?? ((m) => console.warn(m));
+  const now = options.now ?? Date.now;
   const db = await openDatabase(config, warn);
   const store = new PgvectorStore(db, config);
-  const registry = new TenantRegistry(db, store, config, options.tenantCacheTtlMs ?? 1000);
+  const registry = new TenantRegistry(db, store, config, config.tenantCacheTtlMs);
   const ledger = new UsageLedger(db, {
     flushIntervalMs: config.usageFlushIntervalMs,
     maxEvents: config.usageFlushMaxEvents,
     onError: (err) => warn(`bulkhead: writing usage events failed, will retry: ${(err as Error).message}`),
   });
   const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
-  const dataManager = new TenantDataManager(registry, store, config, costEngine);
+  const metrics = new BulkheadMetrics(() => registry.getCapacity());
+  const monitor = new TenantMonitor(metrics, config, warn, now);
+  // Other instances' tenant changes arrive over LISTEN/NOTIFY; an embedded database has no other instances.
+  const feed = db.kind === "postgres" ? new TenantChangeFeed(config.databaseUrl, changeChannel(db.schema), registry.feedHandlers, warn) : undefined;
+  const redis = config.redisUrl ? await connectRedis(config.redisUrl, config.redisTimeoutMs, (up) => metrics.redisUp.set(up ? 1 : 0), warn) : undefined;
+  try {
+    await feed?.start();
+  } catch (err) {
+    redis?.disconnect();
+    await db.close();
+    throw err;
+  }
+  const rateLimiter = new TenantRateLimiter({ redis, keyPrefix: `bulkhead:${db.schema}`, onInsurance: () => metrics.insuranceDecisions.inc(), now });
+  const connectionSlots = Math.max(1, Math.floor(config.poolSize * config.tenantPoolShare));
+  const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), new DailyQueryQuota(db, now), monitor);
+  registry.onChange((tenantId) => gate.forget(tenantId));
+  const dataManager = new TenantDataManager(registry, store, config, costEngine, gate);
   let closed = false;
   const bulkhead: Bulkhead = {
     config,
@@ -79,6 +106,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     costEngine,
     store: { name: store.name, capabilities: store.capabilities },
     databaseKind: db.kind,
+    monitor,
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");
       return runReadinessChecks({ db, registry, dataManager, costEngine }, o);
@@ -90,6 +118,8 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       try {
         await ledger.close();
       } finally {
+        await feed?.close();
+        redis?.disconnect();
         await db.close();
       }
     },

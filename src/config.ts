@@ -14,9 +14,24 @@ export const TIERS: readonly TenantTier[] = [TenantTier.FREE, TenantTier.PRO, Te
 export interface TenantQuota {
   /** Vectors the tenant may store. */
   maxDocuments: number;
-  /** Queries per UTC day. */
+  /** Queries per UTC day (resets at midnight UTC). */
   maxDailyQueries: number;
+  /** Sustained data operations per second. */
+  requestsPerSecond: number;
+  /** Extra operations allowed above `requestsPerSecond`, at most this many per 10 seconds. */
+  burst: number;
+  /** Data operations in flight at once (running or waiting for the tenant's share of connections). */
+  maxConcurrent: number;
 }
+
+/** Every quota field with its smallest allowed value (a rate or concurrency of 0 would be a suspension: use that instead). */
+export const QUOTA_MINIMUMS: Readonly<Record<keyof TenantQuota, number>> = Object.freeze({
+  maxDocuments: 0,
+  maxDailyQueries: 0,
+  requestsPerSecond: 1,
+  burst: 0,
+  maxConcurrent: 1,
+});
 
 /** Vector similarity metric, with Pinecone's names. */
 export type Metric = "cosine" | "euclidean" | "dotproduct";
@@ -86,6 +101,22 @@ export interface BulkheadConfig {
   /** PostgreSQL schema holding Bulkhead's tables. */
   readonly schema: string;
   readonly poolSize: number;
+  /** Share of the connection pool one tenant's operations may hold at once (0.5 → 5 of 10). */
+  readonly tenantPoolShare: number;
+  /** How long a resolved tenant (tier, quota, placement) is reused; changes invalidate it everywhere at once. */
+  readonly tenantCacheTtlMs: number;
+  /** Redis shared by several instances for rate limiting; without it limits are per process. */
+  readonly redisUrl: string | undefined;
+  /** A Redis command slower than this counts as a Redis failure: the in-memory insurance limiter decides. */
+  readonly redisTimeoutMs: number;
+  /** Sliding window of `getTenantStats` and of the alerts (ms). */
+  readonly statsWindowMs: number;
+  /** A tenant whose p95 latency exceeds this (ms) raises an alert. */
+  readonly alertP95Ms: number;
+  /** A tenant whose error rate exceeds this raises an alert (0.05 = 5 %). */
+  readonly alertErrorRate: number;
+  /** Operations in the window before a tenant's alerts are judged (a few slow calls are not a trend). */
+  readonly alertMinRequests: number;
 }
 
 type Parser<T> = (raw: unknown, name: string) => T;
@@ -168,6 +199,14 @@ const SETTINGS = {
   databaseOwnerUrl: ["DATABASE_OWNER_URL", undefined, text],
   schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
+  tenantPoolShare: ["BULKHEAD_TENANT_POOL_SHARE", 0.5, fraction],
+  tenantCacheTtlMs: ["BULKHEAD_TENANT_CACHE_TTL_MS", 300_000, int(0, 86_400_000)],
+  redisUrl: ["REDIS_URL", undefined, text],
+  redisTimeoutMs: ["BULKHEAD_REDIS_TIMEOUT_MS", 50, int(1, 60_000)],
+  statsWindowMs: ["BULKHEAD_STATS_WINDOW_MS", 300_000, int(1_000, 86_400_000)],
+  alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
+  alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],
+  alertMinRequests: ["BULKHEAD_ALERT_MIN_REQUESTS", 20, int(1, 1_000_000)],
   usageFlushIntervalMs: ["BULKHEAD_USAGE_FLUSH_INTERVAL_MS", 1000, int(10, 3_600_000)],
   usageFlushMaxEvents: ["BULKHEAD_USAGE_FLUSH_MAX_EVENTS", 5000, int(1, 1_000_000)],
   reconciliationTolerance: ["BULKHEAD_RECONCILIATION_TOLERANCE", 0.05, fraction],
@@ -175,9 +214,9 @@ const SETTINGS = {
 
 /** Documented default quotas per tier. */
 export const DEFAULT_TIER_QUOTAS: Readonly<Record<TenantTier, Readonly<TenantQuota>>> = Object.freeze({
-  free: Object.freeze({ maxDocuments: 10_000, maxDailyQueries: 1_000 }),
-  pro: Object.freeze({ maxDocuments: 250_000, maxDailyQueries: 50_000 }),
-  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000 }),
+  free: Object.freeze({ maxDocuments: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4 }),
+  pro: Object.freeze({ maxDocuments: 250_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16 }),
+  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64 }),
 });
 
 /** Price book entries: key → environment variable and default (USD). */
@@ -195,7 +234,13 @@ const PRICE_SETTINGS: Record<Exclude<keyof PriceBook, "llmModels">, [string, num
 /** Default monthly plan prices per tier (revenue). */
 export const DEFAULT_PLAN_PRICES: Readonly<Record<TenantTier, number>> = Object.freeze({ free: 0, pro: 99, enterprise: 1500 });
 
-const QUOTA_ENV: Record<keyof TenantQuota, string> = { maxDocuments: "MAX_DOCUMENTS", maxDailyQueries: "MAX_DAILY_QUERIES" };
+const QUOTA_ENV: Record<keyof TenantQuota, string> = {
+  maxDocuments: "MAX_DOCUMENTS",
+  maxDailyQueries: "MAX_DAILY_QUERIES",
+  requestsPerSecond: "REQUESTS_PER_SECOND",
+  burst: "BURST",
+  maxConcurrent: "MAX_CONCURRENT",
+};
 
 /** What `loadConfig` reads. Everything is optional; tests pass their own `env`. */
 export interface ConfigSources {
@@ -258,7 +303,7 @@ export function loadConfig(sources: ConfigSources = {}): BulkheadConfig {
         [env[envName] === "" ? undefined : env[envName], envName],
         [codeQuotas[tier]?.[field], `option tierQuotas.${tier}.${field}`],
       ];
-      for (const [raw, label] of candidates) if (raw !== undefined) quota[field] = int(0, Number.MAX_SAFE_INTEGER)(raw, label);
+      for (const [raw, label] of candidates) if (raw !== undefined) quota[field] = int(QUOTA_MINIMUMS[field], Number.MAX_SAFE_INTEGER)(raw, label);
     }
     tierQuotas[tier] = Object.freeze(quota);
   }

@@ -67,6 +67,28 @@ export class QuotaExceededError extends BulkheadError {
   }
 }
 
+/** The tenant sent more operations than its rate limit allows; retry after `retryAfterMs`. Nothing was done. */
+export class RateLimitedError extends BulkheadError {
+  readonly tenantId: string;
+  readonly retryAfterMs: number;
+  constructor(tenantId: string, limit: number, retryAfterMs: number) {
+    super("RATE_LIMITED", 429, `tenant "${tenantId}" exceeded its rate limit of ${limit} operations per second; retry in ${retryAfterMs} ms`);
+    this.tenantId = tenantId;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** The tenant already has `limit` operations in flight; this one was refused without waiting. */
+export class ConcurrencyLimitError extends BulkheadError {
+  readonly tenantId: string;
+  readonly limit: number;
+  constructor(tenantId: string, limit: number) {
+    super("CONCURRENCY_LIMITED", 429, `tenant "${tenantId}" already has ${limit} operations in flight (its maxConcurrent); wait for one to finish`);
+    this.tenantId = tenantId;
+    this.limit = limit;
+  }
+}
+
 /**
  * A result carried another tenant's id. This is the last line of defence firing: it means
  * the store or database scoping failed, so the whole response is withheld.

@@ -27,7 +27,7 @@ for (const backend of BACKENDS) {
       expect(b!.index).toBe("shared-index-1");
       expect([e!.index, e!.dedicatedIndex, e!.isolation]).toEqual(["dedicated-tenant-e", "dedicated-tenant-e", "dedicated-index"]);
       expect(await bh.registry.getNamespaceUsage()).toEqual({ "shared-index-1": 2 });
-      expect(a!.quota).toEqual({ maxDocuments: 10_000, maxDailyQueries: 1_000 });
+      expect(a!.quota).toEqual({ maxDocuments: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4 });
     });
 
     it("refuses a duplicate registration without overwriting, and invalid ids", async () => {

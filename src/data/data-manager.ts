@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { IsolationViolationError, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
+import type { Operation, OperationGate } from "../limits/performance-gate.js";
 import type { MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -38,7 +39,8 @@ export interface QueryResult {
   isolation: Isolation;
   /**
    * Time this call spent on isolation work in the application (tenant resolution, validation,
-   * filter compilation, checking every result's owner), measured. The tenant context itself
+   * filter compilation, checking every result's owner), measured. Time spent in the performance
+   * gate (rate limit, queueing for the tenant's connection share, the daily count) is in `latencyMs`. The tenant context itself
    * travels in the same round trip as the query; its cost is measured by `bench:storage`.
    */
   overheadMs: number;
@@ -68,8 +70,9 @@ export interface DeleteResult {
  * The only way to reach tenant data. Every method takes the tenant id first, resolves it to an
  * active tenant and its placement (refusing unknown and suspended tenants), and scopes the store
  * call to that placement; the store in turn runs under the tenant's row-level-security context.
- * Every row that comes back is checked to carry the caller's tenant id. Queries and writes are
- * reported to the usage meter (the cost engine's ledger) when one is given.
+ * Every row that comes back is checked to carry the caller's tenant id. Valid operations pass the
+ * performance gate (rate limit, concurrency, daily queries, metrics) when one is given; queries and
+ * writes are reported to the usage meter (the cost engine's ledger) when one is given.
  */
 export class TenantDataManager {
   constructor(
@@ -77,6 +80,7 @@ export class TenantDataManager {
     private readonly store: VectorStore,
     private readonly limits: Limits,
     private readonly meter?: UsageMeter,
+    private readonly gate?: OperationGate,
   ) {}
 
   /**
@@ -87,10 +91,13 @@ export class TenantDataManager {
     const tenant = await this.registry.resolveActive(tenantId);
     const { placement } = tenant;
     const records = validateDocuments(documents, tenant.tenantId, placement.dimension, placement.metric, this.limits, this.store.capabilities.maxBatch);
-    const upserted = await this.store.upsert(placement, records);
-    this.meter?.meterVectorWrite(tenant.tenantId, upserted);
-    if (!placement.annIndexed) await this.registry.ensureAnnIndex(tenant);
-    return { upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
+    return this.admit(tenant, "upsert", async () => {
+      const outcome = await this.store.upsert(placement, records, tenant.quota.maxDocuments);
+      this.meter?.meterVectorWrite(tenant.tenantId, outcome.upserted);
+      this.gate?.observe(tenant, { operation: "upsert", documents: outcome.documents });
+      if (!placement.annIndexed) await this.registry.ensureAnnIndex(tenant, undefined, outcome.documents);
+      return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
+    });
   }
 
   /** Nearest neighbours of `queryVector` among the tenant's own documents. */
@@ -106,41 +113,56 @@ export class TenantDataManager {
     if (options.filter !== undefined && (typeof options.filter !== "object" || options.filter === null || Array.isArray(options.filter))) {
       throw new ValidationError("filter", "must be an object");
     }
-    const storeStarted = performance.now();
-    const rows = await this.store.query(placement, vector, topK, options.filter);
-    const storeMs = performance.now() - storeStarted;
-    assertOwned(rows, tenant.tenantId, "query");
-    this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens);
-    const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
-    const latencyMs = performance.now() - started;
-    return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs: latencyMs - storeMs, latencyMs };
+    const validated = performance.now();
+    return this.admit(tenant, "query", async () => {
+      // Time spent in the gate (rate limit, bulkhead queue, daily count) is not isolation work.
+      const admitted = performance.now();
+      const rows = await this.store.query(placement, vector, topK, options.filter);
+      const storeMs = performance.now() - admitted;
+      assertOwned(rows, tenant.tenantId, "query");
+      this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens);
+      const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
+      const finished = performance.now();
+      const overheadMs = validated - started + (finished - admitted - storeMs);
+      this.gate?.observe(tenant, { operation: "query", overheadMs });
+      return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs, latencyMs: finished - started };
+    });
   }
 
   /** The tenant's documents with these ids; ids it does not have are simply absent. */
   async fetchDocuments(tenantId: string, ids: string[]): Promise<FetchResult> {
     const tenant = await this.registry.resolveActive(tenantId);
     const valid = validateIds(ids, this.limits);
-    const rows = await this.store.fetch(tenant.placement, valid);
-    assertOwned(rows, tenant.tenantId, "fetch");
-    return {
-      documents: rows.map((r) => ({ id: r.id, values: r.values, metadata: r.metadata })),
-      namespace: tenant.placement.namespace,
-      index: tenant.placement.index,
-    };
+    return this.admit(tenant, "fetch", async () => {
+      const rows = await this.store.fetch(tenant.placement, valid);
+      assertOwned(rows, tenant.tenantId, "fetch");
+      return {
+        documents: rows.map((r) => ({ id: r.id, values: r.values, metadata: r.metadata })),
+        namespace: tenant.placement.namespace,
+        index: tenant.placement.index,
+      };
+    });
   }
 
   /** Deletes the tenant's documents with these ids; another tenant's ids are never touched. */
   async deleteDocuments(tenantId: string, ids: string[]): Promise<DeleteResult> {
     const tenant = await this.registry.resolveActive(tenantId);
     const valid = validateIds(ids, this.limits);
-    const deleted = await this.store.delete(tenant.placement, valid);
-    return { deleted, namespace: tenant.placement.namespace, index: tenant.placement.index };
+    return this.admit(tenant, "delete", async () => {
+      const deleted = await this.store.delete(tenant.placement, valid);
+      return { deleted, namespace: tenant.placement.namespace, index: tenant.placement.index };
+    });
   }
 
   /** Where the tenant's vectors live (index, namespace, isolation, dimension, metric). */
   async describePlacement(tenantId: string): Promise<Pick<Tenant["placement"], "index" | "namespace" | "isolation" | "dimension" | "metric">> {
     const { placement: p } = await this.registry.resolveActive(tenantId);
     return { index: p.index, namespace: p.namespace, isolation: p.isolation, dimension: p.dimension, metric: p.metric };
+  }
+
+  /** Runs a validated operation through the performance gate, when there is one. */
+  private admit<T>(tenant: Tenant, operation: Operation, fn: () => Promise<T>): Promise<T> {
+    return this.gate ? this.gate.run(tenant, operation, fn) : fn();
   }
 
   /** Number of documents the tenant stores. */

@@ -1,6 +1,12 @@
 /** A result row as the driver parsed it. */
 export type Row = Record<string, unknown>;
 
+/** A parameterised statement. */
+export interface Statement {
+  text: string;
+  params: readonly unknown[];
+}
+
 /** Anything that runs one parameterised statement. */
 export interface Queryable {
   query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<R[]>;
@@ -25,6 +31,12 @@ export const TENANT_SETTING = "bulkhead.tenant_id";
 export interface TenantDb {
   /** One statement in its own tenant-scoped transaction; a single network round trip on a server. */
   queryAsTenant<R extends object = Row>(tenantId: string, text: string, params?: readonly unknown[], settings?: LocalSettings): Promise<R[]>;
+  /**
+   * Statements run in order in one tenant-scoped transaction, all sent in a single round trip on a
+   * server; resolves with the last one's rows. Each statement sees what the earlier ones committed
+   * to (e.g. a lock taken by the first).
+   */
+  pipelineAsTenant<R extends object = Row>(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<R[]>;
   /** Several statements in one tenant-scoped transaction; rolled back if `fn` throws. */
   withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T>;
 }

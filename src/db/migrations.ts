@@ -190,6 +190,48 @@ GRANT SELECT, INSERT ON ${s}.cost_allocations TO ${r};
 `;
     },
   },
+  {
+    version: 3,
+    name: "quota counters",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      return `
+-- Vectors each tenant stores, changed by the same statement as every write (so the document quota
+-- is exact under any concurrency: the counter row is the lock). Created lazily by the first write.
+CREATE TABLE ${s}.document_counts (
+  tenant_id text PRIMARY KEY REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  documents bigint NOT NULL CHECK (documents >= 0)
+);
+SELECT ${s}.protect_table('document_counts');
+GRANT SELECT, INSERT, UPDATE ON ${s}.document_counts TO ${r};
+
+-- Queries per tenant per UTC day; one atomic increment per query.
+CREATE TABLE ${s}.daily_query_counts (
+  tenant_id text NOT NULL REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  day       date NOT NULL,
+  queries   int NOT NULL CHECK (queries >= 0),
+  PRIMARY KEY (tenant_id, day)
+);
+SELECT ${s}.protect_table('daily_query_counts');
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.daily_query_counts TO ${r};
+
+-- Aborts the writing statement (and so the whole batch) when it would take the tenant past its limit.
+-- Writes that add nothing (replacing existing ids) pass even above a lowered limit.
+CREATE FUNCTION ${s}.enforce_document_quota(p_documents bigint, p_added bigint, p_limit bigint) RETURNS bigint
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF p_added > 0 AND p_documents > p_limit THEN
+    RAISE EXCEPTION 'document quota exceeded' USING ERRCODE = 'BHQ01', DETAIL = (p_documents - p_added)::text;
+  END IF;
+  RETURN p_documents;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.enforce_document_quota(bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.enforce_document_quota(bigint, bigint, bigint) TO ${r};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

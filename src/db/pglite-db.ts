@@ -1,6 +1,6 @@
 import { PGlite } from "@electric-sql/pglite";
 import { vector } from "@electric-sql/pglite-pgvector";
-import { contextStatement, type Db, type LocalSettings, type Queryable, type Row } from "./db.js";
+import { contextStatement, type Db, type LocalSettings, type Queryable, type Row, type Statement } from "./db.js";
 
 /** The NOLOGIN role every embedded transaction switches to; it owns nothing and cannot bypass RLS. */
 export const EMBEDDED_RUNTIME_ROLE = "bulkhead_app";
@@ -45,6 +45,14 @@ export class PgliteDb implements Db {
 
   queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
     return this.scoped(tenantId, settings, (tx) => tx.query<R>(text, params));
+  }
+
+  pipelineAsTenant<R extends object = Row>(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<R[]> {
+    return this.scoped(tenantId, settings, async (tx) => {
+      let rows: R[] = [];
+      for (const s of statements) rows = await tx.query<R>(s.text, s.params);
+      return rows;
+    });
   }
 
   withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T> {

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { DatabaseError } from "../errors.js";
-import { contextStatement, type Db, type LocalSettings, type Queryable, type Row } from "./db.js";
+import { contextStatement, type Db, type LocalSettings, type Queryable, type Row, type Statement } from "./db.js";
 import { ConnectionPool } from "./connection-pool.js";
 import { PipelinedQuery } from "./pipelined-query.js";
 
@@ -65,11 +65,15 @@ export class PostgresDb implements Db {
     return this.inTransaction(null, undefined, fn);
   }
 
-  async queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
+  queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
+    return this.pipelineAsTenant<R>(tenantId, [{ text, params }], settings);
+  }
+
+  async pipelineAsTenant<R extends object = Row>(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<R[]> {
     const ctx = contextStatement(tenantId, settings);
     const client = await this.connect();
     try {
-      const q = new PipelinedQuery<R>([ctx, { text, params }]);
+      const q = new PipelinedQuery<R>([ctx, ...statements]);
       client.query(q as any);
       return await q.promise;
     } catch (err) {

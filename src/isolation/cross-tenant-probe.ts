@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { TenantDataManager } from "../data/data-manager.js";
+import { whenAllowed } from "../limits/when-allowed.js";
 
 export interface ProbeAttempt {
   name: string;
@@ -37,11 +38,11 @@ export async function probeCrossTenantIsolation(dataManager: TenantDataManager, 
   const leaked = (found: { id: string; metadata: Record<string, unknown> }[]) =>
     found.filter((m) => ids.includes(m.id) && (m.metadata.tenant_id !== tenantB || m.metadata.secret === `canary-${tag}`));
 
-  await dataManager.upsertDocuments(tenantA, canaries);
+  await whenAllowed(() => dataManager.upsertDocuments(tenantA, canaries));
   try {
     if (placeB.dimension === placeA.dimension) {
       for (const [i, c] of canaries.entries()) {
-        const r = await dataManager.queryDocuments(tenantB, c.values, { topK: 100 });
+        const r = await whenAllowed(() => dataManager.queryDocuments(tenantB, c.values, { topK: 100 }));
         const bad = leaked(r.matches);
         record(`B queries with A's exact vector #${i + 1}`, bad.length === 0, bad.length ? `saw ${bad.map((m) => m.id).join(", ")}` : `${r.matches.length} matches, none of A's`);
       }
@@ -52,7 +53,7 @@ export async function probeCrossTenantIsolation(dataManager: TenantDataManager, 
         ["B filters on A's canary metadata", { probe: tag }],
         ["B filters with $in over both tenant ids", { tenant_id: { $in: [tenantA, tenantB] }, probe: { $exists: true } }],
       ] as const) {
-        const r = await dataManager.queryDocuments(tenantB, probe, { topK: 100, filter });
+        const r = await whenAllowed(() => dataManager.queryDocuments(tenantB, probe, { topK: 100, filter }));
         const bad = leaked(r.matches);
         record(name, bad.length === 0, bad.length ? `saw ${bad.map((m) => m.id).join(", ")}` : `${r.matches.length} matches, none of A's`);
       }
@@ -60,18 +61,18 @@ export async function probeCrossTenantIsolation(dataManager: TenantDataManager, 
       record("B queries with A's vectors", true, `not applicable: dimensions differ (${placeA.dimension} vs ${placeB.dimension}), so B cannot even form the query`);
     }
 
-    const fetched = await dataManager.fetchDocuments(tenantB, ids);
+    const fetched = await whenAllowed(() => dataManager.fetchDocuments(tenantB, ids));
     record("B fetches A's ids", fetched.documents.length === 0, `${fetched.documents.length} documents returned`);
 
-    const deleted = await dataManager.deleteDocuments(tenantB, ids);
+    const deleted = await whenAllowed(() => dataManager.deleteDocuments(tenantB, ids));
     record("B deletes A's ids", deleted.deleted === 0, `${deleted.deleted} deleted`);
 
     if (placeB.dimension === placeA.dimension) {
-      await dataManager.upsertDocuments(tenantB, ids.map((id) => ({ id, values: randomUnitVector(placeB.dimension), metadata: { overwritten_by: tenantB } })));
+      await whenAllowed(() => dataManager.upsertDocuments(tenantB, ids.map((id) => ({ id, values: randomUnitVector(placeB.dimension), metadata: { overwritten_by: tenantB } }))));
       record("B upserts over A's ids", true, "accepted into B's own namespace; A's copies checked below");
     }
 
-    const after = await dataManager.fetchDocuments(tenantA, ids);
+    const after = await whenAllowed(() => dataManager.fetchDocuments(tenantA, ids));
     const intact =
       after.documents.length === canaries.length &&
       canaries.every((c) => {
@@ -81,8 +82,8 @@ export async function probeCrossTenantIsolation(dataManager: TenantDataManager, 
       });
     record("A's documents unchanged after B's attempts", intact, intact ? "vectors and metadata identical" : `A now holds ${after.documents.length} of ${canaries.length} canaries, or they changed`);
   } finally {
-    await dataManager.deleteDocuments(tenantA, ids);
-    await dataManager.deleteDocuments(tenantB, ids);
+    await whenAllowed(() => dataManager.deleteDocuments(tenantA, ids));
+    await whenAllowed(() => dataManager.deleteDocuments(tenantB, ids));
   }
   return { passed: attempts.every((a) => a.passed), attempts };
 }

@@ -48,6 +48,13 @@ export interface StoredVector extends VectorRecord {
   tenantId: string;
 }
 
+/** What an upsert did: records written, how many ids were new to the tenant, and its document count after. */
+export interface UpsertOutcome {
+  upserted: number;
+  added: number;
+  documents: number;
+}
+
 export interface Match {
   id: string;
   score: number;
@@ -70,7 +77,11 @@ export interface VectorStore {
   dropStorage(tx: Queryable, placement: Placement): Promise<void>;
   /** Copies every vector of `from` into `to` (same tenant), inside the registry's transaction. */
   copyTenant(tx: Queryable, from: Placement, to: Placement): Promise<number>;
-  upsert(placement: Placement, records: readonly VectorRecord[]): Promise<number>;
+  /**
+   * Writes the batch, all or nothing. Refuses it whole with `QuotaExceededError` when its new ids
+   * would take the tenant past `maxDocuments`, atomically with respect to the tenant's other writers.
+   */
+  upsert(placement: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome>;
   query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<Match[]>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;

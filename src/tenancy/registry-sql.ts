@@ -28,6 +28,6 @@ export const registrySql = {
   setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
   setStatus: "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setQuota: "UPDATE tenants SET quota_overrides = $2, updated_at = now() WHERE id = $1 RETURNING id",
-  markAnnIndexed: "UPDATE tenants SET ann_indexed = true WHERE id = $1",
+  markAnnIndexed: "UPDATE tenants SET ann_indexed = true WHERE id = $1 RETURNING id",
   deleteTenant: "DELETE FROM tenants WHERE id = $1",
 };

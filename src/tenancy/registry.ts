@@ -1,5 +1,5 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
-import { TenantTier, TIERS } from "../config.js";
+import { QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
 import type { Db, Queryable } from "../db/db.js";
 import { TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import type { IndexSpec, Placement, VectorStore } from "../stores/store.js";
@@ -7,6 +7,7 @@ import { describeCapacity, thresholdCount, type IndexCapacity } from "./capacity
 import { registrySql as sql } from "./registry-sql.js";
 import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";
 import { TenantCache } from "./tenant-cache.js";
+import { changeChannel, type ChangeFeedHandlers } from "./change-feed.js";
 
 interface TenantRow {
   id: string;
@@ -58,8 +59,9 @@ function assertQuota(quota: unknown): asserts quota is Partial<TenantQuota> {
   if (quota === undefined) return;
   if (typeof quota !== "object" || quota === null || Array.isArray(quota)) throw new ValidationError("quota", "must be an object");
   for (const [key, value] of Object.entries(quota)) {
-    if (key !== "maxDocuments" && key !== "maxDailyQueries") throw new ValidationError(`quota.${key}`, "unknown quota (known: maxDocuments, maxDailyQueries)");
-    if (!Number.isSafeInteger(value) || (value as number) < 0) throw new ValidationError(`quota.${key}`, `must be a whole number >= 0, got ${JSON.stringify(value)}`);
+    const minimum = QUOTA_MINIMUMS[key as keyof TenantQuota];
+    if (minimum === undefined) throw new ValidationError(`quota.${key}`, `unknown quota (known: ${Object.keys(QUOTA_MINIMUMS).join(", ")})`);
+    if (!Number.isSafeInteger(value) || (value as number) < minimum) throw new ValidationError(`quota.${key}`, `must be a whole number >= ${minimum}, got ${JSON.stringify(value)}`);
   }
 }
 
@@ -72,15 +74,39 @@ function assertQuota(quota: unknown): asserts quota is Partial<TenantQuota> {
  */
 export class TenantRegistry {
   private readonly cache: TenantCache<Tenant>;
+  private readonly listeners: ((tenantId: string | null) => void)[] = [];
+  private readonly channel: string;
 
   constructor(
     private readonly db: Db,
     private readonly store: VectorStore,
     private readonly config: RegistryConfig,
-    cacheTtlMs = 1000,
+    cacheTtlMs = 300_000,
   ) {
     this.cache = new TenantCache<Tenant>(cacheTtlMs);
+    this.channel = changeChannel(db.schema);
   }
+
+  /**
+   * Calls `listener` after a tenant changed (here or, through the change feed, in another instance);
+   * `null` means any tenant may have changed (the feed reconnected).
+   */
+  onChange(listener: (tenantId: string | null) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** What the change feed drives: invalidations from other instances, and distrust while disconnected. */
+  readonly feedHandlers: ChangeFeedHandlers = {
+    changed: (tenantId) => this.forget(tenantId),
+    lost: () => {
+      this.cache.bypass = true;
+      this.forget(null);
+    },
+    restored: () => {
+      this.cache.bypass = false;
+      this.forget(null);
+    },
+  };
 
   /**
    * Registers a tenant and gives it a place to store vectors.
@@ -108,7 +134,9 @@ export class TenantRegistry {
       await tx.query(sql.insertTenant, [tenantId, tenantName.trim(), tier, JSON.stringify(options.quota ?? {}), indexId, slot]);
       const tenant = await this.load(tx, tenantId);
       await this.store.createNamespace(tx, tenant!.placement);
+      await this.announce(tx, tenantId); // another instance may have cached "no such tenant"
     });
+    this.forget(tenantId);
     return this.getTenant(tenantId);
   }
 
@@ -129,8 +157,8 @@ export class TenantRegistry {
 
   /**
    * The tenant if it may use its data now: exists and is active. This is what every data
-   * operation calls; it is served from a short-lived cache (`cacheTtlMs`, 1 s by default) that
-   * this registry invalidates on every change it makes.
+   * operation calls; it is served from a cache (`tenantCacheTtlMs`, 5 minutes by default) that every
+   * change invalidates at commit, in this instance and — through the change feed — in the others.
    */
   async resolveActive(tenantId: string): Promise<Tenant> {
     assertTenantId(tenantId);
@@ -152,6 +180,7 @@ export class TenantRegistry {
       await tx.query(sql.lockPlacement);
       const current = await this.load(tx, tenantId);
       if (!current) throw new TenantNotFoundError(tenantId);
+      await this.announce(tx, tenantId);
       if (isDedicatedTier(current.tier) === isDedicatedTier(tier)) {
         await tx.query(sql.setTier, [tenantId, tier]);
         return;
@@ -167,7 +196,7 @@ export class TenantRegistry {
       await this.store.dropStorage(tx, current.placement);
       if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [current.placement.indexId]);
     });
-    this.cache.invalidate(tenantId);
+    this.forget(tenantId);
     const tenant = await this.getTenant(tenantId);
     await this.ensureAnnIndex(tenant);
     return this.getTenant(tenantId);
@@ -186,9 +215,7 @@ export class TenantRegistry {
   async setQuota(tenantId: string, quota: Partial<TenantQuota>): Promise<Tenant> {
     assertTenantId(tenantId);
     assertQuota(quota);
-    const rows = await this.db.query(sql.setQuota, [tenantId, JSON.stringify(quota)]);
-    if (rows.length === 0) throw new TenantNotFoundError(tenantId);
-    this.cache.invalidate(tenantId);
+    await this.update(tenantId, sql.setQuota, [tenantId, JSON.stringify(quota)]);
     return this.getTenant(tenantId);
   }
 
@@ -202,8 +229,9 @@ export class TenantRegistry {
       await this.store.dropStorage(tx, tenant.placement);
       await tx.query(sql.deleteTenant, [tenantId]);
       if (tenant.dedicatedIndex) await tx.query(sql.deleteIndex, [tenant.placement.indexId]);
+      await this.announce(tx, tenantId);
     });
-    this.cache.invalidate(tenantId);
+    this.forget(tenantId);
   }
 
   /** Namespaces in use per shared index, e.g. `{ "shared-index-1": 2 }`. */
@@ -223,21 +251,40 @@ export class TenantRegistry {
    * cheap when nothing is to be done. Bulk imports load with a high threshold and call this once
    * afterwards: one CREATE INDEX is far faster than inserting row by row into a live HNSW graph.
    */
-  async ensureAnnIndex(tenant: Tenant, minimumVectors = this.config.annIndexThreshold): Promise<boolean> {
+  async ensureAnnIndex(tenant: Tenant, minimumVectors = this.config.annIndexThreshold, knownCount?: number): Promise<boolean> {
     if (tenant.placement.annIndexed) return false;
-    if ((await this.store.count(tenant.placement)) < minimumVectors) return false;
+    if ((knownCount ?? (await this.store.count(tenant.placement))) < minimumVectors) return false;
     await this.store.buildAnnIndex(tenant.placement);
-    await this.db.query(sql.markAnnIndexed, [tenant.tenantId]);
-    this.cache.invalidate(tenant.tenantId);
+    await this.update(tenant.tenantId, sql.markAnnIndexed, [tenant.tenantId]);
     return true;
   }
 
   private async setStatus(tenantId: string, status: TenantStatus): Promise<Tenant> {
     assertTenantId(tenantId);
-    const rows = await this.db.query(sql.setStatus, [tenantId, status]);
-    if (rows.length === 0) throw new TenantNotFoundError(tenantId);
-    this.cache.invalidate(tenantId);
+    await this.update(tenantId, sql.setStatus, [tenantId, status]);
     return this.getTenant(tenantId);
+  }
+
+  /** One UPDATE of a tenant row, announced to every instance in the same transaction. */
+  private async update(tenantId: string, statement: string, params: unknown[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const rows = await tx.query(statement, params);
+      if (rows.length === 0) throw new TenantNotFoundError(tenantId);
+      await this.announce(tx, tenantId);
+    });
+    this.forget(tenantId);
+  }
+
+  /** NOTIFY inside the changing transaction: PostgreSQL delivers it at commit, and only if it commits. */
+  private async announce(tx: Queryable, tenantId: string): Promise<void> {
+    await tx.query("SELECT pg_notify($1, $2)", [this.channel, tenantId]);
+  }
+
+  /** Drops cached state of one tenant (or of all, with null) here and tells the listeners. */
+  private forget(tenantId: string | null): void {
+    if (tenantId === null) this.cache.clear();
+    else this.cache.invalidate(tenantId);
+    for (const listener of this.listeners) listener(tenantId);
   }
 
   /** Picks the oldest shared index with room and its lowest free slot; provisions ahead of need. */

@@ -1,11 +1,15 @@
 /**
- * A small TTL cache with single-flight loading: concurrent misses for one key share one lookup.
- * The registry invalidates entries it changes; the TTL bounds how stale another process's view can be.
+ * A TTL cache with single-flight loading: concurrent misses for one key share one lookup.
+ * The registry invalidates entries on every change, here and (through the change feed) in every
+ * other instance; the TTL only bounds staleness if a change notification is ever missed. While
+ * notifications cannot be trusted (feed disconnected), `bypass` turns caching off.
  */
 export class TenantCache<V> {
   private readonly entries = new Map<string, { value: V | undefined; expires: number }>();
   private readonly loading = new Map<string, Promise<V | undefined>>();
   private generation = 0;
+  /** When true every lookup loads afresh and nothing is kept. */
+  bypass = false;
 
   constructor(
     private readonly ttlMs: number,
@@ -14,17 +18,19 @@ export class TenantCache<V> {
 
   async get(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const hit = this.entries.get(key);
-    if (hit && hit.expires > this.now()) return hit.value;
+    if (hit && hit.expires > this.now() && !this.bypass) return hit.value;
     let pending = this.loading.get(key);
     if (!pending) {
       const generation = this.generation;
       pending = load()
         .then((value) => {
           // An invalidation during the load means the value may already be stale: don't keep it.
-          if (generation === this.generation && this.ttlMs > 0) this.entries.set(key, { value, expires: this.now() + this.ttlMs });
+          if (generation === this.generation && this.ttlMs > 0 && !this.bypass) this.entries.set(key, { value, expires: this.now() + this.ttlMs });
           return value;
         })
-        .finally(() => this.loading.delete(key));
+        .finally(() => {
+          if (this.loading.get(key) === pending) this.loading.delete(key);
+        });
       this.loading.set(key, pending);
     }
     return pending;
@@ -34,5 +40,11 @@ export class TenantCache<V> {
     this.generation++;
     this.entries.delete(key);
     this.loading.delete(key);
+  }
+
+  clear(): void {
+    this.generation++;
+    this.entries.clear();
+    this.loading.clear();
   }
 }

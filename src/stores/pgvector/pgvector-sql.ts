@@ -28,13 +28,40 @@ export const sql = {
   dropStorage: "SELECT drop_vector_storage($1, $2)",
   buildAnnIndex: "SELECT build_ann_index($1, $2, $3, $4, $5)",
 
-  /** $1 tenant, $2 JSON array of {id, embedding, metadata}. One statement: the batch is all or nothing. */
+  /**
+   * Serialises one tenant's writers (sent first, in the same transaction as the write): each write
+   * then sees every earlier one committed, so its count of ids that already exist — and the lazily
+   * created counter — cannot race another batch. Other tenants' writes are not held up.
+   */
+  lockTenantWrites: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.documents.' || $1))",
+
+  /**
+   * $1 tenant, $2 JSON array of {id, embedding, metadata}, $3 the tenant's document quota. One
+   * statement, so the batch is all or nothing: it writes the rows, adds the ids that were new to the
+   * tenant's document counter and aborts with SQLSTATE BHQ01 if that takes the tenant past its
+   * quota. A tenant without a counter yet has its rows counted once (the ELSE branch only runs then).
+   */
   upsert: (p: Placement) => `
-    INSERT INTO ${tableOf(p)} AS t (tenant_id, id, embedding, metadata)
-    SELECT $1, r.id, r.embedding::vector, r.metadata
-      FROM jsonb_to_recordset($2::jsonb) AS r(id text, embedding text, metadata jsonb)
-    ON CONFLICT (tenant_id, id) DO UPDATE
-      SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, updated_at = now()`,
+    WITH existing AS (
+      SELECT count(*) AS n FROM ${tableOf(p)}
+       WHERE tenant_id = $1 AND id IN (SELECT r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text))),
+    written AS (
+      INSERT INTO ${tableOf(p)} AS t (tenant_id, id, embedding, metadata)
+      SELECT $1, r.id, r.embedding::vector, r.metadata
+        FROM jsonb_to_recordset($2::jsonb) AS r(id text, embedding text, metadata jsonb)
+      ON CONFLICT (tenant_id, id) DO UPDATE
+        SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, updated_at = now()
+      RETURNING 1),
+    added AS (SELECT (SELECT count(*) FROM written) - (SELECT n FROM existing) AS n),
+    counted AS (
+      INSERT INTO document_counts AS c (tenant_id, documents)
+      SELECT $1, CASE WHEN EXISTS (SELECT 1 FROM document_counts WHERE tenant_id = $1) THEN n
+                      ELSE n + (SELECT count(*) FROM ${tableOf(p)} WHERE tenant_id = $1) END
+        FROM added
+      ON CONFLICT (tenant_id) DO UPDATE SET documents = c.documents + EXCLUDED.documents
+      RETURNING c.documents)
+    SELECT enforce_document_quota(counted.documents, added.n, $3)::int AS documents, added.n::int AS added
+      FROM counted, added`,
 
   /** $1 tenant, $2 query vector, $3 topK, then the filter's parameters. */
   query: (p: Placement, filterSql: string) => {
@@ -53,9 +80,12 @@ export const sql = {
       FROM ${tableOf(p)}
      WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
 
+  /** $1 tenant, $2 JSON array of ids; the tenant's document counter follows in the same statement (after `lockTenantWrites`). */
   delete: (p: Placement) => `
-    WITH gone AS (DELETE FROM ${tableOf(p)} WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb)) RETURNING 1)
-    SELECT count(*)::int AS n FROM gone`,
+    WITH gone AS (DELETE FROM ${tableOf(p)} WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb)) RETURNING 1),
+    removed AS (SELECT count(*)::int AS n FROM gone),
+    counted AS (UPDATE document_counts SET documents = documents - (SELECT n FROM removed) WHERE tenant_id = $1 AND (SELECT n FROM removed) > 0 RETURNING 1)
+    SELECT n FROM removed`,
 
   count: (p: Placement) => `SELECT count(*)::int AS n FROM ${tableOf(p)} WHERE tenant_id = $1`,
 

@@ -1,7 +1,8 @@
 import type { BulkheadConfig } from "../../config.js";
 import { enterTenantContext, type LocalSettings, type Queryable, type TenantDb } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
-import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, VectorRecord, VectorStore } from "../store.js";
+import { QuotaExceededError } from "../../errors.js";
+import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
 type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "maxBatchSize">;
@@ -44,10 +45,25 @@ export class PgvectorStore implements VectorStore {
     return row!.n;
   }
 
-  async upsert(p: Placement, records: readonly VectorRecord[]): Promise<number> {
+  async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
     const rows = records.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
-    await this.db.queryAsTenant(p.tenantId, sql.upsert(p), [p.tenantId, JSON.stringify(rows)]);
-    return records.length;
+    try {
+      const [row] = await this.db.pipelineAsTenant<{ documents: number; added: number }>(p.tenantId, [
+        { text: sql.lockTenantWrites, params: [p.tenantId] },
+        { text: sql.upsert(p), params: [p.tenantId, JSON.stringify(rows), maxDocuments] },
+      ]);
+      return { upserted: records.length, added: row!.added, documents: row!.documents };
+    } catch (err) {
+      const e = err as { code?: string; detail?: string };
+      if (e.code !== "BHQ01") throw err;
+      const current = Number(e.detail);
+      throw new QuotaExceededError(
+        "maxDocuments",
+        maxDocuments,
+        current,
+        `tenant "${p.tenantId}" stores ${current} of its ${maxDocuments} documents; this batch would add more than the ${maxDocuments - current} left, so none of it was written`,
+      );
+    }
   }
 
   async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<Match[]> {
@@ -71,7 +87,10 @@ export class PgvectorStore implements VectorStore {
   }
 
   async delete(p: Placement, ids: readonly string[]): Promise<number> {
-    const [row] = await this.db.queryAsTenant<{ n: number }>(p.tenantId, sql.delete(p), [p.tenantId, JSON.stringify(ids)]);
+    const [row] = await this.db.pipelineAsTenant<{ n: number }>(p.tenantId, [
+      { text: sql.lockTenantWrites, params: [p.tenantId] },
+      { text: sql.delete(p), params: [p.tenantId, JSON.stringify(ids)] },
+    ]);
     return row!.n;
   }
 

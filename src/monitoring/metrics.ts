@@ -1,0 +1,109 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { IndexCapacity } from "../tenancy/capacity.js";
+
+/**
+ * Bulkhead's Prometheus metrics, in a registry of its own (never prom-client's global one, so two
+ * Bulkheads in one process — or the host application's metrics — do not collide).
+ */
+export class BulkheadMetrics {
+  readonly registry = new Registry();
+
+  readonly operations = new Counter({
+    name: "bulkhead_operations_total",
+    help: "Data operations by tenant, operation and outcome (ok, error, refused, invalid).",
+    labelNames: ["tenant", "operation", "outcome"] as const,
+    registers: [this.registry],
+  });
+
+  readonly duration = new Histogram({
+    name: "bulkhead_operation_duration_seconds",
+    help: "Latency of admitted data operations, including time queued behind the tenant's own operations.",
+    labelNames: ["tenant", "operation"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly isolationOverhead = new Histogram({
+    name: "bulkhead_isolation_overhead_seconds",
+    help: "Application-side isolation work of a query (tenant resolution, validation, filter scoping, owner checks).",
+    labelNames: ["tenant", "operation"] as const,
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01],
+    registers: [this.registry],
+  });
+
+  readonly quotaUsed = new Gauge({
+    name: "bulkhead_quota_used",
+    help: "Quota in use: documents stored, queries today (UTC).",
+    labelNames: ["tenant", "quota"] as const,
+    registers: [this.registry],
+  });
+
+  readonly quotaLimit = new Gauge({
+    name: "bulkhead_quota_limit",
+    help: "Quota limit in force for the tenant.",
+    labelNames: ["tenant", "quota"] as const,
+    registers: [this.registry],
+  });
+
+  readonly inFlight = new Gauge({
+    name: "bulkhead_in_flight_operations",
+    help: "Data operations a tenant has in flight (running or queued for its connection share).",
+    labelNames: ["tenant"] as const,
+    registers: [this.registry],
+  });
+
+  readonly insuranceDecisions = new Counter({
+    name: "bulkhead_rate_limit_insurance_decisions_total",
+    help: "Rate-limit decisions made in memory because Redis was down or too slow (limits are per instance meanwhile).",
+    registers: [this.registry],
+  });
+
+  readonly redisUp = new Gauge({
+    name: "bulkhead_redis_up",
+    help: "1 when the rate limiter's Redis connection is ready, 0 when not (absent without Redis).",
+    registers: [this.registry],
+  });
+
+  readonly alerts = new Counter({
+    name: "bulkhead_tenant_alerts_total",
+    help: "Alerts raised per tenant and kind (latency_p95, error_rate).",
+    labelNames: ["tenant", "kind"] as const,
+    registers: [this.registry],
+  });
+
+  readonly alertActive = new Gauge({
+    name: "bulkhead_tenant_alert_active",
+    help: "1 while a tenant's alert of this kind is firing.",
+    labelNames: ["tenant", "kind"] as const,
+    registers: [this.registry],
+  });
+
+  /** @param capacity read at scrape time: namespaces used and allowed per shared index */
+  constructor(capacity: () => Promise<IndexCapacity[]>) {
+    new Gauge({
+      name: "bulkhead_namespaces_used",
+      help: "Namespaces in use per shared index.",
+      labelNames: ["index"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const c of await capacity()) this.set({ index: c.index }, c.used);
+      },
+    });
+    new Gauge({
+      name: "bulkhead_namespaces_max",
+      help: "Namespaces a shared index may hold.",
+      labelNames: ["index"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const c of await capacity()) this.set({ index: c.index }, c.max);
+      },
+    });
+  }
+
+  /** The Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
