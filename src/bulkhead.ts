@@ -93,7 +93,15 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     await db.close();
     throw err;
   }
-  const rateLimiter = new TenantRateLimiter({ redis, keyPrefix: `bulkhead:${db.schema}`, onInsurance: () => metrics.insuranceDecisions.inc(), now });
+  let insuranceLoggedAt = -Infinity;
+  const onInsurance = () => {
+    metrics.insuranceDecisions.inc();
+    // A slow Redis raises no connection event, so say it here — once a minute, not once a request.
+    if (now() - insuranceLoggedAt < 60_000) return;
+    insuranceLoggedAt = now();
+    warn(`bulkhead: rate-limit decisions are being made in memory: Redis is down or slower than ${config.redisTimeoutMs} ms (limits are per instance meanwhile)`);
+  };
+  const rateLimiter = new TenantRateLimiter({ redis, keyPrefix: `bulkhead:${db.schema}`, onInsurance, now });
   const connectionSlots = Math.max(1, Math.floor(config.poolSize * config.tenantPoolShare));
   const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), new DailyQueryQuota(db, now), monitor);
   registry.onChange((tenantId) => gate.forget(tenantId));

@@ -35,6 +35,15 @@ export const postgres: Backend | undefined =
       }
     : undefined;
 
+/** Two instances sharing one fresh schema on the server, like two service replicas. */
+export async function openServerPair(options: BulkheadOptions = {}): Promise<[Awaited<ReturnType<typeof openBulkhead>>, Awaited<ReturnType<typeof openBulkhead>>]> {
+  const schema = `t_${randomBytes(5).toString("hex")}`;
+  schemas.push(schema);
+  const open = () => openBulkhead({ ...options, database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { ...options.config, schema } });
+  const first = await open();
+  return [first, await open()];
+}
+
 /** Every backend the conformance suites run against. */
 export const BACKENDS: Backend[] = [pglite, ...(postgres ? [postgres] : [])];
 

@@ -15,6 +15,9 @@ export const changeChannel = (schema: string) => `bulkhead_tenants_${schema}`;
 
 const MAX_RETRY_MS = 5_000;
 
+/** How the feed's connection shows in `pg_stat_activity`. */
+export const FEED_APPLICATION_NAME = "bulkhead-change-feed";
+
 /**
  * Listens (PostgreSQL LISTEN/NOTIFY, on a connection of its own) for tenant changes committed by any
  * instance sharing the database, so a suspension or quota change takes effect everywhere as soon as
@@ -48,7 +51,7 @@ export class TenantChangeFeed {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url });
+    const client = new pg.Client({ connectionString: this.url, application_name: FEED_APPLICATION_NAME });
     client.on("notification", (m) => {
       if (m.channel === this.channel && m.payload) this.handlers.changed(m.payload);
     });
