@@ -85,14 +85,15 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const monitor = new TenantMonitor(metrics, config, warn, now);
   // Other instances' tenant changes arrive over LISTEN/NOTIFY; an embedded database has no other instances.
   const feed = db.kind === "postgres" ? new TenantChangeFeed(config.databaseUrl, changeChannel(db.schema), registry.feedHandlers, warn) : undefined;
-  const redis = config.redisUrl ? await connectRedis(config.redisUrl, config.redisTimeoutMs, (up) => metrics.redisUp.set(up ? 1 : 0), warn) : undefined;
+  const redisConnection = config.redisUrl ? await connectRedis(config.redisUrl, config.redisTimeoutMs, (up) => metrics.redisUp.set(up ? 1 : 0), warn) : undefined;
   try {
     await feed?.start();
   } catch (err) {
-    redis?.disconnect();
+    await redisConnection?.close();
     await db.close();
     throw err;
   }
+  const redis = redisConnection?.redis;
   let insuranceLoggedAt = -Infinity;
   const onInsurance = () => {
     metrics.insuranceDecisions.inc();
@@ -127,7 +128,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
         await ledger.close();
       } finally {
         await feed?.close();
-        redis?.disconnect();
+        await redisConnection?.close();
         await db.close();
       }
     },
