@@ -3,7 +3,7 @@
  * Everything a library user imports comes from here.
  */
 export { createBulkhead, type Bulkhead, type BulkheadOptions } from "./bulkhead.js";
-export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, DEFAULT_PLAN_PRICES, type BulkheadConfig, type TenantQuota, type Metric, type PriceBook, type ModelPrice } from "./config.js";
+export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, DEFAULT_PLAN_PRICES, QUOTA_MINIMUMS, type BulkheadConfig, type TenantQuota, type Metric, type PriceBook, type ModelPrice } from "./config.js";
 export {
   BulkheadError,
   ValidationError,
@@ -11,6 +11,8 @@ export {
   TenantAlreadyExistsError,
   TenantSuspendedError,
   QuotaExceededError,
+  RateLimitedError,
+  ConcurrencyLimitError,
   IsolationViolationError,
   ConfigError,
   DatabaseError,
@@ -25,6 +27,9 @@ export type { MetadataFilter } from "./stores/filter.js";
 export type { VectorStore, StoreCapabilities, Placement } from "./stores/store.js";
 export { testCrossTenantIsolation, probeCrossTenantIsolation, type ProbeReport, type ProbeAttempt } from "./isolation/cross-tenant-probe.js";
 export type { CheckResult, ReadinessOptions } from "./readiness/checks.js";
+export { TenantMonitor, type TenantAlert } from "./monitoring/tenant-monitor.js";
+export type { TenantStats, Outcome } from "./monitoring/latency-window.js";
+export type { Operation } from "./limits/performance-gate.js";
 export {
   CostAllocationEngine,
   COST_CATEGORIES,
