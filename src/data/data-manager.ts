@@ -168,7 +168,7 @@ export class TenantDataManager {
   /** Number of documents the tenant stores. */
   async countDocuments(tenantId: string): Promise<number> {
     const tenant = await this.registry.resolveActive(tenantId);
-    return this.store.count(tenant.placement);
+    return this.admit(tenant, "count", () => this.store.count(tenant.placement));
   }
 }
 

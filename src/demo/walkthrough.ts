@@ -140,7 +140,8 @@ export async function runWalkthrough(out: Out = console.log, database = "memory:
     out(`    tenant-001: ${settled.filter((r) => r.status === "fulfilled").length} answered, refused ${[...refusedBy].map(([code, n]) => `${n} × ${code}`).join(", ")}`);
     out(`    tenant-002: 10 of 10 answered, median ${median(calm).toFixed(3)} ms`);
 
-    const docsNow = await dataManager.countDocuments("tenant-001");
+    // tenant-001 has just spent its rate limit: the walkthrough waits its turn like any client should.
+    const docsNow = await whenAllowed(() => dataManager.countDocuments("tenant-001"));
     await registry.setQuota("tenant-001", { maxDocuments: docsNow + 1 });
     try {
       await whenAllowed(() => dataManager.upsertDocuments("tenant-001", [
@@ -151,7 +152,7 @@ export async function runWalkthrough(out: Out = console.log, database = "memory:
       const e = err as QuotaExceededError;
       out(`  Quota refusal (${e.code}): quota ${e.quota}, limit ${e.limit}, current ${e.current} — ${e.message}`);
     }
-    out(`    documents after the refused batch: ${await dataManager.countDocuments("tenant-001")} (the batch was refused whole)`);
+    out(`    documents after the refused batch: ${await whenAllowed(() => dataManager.countDocuments("tenant-001"))} (the batch was refused whole)`);
     await registry.setQuota("tenant-001", { maxDailyQueries: 0 });
     try {
       await whenAllowed(() => dataManager.queryDocuments("tenant-001", q, { topK: 1 }));

@@ -6,7 +6,7 @@ import type { TenantRateLimiter } from "./rate-limiter.js";
 import type { TenantBulkheads } from "./tenant-bulkheads.js";
 
 /** The data operations the gate admits. */
-export type Operation = "query" | "upsert" | "fetch" | "delete";
+export type Operation = "query" | "upsert" | "fetch" | "delete" | "count";
 
 /**
  * What the data manager runs every tenant operation through: admission (rate limit, concurrency,

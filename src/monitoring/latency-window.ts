@@ -26,40 +26,39 @@ export interface TenantStats {
 }
 
 /**
- * The most recent operations of one tenant in a ring buffer: time, latency and outcome. Bounded in
- * memory (`capacity` entries); statistics cover the entries inside the time window.
+ * The most recent operations of one tenant: time, latency and outcome. Grows with use up to
+ * `capacity` entries, then overwrites the oldest (a ring), so a quiet tenant costs a few bytes and
+ * a busy one at most `capacity` entries; statistics cover the entries inside the time window.
  */
 export class LatencyWindow {
-  private readonly at: Float64Array;
-  private readonly ms: Float64Array;
-  private readonly outcome: Uint8Array;
+  private readonly at: number[] = [];
+  private readonly ms: number[] = [];
+  private readonly outcome: number[] = [];
+  /** Where the next entry goes once the buffer is full. */
   private next = 0;
-  private size = 0;
 
-  constructor(private readonly capacity: number) {
-    this.at = new Float64Array(capacity);
-    this.ms = new Float64Array(capacity);
-    this.outcome = new Uint8Array(capacity);
-  }
+  constructor(private readonly capacity: number) {}
 
   record(at: number, latencyMs: number, outcome: Outcome): void {
+    const o = OUTCOMES.indexOf(outcome);
+    if (this.at.length < this.capacity) {
+      this.at.push(at);
+      this.ms.push(latencyMs);
+      this.outcome.push(o);
+      return;
+    }
     this.at[this.next] = at;
     this.ms[this.next] = latencyMs;
-    this.outcome[this.next] = OUTCOMES.indexOf(outcome);
+    this.outcome[this.next] = o;
     this.next = (this.next + 1) % this.capacity;
-    this.size = Math.min(this.size + 1, this.capacity);
-  }
-
-  /** Newest entry's time, or -Infinity when empty. */
-  get lastAt(): number {
-    return this.size === 0 ? -Infinity : this.at[(this.next - 1 + this.capacity) % this.capacity]!;
   }
 
   stats(tenantId: string, now: number, windowMs: number): TenantStats {
     const counts = [0, 0, 0, 0];
     const latencies: number[] = [];
-    for (let k = 0; k < this.size; k++) {
-      const i = (this.next - 1 - k + this.capacity) % this.capacity;
+    const size = this.at.length;
+    for (let k = 0; k < size; k++) {
+      const i = (this.next - 1 - k + size) % size;
       if (this.at[i]! < now - windowMs) break; // entries are in time order: the rest are older
       const o = this.outcome[i]!;
       counts[o]!++;
