@@ -10,6 +10,8 @@ import { PgvectorStore } from "./stores/pgvector/pgvector-store.js";
 import type { VectorStore } from "./stores/store.js";
 import { TenantRegistry } from "./tenancy/registry.js";
 import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
+import { ApiKeyStore } from "./tenancy/api-keys.js";
+import { AuditLog } from "./tenancy/audit-log.js";
 import { DailyQueryQuota } from "./limits/daily-query-quota.js";
 import { PerformanceGate } from "./limits/performance-gate.js";
 import { TenantRateLimiter } from "./limits/rate-limiter.js";
@@ -47,6 +49,10 @@ export interface Bulkhead {
   readonly databaseKind: Db["kind"];
   /** Per-tenant statistics (`getTenantStats`), alerts (`on("alert")`) and Prometheus metrics (`metricsText()`). */
   readonly monitor: TenantMonitor;
+  /** API keys: tenant keys (scoped to one tenant) and admin keys, stored as hashes. */
+  readonly keys: ApiKeyStore;
+  /** Admin actions and key events, in the database. */
+  readonly audit: AuditLog;
   /** Runs the production-readiness checklist as live checks. */
   readiness(options?: ReadinessOptions): Promise<CheckResult[]>;
   close(): Promise<void>;
@@ -83,8 +89,22 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
   const metrics = new BulkheadMetrics(() => registry.getCapacity());
   const monitor = new TenantMonitor(metrics, config, warn, now);
-  // Other instances' tenant changes arrive over LISTEN/NOTIFY; an embedded database has no other instances.
-  const feed = db.kind === "postgres" ? new TenantChangeFeed(config.databaseUrl, changeChannel(db.schema), registry.feedHandlers, warn) : undefined;
+  const audit = new AuditLog(db);
+  const keys = new ApiKeyStore(db, audit, config.tenantCacheTtlMs, now);
+  // Other instances' tenant and key changes arrive over LISTEN/NOTIFY; an embedded database has no other instances.
+  const feed =
+    db.kind === "postgres"
+      ? new TenantChangeFeed(
+          config.databaseUrl,
+          changeChannel(db.schema),
+          {
+            changed: (id) => (id.startsWith("key:") ? keys.feedHandlers.changed(id.slice(4)) : registry.feedHandlers.changed(id)),
+            lost: () => [registry, keys].forEach((c) => c.feedHandlers.lost()),
+            restored: () => [registry, keys].forEach((c) => c.feedHandlers.restored()),
+          },
+          warn,
+        )
+      : undefined;
   const redisConnection = config.redisUrl ? await connectRedis(config.redisUrl, config.redisTimeoutMs, (up) => metrics.redisUp.set(up ? 1 : 0), warn) : undefined;
   try {
     await feed?.start();
@@ -116,6 +136,8 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     store: { name: store.name, capabilities: store.capabilities },
     databaseKind: db.kind,
     monitor,
+    keys,
+    audit,
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");
       return runReadinessChecks({ db, registry, dataManager, costEngine }, o);

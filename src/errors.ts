@@ -89,6 +89,20 @@ export class ConcurrencyLimitError extends BulkheadError {
   }
 }
 
+/** No valid API key was presented (missing, malformed, unknown or revoked). */
+export class AuthenticationError extends BulkheadError {
+  constructor(message: string) {
+    super("UNAUTHENTICATED", 401, message);
+  }
+}
+
+/** The key is valid but may not do this (wrong kind, missing scope, another tenant's data). */
+export class ForbiddenError extends BulkheadError {
+  constructor(message: string) {
+    super("FORBIDDEN", 403, message);
+  }
+}
+
 /**
  * A result carried another tenant's id. This is the last line of defence firing: it means
  * the store or database scoping failed, so the whole response is withheld.

@@ -20,6 +20,59 @@ program
     process.exitCode = ok ? 0 : 1;
   });
 
+program
+  .command("serve")
+  .description("Run the HTTP service (embedded database in ./bulkhead-data unless DATABASE_URL is set)")
+  .option("--host <host>", "interface to listen on (HOST)", process.env.HOST ?? "127.0.0.1")
+  .option("--port <port>", "port (PORT)", process.env.PORT ?? "8080")
+  .option("--database <url>", "postgres://… (runtime role), memory:// or a directory (DATABASE_URL)")
+  .action(async (opts: { host: string; port: string; database?: string }) => {
+    const { startServer } = await import("../server/serve.js");
+    const server = await startServer({ host: opts.host, port: Number(opts.port), database: opts.database });
+    server.app.log.info({ url: server.url }, "bulkhead listening");
+    const stop = (signal: string) => {
+      server.app.log.info({ signal }, "shutting down: draining requests, flushing usage, closing the database");
+      server.shutdown().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+
+program
+  .command("doctor")
+  .description("Run the production checklist as live checks against the configured database and service routes")
+  .option("--database <url>", "postgres://… (runtime role), memory:// or a directory (DATABASE_URL)")
+  .option("--probe <a,b>", "two tenants for the cross-tenant probe (default: the first two active tenants)")
+  .option("--sample <tenant>", "tenant to sample queries and logs with (default: the first active tenant)")
+  .action(async (opts: { database?: string; probe?: string; sample?: string }) => {
+    const { createBulkhead } = await import("../bulkhead.js");
+    const { buildServer } = await import("../server/app.js");
+    const bh = await createBulkhead({ database: opts.database ?? process.env.DATABASE_URL ?? "./bulkhead-data" });
+    try {
+      const app = await buildServer(bh, { logDestination: false });
+      const checks = await app.readiness({ probeTenants: opts.probe?.split(",") as [string, string] | undefined, sampleTenant: opts.sample });
+      let category = "";
+      for (const c of checks) {
+        if (c.category !== category) console.log(`${(category = c.category)}:`);
+        console.log(`  ${c.passed ? "✓" : "✗"} ${c.name} — ${c.detail}`);
+      }
+      const failed = checks.filter((c) => !c.passed).length;
+      console.log(failed ? `
+✗ ${failed} of ${checks.length} checks failed` : `
+✓ all ${checks.length} checks passed`);
+      process.exitCode = failed ? 1 : 0;
+      await app.close();
+    } finally {
+      await bh.close();
+    }
+  });
+
 const db = program.command("db").description("Database schema");
 db.command("migrate")
   .description("Create or update Bulkhead's schema on a PostgreSQL server, as the owner role")

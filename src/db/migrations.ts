@@ -232,6 +232,45 @@ GRANT EXECUTE ON FUNCTION ${s}.enforce_document_quota(bigint, bigint, bigint) TO
 `;
     },
   },
+  {
+    version: 4,
+    name: "API keys and the audit log",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      return `
+-- Control-plane data read to find out who is calling, before any tenant is known (like tenants).
+-- Only a SHA-256 of each key is kept; the key itself is shown once, at creation.
+CREATE TABLE ${s}.api_keys (
+  id           text PRIMARY KEY CHECK (id ~ '^[a-f0-9]{16}$'),
+  kind         text NOT NULL CHECK (kind IN ('tenant', 'admin')),
+  tenant       text REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  scopes       text[] NOT NULL,
+  name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  hash         bytea NOT NULL CHECK (length(hash) = 32),
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  last_used_at timestamptz,
+  revoked_at   timestamptz,
+  CHECK ((kind = 'tenant') = (tenant IS NOT NULL))
+);
+CREATE INDEX api_keys_tenant ON ${s}.api_keys (tenant);
+GRANT SELECT, INSERT, UPDATE ON ${s}.api_keys TO ${r};
+
+-- Every admin action and key event. Append-only for the runtime role.
+CREATE TABLE ${s}.audit_log (
+  id      bigserial PRIMARY KEY,
+  at      timestamptz NOT NULL DEFAULT now(),
+  actor   text NOT NULL,
+  action  text NOT NULL,
+  target  text,
+  details jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_log_at ON ${s}.audit_log (at);
+GRANT SELECT, INSERT ON ${s}.audit_log TO ${r};
+GRANT USAGE ON SEQUENCE ${s}.audit_log_id_seq TO ${r};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

@@ -1,0 +1,235 @@
+import type { TenantQuota, TenantTier } from "../config.js";
+import type { Tenant } from "../tenancy/tenant.js";
+import type { Scope } from "../tenancy/api-keys.js";
+import { route, type RouteSpec } from "./route-spec.js";
+import {
+  allocateBody,
+  auditQuery,
+  createAdminKeyBody,
+  createTenantKeyBody,
+  keyParams,
+  listTenantsQuery,
+  periodQuery,
+  quotaBody,
+  registerBody,
+  tenantParams,
+  tierBody,
+} from "./schemas.js";
+
+/** A tenant as the API shows it (the placement internals stay inside). */
+const view = (t: Tenant) => ({
+  tenantId: t.tenantId,
+  tenantName: t.tenantName,
+  tier: t.tier,
+  status: t.status,
+  quota: t.quota,
+  quotaOverrides: t.quotaOverrides,
+  index: t.index,
+  namespace: t.namespace,
+  isolation: t.isolation,
+  dimension: t.dimension,
+  createdAt: t.createdAt,
+  updatedAt: t.updatedAt,
+});
+
+/** The admin API: every change is written to the audit log with the admin key that made it. */
+export const adminRoutes: RouteSpec[] = [
+  route({
+    method: "GET",
+    url: "/admin/tenants",
+    access: "admin",
+    tag: "admin",
+    summary: "List tenants",
+    query: listTenantsQuery,
+    handler: async ({ bh, query }) => (await bh.registry.listTenants({ tier: query.tier as TenantTier | undefined, status: query.status })).map(view),
+  }),
+  route({
+    method: "POST",
+    url: "/admin/tenants",
+    access: "admin",
+    tag: "admin",
+    status: 201,
+    summary: "Register a tenant (free and pro get a namespace, enterprise a dedicated index)",
+    body: registerBody,
+    handler: async ({ bh, body, actor }) => {
+      const t = await bh.registry.registerTenant(body.tenantId, body.name, body.tier as TenantTier, { quota: body.quota as Partial<TenantQuota>, dimension: body.dimension });
+      await bh.audit.record(actor, "tenant.register", t.tenantId, { tier: t.tier });
+      return view(t);
+    },
+  }),
+  route({
+    method: "GET",
+    url: "/admin/tenants/:tenantId",
+    access: "admin",
+    tag: "admin",
+    summary: "Show a tenant",
+    params: tenantParams,
+    handler: async ({ bh, params }) => view(await bh.registry.getTenant(params.tenantId)),
+  }),
+  route({
+    method: "DELETE",
+    url: "/admin/tenants/:tenantId",
+    access: "admin",
+    tag: "admin",
+    summary: "Delete a tenant, its vectors and its keys",
+    params: tenantParams,
+    handler: async ({ bh, params, actor }) => {
+      await bh.registry.deleteTenant(params.tenantId);
+      await bh.audit.record(actor, "tenant.delete", params.tenantId);
+      return { deleted: params.tenantId };
+    },
+  }),
+  route({
+    method: "POST",
+    url: "/admin/tenants/:tenantId/tier",
+    access: "admin",
+    tag: "admin",
+    summary: "Change a tenant's tier (moves its vectors to or from a dedicated index)",
+    params: tenantParams,
+    body: tierBody,
+    handler: async ({ bh, params, body, actor }) => {
+      const t = await bh.registry.changeTier(params.tenantId, body.tier as TenantTier);
+      await bh.audit.record(actor, "tenant.tier", t.tenantId, { tier: t.tier });
+      return view(t);
+    },
+  }),
+  route({
+    method: "POST",
+    url: "/admin/tenants/:tenantId/suspend",
+    access: "admin",
+    tag: "admin",
+    summary: "Suspend a tenant: its keys stop reaching data at once",
+    params: tenantParams,
+    handler: async ({ bh, params, actor }) => {
+      const t = await bh.registry.suspendTenant(params.tenantId);
+      await bh.audit.record(actor, "tenant.suspend", t.tenantId);
+      return view(t);
+    },
+  }),
+  route({
+    method: "POST",
+    url: "/admin/tenants/:tenantId/resume",
+    access: "admin",
+    tag: "admin",
+    summary: "Resume a suspended tenant",
+    params: tenantParams,
+    handler: async ({ bh, params, actor }) => {
+      const t = await bh.registry.resumeTenant(params.tenantId);
+      await bh.audit.record(actor, "tenant.resume", t.tenantId);
+      return view(t);
+    },
+  }),
+  route({
+    method: "PUT",
+    url: "/admin/tenants/:tenantId/quota",
+    access: "admin",
+    tag: "admin",
+    summary: "Replace a tenant's quota overrides ({} returns it to its tier's defaults)",
+    params: tenantParams,
+    body: quotaBody,
+    handler: async ({ bh, params, body, actor }) => {
+      const t = await bh.registry.setQuota(params.tenantId, body.quota as Partial<TenantQuota>);
+      await bh.audit.record(actor, "tenant.quota", t.tenantId, { quota: body.quota });
+      return view(t);
+    },
+  }),
+  route({
+    method: "GET",
+    url: "/admin/tenants/:tenantId/keys",
+    access: "admin",
+    tag: "admin",
+    summary: "A tenant's keys (never their secrets)",
+    params: tenantParams,
+    handler: async ({ bh, params }) => {
+      await bh.registry.getTenant(params.tenantId);
+      return bh.keys.listKeys({ tenantId: params.tenantId });
+    },
+  }),
+  route({
+    method: "POST",
+    url: "/admin/tenants/:tenantId/keys",
+    access: "admin",
+    tag: "admin",
+    status: 201,
+    summary: "Create a tenant key (shown once)",
+    params: tenantParams,
+    body: createTenantKeyBody,
+    handler: ({ bh, params, body, actor }) => bh.keys.createKey("tenant", { tenantId: params.tenantId, scopes: body.scopes as Scope[] | undefined, name: body.name }, actor),
+  }),
+  route({
+    method: "GET",
+    url: "/admin/keys",
+    access: "admin",
+    tag: "admin",
+    summary: "All keys (never their secrets)",
+    handler: ({ bh }) => bh.keys.listKeys(),
+  }),
+  route({
+    method: "POST",
+    url: "/admin/keys",
+    access: "admin",
+    tag: "admin",
+    status: 201,
+    summary: "Create an admin key (shown once)",
+    body: createAdminKeyBody,
+    handler: ({ bh, body, actor }) => bh.keys.createKey("admin", { name: body.name, scopes: ["read", "write"] }, actor),
+  }),
+  route({
+    method: "POST",
+    url: "/admin/keys/:keyId/rotate",
+    access: "admin",
+    tag: "admin",
+    status: 201,
+    summary: "Replace a key with a new one (the old one stops working at once)",
+    params: keyParams,
+    handler: ({ bh, params, actor }) => bh.keys.rotateKey(params.keyId, actor),
+  }),
+  route({
+    method: "DELETE",
+    url: "/admin/keys/:keyId",
+    access: "admin",
+    tag: "admin",
+    summary: "Revoke a key (at once, in every instance)",
+    params: keyParams,
+    handler: ({ bh, params, actor }) => bh.keys.revokeKey(params.keyId, actor),
+  }),
+  route({
+    method: "GET",
+    url: "/admin/capacity",
+    access: "admin",
+    tag: "admin",
+    summary: "Namespaces used per shared index, thresholds and status",
+    handler: ({ bh }) => bh.registry.getCapacity(),
+  }),
+  route({
+    method: "POST",
+    url: "/admin/costs/allocate",
+    access: "admin",
+    tag: "admin",
+    summary: "Allocate a month's fixed costs (explicit basis or a method)",
+    body: allocateBody,
+    handler: async ({ bh, body, actor }) => {
+      const allocation = await bh.costEngine.allocateFixedCosts(body.total, body.basis, { period: body.period });
+      await bh.audit.record(actor, "costs.allocate", null, { period: body.period ?? null, total: body.total ?? null, basis: body.basis ?? "variable-cost" });
+      return allocation;
+    },
+  }),
+  route({
+    method: "GET",
+    url: "/admin/costs/report",
+    access: "admin",
+    tag: "admin",
+    summary: "Monthly report: revenue, costs and margin per tenant and tier",
+    query: periodQuery,
+    handler: ({ bh, query }) => bh.costEngine.monthlyReport(query.period),
+  }),
+  route({
+    method: "GET",
+    url: "/admin/audit",
+    access: "admin",
+    tag: "admin",
+    summary: "The audit log, newest first",
+    query: auditQuery,
+    handler: ({ bh, query }) => bh.audit.list(query.limit),
+  }),
+];

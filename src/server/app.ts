@@ -1,0 +1,195 @@
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import { pino, type Logger } from "pino";
+import { Counter, Histogram } from "prom-client";
+import type { Bulkhead } from "../bulkhead.js";
+import { ForbiddenError } from "../errors.js";
+import type { ApiKeyInfo } from "../tenancy/api-keys.js";
+import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
+import { adminRoutes } from "./admin-routes.js";
+import { LogTap } from "./log-tap.js";
+import { buildOpenApi } from "./openapi.js";
+import { toProblem } from "./problem.js";
+import { runServiceReadiness } from "./service-readiness.js";
+import { route, type RouteSpec } from "./route-spec.js";
+import { parse, readinessQuery } from "./schemas.js";
+import { tenantRoutes } from "./tenant-routes.js";
+
+export interface ServerOptions {
+  /** Where JSON log lines go (default: stdout). Pass `false` to log nothing (they are still tapped for readiness). */
+  logDestination?: NodeJS.WritableStream | false;
+  logLevel?: string;
+  /** Largest request body in bytes; larger ones get 413. Default 16 MiB (a batch of 1,000 384-d vectors is ~8 MB). */
+  bodyLimit?: number;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The caller's verified key (null on open routes). */
+    apiKey: ApiKeyInfo | null;
+  }
+  interface FastifyInstance {
+    /** The service's readiness checklist (what `GET /admin/readiness` answers), for `bulkhead doctor`. */
+    readiness(options?: ReadinessOptions): Promise<CheckResult[]>;
+  }
+}
+
+/**
+ * Request logging without the "incoming request" line: that line is written before the key is
+ * checked, so it could not carry `tenant_id`. "request completed" is written by the request's own
+ * logger, which authentication gives the tenant's id.
+ */
+class RequestLogs extends LogController {
+  override incomingRequest(): void {}
+}
+
+/** The body of a route, parsed; a `tenantId` in it must be the key's own. */
+function parseInput(spec: RouteSpec, request: FastifyRequest, key: ApiKeyInfo | null) {
+  const body = spec.body ? parse(spec.body, request.body, "body") : undefined;
+  const query = spec.query ? parse(spec.query, request.query, "query") : undefined;
+  const params = spec.params ? parse(spec.params, request.params, "params") : undefined;
+  const claimed = (body as { tenantId?: string } | undefined)?.tenantId;
+  if (spec.access === "tenant" && claimed !== undefined && claimed !== key!.tenantId) {
+    throw new ForbiddenError(`this key belongs to tenant "${key!.tenantId}"; it cannot act for "${claimed}"`);
+  }
+  return { body, query, params };
+}
+
+/**
+ * Builds the HTTP service on a running Bulkhead (not listening yet). Every route comes from one
+ * table; every route but `/healthz` and `/readyz` needs a key; errors are RFC 9457 problem+json.
+ *
+ * @example
+ * const app = await buildServer(bh);
+ * await app.listen({ port: 8080 });
+ */
+export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const tap = new LogTap(options.logDestination === undefined ? process.stdout : options.logDestination || undefined);
+  const logger: Logger = pino(
+    {
+      level: options.logLevel ?? "info",
+      // Defence in depth: request logs carry no headers, but should one ever be logged, its key is not.
+      redact: { paths: ["req.headers.authorization", "req.headers[\"x-api-key\"]", "*.key", "key"], censor: "[redacted]" },
+    },
+    tap,
+  );
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit ?? 16 * 1024 * 1024,
+    logController: new RequestLogs({ requestIdLogLabel: "request_id" }),
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : randomUUID();
+    },
+  });
+  app.decorateRequest("apiKey", null);
+  // Everything Fastify actually registers (including the HEAD twins of GET routes), for the readiness check.
+  const registered: { method: string; url: string }[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const method of [r.method].flat()) registered.push({ method, url: r.url });
+  });
+
+  const registry = bh.monitor.metrics.registry;
+  const httpRequests = new Counter({ name: "bulkhead_http_requests_total", help: "HTTP requests by route, method and status.", labelNames: ["route", "method", "status"] as const, registers: [registry] });
+  const httpDuration = new Histogram({
+    name: "bulkhead_http_request_duration_seconds",
+    help: "HTTP request latency by route and method.",
+    labelNames: ["route", "method"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const routeUrl = request.routeOptions.url ?? "unmatched";
+    httpRequests.inc({ route: routeUrl, method: request.method, status: String(reply.statusCode) });
+    httpDuration.observe({ route: routeUrl, method: request.method }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, request, reply) => {
+    const { problem, headers } = toProblem(err, request.url);
+    if (problem.status >= 500) request.log.error({ err }, "request failed");
+    else request.log.info({ code: problem.code, status: problem.status }, "request refused");
+    return reply.status(problem.status).headers(headers).send(JSON.stringify(problem));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const { problem, headers } = toProblem(Object.assign(new Error(`no route ${request.method} ${request.url}`), { statusCode: 404 }), request.url);
+    return reply.status(404).headers(headers).send(JSON.stringify(problem));
+  });
+
+  const routes: RouteSpec[] = [
+    ...tenantRoutes,
+    ...adminRoutes,
+    route({
+      method: "GET",
+      url: "/admin/readiness",
+      access: "admin",
+      tag: "admin",
+      summary: "The production checklist, run now as live checks (database, isolation, capacity, costs, performance, HTTP)",
+      query: readinessQuery,
+      handler: ({ query }) => app.readiness({ probeTenants: query.probe?.split(",") as [string, string] | undefined, sampleTenant: query.sample }),
+    }),
+    route({ method: "GET", url: "/healthz", access: "none", tag: "service", summary: "Liveness: the process answers", handler: async () => ({ status: "ok" }) }),
+    route({
+      method: "GET",
+      url: "/readyz",
+      access: "none",
+      tag: "service",
+      summary: "Readiness: the database answers (503 otherwise)",
+      handler: async ({ bh: b }) => {
+        await b.registry.getNamespaceUsage();
+        return { status: "ready" };
+      },
+    }),
+    route({
+      method: "GET",
+      url: "/metrics",
+      access: "admin",
+      tag: "service",
+      summary: "Prometheus metrics (per-tenant operations, quotas, HTTP)",
+      produces: "text/plain; version=0.0.4",
+      handler: async ({ reply }) => {
+        reply.type(registry.contentType);
+        return bh.monitor.metricsText();
+      },
+    }),
+    route({ method: "GET", url: "/openapi.json", access: "any", tag: "service", summary: "This API as an OpenAPI 3.1 document", handler: async () => openapi }),
+  ];
+  const openapi = buildOpenApi(routes);
+  app.decorate("readiness", (o: ReadinessOptions = {}) => runServiceReadiness(bh, app, registered, tap, o));
+
+  for (const spec of routes) {
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      // Authentication runs before the body is read: a caller without a key never gets a large body parsed.
+      onRequest: async (request, reply) => {
+        if (spec.access === "none") return;
+        const key = await bh.keys.verify(bearer(request));
+        if (spec.access === "admin" && key.kind !== "admin") throw new ForbiddenError("this route needs an admin key");
+        if (spec.access === "tenant") {
+          if (key.kind !== "tenant") throw new ForbiddenError("this route needs a tenant key (admin keys do not act as a tenant)");
+          if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
+        }
+        request.apiKey = key;
+        const fields = key.kind === "tenant" ? { tenant_id: key.tenantId, key_id: key.keyId } : { admin_key_id: key.keyId };
+        request.log = request.log.child(fields);
+        reply.log = request.log;
+      },
+      handler: async (request, reply) => {
+        const key = request.apiKey;
+        const input = parseInput(spec, request, key);
+        const result = await spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `admin:${key.keyId}` : "anonymous", ...input, request, reply } as never);
+        reply.status(spec.status ?? 200);
+        return result;
+      },
+    });
+  }
+  return app;
+}
+
+/** The key from `Authorization: Bearer …` (or `X-API-Key`). */
+function bearer(request: FastifyRequest): string | undefined {
+  const auth = request.headers.authorization;
+  if (typeof auth === "string" && auth.startsWith("Bearer ")) return auth.slice(7).trim();
+  const header = request.headers["x-api-key"];
+  return typeof header === "string" ? header : undefined;
+}

@@ -1,0 +1,50 @@
+import { z } from "zod";
+import { QUOTA_MINIMUMS, TIERS } from "../config.js";
+import { ValidationError } from "../errors.js";
+import { SCOPES } from "../tenancy/api-keys.js";
+
+/** Request and response shapes of the HTTP API; the OpenAPI document is generated from these. */
+
+const tenantId = z.string().regex(/^[a-z0-9][a-z0-9-]{1,62}$/).describe("tenant id (slug)");
+const metadata = z.record(z.string(), z.unknown());
+const filter = z.record(z.string(), z.unknown()).describe("Pinecone-style metadata filter ($eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $and, $or)");
+/** A tenant route may repeat the caller's tenant id; any other value is refused (403). */
+const callerTenant = { tenantId: tenantId.optional().describe("optional; must be the key's own tenant") };
+
+export const upsertBody = z.object({ documents: z.array(z.object({ id: z.string(), values: z.array(z.number()), metadata: metadata.optional() }).strict()), ...callerTenant }).strict();
+export const queryBody = z.object({ vector: z.array(z.number()), topK: z.number().int().optional(), filter: filter.optional(), embedTokens: z.number().int().optional(), ...callerTenant }).strict();
+export const idsBody = z.object({ ids: z.array(z.string()), ...callerTenant }).strict();
+export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
+
+const quota = z.object(Object.fromEntries(Object.entries(QUOTA_MINIMUMS).map(([k, min]) => [k, z.number().int().min(min).optional()]))).strict();
+export const registerBody = z.object({ tenantId, name: z.string().min(1).max(200), tier: z.enum(TIERS as [string, ...string[]]), quota: quota.optional(), dimension: z.number().int().optional() }).strict();
+export const tierBody = z.object({ tier: z.enum(TIERS as [string, ...string[]]) }).strict();
+export const quotaBody = z.object({ quota }).strict();
+export const listTenantsQuery = z.object({ tier: z.enum(TIERS as [string, ...string[]]).optional(), status: z.enum(["active", "suspended"]).optional() }).strict();
+export const tenantParams = z.object({ tenantId }).strict();
+export const keyParams = z.object({ keyId: z.string().regex(/^[a-f0-9]{16}$/) }).strict();
+export const createTenantKeyBody = z.object({ scopes: z.array(z.enum(SCOPES as [string, ...string[]])).optional(), name: z.string().min(1).max(200).optional() }).strict();
+export const createAdminKeyBody = z.object({ name: z.string().min(1).max(200).optional() }).strict();
+export const allocateBody = z
+  .object({
+    period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional(),
+    total: z.number().nonnegative().optional(),
+    basis: z.union([z.enum(["variable-cost", "queries", "storage", "equal"]), z.record(z.string(), z.number().nonnegative())]).optional(),
+  })
+  .strict();
+export const auditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
+export const readinessQuery = z.object({ probe: z.string().regex(/^[a-z0-9-]+,[a-z0-9-]+$/).optional(), sample: tenantId.optional() }).strict();
+
+export const problemSchema = z
+  .object({ type: z.string(), title: z.string(), status: z.number().int(), detail: z.string(), code: z.string(), instance: z.string().optional() })
+  .catchall(z.unknown())
+  .describe("RFC 9457 problem details");
+
+/** Parses `value` or throws a `ValidationError` naming the field, e.g. `documents[1].values[7]`. */
+export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const path = issue.path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
+  throw new ValidationError(path || where, issue.message);
+}

@@ -1,0 +1,83 @@
+import { route, type RouteSpec } from "./route-spec.js";
+import { idsBody, periodQuery, queryBody, upsertBody } from "./schemas.js";
+import type { DocumentInput } from "../data/validation.js";
+import type { MetadataFilter } from "../stores/filter.js";
+
+/**
+ * The tenant API. The tenant is the key's, always: no route takes a tenant from the path, and a
+ * `tenantId` in a body that is not the key's own is refused before the handler runs.
+ */
+export const tenantRoutes: RouteSpec[] = [
+  route({
+    method: "POST",
+    url: "/v1/documents",
+    access: "tenant",
+    scope: "write",
+    tag: "tenant",
+    summary: "Insert or replace documents (all or nothing)",
+    body: upsertBody,
+    handler: ({ bh, tenantId, body }) => bh.dataManager.upsertDocuments(tenantId, body.documents as DocumentInput[]),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/query",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "Nearest neighbours among the tenant's own documents",
+    body: queryBody,
+    handler: ({ bh, tenantId, body }) =>
+      bh.dataManager.queryDocuments(tenantId, body.vector, { topK: body.topK, filter: body.filter as MetadataFilter | undefined, embedTokens: body.embedTokens }),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/documents/fetch",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "Fetch documents by id",
+    body: idsBody,
+    handler: ({ bh, tenantId, body }) => bh.dataManager.fetchDocuments(tenantId, body.ids),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/documents/delete",
+    access: "tenant",
+    scope: "write",
+    tag: "tenant",
+    summary: "Delete documents by id",
+    body: idsBody,
+    handler: ({ bh, tenantId, body }) => bh.dataManager.deleteDocuments(tenantId, body.ids),
+  }),
+  route({
+    method: "GET",
+    url: "/v1/usage",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "The tenant's quota, documents stored, latency and error statistics",
+    handler: async ({ bh, tenantId }) => {
+      const tenant = await bh.registry.resolveActive(tenantId);
+      return {
+        tenantId,
+        tier: tenant.tier,
+        quota: tenant.quota,
+        documents: await bh.dataManager.countDocuments(tenantId),
+        stats: bh.monitor.getTenantStats(tenantId),
+      };
+    },
+  }),
+  route({
+    method: "GET",
+    url: "/v1/costs",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "The tenant's cost summary for a month (default: this month)",
+    query: periodQuery,
+    handler: async ({ bh, tenantId, query }) => {
+      await bh.registry.resolveActive(tenantId);
+      return bh.costEngine.getTenantCostSummary(tenantId, query.period);
+    },
+  }),
+];

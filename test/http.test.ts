@@ -1,0 +1,209 @@
+import { Writable } from "node:stream";
+import { Validator } from "@seriousme/openapi-schema-validator";
+import type { FastifyInstance } from "fastify";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Bulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import { buildServer } from "../src/server/app.js";
+import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+
+afterAll(dropTestSchemas);
+
+/** Every JSON log line the server wrote. */
+class Lines extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  readonly raw: string[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const l of chunk.toString().split("\n").filter(Boolean)) {
+      this.raw.push(l);
+      this.lines.push(JSON.parse(l));
+    }
+    done();
+  }
+}
+
+for (const backend of BACKENDS) {
+  describe(`${backend.name}: HTTP service`, () => {
+    let bh: Bulkhead;
+    let app: FastifyInstance;
+    let base: string;
+    let logs: Lines;
+    let admin: string;
+    const keys: Record<string, string> = {};
+
+    async function start(options: { bodyLimit?: number } = {}) {
+      ({ bulkhead: bh } = await backend.open({ config: { dimension: 8 } }));
+      logs = new Lines();
+      app = await buildServer(bh, { logDestination: logs, ...options });
+      base = await app.listen({ host: "127.0.0.1", port: 0 });
+      admin = (await bh.keys.createKey("admin", { name: "test admin" }, "test")).key;
+      for (const [id, tier] of [["tenant-a", TenantTier.FREE], ["tenant-b", TenantTier.PRO]] as const) {
+        await call("POST", "/admin/tenants", admin, { tenantId: id, name: id, tier });
+        keys[id] = (await call("POST", `/admin/tenants/${id}/keys`, admin, {})).body.key;
+      }
+    }
+    afterEach(async () => {
+      await app?.close();
+      await bh?.close();
+    });
+
+    async function call(method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
+      const res = await fetch(base + path, {
+        method,
+        headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: any = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON (metrics) */
+      }
+      return { status: res.status, headers: res.headers, body: parsed };
+    }
+
+    it("refuses every route but /healthz and /readyz without a key — enumerated from the OpenAPI document", async () => {
+      await start();
+      const doc = (await call("GET", "/openapi.json", admin)).body;
+      const operations = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => [m.toUpperCase(), path] as const));
+      expect(operations.length).toBeGreaterThan(25);
+      for (const [method, path] of operations) {
+        const url = path.replace("{tenantId}", "tenant-a").replace("{keyId}", "0123456789abcdef");
+        const res = await call(method, url, undefined, method === "GET" ? undefined : {});
+        if (path === "/healthz" || path === "/readyz") expect(res.status, `${method} ${path}`).toBe(200);
+        else {
+          expect(res.status, `${method} ${path}`).toBe(401);
+          expect(res.headers.get("content-type")).toContain("application/problem+json");
+          expect(res.body).toMatchObject({ status: 401, code: "UNAUTHENTICATED", title: "Unauthorized", instance: url });
+        }
+      }
+      expect((await call("GET", "/v1/usage", "bh_tenant_nonsense")).status).toBe(401);
+      const real = keys["tenant-a"]!;
+      const forged = real.slice(0, -1) + (real.endsWith("A") ? "B" : "A"); // right id, wrong secret
+      expect((await call("GET", "/v1/usage", forged)).body.code).toBe("UNAUTHENTICATED");
+    });
+
+    it("scopes every tenant route to the key's tenant: B's key cannot read, change or name A's data", async () => {
+      await start();
+      const [a, b] = [keys["tenant-a"]!, keys["tenant-b"]!];
+      expect((await call("POST", "/v1/documents", a, { documents: [{ id: "secret", values: vec(1), metadata: { text: "A only" } }] })).status).toBe(200);
+      const q = await call("POST", "/v1/query", b, { vector: vec(1), topK: 10 });
+      expect(q.status).toBe(200);
+      expect(q.body.matches).toEqual([]);
+      expect((await call("POST", "/v1/documents/fetch", b, { ids: ["secret"] })).body.documents).toEqual([]);
+      expect((await call("POST", "/v1/documents/delete", b, { ids: ["secret"] })).body.deleted).toBe(0);
+      const named = await call("POST", "/v1/query", b, { vector: vec(1), tenantId: "tenant-a" });
+      expect(named).toMatchObject({ status: 403, body: { code: "FORBIDDEN" } });
+      expect((await call("POST", "/v1/query", b, { vector: vec(1), filter: { tenant_id: "tenant-a" } })).body.matches).toEqual([]);
+      // Tenant keys are not admin keys, and admin keys do not act as a tenant.
+      expect((await call("GET", "/admin/tenants", b)).status).toBe(403);
+      expect((await call("GET", `/admin/tenants/tenant-a/keys`, b)).status).toBe(403);
+      expect((await call("POST", "/v1/query", admin, { vector: vec(1) })).status).toBe(403);
+      // A still has its document.
+      expect((await call("POST", "/v1/documents/fetch", a, { ids: ["secret"] })).body.documents).toHaveLength(1);
+    });
+
+    it("enforces scopes, and revocation and rotation take effect at once", async () => {
+      await start();
+      const readOnly = await call("POST", "/admin/tenants/tenant-a/keys", admin, { scopes: ["read"], name: "search UI" });
+      expect(readOnly.status).toBe(201);
+      expect(readOnly.body.key).toMatch(/^bh_tenant_[a-f0-9]{16}_/);
+      const ro = readOnly.body.key as string;
+      expect((await call("POST", "/v1/query", ro, { vector: vec(1) })).status).toBe(200);
+      expect(await call("POST", "/v1/documents", ro, { documents: [{ id: "x", values: vec(1) }] })).toMatchObject({ status: 403, body: { code: "FORBIDDEN" } });
+
+      const listed = (await call("GET", "/admin/tenants/tenant-a/keys", admin)).body as Record<string, unknown>[];
+      expect(listed).toHaveLength(2);
+      for (const k of listed) expect(k).not.toHaveProperty("key");
+      expect(JSON.stringify(listed)).not.toContain(ro.split("_").at(-1));
+      expect(listed.find((k) => k.keyId === readOnly.body.keyId)!.lastUsedAt).not.toBeNull();
+
+      expect((await call("DELETE", `/admin/keys/${readOnly.body.keyId}`, admin)).body.revokedAt).not.toBeNull();
+      expect(await call("POST", "/v1/query", ro, { vector: vec(1) })).toMatchObject({ status: 401, body: { detail: "the API key has been revoked" } });
+
+      const old = keys["tenant-a"]!;
+      const oldId = old.split("_")[2];
+      const rotated = await call("POST", `/admin/keys/${oldId}/rotate`, admin);
+      expect(rotated.status).toBe(201);
+      expect((await call("POST", "/v1/query", old, { vector: vec(1) })).status).toBe(401);
+      expect((await call("POST", "/v1/query", rotated.body.key, { vector: vec(1) })).status).toBe(200);
+
+      const audit = (await call("GET", "/admin/audit?limit=50", admin)).body as { actor: string; action: string; target: string }[];
+      const adminId = admin.split("_")[2];
+      expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.register", "key.create", "key.revoke", "key.rotate"]));
+      expect(audit.find((e) => e.action === "key.revoke")).toMatchObject({ actor: `admin:${adminId}`, target: "tenant-a" });
+    });
+
+    it("answers problem+json: 400 naming the field, 404, 409, 413 for an oversized body, 429 with Retry-After", async () => {
+      await start({ bodyLimit: 20_000 });
+      const a = keys["tenant-a"]!;
+      const bad = await call("POST", "/v1/documents", a, { documents: [{ id: "ok", values: vec(1) }, { id: "bad", values: [1, 2, "x"] }] });
+      expect(bad).toMatchObject({ status: 400, body: { code: "VALIDATION_FAILED", field: "documents[1].values[2]" } });
+      expect((await call("POST", "/v1/documents/fetch", a, { ids: ["ok"] })).body.documents).toEqual([]); // nothing written
+      expect((await call("POST", "/v1/query", a, "{not json")).status).toBe(400);
+      expect(await call("GET", "/admin/tenants/nobody", admin)).toMatchObject({ status: 404, body: { code: "TENANT_NOT_FOUND" } });
+      expect(await call("POST", "/admin/tenants", admin, { tenantId: "tenant-a", name: "again", tier: "pro" })).toMatchObject({ status: 409, body: { code: "TENANT_EXISTS" } });
+      expect(await call("POST", "/admin/tenants", admin, { tenantId: "Bad Id", name: "x", tier: "pro" })).toMatchObject({ status: 400, body: { field: "tenantId" } });
+      const big = { documents: Array.from({ length: 200 }, (_, i) => ({ id: `d${i}`, values: vec(i) })) };
+      const tooLarge = await call("POST", "/v1/documents", a, big);
+      expect(tooLarge).toMatchObject({ status: 413, body: { code: "BODY_TOO_LARGE", status: 413 } });
+      expect(tooLarge.headers.get("content-type")).toContain("application/problem+json");
+
+      await call("PUT", "/admin/tenants/tenant-a/quota", admin, { quota: { maxDailyQueries: 1 } });
+      expect((await call("POST", "/v1/query", a, { vector: vec(1) })).status).toBe(200);
+      const quota = await call("POST", "/v1/query", a, { vector: vec(1) });
+      expect(quota).toMatchObject({ status: 429, body: { code: "QUOTA_EXCEEDED", quota: "maxDailyQueries", limit: 1, current: 1 } });
+      expect(Number(quota.headers.get("retry-after"))).toBeGreaterThan(0);
+
+      await call("PUT", "/admin/tenants/tenant-a/quota", admin, { quota: { requestsPerSecond: 1, burst: 0 } });
+      const burst = await Promise.all(Array.from({ length: 5 }, () => call("POST", "/v1/documents/fetch", a, { ids: ["x"] })));
+      const limited = burst.filter((r) => r.status === 429);
+      expect(limited.length).toBeGreaterThanOrEqual(4);
+      expect(limited[0]!.body.code).toBe("RATE_LIMITED");
+      expect(Number(limited[0]!.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    });
+
+    it("logs every line of a tenant request with request_id and tenant_id, and never a key or a vector", async () => {
+      await start();
+      const a = keys["tenant-a"]!;
+      await call("POST", "/v1/documents", a, { documents: [{ id: "d", values: vec(3), metadata: { text: "private words" } }] }, { "x-request-id": "req-upsert-1" });
+      await call("POST", "/v1/query", a, { vector: [1, 2] }, { "x-request-id": "req-bad-1" });
+      for (const id of ["req-upsert-1", "req-bad-1"]) {
+        const lines = logs.lines.filter((l) => l.request_id === id);
+        expect(lines.length).toBeGreaterThan(0);
+        for (const l of lines) expect(l.tenant_id).toBe("tenant-a");
+      }
+      const all = logs.raw.join("\n");
+      for (const k of [admin, a, keys["tenant-b"]!]) expect(all).not.toContain(k);
+      expect(all).not.toContain("private words");
+      expect(all).not.toContain(String(vec(3)[0]));
+    });
+
+    it("serves a valid OpenAPI 3.1 document, Prometheus metrics to admins, and a live readiness checklist", async () => {
+      await start();
+      const doc = (await call("GET", "/openapi.json", keys["tenant-a"])).body;
+      const result = await new Validator().validate(doc);
+      expect(result).toEqual({ valid: true });
+      expect(doc.openapi).toBe("3.1.0");
+      expect(doc.paths["/v1/query"].post.requestBody.content["application/json"].schema.required).toEqual(["vector"]);
+
+      await call("POST", "/v1/query", keys["tenant-a"], { vector: vec(1) });
+      expect((await call("GET", "/metrics", keys["tenant-a"])).status).toBe(403);
+      const metrics = await call("GET", "/metrics", admin);
+      expect(metrics.headers.get("content-type")).toContain("text/plain");
+      expect(metrics.body).toContain('bulkhead_operations_total{tenant="tenant-a",operation="query",outcome="ok"} 1');
+      expect(metrics.body).toMatch(/bulkhead_http_requests_total\{route="\/v1\/query",method="POST",status="200"\} 1/);
+
+      await call("POST", "/admin/costs/allocate", admin, { basis: "equal" });
+      const checks = (await call("GET", "/admin/readiness", admin)).body as { name: string; passed: boolean; detail: string }[];
+      const failed = checks.filter((c) => !c.passed);
+      expect(failed).toEqual([]);
+      expect(checks.map((c) => c.name)).toEqual(expect.arrayContaining([
+        "Every route but /healthz and /readyz refuses a request without a key",
+        "Request logs carry tenant_id and never a key",
+        "Cross-tenant isolation probe",
+      ]));
+    });
+  });
+}
