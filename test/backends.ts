@@ -35,10 +35,16 @@ export const postgres: Backend | undefined =
       }
     : undefined;
 
-/** Two instances sharing one fresh schema on the server, like two service replicas. */
-export async function openServerPair(options: BulkheadOptions = {}): Promise<[Awaited<ReturnType<typeof openBulkhead>>, Awaited<ReturnType<typeof openBulkhead>>]> {
+/** A fresh schema name on the server, dropped with the file's others by `dropTestSchemas`. */
+export function newTestSchema(): string {
   const schema = `t_${randomBytes(5).toString("hex")}`;
   schemas.push(schema);
+  return schema;
+}
+
+/** Two instances sharing one fresh schema on the server, like two service replicas. */
+export async function openServerPair(options: BulkheadOptions = {}): Promise<[Awaited<ReturnType<typeof openBulkhead>>, Awaited<ReturnType<typeof openBulkhead>>]> {
+  const schema = newTestSchema();
   const open = () => openBulkhead({ ...options, database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { ...options.config, schema } });
   const first = await open();
   return [first, await open()];

@@ -5,7 +5,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { buildServer } from "../src/server/app.js";
-import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+import { openBulkhead } from "../src/bulkhead.js";
+import { BACKENDS, dropTestSchemas, newTestSchema, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -207,3 +208,79 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+/** A TCP proxy in front of PostgreSQL that the test can cut and restore: the database "goes away" for this service only. */
+async function startProxy(target: { host: string; port: number }) {
+  const { createServer, connect } = await import("node:net");
+  const sockets = new Set<import("node:net").Socket>();
+  let up = true;
+  const server = createServer((client) => {
+    if (!up) return client.destroy();
+    const upstream = connect(target.port, target.host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => s.destroy());
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    cut() {
+      up = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore() {
+      up = true;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe.runIf(process.env.DATABASE_URL?.startsWith("postgres") && process.env.DATABASE_OWNER_URL)("postgres: HTTP service when the database goes away", () => {
+  it("answers 503 with Retry-After while PostgreSQL is unreachable, and recovers by itself", async () => {
+    const runtime = new URL(process.env.DATABASE_URL!);
+    const proxy = await startProxy({ host: runtime.hostname, port: Number(runtime.port || 5432) });
+    const viaProxy = new URL(runtime);
+    viaProxy.port = String(proxy.port);
+    // Migrations go straight to the server as the owner; the service's runtime connections go through the proxy.
+    const { bulkhead: bh } = await openBulkhead({
+      database: viaProxy.toString(),
+      databaseOwnerUrl: process.env.DATABASE_OWNER_URL,
+      env: {},
+      config: { dimension: 8, schema: newTestSchema() },
+      warn: () => {},
+    });
+    const app = await buildServer(bh, { logDestination: false });
+    const base = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      const key = (await bh.keys.createKey("tenant", { tenantId: "tenant-a" }, "test")).key;
+      const query = () => fetch(`${base}/v1/query`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify({ vector: vec(1) }) });
+      expect((await query()).status).toBe(200);
+
+      proxy.cut();
+      const down = await query();
+      expect(down.status).toBe(503);
+      expect(down.headers.get("retry-after")).toBe("5");
+      expect(await down.json()).toMatchObject({ code: "DATABASE_UNAVAILABLE", status: 503 });
+      expect((await fetch(`${base}/readyz`)).status).toBe(503);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+
+      proxy.restore();
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 200; i++) {
+        status = (await query()).status;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(200);
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    } finally {
+      await app.close();
+      await bh.close();
+      await proxy.close();
+    }
+  });
+});
