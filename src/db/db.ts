@@ -18,7 +18,7 @@ export interface Queryable {
  */
 export type LocalSettings = Readonly<Record<string, string>>;
 
-export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan"]);
+export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan", "synchronous_commit"]);
 
 /** The PostgreSQL setting that row-level security policies compare `tenant_id` with. */
 export const TENANT_SETTING = "bulkhead.tenant_id";

@@ -8,6 +8,13 @@ const COUNT_QUERY = `
   ON CONFLICT (tenant_id, day) DO UPDATE SET queries = c.queries + 1 WHERE c.queries < $3::int
   RETURNING queries`;
 
+/**
+ * The count is committed without waiting for its WAL flush: a crash may forget the last fraction of
+ * a second of counts (a tenant gets a few extra queries that day), and in exchange a query does not
+ * pay a disk flush. Billing does not depend on it — the usage ledger does.
+ */
+const COUNT_SETTINGS = { synchronous_commit: "off" } as const;
+
 const READ_COUNT = "SELECT queries FROM daily_query_counts WHERE tenant_id = $1 AND day = $2::date";
 
 /** The UTC day of `ms` (`2026-11-27`) and the midnight that ends it. */
@@ -35,7 +42,7 @@ export class DailyQueryQuota {
     const { day, resetsAt } = utcDay(this.now());
     const known = this.exhausted.get(tenantId);
     if (known?.day === day) throw refusal(tenantId, limit, known.used, resetsAt);
-    const [row] = await this.db.queryAsTenant<{ queries: number }>(tenantId, COUNT_QUERY, [tenantId, day, limit]);
+    const [row] = await this.db.queryAsTenant<{ queries: number }>(tenantId, COUNT_QUERY, [tenantId, day, limit], COUNT_SETTINGS);
     if (row) return row.queries;
     const [current] = await this.db.queryAsTenant<{ queries: number }>(tenantId, READ_COUNT, [tenantId, day]);
     const used = current?.queries ?? 0;
