@@ -109,6 +109,8 @@ export interface BulkheadConfig {
   readonly redisUrl: string | undefined;
   /** A Redis command slower than this counts as a Redis failure: the in-memory insurance limiter decides. */
   readonly redisTimeoutMs: number;
+  /** Largest HTTP request body (bytes); larger ones are refused with 413. */
+  readonly httpBodyLimit: number;
   /** Sliding window of `getTenantStats` and of the alerts (ms). */
   readonly statsWindowMs: number;
   /** A tenant whose p95 latency exceeds this (ms) raises an alert. */
@@ -203,6 +205,7 @@ const SETTINGS = {
   tenantCacheTtlMs: ["BULKHEAD_TENANT_CACHE_TTL_MS", 300_000, int(0, 86_400_000)],
   redisUrl: ["REDIS_URL", undefined, text],
   redisTimeoutMs: ["BULKHEAD_REDIS_TIMEOUT_MS", 50, int(1, 60_000)],
+  httpBodyLimit: ["BULKHEAD_HTTP_BODY_LIMIT", 16 * 1024 * 1024, int(1_024, 1_073_741_824)],
   statsWindowMs: ["BULKHEAD_STATS_WINDOW_MS", 300_000, int(1_000, 86_400_000)],
   alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
   alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],

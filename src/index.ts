@@ -13,6 +13,8 @@ export {
   QuotaExceededError,
   RateLimitedError,
   ConcurrencyLimitError,
+  AuthenticationError,
+  ForbiddenError,
   IsolationViolationError,
   ConfigError,
   DatabaseError,
@@ -20,6 +22,8 @@ export {
 } from "./errors.js";
 export { TenantRegistry, type RegisterOptions } from "./tenancy/registry.js";
 export type { Tenant, TenantStatus } from "./tenancy/tenant.js";
+export { ApiKeyStore, KeyNotFoundError, KEY_PREFIX, SCOPES, type ApiKeyInfo, type CreatedKey, type KeyKind, type Scope } from "./tenancy/api-keys.js";
+export { AuditLog, type AuditEntry } from "./tenancy/audit-log.js";
 export type { IndexCapacity } from "./tenancy/capacity.js";
 export { TenantDataManager, type UpsertResult, type QueryResult, type QueryOptions, type QueryMatch, type FetchResult, type DeleteResult } from "./data/data-manager.js";
 export type { DocumentInput } from "./data/validation.js";

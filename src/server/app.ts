@@ -19,7 +19,7 @@ export interface ServerOptions {
   /** Where JSON log lines go (default: stdout). Pass `false` to log nothing (they are still tapped for readiness). */
   logDestination?: NodeJS.WritableStream | false;
   logLevel?: string;
-  /** Largest request body in bytes; larger ones get 413. Default 16 MiB (a batch of 1,000 384-d vectors is ~8 MB). */
+  /** Largest request body in bytes; larger ones get 413. Default: `BULKHEAD_HTTP_BODY_LIMIT`, 16 MiB (a batch of 1,000 384-d vectors is ~8 MB). */
   bodyLimit?: number;
 }
 
@@ -75,7 +75,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   );
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    bodyLimit: options.bodyLimit ?? 16 * 1024 * 1024,
+    bodyLimit: options.bodyLimit ?? bh.config.httpBodyLimit,
     logController: new RequestLogs({ requestIdLogLabel: "request_id" }),
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
