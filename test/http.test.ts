@@ -80,6 +80,9 @@ for (const backend of BACKENDS) {
         }
       }
       expect((await call("GET", "/v1/usage", "bh_tenant_nonsense")).status).toBe(401);
+      // Unknown paths tell nothing to a caller without a key, and a plain 404 to one with a key.
+      expect((await call("GET", "/v1/nope", undefined)).status).toBe(401);
+      expect(await call("GET", "/v1/nope", admin)).toMatchObject({ status: 404, body: { code: "NOT_FOUND" } });
       const real = keys["tenant-a"]!;
       const forged = real.slice(0, -1) + (real.endsWith("A") ? "B" : "A"); // right id, wrong secret
       expect((await call("GET", "/v1/usage", forged)).body.code).toBe("UNAUTHENTICATED");

@@ -90,14 +90,19 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   });
 
   const registry = bh.monitor.metrics.registry;
-  const httpRequests = new Counter({ name: "bulkhead_http_requests_total", help: "HTTP requests by route, method and status.", labelNames: ["route", "method", "status"] as const, registers: [registry] });
-  const httpDuration = new Histogram({
-    name: "bulkhead_http_request_duration_seconds",
-    help: "HTTP request latency by route and method.",
-    labelNames: ["route", "method"] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
+  // A Bulkhead may serve more than one app (tests, doctor): its registry keeps one of each metric.
+  const httpRequests =
+    (registry.getSingleMetric("bulkhead_http_requests_total") as Counter<"route" | "method" | "status"> | undefined) ??
+    new Counter({ name: "bulkhead_http_requests_total", help: "HTTP requests by route, method and status.", labelNames: ["route", "method", "status"] as const, registers: [registry] });
+  const httpDuration =
+    (registry.getSingleMetric("bulkhead_http_request_duration_seconds") as Histogram<"route" | "method"> | undefined) ??
+    new Histogram({
+      name: "bulkhead_http_request_duration_seconds",
+      help: "HTTP request latency by route and method.",
+      labelNames: ["route", "method"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    });
   app.addHook("onResponse", async (request, reply) => {
     const routeUrl = request.routeOptions.url ?? "unmatched";
     httpRequests.inc({ route: routeUrl, method: request.method, status: String(reply.statusCode) });
@@ -110,7 +115,9 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     else request.log.info({ code: problem.code, status: problem.status }, "request refused");
     return reply.status(problem.status).headers(headers).send(JSON.stringify(problem));
   });
-  app.setNotFoundHandler((request, reply) => {
+  // Which routes exist is for key holders only: without a valid key, an unknown path is a 401 too.
+  app.setNotFoundHandler(async (request, reply) => {
+    await bh.keys.verify(bearer(request));
     const { problem, headers } = toProblem(Object.assign(new Error(`no route ${request.method} ${request.url}`), { statusCode: 404 }), request.url);
     return reply.status(404).headers(headers).send(JSON.stringify(problem));
   });
