@@ -124,7 +124,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   };
   const rateLimiter = new TenantRateLimiter({ redis, keyPrefix: `bulkhead:${db.schema}`, onInsurance, now });
   const connectionSlots = Math.max(1, Math.floor(config.poolSize * config.tenantPoolShare));
-  const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), new DailyQueryQuota(db, now), monitor);
+  const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), new DailyQueryQuota(now), monitor);
   registry.onChange((tenantId) => gate.forget(tenantId));
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate);
   let closed = false;

@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { IsolationViolationError, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
 import type { Operation, OperationGate } from "../limits/performance-gate.js";
+import type { QueryAdmission } from "../limits/daily-query-quota.js";
 import type { MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -40,7 +41,7 @@ export interface QueryResult {
   /**
    * Time this call spent on isolation work in the application (tenant resolution, validation,
    * filter compilation, checking every result's owner), measured. Time spent in the performance
-   * gate (rate limit, queueing for the tenant's connection share, the daily count) is in `latencyMs`. The tenant context itself
+   * gate (rate limit, queueing for the tenant's connection share) is in `latencyMs`. The tenant context itself
    * travels in the same round trip as the query; its cost is measured by `bench:storage`.
    */
   overheadMs: number;
@@ -114,17 +115,17 @@ export class TenantDataManager {
       throw new ValidationError("filter", "must be an object");
     }
     const validated = performance.now();
-    return this.admit(tenant, "query", async () => {
-      // Time spent in the gate (rate limit, bulkhead queue, daily count) is not isolation work.
+    return this.admit(tenant, "query", async (admission) => {
+      // Time spent in the gate (rate limit, bulkhead queue) is not isolation work.
       const admitted = performance.now();
-      const rows = await this.store.query(placement, vector, topK, options.filter);
+      const { matches: rows, firstRows } = await this.store.query(placement, vector, topK, options.filter, admission?.statement);
       const storeMs = performance.now() - admitted;
       assertOwned(rows, tenant.tenantId, "query");
       this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens);
       const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
       const finished = performance.now();
       const overheadMs = validated - started + (finished - admitted - storeMs);
-      this.gate?.observe(tenant, { operation: "query", overheadMs });
+      this.gate?.observe(tenant, { operation: "query", overheadMs, dailyQueries: admission?.counted(firstRows) });
       return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs, latencyMs: finished - started };
     });
   }
@@ -161,7 +162,7 @@ export class TenantDataManager {
   }
 
   /** Runs a validated operation through the performance gate, when there is one. */
-  private admit<T>(tenant: Tenant, operation: Operation, fn: () => Promise<T>): Promise<T> {
+  private admit<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T> {
     return this.gate ? this.gate.run(tenant, operation, fn) : fn();
   }
 

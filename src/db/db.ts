@@ -33,10 +33,10 @@ export interface TenantDb {
   queryAsTenant<R extends object = Row>(tenantId: string, text: string, params?: readonly unknown[], settings?: LocalSettings): Promise<R[]>;
   /**
    * Statements run in order in one tenant-scoped transaction, all sent in a single round trip on a
-   * server; resolves with the last one's rows. Each statement sees what the earlier ones committed
-   * to (e.g. a lock taken by the first).
+   * server; resolves with each one's rows. Each statement sees what the earlier ones did (e.g. a
+   * lock taken by the first); if one fails, the rest do not run and nothing is committed.
    */
-  pipelineAsTenant<R extends object = Row>(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<R[]>;
+  pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]>;
   /** Several statements in one tenant-scoped transaction; rolled back if `fn` throws. */
   withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T>;
 }

@@ -271,6 +271,36 @@ GRANT USAGE ON SEQUENCE ${s}.audit_log_id_seq TO ${r};
 `;
     },
   },
+  {
+    version: 5,
+    name: "daily query count in the query's own transaction",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      return `
+-- Counts one query for the tenant's day, or aborts the transaction (SQLSTATE BHQ02, detail = the
+-- day's count) when the day's quota is used up. Sent first in the same round trip as the vector
+-- query, so a refused query never runs and an admitted one costs no extra round trip.
+-- SECURITY INVOKER: it runs as the caller, under the same row-level security.
+CREATE FUNCTION ${s}.count_daily_query(p_tenant text, p_day date, p_limit int) RETURNS int
+LANGUAGE plpgsql SET search_path = ${s}, pg_catalog AS $fn$
+DECLARE n int;
+BEGIN
+  INSERT INTO daily_query_counts AS c (tenant_id, day, queries) SELECT p_tenant, p_day, 1 WHERE p_limit > 0
+  ON CONFLICT (tenant_id, day) DO UPDATE SET queries = c.queries + 1 WHERE c.queries < p_limit
+  RETURNING queries INTO n;
+  IF n IS NULL THEN
+    SELECT queries INTO n FROM daily_query_counts WHERE tenant_id = p_tenant AND day = p_day;
+    RAISE EXCEPTION 'daily query quota used up' USING ERRCODE = 'BHQ02', DETAIL = coalesce(n, 0)::text;
+  END IF;
+  RETURN n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.count_daily_query(text, date, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.count_daily_query(text, date, int) TO ${r};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

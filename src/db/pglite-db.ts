@@ -47,11 +47,11 @@ export class PgliteDb implements Db {
     return this.scoped(tenantId, settings, (tx) => tx.query<R>(text, params));
   }
 
-  pipelineAsTenant<R extends object = Row>(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<R[]> {
+  pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
     return this.scoped(tenantId, settings, async (tx) => {
-      let rows: R[] = [];
-      for (const s of statements) rows = await tx.query<R>(s.text, s.params);
-      return rows;
+      const all: Row[][] = [];
+      for (const s of statements) all.push(await tx.query(s.text, s.params));
+      return all;
     });
   }
 

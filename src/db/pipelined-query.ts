@@ -26,23 +26,24 @@ interface Field {
  * Parameters stay real bind parameters (nothing is spliced into SQL text).
  *
  * It plugs into node-postgres as a "submittable" (the interface pg-cursor uses); the client hands
- * it the backend's messages until ReadyForQuery. Resolves with the rows of the last step.
+ * it the backend's messages until ReadyForQuery. Resolves with the rows of every step, in order.
  */
-export class PipelinedQuery<R extends object> {
-  readonly promise: Promise<R[]>;
-  private resolve!: (rows: R[]) => void;
+export class PipelinedQuery {
+  readonly promise: Promise<Row[][]>;
+  private resolve!: (rows: Row[][]) => void;
   private reject!: (err: Error) => void;
   private step = 0;
   private fields: Field[] = [];
   private parsers: ((value: string) => unknown)[] = [];
-  private rows: R[] = [];
+  private readonly rows: Row[][];
   private failed = false;
   private connection: object | undefined;
   /** Named statements this query parses; recorded as prepared only once the server confirmed them. */
   private readonly parsing: string[] = [];
 
   constructor(private readonly steps: readonly Step[]) {
-    this.promise = new Promise<R[]>((resolve, reject) => {
+    this.rows = steps.map(() => []);
+    this.promise = new Promise<Row[][]>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
@@ -54,8 +55,7 @@ export class PipelinedQuery<R extends object> {
     const known = prepared.get(connection);
     connection.stream.cork?.();
     try {
-      this.steps.forEach((step, i) => {
-        const last = i === this.steps.length - 1;
+      this.steps.forEach((step) => {
         if (step.name && !known?.has(step.name)) {
           // A failed earlier attempt may have left the statement half-known; closing a statement
           // that does not exist is not an error, so Close + Parse is always safe.
@@ -64,8 +64,8 @@ export class PipelinedQuery<R extends object> {
         }
         if (!step.name || !known?.has(step.name)) connection.parse({ text: step.text, name: step.name, types: [] });
         connection.bind({ statement: step.name, values: step.params.map(toWireValue) });
-        // Only the last step's rows are wanted, so only it is described.
-        if (last) connection.describe({ type: "P", name: "" });
+        // Described so its rows can be decoded; a statement without rows answers NoData (ignored).
+        connection.describe({ type: "P", name: "" });
         connection.execute({ portal: "", rows: 0 });
       });
       connection.sync();
@@ -81,12 +81,11 @@ export class PipelinedQuery<R extends object> {
   }
 
   handleDataRow(msg: { fields: (string | null)[] }): void {
-    if (this.step !== this.steps.length - 1) return;
     const row: Row = {};
     msg.fields.forEach((raw, i) => {
       row[this.fields[i]!.name] = raw === null ? null : this.parsers[i]!(raw);
     });
-    this.rows.push(row as R);
+    this.rows[this.step]!.push(row);
   }
 
   handleCommandComplete(): void {

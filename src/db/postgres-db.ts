@@ -65,17 +65,18 @@ export class PostgresDb implements Db {
     return this.inTransaction(null, undefined, fn);
   }
 
-  queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
-    return this.pipelineAsTenant<R>(tenantId, [{ text, params }], settings);
+  async queryAsTenant<R extends object = Row>(tenantId: string, text: string, params: readonly unknown[] = [], settings?: LocalSettings): Promise<R[]> {
+    const [rows] = await this.pipelineAsTenant(tenantId, [{ text, params }], settings);
+    return rows as R[];
   }
 
-  async pipelineAsTenant<R extends object = Row>(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<R[]> {
+  async pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
     const ctx = contextStatement(tenantId, settings);
     const client = await this.connect();
     try {
-      const q = new PipelinedQuery<R>([ctx, ...statements]);
+      const q = new PipelinedQuery([ctx, ...statements]);
       client.query(q as any);
-      return await q.promise;
+      return (await q.promise).slice(1);
     } catch (err) {
       throw translateError(err, this.target);
     } finally {

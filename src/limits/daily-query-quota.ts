@@ -1,21 +1,5 @@
-import type { TenantDb } from "../db/db.js";
+import type { Row, Statement } from "../db/db.js";
 import { QuotaExceededError } from "../errors.js";
-
-/** Adds one query to today's count unless the limit is reached; no row back means refused. */
-const COUNT_QUERY = `
-  INSERT INTO daily_query_counts AS c (tenant_id, day, queries)
-  SELECT $1, $2::date, 1 WHERE $3::int > 0
-  ON CONFLICT (tenant_id, day) DO UPDATE SET queries = c.queries + 1 WHERE c.queries < $3::int
-  RETURNING queries`;
-
-/**
- * The count is committed without waiting for its WAL flush: a crash may forget the last fraction of
- * a second of counts (a tenant gets a few extra queries that day), and in exchange a query does not
- * pay a disk flush. Billing does not depend on it — the usage ledger does.
- */
-const COUNT_SETTINGS = { synchronous_commit: "off" } as const;
-
-const READ_COUNT = "SELECT queries FROM daily_query_counts WHERE tenant_id = $1 AND day = $2::date";
 
 /** The UTC day of `ms` (`2026-11-27`) and the midnight that ends it. */
 export function utcDay(ms: number): { day: string; resetsAt: Date } {
@@ -23,37 +7,45 @@ export function utcDay(ms: number): { day: string; resetsAt: Date } {
   return { day: d.toISOString().slice(0, 10), resetsAt: new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)) };
 }
 
+/** One query's admission: the statement that counts it, to run first in the query's own transaction. */
+export interface QueryAdmission {
+  statement: Statement;
+  /** The count statement's rows, once it ran: today's count. */
+  counted(rows: readonly Row[] | undefined): number | undefined;
+}
+
 /**
  * Queries per tenant per UTC day, counted in PostgreSQL with one atomic conditional increment per
- * query — exact however many instances share the database. Once a tenant's day is used up this
- * instance refuses from memory until midnight UTC (or until the tenant's quota changes), so
- * refusals cost no database work.
+ * query — exact however many instances share the database. The increment travels in the same
+ * round trip and transaction as the query itself (`count_daily_query`, first statement of the
+ * pipeline): when the day is used up it aborts the transaction, so the vector search never runs.
+ * Once a tenant's day is used up this instance refuses from memory until midnight UTC (or until
+ * the tenant's quota changes), so refusals cost no database work.
  */
 export class DailyQueryQuota {
   private readonly exhausted = new Map<string, { day: string; used: number }>();
 
-  constructor(
-    private readonly db: TenantDb,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(private readonly now: () => number = Date.now) {}
 
-  /** Counts one query for today; returns the day's count, or throws `QuotaExceededError`. */
-  async consume(tenantId: string, limit: number): Promise<number> {
+  /** Admits one query for today (its count still to be made), or throws `QuotaExceededError` if this instance knows the day is used up. */
+  admit(tenantId: string, limit: number): QueryAdmission {
     const { day, resetsAt } = utcDay(this.now());
     const known = this.exhausted.get(tenantId);
     if (known?.day === day) throw refusal(tenantId, limit, known.used, resetsAt);
-    const [row] = await this.db.queryAsTenant<{ queries: number }>(tenantId, COUNT_QUERY, [tenantId, day, limit], COUNT_SETTINGS);
-    if (row) return row.queries;
-    const [current] = await this.db.queryAsTenant<{ queries: number }>(tenantId, READ_COUNT, [tenantId, day]);
-    const used = current?.queries ?? 0;
-    this.exhausted.set(tenantId, { day, used });
-    throw refusal(tenantId, limit, used, resetsAt);
+    return {
+      statement: { text: "SELECT count_daily_query($1, $2::date, $3) AS queries", params: [tenantId, day, limit] },
+      counted: (rows) => (rows?.[0] as { queries?: number } | undefined)?.queries,
+    };
   }
 
-  /** Today's count, without counting. */
-  async used(tenantId: string): Promise<number> {
-    const [row] = await this.db.queryAsTenant<{ queries: number }>(tenantId, READ_COUNT, [tenantId, utcDay(this.now()).day]);
-    return row?.queries ?? 0;
+  /** The quota refusal a failed query carries (SQLSTATE BHQ02), remembered until midnight; undefined for any other error. */
+  refusalFrom(err: unknown, tenantId: string, limit: number): QuotaExceededError | undefined {
+    const e = err as { code?: string; detail?: string };
+    if (e?.code !== "BHQ02") return undefined;
+    const { day, resetsAt } = utcDay(this.now());
+    const used = Number(e.detail ?? limit);
+    this.exhausted.set(tenantId, { day, used });
+    return refusal(tenantId, limit, used, resetsAt);
   }
 
   /** Drops what this instance remembers of the tenant (its quota may have been raised), or of all with null. */

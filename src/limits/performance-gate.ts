@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { Tenant } from "../tenancy/tenant.js";
 import { outcomeOf, type TenantMonitor } from "../monitoring/tenant-monitor.js";
-import type { DailyQueryQuota } from "./daily-query-quota.js";
+import type { DailyQueryQuota, QueryAdmission } from "./daily-query-quota.js";
 import type { TenantRateLimiter } from "./rate-limiter.js";
 import type { TenantBulkheads } from "./tenant-bulkheads.js";
 
@@ -14,16 +14,21 @@ export type Operation = "query" | "upsert" | "fetch" | "delete" | "count";
  * before it spends any of the tenant's limits.
  */
 export interface OperationGate {
-  run<T>(tenant: Tenant, operation: Operation, fn: () => Promise<T>): Promise<T>;
-  /** Facts only the data manager learns: documents stored after a write, a query's isolation overhead. */
-  observe(tenant: Tenant, facts: { documents?: number; overheadMs?: number; operation: Operation }): void;
+  /**
+   * Runs `fn` if the tenant may operate now. For a query, `fn` receives the daily count's admission:
+   * its statement must run first in the query's own transaction, and its rows go back through
+   * `observe({ dailyCount })`.
+   */
+  run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T>;
+  /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */
+  observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void;
 }
 
 /**
  * Performance isolation in front of the data: a tenant's operation is admitted only within its rate
- * limit (cheap, refused first), its concurrency bulkhead and — for queries — its daily quota; then
- * its latency and outcome are recorded. Cheapest checks first, so a flood is refused before it
- * costs a database round trip.
+ * limit (cheap, refused first), its concurrency bulkhead and — for queries — its daily quota,
+ * counted in the query's own transaction; then its latency and outcome are recorded. Cheapest
+ * checks first, so a flood is refused before it costs a database round trip.
  */
 export class PerformanceGate implements OperationGate {
   constructor(
@@ -33,7 +38,7 @@ export class PerformanceGate implements OperationGate {
     private readonly monitor: TenantMonitor,
   ) {}
 
-  async run<T>(tenant: Tenant, operation: Operation, fn: () => Promise<T>): Promise<T> {
+  async run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T> {
     const started = performance.now();
     const { tenantId, quota } = tenant;
     let leave: (() => void) | undefined;
@@ -41,14 +46,12 @@ export class PerformanceGate implements OperationGate {
       await this.rateLimiter.consume(tenantId, quota);
       leave = await this.bulkheads.enter(tenantId, quota.maxConcurrent);
       this.monitor.metrics.inFlight.set({ tenant: tenantId }, this.bulkheads.inFlight(tenantId));
-      if (operation === "query") {
-        const used = await this.dailyQueries.consume(tenantId, quota.maxDailyQueries);
-        this.setQuotaGauge(tenant, "daily_queries", used, quota.maxDailyQueries);
-      }
-      const result = await fn();
+      const admission = operation === "query" ? this.dailyQueries.admit(tenantId, quota.maxDailyQueries) : undefined;
+      const result = await fn(admission);
       this.monitor.record(tenantId, operation, performance.now() - started, "ok");
       return result;
-    } catch (err) {
+    } catch (caught) {
+      const err = this.dailyQueries.refusalFrom(caught, tenantId, quota.maxDailyQueries) ?? caught;
       this.monitor.record(tenantId, operation, performance.now() - started, outcomeOf(err));
       throw err;
     } finally {
@@ -59,8 +62,9 @@ export class PerformanceGate implements OperationGate {
     }
   }
 
-  observe(tenant: Tenant, facts: { documents?: number; overheadMs?: number; operation: Operation }): void {
+  observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void {
     if (facts.documents !== undefined) this.setQuotaGauge(tenant, "documents", facts.documents, tenant.quota.maxDocuments);
+    if (facts.dailyQueries !== undefined) this.setQuotaGauge(tenant, "daily_queries", facts.dailyQueries, tenant.quota.maxDailyQueries);
     if (facts.overheadMs !== undefined) this.monitor.metrics.isolationOverhead.observe({ tenant: tenant.tenantId, operation: facts.operation }, facts.overheadMs / 1000);
   }
 

@@ -1,5 +1,5 @@
 import type { Metric } from "../config.js";
-import type { Queryable } from "../db/db.js";
+import type { Queryable, Row, Statement } from "../db/db.js";
 import type { MetadataFilter } from "./filter.js";
 
 /** What a store can do; code asks these flags, never `instanceof`. */
@@ -82,7 +82,11 @@ export interface VectorStore {
    * would take the tenant past `maxDocuments`, atomically with respect to the tenant's other writers.
    */
   upsert(placement: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome>;
-  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<Match[]>;
+  /**
+   * The tenant's nearest neighbours. `first`, when given, runs before the search in the same
+   * transaction (the daily query count); if it fails, the search does not run. Its rows come back as `firstRows`.
+   */
+  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, first?: Statement): Promise<{ matches: Match[]; firstRows?: Row[] }>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;
   count(placement: Placement): Promise<number>;

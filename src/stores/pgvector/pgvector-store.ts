@@ -1,5 +1,5 @@
 import type { BulkheadConfig } from "../../config.js";
-import { enterTenantContext, type LocalSettings, type Queryable, type TenantDb } from "../../db/db.js";
+import { enterTenantContext, type LocalSettings, type Queryable, type Row, type Statement, type TenantDb } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { QuotaExceededError } from "../../errors.js";
 import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
@@ -48,10 +48,10 @@ export class PgvectorStore implements VectorStore {
   async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
     const rows = records.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
     try {
-      const [row] = await this.db.pipelineAsTenant<{ documents: number; added: number }>(p.tenantId, [
+      const [, [row]] = (await this.db.pipelineAsTenant(p.tenantId, [
         { text: sql.lockTenantWrites, params: [p.tenantId] },
         { text: sql.upsert(p), params: [p.tenantId, JSON.stringify(rows), maxDocuments] },
-      ]);
+      ])) as [unknown, { documents: number; added: number }[]];
       return { upserted: records.length, added: row!.added, documents: row!.documents };
     } catch (err) {
       const e = err as { code?: string; detail?: string };
@@ -66,15 +66,15 @@ export class PgvectorStore implements VectorStore {
     }
   }
 
-  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<Match[]> {
+  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, first?: Statement): Promise<{ matches: Match[]; firstRows?: Row[] }> {
     const compiled = compileFilter(filter, 4);
-    const rows = await this.db.queryAsTenant<{ tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }>(
-      p.tenantId,
-      sql.query(p, compiled.sql),
-      [p.tenantId, vectorLiteral(vector), topK, ...compiled.params],
-      this.searchSettings(p, compiled.params.length > 0),
-    );
-    return rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id }));
+    const search: Statement = { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
+    const settings = this.searchSettings(p, compiled.params.length > 0);
+    // The daily count is the transaction's only write: its commit need not wait for a WAL flush (a
+    // crash forgets at most a fraction of a second of counts; billing relies on the usage ledger).
+    const all = await this.db.pipelineAsTenant(p.tenantId, first ? [first, search] : [search], first ? { ...settings, synchronous_commit: "off" } : settings);
+    const rows = all.at(-1) as { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[];
+    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), firstRows: first ? all[0] : undefined };
   }
 
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
@@ -87,10 +87,10 @@ export class PgvectorStore implements VectorStore {
   }
 
   async delete(p: Placement, ids: readonly string[]): Promise<number> {
-    const [row] = await this.db.pipelineAsTenant<{ n: number }>(p.tenantId, [
+    const [, [row]] = (await this.db.pipelineAsTenant(p.tenantId, [
       { text: sql.lockTenantWrites, params: [p.tenantId] },
       { text: sql.delete(p), params: [p.tenantId, JSON.stringify(ids)] },
-    ]);
+    ])) as [unknown, { n: number }[]];
     return row!.n;
   }
 
