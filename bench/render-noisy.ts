@@ -24,7 +24,8 @@ for (const p of phases) {
   );
 }
 out.push("");
-out.push(`Victim p95 during the flood ÷ alone: **${report.summary.victimP95RatioFloodVsAlone}** (÷ the second alone phase: ${report.summary.victimP95RatioFloodVsAloneAgain}); with the aggressor's limits lifted: **${report.summary.victimP95RatioUnlimitedVsAlone}**.`);
+const sum = report.summary;
+out.push(`Victim p95 pooled over both rounds: alone ${sum.victimP95AloneMs} ms, during the floods ${sum.victimP95FloodMs} ms — ratio **${sum.victimP95RatioFloodVsAlone}** (round 1: ${sum.victimP95RatioRound1}, round 2: ${sum.victimP95RatioRound2}); with the aggressor's limits lifted ${sum.victimP95UnlimitedMs} ms — ratio **${sum.victimP95RatioUnlimitedVsAlone}**.`);
 out.push(`Suspension made in one instance enforced by another: p50 ${report.propagationMs.p50} ms, p95 ${report.propagationMs.p95} ms, max ${report.propagationMs.max} ms over ${report.propagationMs.trials} trials.`);
 out.push("");
 out.push("Targets:");
