@@ -87,7 +87,7 @@ export class ApiKeyStore {
     cacheTtlMs: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.cache = new TenantCache<KeyRow>(cacheTtlMs);
+    this.cache = new TenantCache<KeyRow>(cacheTtlMs, now, false);
     this.channel = changeChannel(db.schema);
   }
 

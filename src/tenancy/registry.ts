@@ -250,6 +250,7 @@ export class TenantRegistry {
    * Gives a namespace that has outgrown exact search its own HNSW index. Called after upserts;
    * cheap when nothing is to be done. Bulk imports load with a high threshold and call this once
    * afterwards: one CREATE INDEX is far faster than inserting row by row into a live HNSW graph.
+   * `knownCount` (the document count an upsert just returned) spares a count query.
    */
   async ensureAnnIndex(tenant: Tenant, minimumVectors = this.config.annIndexThreshold, knownCount?: number): Promise<boolean> {
     if (tenant.placement.annIndexed) return false;

@@ -11,9 +11,14 @@ export class TenantCache<V> {
   /** When true every lookup loads afresh and nothing is kept. */
   bypass = false;
 
+  /**
+   * @param keepMisses whether "not found" is cached too. Off where callers choose the keys freely
+   *   (API key ids from any request): otherwise random ids would fill the cache.
+   */
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
+    private readonly keepMisses = true,
   ) {}
 
   async get(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
@@ -25,7 +30,8 @@ export class TenantCache<V> {
       pending = load()
         .then((value) => {
           // An invalidation during the load means the value may already be stale: don't keep it.
-          if (generation === this.generation && this.ttlMs > 0 && !this.bypass) this.entries.set(key, { value, expires: this.now() + this.ttlMs });
+          const keep = generation === this.generation && this.ttlMs > 0 && !this.bypass && (value !== undefined || this.keepMisses);
+          if (keep) this.entries.set(key, { value, expires: this.now() + this.ttlMs });
           return value;
         })
         .finally(() => {
