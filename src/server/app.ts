@@ -184,7 +184,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       handler: async (request, reply) => {
         const key = request.apiKey;
         const input = parseInput(spec, request, key);
-        const result = await spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `admin:${key.keyId}` : "anonymous", ...input, request, reply } as never);
+        const result = await spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `${key.kind}:${key.keyId}` : "anonymous", ...input, request, reply } as never);
         reply.status(spec.status ?? 200);
         return result;
       },

@@ -13,7 +13,7 @@ export interface RouteContext<B = unknown, Q = unknown, P = unknown> {
   key: ApiKeyInfo | null;
   /** The tenant of a tenant key: the only tenant a tenant route can ever act on. */
   tenantId: string;
-  /** Who to write into the audit log: `admin:<key id>`. */
+  /** Who to write into the audit log: `admin:<key id>` (or `tenant:<key id>`). */
   actor: string;
   body: B;
   query: Q;
