@@ -5,10 +5,12 @@ import { migrateWithOwner } from "../db/open.js";
 import { migrationScript } from "../db/migrations.js";
 import { BulkheadError } from "../errors.js";
 import { runWalkthrough } from "../demo/walkthrough.js";
+import { addOperatorCommands } from "./operator-commands.js";
+import { exitCodeFor } from "./output.js";
 
 const program = new Command()
   .name("bulkhead")
-  .description("Tenant isolation for multi-tenant RAG: tenants, placement and tenant-scoped vector storage.")
+  .description("Tenant isolation for multi-tenant RAG: the service, the walkthrough and the operator's commands.")
   .showHelpAfterError();
 
 program
@@ -73,6 +75,8 @@ program
     }
   });
 
+addOperatorCommands(program);
+
 const db = program.command("db").description("Database schema");
 db.command("migrate")
   .description("Create or update Bulkhead's schema on a PostgreSQL server, as the owner role")
@@ -93,5 +97,5 @@ db.command("migrate")
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof BulkheadError) console.error(`bulkhead: ${err.message} (${err.code})`);
   else console.error(err);
-  process.exitCode = 1;
+  process.exitCode = exitCodeFor(err);
 });

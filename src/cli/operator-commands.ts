@@ -1,0 +1,212 @@
+import type { Command } from "commander";
+import { createBulkhead, type Bulkhead } from "../bulkhead.js";
+import { Config, TenantTier, TIERS, type TenantQuota } from "../config.js";
+import { planStrategies } from "../costs/planner.js";
+import { ValidationError } from "../errors.js";
+import type { Scope } from "../tenancy/api-keys.js";
+import type { Tenant } from "../tenancy/tenant.js";
+import { print, table } from "./output.js";
+
+/** Who the audit log names for CLI actions. */
+const ACTOR = "cli";
+
+interface Common {
+  database?: string;
+  json?: boolean;
+}
+
+/** Opens Bulkhead on `--database`, `DATABASE_URL` or the service's default data directory, runs `fn`, closes. */
+async function withBulkhead<T>(opts: Common, fn: (bh: Bulkhead) => Promise<T>): Promise<T> {
+  const bh = await createBulkhead({ database: opts.database ?? process.env.DATABASE_URL ?? "./bulkhead-data", warn: (m) => process.stderr.write(`${m}\n`) });
+  try {
+    return await fn(bh);
+  } finally {
+    await bh.close();
+  }
+}
+
+const tenantView = (t: Tenant) => ({
+  tenantId: t.tenantId,
+  name: t.tenantName,
+  tier: t.tier,
+  status: t.status,
+  index: t.index,
+  isolation: t.isolation,
+  dimension: t.dimension,
+  maxDocuments: t.quota.maxDocuments,
+  maxDailyQueries: t.quota.maxDailyQueries,
+  requestsPerSecond: t.quota.requestsPerSecond,
+});
+
+function tier(value: string): TenantTier {
+  if (!TIERS.includes(value as TenantTier)) throw new ValidationError("tier", `must be one of ${TIERS.join(", ")}, got "${value}"`);
+  return value as TenantTier;
+}
+
+function quotaOptions(opts: Record<string, string | undefined>): Partial<TenantQuota> {
+  const quota: Partial<TenantQuota> = {};
+  for (const key of ["maxDocuments", "maxDailyQueries", "requestsPerSecond", "burst", "maxConcurrent"] as const) {
+    const raw = opts[key];
+    if (raw === undefined) continue;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n)) throw new ValidationError(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, `must be a whole number, got "${raw}"`);
+    quota[key] = n;
+  }
+  return quota;
+}
+
+/** Adds the shared `--database` and `--json` options. */
+const common = (c: Command) => c.option("--database <url>", "postgres://… (runtime role), memory:// or a directory (default: DATABASE_URL, else ./bulkhead-data)").option("--json", "machine-readable output");
+
+/** `bulkhead tenants …`, `keys …`, `capacity`, `costs …`: the operator's commands. */
+export function addOperatorCommands(program: Command): void {
+  const tenants = program.command("tenants").description("Register, inspect and change tenants");
+  common(tenants.command("add <tenantId> <name>").description("Register a tenant (free and pro get a namespace, enterprise a dedicated index)"))
+    .option("--tier <tier>", `one of ${TIERS.join(", ")}`, "free")
+    .option("--max-documents <n>").option("--max-daily-queries <n>").option("--requests-per-second <n>").option("--burst <n>").option("--max-concurrent <n>")
+    .action((tenantId: string, name: string, opts: Common & { tier: string } & Record<string, string>) =>
+      withBulkhead(opts, async (bh) => {
+        const t = await bh.registry.registerTenant(tenantId, name, tier(opts.tier), { quota: quotaOptions(opts) });
+        await bh.audit.record(ACTOR, "tenant.register", t.tenantId, { tier: t.tier });
+        print(opts.json, tenantView(t), () => `registered ${t.tenantId} (${t.tier}) in ${t.index}, ${t.isolation}`);
+      }),
+    );
+  common(tenants.command("list").description("List tenants"))
+    .option("--tier <tier>").option("--status <status>", "active or suspended")
+    .action((opts: Common & { tier?: string; status?: "active" | "suspended" }) =>
+      withBulkhead(opts, async (bh) => {
+        const list = (await bh.registry.listTenants({ tier: opts.tier ? tier(opts.tier) : undefined, status: opts.status })).map(tenantView);
+        print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
+      }),
+    );
+  common(tenants.command("show <tenantId>").description("One tenant, with its documents, keys and this month's costs"))
+    .action((tenantId: string, opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const t = await bh.registry.getTenant(tenantId);
+        const keys = await bh.keys.listKeys({ tenantId });
+        const costs = await bh.costEngine.getTenantCostSummary(tenantId);
+        const view = { ...tenantView(t), quota: t.quota, keys: keys.length, activeKeys: keys.filter((k) => !k.revokedAt).length, costs };
+        print(opts.json, view, () =>
+          [
+            `${t.tenantId} — ${t.tenantName} (${t.tier}, ${t.status})`,
+            `  placement: ${t.isolation} ${t.namespace} in ${t.index}, ${t.dimension} d, ${t.metric}`,
+            `  quota: ${Object.entries(t.quota).map(([k, v]) => `${k} ${v}`).join(", ")}`,
+            `  keys: ${view.activeKeys} active of ${view.keys}`,
+            `  ${costs.period}: ${costs.queryCount} queries, variable $${costs.variableCost.toFixed(6)}, fixed $${costs.fixedCost.toFixed(2)}`,
+          ].join("\n"),
+        );
+      }),
+    );
+  common(tenants.command("set-tier <tenantId> <tier>").description("Change a tenant's tier (to or from enterprise moves its vectors)"))
+    .action((tenantId: string, to: string, opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const t = await bh.registry.changeTier(tenantId, tier(to));
+        await bh.audit.record(ACTOR, "tenant.tier", t.tenantId, { tier: t.tier });
+        print(opts.json, tenantView(t), () => `${t.tenantId} is now ${t.tier}: ${t.isolation} in ${t.index}`);
+      }),
+    );
+  for (const [name, verb] of [["suspend", "suspended"], ["resume", "resumed"]] as const) {
+    common(tenants.command(`${name} <tenantId>`).description(name === "suspend" ? "Refuse the tenant's data operations (data is kept)" : "Allow a suspended tenant again"))
+      .action((tenantId: string, opts: Common) =>
+        withBulkhead(opts, async (bh) => {
+          const t = name === "suspend" ? await bh.registry.suspendTenant(tenantId) : await bh.registry.resumeTenant(tenantId);
+          await bh.audit.record(ACTOR, `tenant.${name}`, t.tenantId);
+          print(opts.json, tenantView(t), () => `${t.tenantId} ${verb}`);
+        }),
+      );
+  }
+  common(tenants.command("delete <tenantId>").description("Delete a tenant: its vectors, namespace or dedicated index, and keys"))
+    .requiredOption("--yes", "confirm")
+    .action((tenantId: string, opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        await bh.registry.deleteTenant(tenantId);
+        await bh.audit.record(ACTOR, "tenant.delete", tenantId);
+        print(opts.json, { deleted: tenantId }, () => `deleted ${tenantId}`);
+      }),
+    );
+
+  const keys = program.command("keys").description("API keys (stored as hashes; a key is shown once, when created)");
+  common(keys.command("create").description("Create a tenant key (--tenant) or an admin key (--admin)"))
+    .option("--tenant <tenantId>").option("--admin").option("--scopes <list>", "read,write", "read,write").option("--name <name>")
+    .action((opts: Common & { tenant?: string; admin?: boolean; scopes: string; name?: string }) =>
+      withBulkhead(opts, async (bh) => {
+        if (!opts.tenant === !opts.admin) throw new ValidationError("--tenant/--admin", "give exactly one of --tenant <tenantId> or --admin");
+        const created = opts.admin
+          ? await bh.keys.createKey("admin", { name: opts.name, scopes: ["read", "write"] }, ACTOR)
+          : await bh.keys.createKey("tenant", { tenantId: opts.tenant, scopes: opts.scopes.split(",") as Scope[], name: opts.name }, ACTOR);
+        print(opts.json, created, () => `${created.key}\n(shown only this once: key id ${created.keyId}, ${created.kind}${created.tenantId ? ` of ${created.tenantId}` : ""}, scopes ${created.scopes.join(",")})`);
+      }),
+    );
+  common(keys.command("list").description("Keys, without their secrets"))
+    .option("--tenant <tenantId>").option("--admin", "admin keys only")
+    .action((opts: Common & { tenant?: string; admin?: boolean }) =>
+      withBulkhead(opts, async (bh) => {
+        const list = await bh.keys.listKeys(opts.admin ? { tenantId: null } : opts.tenant ? { tenantId: opts.tenant } : {});
+        print(opts.json, list, () => table(list as unknown as Record<string, unknown>[], ["keyId", "kind", "tenantId", "scopes", "name", "createdAt", "lastUsedAt", "revokedAt"]));
+      }),
+    );
+  for (const name of ["revoke", "rotate"] as const) {
+    common(keys.command(`${name} <keyId>`).description(name === "revoke" ? "Revoke a key (at once, in every instance)" : "Replace a key with a new one (shown once); the old one stops working"))
+      .action((keyId: string, opts: Common) =>
+        withBulkhead(opts, async (bh) => {
+          if (name === "revoke") {
+            const info = await bh.keys.revokeKey(keyId, ACTOR);
+            print(opts.json, info, () => `revoked ${keyId}`);
+          } else {
+            const created = await bh.keys.rotateKey(keyId, ACTOR);
+            print(opts.json, created, () => `${created.key}\n(shown only this once: new key id ${created.keyId}; ${keyId} is revoked)`);
+          }
+        }),
+      );
+  }
+
+  common(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
+    .action((opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const caps = await bh.registry.getCapacity();
+        print(opts.json, caps, () => table(caps as unknown as Record<string, unknown>[], ["index", "used", "max", "free", "alertAt", "provisionAt", "status"]));
+      }),
+    );
+
+  const costs = program.command("costs").description("Costs per tenant and tier");
+  common(costs.command("report").description("Monthly report: revenue, costs and margin per tenant and tier"))
+    .option("--period <yyyy-mm>")
+    .action((opts: Common & { period?: string }) =>
+      withBulkhead(opts, async (bh) => {
+        const r = await bh.costEngine.monthlyReport(opts.period);
+        print(opts.json, r, () =>
+          [
+            `${r.period} (fixed costs allocated: ${r.allocationMethod ?? "not yet"})`,
+            table(r.tenants as unknown as Record<string, unknown>[], ["tenantId", "tier", "revenue", "variableCost", "fixedCost", "totalCost", "margin"]),
+            `total: revenue $${r.totals.revenue.toFixed(2)}, cost $${r.totals.totalCost.toFixed(2)}, margin $${r.totals.margin.toFixed(2)}`,
+            r.unprofitable.length ? `unprofitable: ${r.unprofitable.join(", ")}` : "no unprofitable tenant",
+          ].join("\n"),
+        );
+      }),
+    );
+  common(costs.command("allocate").description("Allocate a month's fixed costs"))
+    .option("--period <yyyy-mm>").option("--total <usd>", "amount (default: the month's real fixed costs)")
+    .option("--method <method>", "variable-cost, queries, storage or equal", "variable-cost")
+    .action((opts: Common & { period?: string; total?: string; method: string }) =>
+      withBulkhead(opts, async (bh) => {
+        const total = opts.total === undefined ? undefined : Number(opts.total);
+        if (total !== undefined && !(total >= 0)) throw new ValidationError("--total", `must be an amount in USD >= 0, got "${opts.total}"`);
+        const allocation = await bh.costEngine.allocateFixedCosts(total, opts.method as "equal", { period: opts.period });
+        await bh.audit.record(ACTOR, "costs.allocate", null, { period: opts.period ?? null, total: total ?? null, method: opts.method });
+        const rows = Object.entries(allocation).map(([tenantId, usd]) => ({ tenantId, usd }));
+        print(opts.json, allocation, () => table(rows, ["tenantId", "usd"]));
+      }),
+    );
+  costs
+    .command("plan")
+    .description("Monthly cost of each isolation strategy at several tenant counts (the decision card)")
+    .option("--tenants <list>", "tenant counts", "10,100,500,1000")
+    .option("--json", "machine-readable output")
+    .action((opts: { tenants: string; json?: boolean }) => {
+      const counts = opts.tenants.split(",").map(Number);
+      if (counts.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new ValidationError("--tenants", `must be whole numbers >= 1, got "${opts.tenants}"`);
+      const config = Config.get();
+      const plan = planStrategies(config.prices, config.maxNamespacesPerIndex, { tenantCounts: counts });
+      print(opts.json, plan, () => table(plan as unknown as Record<string, unknown>[], ["tenants", "strategy", "infrastructureMonthly", "totalMonthly", "perTenantMonthly"]));
+    });
+}
