@@ -12,6 +12,7 @@ import { TenantRegistry } from "./tenancy/registry.js";
 import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
 import { ApiKeyStore } from "./tenancy/api-keys.js";
 import { AuditLog } from "./tenancy/audit-log.js";
+import { eraseTenant, type ErasureReport } from "./operations/erasure.js";
 import { DailyQueryQuota } from "./limits/daily-query-quota.js";
 import { PerformanceGate } from "./limits/performance-gate.js";
 import { TenantRateLimiter } from "./limits/rate-limiter.js";
@@ -53,6 +54,11 @@ export interface Bulkhead {
   readonly keys: ApiKeyStore;
   /** Admin actions and key events, in the database. */
   readonly audit: AuditLog;
+  /**
+   * Erases a tenant (right to be forgotten) and proves it: a catalog scan of every table holding
+   * `tenant_id` finds no row left; billing records are kept by the documented retention rule.
+   */
+  eraseTenant(tenantId: string, actor: string): Promise<ErasureReport>;
   /** Runs the production-readiness checklist as live checks. */
   readiness(options?: ReadinessOptions): Promise<CheckResult[]>;
   close(): Promise<void>;
@@ -125,7 +131,11 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const rateLimiter = new TenantRateLimiter({ redis, keyPrefix: `bulkhead:${db.schema}`, onInsurance, now });
   const connectionSlots = Math.max(1, Math.floor(config.poolSize * config.tenantPoolShare));
   const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), new DailyQueryQuota(now), monitor);
-  registry.onChange((tenantId) => gate.forget(tenantId));
+  registry.onChange((tenantId) => {
+    gate.forget(tenantId);
+    // A deleted tenant's keys are gone from the database; their cached lookups must go too.
+    keys.forgetAll();
+  });
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate);
   let closed = false;
   const bulkhead: Bulkhead = {
@@ -138,6 +148,10 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     monitor,
     keys,
     audit,
+    eraseTenant: (tenantId, actor) => {
+      if (closed) throw new ClosedError("Bulkhead");
+      return eraseTenant({ db, registry, keys, audit }, tenantId, actor);
+    },
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");
       return runReadinessChecks({ db, registry, dataManager, costEngine }, o);

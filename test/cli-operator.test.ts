@@ -49,7 +49,8 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     expect(report.allocationMethod).toBe("equal");
     expect(JSON.parse((await bulkhead("costs", "plan", "--tenants", "100", "--json")).stdout).map((p: { strategy: string }) => p.strategy)).toContain("namespace-isolation");
 
-    expect(JSON.parse((await bulkhead("tenants", "delete", "beta", "--yes", "--json")).stdout)).toEqual({ deleted: "beta" });
+    const erased = JSON.parse((await bulkhead("tenants", "delete", "beta", "--yes", "--json")).stdout);
+    expect(erased).toMatchObject({ tenantId: "beta", verified: true, remaining: { tenants: 0, api_keys: 0, document_counts: 0, daily_query_counts: 0 } });
   });
 
   it("exits with a code that says what went wrong, and a message that says what to do", async () => {

@@ -115,13 +115,19 @@ export function addOperatorCommands(program: Command): void {
         }),
       );
   }
-  common(tenants.command("delete <tenantId>").description("Delete a tenant: its vectors, namespace or dedicated index, and keys"))
+  common(tenants.command("delete <tenantId>").description("Erase a tenant (vectors, namespace or dedicated index, keys, counters) and prove no row of it is left"))
     .requiredOption("--yes", "confirm")
     .action((tenantId: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        await bh.registry.deleteTenant(tenantId);
-        await bh.audit.record(ACTOR, "tenant.delete", tenantId);
-        print(opts.json, { deleted: tenantId }, () => `deleted ${tenantId}`);
+        const report = await bh.eraseTenant(tenantId, ACTOR);
+        print(opts.json, report, () =>
+          [
+            `erased ${tenantId}: ${report.verified ? "verified, no row left" : "NOT VERIFIED, rows left"}`,
+            ...Object.entries(report.remaining).map(([t, n]) => `  ${n === 0 ? "✓" : "✗"} ${t}: ${n} rows`),
+            ...Object.entries(report.retained).map(([t, n]) => `  kept by the billing retention rule: ${t}: ${n} rows`),
+          ].join("\n"),
+        );
+        if (!report.verified) process.exitCode = 1;
       }),
     );
 

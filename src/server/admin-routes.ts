@@ -71,13 +71,9 @@ export const adminRoutes: RouteSpec[] = [
     url: "/admin/tenants/:tenantId",
     access: "admin",
     tag: "admin",
-    summary: "Delete a tenant, its vectors and its keys",
+    summary: "Erase a tenant (vectors, namespace, keys, counters) and prove no row of it is left; billing records are kept",
     params: tenantParams,
-    handler: async ({ bh, params, actor }) => {
-      await bh.registry.deleteTenant(params.tenantId);
-      await bh.audit.record(actor, "tenant.delete", params.tenantId);
-      return { deleted: params.tenantId };
-    },
+    handler: ({ bh, params, actor }) => bh.eraseTenant(params.tenantId, actor),
   }),
   route({
     method: "POST",

@@ -171,6 +171,11 @@ export class ApiKeyStore {
     return toInfo(row);
   }
 
+  /** Drops every cached key lookup (a tenant changed or was deleted: its keys may be gone). */
+  forgetAll(): void {
+    this.cache.clear();
+  }
+
   /** Whether any usable admin key exists (the server creates one on first start if not). */
   async hasAdminKey(): Promise<boolean> {
     return (await this.db.query("SELECT 1 FROM api_keys WHERE kind = 'admin' AND revoked_at IS NULL LIMIT 1")).length > 0;

@@ -1,0 +1,59 @@
+import type { Db } from "../db/db.js";
+import type { ApiKeyStore } from "../tenancy/api-keys.js";
+import type { AuditLog } from "../tenancy/audit-log.js";
+import type { TenantRegistry } from "../tenancy/registry.js";
+import { assertTenantId } from "../tenancy/tenant.js";
+
+/**
+ * Billing records kept after erasure: usage quantities and amounts per month, no content, needed
+ * to invoice and to account for the month. Everything else of the tenant is erased.
+ */
+export const RETAINED_BILLING_TABLES: readonly string[] = ["usage_events", "cost_allocations"];
+
+/** What erasing a tenant did, and the proof that nothing else is left. */
+export interface ErasureReport {
+  tenantId: string;
+  erasedAt: Date;
+  /** Rows still found per table holding the tenant's id (every one must be 0), from a catalog scan. */
+  remaining: Record<string, number>;
+  /** Billing rows kept by the retention rule, per table. */
+  retained: Record<string, number>;
+  /** True when no row of the tenant is left outside the retained billing tables. */
+  verified: boolean;
+}
+
+/**
+ * Right to be forgotten: deletes the tenant (vectors, namespace — freed for reuse — or dedicated
+ * index, keys, quota counters, cached entries in every instance), then proves it: every table in
+ * the schema with a `tenant_id` column (found in the catalog, not listed by hand) is counted under
+ * the tenant's own row-level-security context, and the control-plane tables by id. The erasure and
+ * its report are written to the audit log.
+ */
+export async function eraseTenant(deps: { db: Db; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog }, tenantId: string, actor: string): Promise<ErasureReport> {
+  assertTenantId(tenantId);
+  const { db, registry, audit } = deps;
+  await registry.deleteTenant(tenantId);
+
+  const tables = await db.query<{ relname: string }>(
+    `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+      ORDER BY c.relname`,
+    [db.schema],
+  );
+  const remaining: Record<string, number> = {};
+  const retained: Record<string, number> = {};
+  await db.withTenant(tenantId, async (tx) => {
+    for (const { relname } of tables) {
+      const [row] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${relname}" WHERE tenant_id = $1`, [tenantId]);
+      (RETAINED_BILLING_TABLES.includes(relname) ? retained : remaining)[relname] = row!.n;
+    }
+  });
+  // Control-plane rows that name the tenant in other columns.
+  remaining.tenants = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
+  remaining.api_keys = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM api_keys WHERE tenant = $1", [tenantId]))[0]!.n;
+
+  const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified: Object.values(remaining).every((n) => n === 0) };
+  await audit.record(actor, "tenant.erase", tenantId, { remaining, retained, verified: report.verified });
+  return report;
+}
