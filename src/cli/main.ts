@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { loadConfig } from "../config.js";
+import { loadConfig, serviceDatabase } from "../config.js";
 import { migrateWithOwner } from "../db/open.js";
 import { migrationScript } from "../db/migrations.js";
 import { BulkheadError } from "../errors.js";
@@ -55,7 +55,7 @@ program
   .action(async (opts: { database?: string; probe?: string; sample?: string }) => {
     const { createBulkhead } = await import("../bulkhead.js");
     const { buildServer } = await import("../server/app.js");
-    const bh = await createBulkhead({ database: opts.database ?? process.env.DATABASE_URL ?? "./bulkhead-data" });
+    const bh = await createBulkhead({ database: serviceDatabase(opts.database) });
     try {
       const app = await buildServer(bh, { logDestination: false });
       const checks = await app.readiness({ probeTenants: opts.probe?.split(",") as [string, string] | undefined, sampleTenant: opts.sample });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
-import { Config, TenantTier, TIERS, type TenantQuota } from "../config.js";
+import { Config, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
 import { ValidationError } from "../errors.js";
 import type { Scope } from "../tenancy/api-keys.js";
@@ -17,7 +17,7 @@ interface Common {
 
 /** Opens Bulkhead on `--database`, `DATABASE_URL` or the service's default data directory, runs `fn`, closes. */
 async function withBulkhead<T>(opts: Common, fn: (bh: Bulkhead) => Promise<T>): Promise<T> {
-  const bh = await createBulkhead({ database: opts.database ?? process.env.DATABASE_URL ?? "./bulkhead-data", warn: (m) => process.stderr.write(`${m}\n`) });
+  const bh = await createBulkhead({ database: serviceDatabase(opts.database), warn: (m) => process.stderr.write(`${m}\n`) });
   try {
     return await fn(bh);
   } finally {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
+import { serviceDatabase } from "../config.js";
 import { buildServer, type ServerOptions } from "./app.js";
 
 export interface ServeOptions extends ServerOptions {
@@ -25,8 +26,7 @@ export interface RunningServer {
  */
 export async function startServer(options: ServeOptions = {}): Promise<RunningServer> {
   const notice = options.notice ?? ((m: string) => process.stderr.write(`${m}\n`));
-  const database = options.database ?? process.env.DATABASE_URL ?? "./bulkhead-data";
-  const bulkhead = await createBulkhead({ database });
+  const bulkhead = await createBulkhead({ database: serviceDatabase(options.database) });
   try {
     if (!(await bulkhead.keys.hasAdminKey())) {
       const admin = await bulkhead.keys.createKey("admin", { name: "first admin key", scopes: ["read", "write"] }, "bootstrap");
