@@ -13,6 +13,7 @@ import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
 import { ApiKeyStore } from "./tenancy/api-keys.js";
 import { AuditLog } from "./tenancy/audit-log.js";
 import { eraseTenant, type ErasureReport } from "./operations/erasure.js";
+import { backupTenant, restoreTenant, type BackupSummary, type RestoreSummary } from "./operations/backup.js";
 import { DailyQueryQuota } from "./limits/daily-query-quota.js";
 import { PerformanceGate } from "./limits/performance-gate.js";
 import { TenantRateLimiter } from "./limits/rate-limiter.js";
@@ -59,6 +60,10 @@ export interface Bulkhead {
    * `tenant_id` finds no row left; billing records are kept by the documented retention rule.
    */
   eraseTenant(tenantId: string, actor: string): Promise<ErasureReport>;
+  /** Writes one tenant's vectors, metadata, settings and optionally usage to a checksummed, gzipped file (streamed). */
+  backupTenant(tenantId: string, file: string, options?: { includeUsage?: boolean; onProgress?: (documents: number) => void }): Promise<BackupSummary>;
+  /** Verifies a backup, then replaces the tenant's vectors with it in one transaction (into another id only with `into`). */
+  restoreTenant(file: string, options?: { into?: string; onProgress?: (documents: number) => void }): Promise<RestoreSummary>;
   /** Runs the production-readiness checklist as live checks. */
   readiness(options?: ReadinessOptions): Promise<CheckResult[]>;
   close(): Promise<void>;
@@ -151,6 +156,14 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     eraseTenant: (tenantId, actor) => {
       if (closed) throw new ClosedError("Bulkhead");
       return eraseTenant({ db, registry, keys, audit }, tenantId, actor);
+    },
+    backupTenant: (tenantId, file, o) => {
+      if (closed) throw new ClosedError("Bulkhead");
+      return backupTenant({ db, registry, store }, tenantId, file, o);
+    },
+    restoreTenant: (file, o) => {
+      if (closed) throw new ClosedError("Bulkhead");
+      return restoreTenant({ db, registry, store }, file, o);
     },
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");

@@ -49,6 +49,12 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     expect(report.allocationMethod).toBe("equal");
     expect(JSON.parse((await bulkhead("costs", "plan", "--tenants", "100", "--json")).stdout).map((p: { strategy: string }) => p.strategy)).toContain("namespace-isolation");
 
+    const file = join(dir, "acme.bkp.gz");
+    const backup = JSON.parse((await bulkhead("backup", "acme", "--out", file, "--json")).stdout);
+    expect(backup).toMatchObject({ tenantId: "acme", documents: 0 });
+    const restored = JSON.parse((await bulkhead("restore", file, "--into", "acme-copy", "--json")).stdout);
+    expect(restored).toMatchObject({ from: "acme", tenantId: "acme-copy", created: true });
+
     const erased = JSON.parse((await bulkhead("tenants", "delete", "beta", "--yes", "--json")).stdout);
     expect(erased).toMatchObject({ tenantId: "beta", verified: true, remaining: { tenants: 0, api_keys: 0, document_counts: 0, daily_query_counts: 0 } });
   });

@@ -55,6 +55,15 @@ function quotaOptions(opts: Record<string, string | undefined>): Partial<TenantQ
   return quota;
 }
 
+/** A progress line updated in place, only when a person is watching (stderr is a terminal). */
+function progress(verb: string): ((n: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (n) => process.stderr.write(`\r  ${verb} ${n.toLocaleString("en")} documents…\x1b[K`);
+}
+
+/** Clears the progress line before the result is printed. */
+const clearProgress = () => process.stderr.isTTY && process.stderr.write("\r\x1b[K");
+
 /** Adds the shared `--database` and `--json` options. */
 const common = (c: Command) => c.option("--database <url>", "postgres://… (runtime role), memory:// or a directory (default: DATABASE_URL, else ./bulkhead-data)").option("--json", "machine-readable output");
 
@@ -128,6 +137,28 @@ export function addOperatorCommands(program: Command): void {
           ].join("\n"),
         );
         if (!report.verified) process.exitCode = 1;
+      }),
+    );
+
+  common(program.command("backup <tenantId>").description("Write one tenant's vectors, metadata and settings to a checksummed gzip file (streamed)"))
+    .requiredOption("--out <file>", "where to write the backup")
+    .option("--with-usage", "include the tenant's usage events")
+    .action((tenantId: string, opts: Common & { out: string; withUsage?: boolean }) =>
+      withBulkhead(opts, async (bh) => {
+        const summary = await bh.backupTenant(tenantId, opts.out, { includeUsage: opts.withUsage, onProgress: progress("exported") });
+        clearProgress();
+        await bh.audit.record(ACTOR, "tenant.backup", tenantId, { documents: summary.documents, sha256: summary.sha256 });
+        print(opts.json, summary, () => `backed up ${summary.documents} documents${opts.withUsage ? ` and ${summary.usageEvents} usage events` : ""} of ${tenantId} to ${summary.file} (sha256 ${summary.sha256})`);
+      }),
+    );
+  common(program.command("restore <file>").description("Verify a backup, then replace the tenant's vectors with it in one transaction"))
+    .option("--into <tenantId>", "restore into this tenant instead of the backup's own")
+    .action((file: string, opts: Common & { into?: string }) =>
+      withBulkhead(opts, async (bh) => {
+        const summary = await bh.restoreTenant(file, { into: opts.into, onProgress: progress("restored") });
+        clearProgress();
+        await bh.audit.record(ACTOR, "tenant.restore", summary.tenantId, { from: summary.from, documents: summary.documents, created: summary.created });
+        print(opts.json, summary, () => `restored ${summary.documents} documents of ${summary.from} into ${summary.tenantId}${summary.created ? " (registered from the backup's settings)" : ""}`);
       }),
     );
 

@@ -90,6 +90,13 @@ export interface VectorStore {
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;
   count(placement: Placement): Promise<number>;
+  /** Up to `limit` of the tenant's vectors with ids after `afterId`, in id order (for streaming exports). */
+  page(placement: Placement, afterId: string | null, limit: number): Promise<StoredVector[]>;
+  /**
+   * Replaces all of the tenant's vectors with `batches`, in one transaction: all or nothing — if
+   * the iterable throws (a restore re-checking its file as it goes), nothing changes.
+   */
+  replaceAll(placement: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number>;
   /** Builds the ANN index for a namespace that has outgrown exact search. Returns true if one was built. */
   buildAnnIndex(placement: Placement): Promise<boolean>;
 }

@@ -87,6 +87,23 @@ export const sql = {
     counted AS (UPDATE document_counts SET documents = documents - (SELECT n FROM removed) WHERE tenant_id = $1 AND (SELECT n FROM removed) > 0 RETURNING 1)
     SELECT n FROM removed`,
 
+  /** $1 tenant, $2 the last id of the previous page (or null), $3 page size. */
+  page: (p: Placement) => `
+    SELECT tenant_id, id, embedding::text AS embedding, metadata FROM ${tableOf(p)}
+     WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
+
+  deleteAll: (p: Placement) => `DELETE FROM ${tableOf(p)} WHERE tenant_id = $1`,
+
+  /** $1 tenant, $2 JSON array of {id, embedding, metadata}: plain inserts (the tenant's rows were just cleared). */
+  insertBatch: (p: Placement) => `
+    INSERT INTO ${tableOf(p)} (tenant_id, id, embedding, metadata)
+    SELECT $1, r.id, r.embedding::vector, r.metadata FROM jsonb_to_recordset($2::jsonb) AS r(id text, embedding text, metadata jsonb)`,
+
+  /** $1 tenant, $2 the tenant's document count, set outright. */
+  setDocumentCount: `
+    INSERT INTO document_counts (tenant_id, documents) VALUES ($1, $2)
+    ON CONFLICT (tenant_id) DO UPDATE SET documents = EXCLUDED.documents`,
+
   count: (p: Placement) => `SELECT count(*)::int AS n FROM ${tableOf(p)} WHERE tenant_id = $1`,
 
   /** Copies a tenant's rows between two indexes (tier change); runs in a tenant-scoped transaction. */

@@ -99,6 +99,27 @@ export class PgvectorStore implements VectorStore {
     return row!.n;
   }
 
+  async page(p: Placement, afterId: string | null, limit: number): Promise<StoredVector[]> {
+    const rows = await this.db.queryAsTenant<{ tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> }>(p.tenantId, sql.page(p), [p.tenantId, afterId, limit]);
+    return rows.map((r) => ({ id: r.id, values: JSON.parse(r.embedding) as number[], metadata: r.metadata, tenantId: r.tenant_id }));
+  }
+
+  replaceAll(p: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number> {
+    return this.db.withTenant(p.tenantId, async (tx) => {
+      await tx.query(sql.lockTenantWrites, [p.tenantId]);
+      await tx.query(sql.deleteAll(p), [p.tenantId]);
+      let n = 0;
+      for await (const batch of batches) {
+        if (batch.length === 0) continue;
+        const rows = batch.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
+        await tx.query(sql.insertBatch(p), [p.tenantId, JSON.stringify(rows)]);
+        n += batch.length;
+      }
+      await tx.query(sql.setDocumentCount, [p.tenantId, n]);
+      return n;
+    });
+  }
+
   async buildAnnIndex(p: Placement): Promise<boolean> {
     if (p.annIndexed) return false;
     await this.db.queryAsTenant(p.tenantId, sql.buildAnnIndex, [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction]);
