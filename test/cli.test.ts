@@ -27,7 +27,7 @@ describe("bulkhead CLI (built binary, child process)", () => {
     expect(stdout).toContain('CREATE TABLE "bh".tenants');
     expect(stdout).toContain("FORCE ROW LEVEL SECURITY");
     const err = await run(process.execPath, [bin, "demo"], { env: { ...process.env, BULKHEAD_MAX_NAMESPACES_PER_INDEX: "many" } }).catch((e) => e);
-    expect(err.code).toBe(1);
+    expect(err.code).toBe(2); // invalid configuration: the "invalid input" exit code
     expect(err.stderr).toContain("BULKHEAD_MAX_NAMESPACES_PER_INDEX must be a whole number");
     const unknown = await run(process.execPath, [bin, "frobnicate"]).catch((e) => e);
     expect(unknown.code).not.toBe(0);
