@@ -1,0 +1,134 @@
+/**
+ * bench:operations — operating one tenant of 100,000 vectors on the PostgreSQL server: bulk load,
+ * HNSW build, backup, erasure, restore, and tier changes (shared namespace → dedicated index and
+ * back), each timed; a neighbour tenant queries throughout and its latency is reported per step.
+ *
+ *   npm run bench:operations                     # needs DATABASE_URL / DATABASE_OWNER_URL; ~15 min
+ *   npm run bench:operations -- --vectors 20000 --out /tmp/ops.json
+ */
+import { statSync, rmSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { openBulkhead, type Bulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import { DEFAULT_SPEC, EmbeddingSpace, rng } from "./dataset.js";
+
+const { values: args } = parseArgs({
+  options: {
+    vectors: { type: "string", default: "100000" },
+    out: { type: "string", default: "bench/results/operations-postgres.json" },
+  },
+});
+const VECTORS = Number(args.vectors);
+const schema = "bench_ops";
+const log = (m: string) => process.stderr.write(`${m}\n`);
+const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]! : NaN;
+};
+
+if (!process.env.DATABASE_URL?.startsWith("postgres") || !process.env.DATABASE_OWNER_URL) {
+  log('bench:operations runs against the PostgreSQL server: set DATABASE_URL and DATABASE_OWNER_URL (eval "$(bash scripts/setup-postgres.sh)")');
+  process.exit(2);
+}
+
+/** Runs `fn` while the neighbour queries every 50 ms; returns its duration and the neighbour's latencies. */
+async function timed<T>(bh: Bulkhead, name: string, probe: number[], fn: () => Promise<T>): Promise<{ step: string; seconds: number; neighbour: { queries: number; p50Ms: number; p95Ms: number; failed: number }; result: T }> {
+  let running = true;
+  const latencies: number[] = [];
+  let failed = 0;
+  const neighbour = (async () => {
+    while (running) {
+      const t0 = performance.now();
+      try {
+        await bh.dataManager.queryDocuments("neighbour", probe, { topK: 10 });
+        latencies.push(performance.now() - t0);
+      } catch {
+        failed++;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  let peakRss = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 200);
+  const t0 = performance.now();
+  try {
+    const result = await fn();
+    const seconds = (performance.now() - t0) / 1000;
+    return { step: name, seconds: round(seconds), neighbour: { queries: latencies.length, p50Ms: round(quantile(latencies, 0.5), 2), p95Ms: round(quantile(latencies, 0.95), 2), failed }, result: { ...(result as object), peakRssMiB: Math.round(peakRss / 2 ** 20) } as T };
+  } finally {
+    running = false;
+    clearInterval(sampler);
+    await neighbour;
+    log(`  ${name}: ${round((performance.now() - t0) / 1000)} s`);
+  }
+}
+
+async function main() {
+  const owner = new pg.Client({ connectionString: process.env.DATABASE_OWNER_URL });
+  await owner.connect();
+  await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await owner.end();
+  const { bulkhead: bh } = await openBulkhead({
+    database: process.env.DATABASE_URL,
+    databaseOwnerUrl: process.env.DATABASE_OWNER_URL,
+    env: {},
+    // Bulk load first, index once (see the storage benchmark's findings).
+    config: { schema, annIndexThreshold: 1_000_000_000 },
+    warn: () => {},
+  });
+  const file = join(tmpdir(), `bulkhead-bench-${process.pid}.bkp.gz`);
+  try {
+    const limits = { maxDocuments: 1_000_000, requestsPerSecond: 100_000, maxConcurrent: 1_000, maxDailyQueries: 100_000_000 };
+    await bh.registry.registerTenant("big", "Big tenant", TenantTier.PRO, { quota: limits });
+    await bh.registry.registerTenant("neighbour", "Neighbour", TenantTier.PRO, { quota: limits });
+    const space = new EmbeddingSpace(DEFAULT_SPEC);
+    const random = rng(5);
+    await bh.dataManager.upsertDocuments("neighbour", Array.from({ length: 500 }, (_, i) => ({ id: `n-${i}`, values: Array.from(space.sample([3, 9], random)) })));
+    const probe = Array.from(space.sample([3], random));
+    const steps = [];
+    log(`bench:operations: one tenant of ${VECTORS.toLocaleString("en")} vectors (384 d) on the server`);
+
+    steps.push(await timed(bh, "bulk load (upserts of 500)", probe, async () => {
+      for (let i = 0; i < VECTORS; i += 500) {
+        await bh.dataManager.upsertDocuments("big", Array.from({ length: Math.min(500, VECTORS - i) }, (_, j) => ({ id: `doc-${i + j}`, values: Array.from(space.sample([(i / 500) % 64, 7], random)), metadata: { n: i + j } })));
+      }
+      return { documents: VECTORS };
+    }));
+    steps.push(await timed(bh, "HNSW index build", probe, async () => ({ built: await bh.registry.ensureAnnIndex(await bh.registry.getTenant("big"), 1) })));
+    steps.push(await timed(bh, "backup", probe, async () => {
+      const s = await bh.backupTenant("big", file);
+      return { documents: s.documents, fileMiB: round(statSync(file).size / 2 ** 20) };
+    }));
+    steps.push(await timed(bh, "erase", probe, async () => ({ verified: (await bh.eraseTenant("big", "bench")).verified })));
+    // The bench loads with ANN indexing deferred, so each step that lays down vectors builds the index itself.
+    const index = async () => bh.registry.ensureAnnIndex(await bh.registry.getTenant("big"), 1);
+    steps.push(await timed(bh, "restore (verify file, load in one transaction) + HNSW build", probe, async () => ({ documents: (await bh.restoreTenant(file)).documents, indexed: await index() })));
+    steps.push(await timed(bh, "set-tier pro → enterprise (copy to a dedicated index in one transaction) + HNSW build", probe, async () => ({ index: (await bh.registry.changeTier("big", TenantTier.ENTERPRISE)).index, indexed: await index() })));
+    steps.push(await timed(bh, "set-tier enterprise → pro (back to a shared namespace) + HNSW build", probe, async () => ({ index: (await bh.registry.changeTier("big", TenantTier.PRO)).index, indexed: await index() })));
+    const count = await bh.dataManager.countDocuments("big");
+    const report = {
+      benchmark: "operations",
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+      config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50 },
+      steps,
+      finalDocuments: count,
+    };
+    writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
+    log(`wrote ${args.out} (final count ${count})`);
+  } finally {
+    rmSync(file, { force: true });
+    await bh.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
