@@ -139,6 +139,19 @@ for (const backend of BACKENDS) {
       expect(audit.find((e) => e.action === "key.revoke")).toMatchObject({ actor: `admin:${adminId}`, target: "tenant-a" });
     });
 
+    it("changes tenants through the admin API, audited, taking effect for the tenant's key at once", async () => {
+      await start();
+      const a = keys["tenant-a"]!;
+      expect((await call("POST", "/admin/tenants/tenant-a/suspend", admin)).body.status).toBe("suspended");
+      expect(await call("POST", "/v1/query", a, { vector: vec(1) })).toMatchObject({ status: 403, body: { code: "TENANT_SUSPENDED" } });
+      expect((await call("POST", "/admin/tenants/tenant-a/resume", admin)).body.status).toBe("active");
+      expect((await call("POST", "/v1/query", a, { vector: vec(1) })).status).toBe(200);
+      expect((await call("POST", "/admin/tenants/tenant-a/tier", admin, { tier: "enterprise" })).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index" });
+      const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; target: string; details: Record<string, unknown> }[]).filter((e) => e.target === "tenant-a");
+      expect(actions.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.suspend", "tenant.resume", "tenant.tier"]));
+      expect(actions.find((e) => e.action === "tenant.tier")!.details).toEqual({ tier: "enterprise" });
+    });
+
     it("answers problem+json: 400 naming the field, 404, 409, 413 for an oversized body, 429 with Retry-After", async () => {
       await start({ bodyLimit: 20_000 });
       const a = keys["tenant-a"]!;

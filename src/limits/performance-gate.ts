@@ -16,8 +16,8 @@ export type Operation = "query" | "upsert" | "fetch" | "delete" | "count";
 export interface OperationGate {
   /**
    * Runs `fn` if the tenant may operate now. For a query, `fn` receives the daily count's admission:
-   * its statement must run first in the query's own transaction, and its rows go back through
-   * `observe({ dailyCount })`.
+   * its statement must run first in the query's own transaction, and the count it returns goes
+   * back through `observe({ dailyQueries })`.
    */
   run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T>;
   /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */

@@ -1,7 +1,7 @@
 import type { TenantQuota, TenantTier } from "../config.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import type { Scope } from "../tenancy/api-keys.js";
-import { route, type RouteSpec } from "./route-spec.js";
+import { route, type RouteContext, type RouteSpec } from "./route-spec.js";
 import {
   allocateBody,
   auditQuery,
@@ -32,6 +32,19 @@ const view = (t: Tenant) => ({
   updatedAt: t.updatedAt,
 });
 
+/** A tenant change through the registry, written to the audit log with the admin key that made it. */
+function audited<B, Q, P>(
+  action: string,
+  change: (ctx: RouteContext<B, Q, P>) => Promise<Tenant>,
+  details: (ctx: RouteContext<B, Q, P>, t: Tenant) => Record<string, unknown> = () => ({}),
+): (ctx: RouteContext<B, Q, P>) => Promise<ReturnType<typeof view>> {
+  return async (ctx) => {
+    const t = await change(ctx);
+    await ctx.bh.audit.record(ctx.actor, action, t.tenantId, details(ctx, t));
+    return view(t);
+  };
+}
+
 /** The admin API: every change is written to the audit log with the admin key that made it. */
 export const adminRoutes: RouteSpec[] = [
   route({
@@ -51,11 +64,11 @@ export const adminRoutes: RouteSpec[] = [
     status: 201,
     summary: "Register a tenant (free and pro get a namespace, enterprise a dedicated index)",
     body: registerBody,
-    handler: async ({ bh, body, actor }) => {
-      const t = await bh.registry.registerTenant(body.tenantId, body.name, body.tier as TenantTier, { quota: body.quota as Partial<TenantQuota>, dimension: body.dimension });
-      await bh.audit.record(actor, "tenant.register", t.tenantId, { tier: t.tier });
-      return view(t);
-    },
+    handler: audited(
+      "tenant.register",
+      ({ bh, body }) => bh.registry.registerTenant(body.tenantId, body.name, body.tier as TenantTier, { quota: body.quota as Partial<TenantQuota>, dimension: body.dimension }),
+      (_, t) => ({ tier: t.tier }),
+    ),
   }),
   route({
     method: "GET",
@@ -83,11 +96,7 @@ export const adminRoutes: RouteSpec[] = [
     summary: "Change a tenant's tier (moves its vectors to or from a dedicated index)",
     params: tenantParams,
     body: tierBody,
-    handler: async ({ bh, params, body, actor }) => {
-      const t = await bh.registry.changeTier(params.tenantId, body.tier as TenantTier);
-      await bh.audit.record(actor, "tenant.tier", t.tenantId, { tier: t.tier });
-      return view(t);
-    },
+    handler: audited("tenant.tier", ({ bh, params, body }) => bh.registry.changeTier(params.tenantId, body.tier as TenantTier), (_, t) => ({ tier: t.tier })),
   }),
   route({
     method: "POST",
@@ -96,11 +105,7 @@ export const adminRoutes: RouteSpec[] = [
     tag: "admin",
     summary: "Suspend a tenant: its keys stop reaching data at once",
     params: tenantParams,
-    handler: async ({ bh, params, actor }) => {
-      const t = await bh.registry.suspendTenant(params.tenantId);
-      await bh.audit.record(actor, "tenant.suspend", t.tenantId);
-      return view(t);
-    },
+    handler: audited("tenant.suspend", ({ bh, params }) => bh.registry.suspendTenant(params.tenantId)),
   }),
   route({
     method: "POST",
@@ -109,11 +114,7 @@ export const adminRoutes: RouteSpec[] = [
     tag: "admin",
     summary: "Resume a suspended tenant",
     params: tenantParams,
-    handler: async ({ bh, params, actor }) => {
-      const t = await bh.registry.resumeTenant(params.tenantId);
-      await bh.audit.record(actor, "tenant.resume", t.tenantId);
-      return view(t);
-    },
+    handler: audited("tenant.resume", ({ bh, params }) => bh.registry.resumeTenant(params.tenantId)),
   }),
   route({
     method: "PUT",
@@ -123,11 +124,7 @@ export const adminRoutes: RouteSpec[] = [
     summary: "Replace a tenant's quota overrides ({} returns it to its tier's defaults)",
     params: tenantParams,
     body: quotaBody,
-    handler: async ({ bh, params, body, actor }) => {
-      const t = await bh.registry.setQuota(params.tenantId, body.quota as Partial<TenantQuota>);
-      await bh.audit.record(actor, "tenant.quota", t.tenantId, { quota: body.quota });
-      return view(t);
-    },
+    handler: audited("tenant.quota", ({ bh, params, body }) => bh.registry.setQuota(params.tenantId, body.quota as Partial<TenantQuota>), ({ body }) => ({ quota: body.quota })),
   }),
   route({
     method: "GET",
