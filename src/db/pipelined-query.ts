@@ -9,6 +9,8 @@ interface Step {
    * statement, so its parse and plan are not paid per query).
    */
   name?: string;
+  /** Its rows are not wanted (the context statement): not described, not decoded. */
+  discard?: boolean;
 }
 
 /** Named statements each physical connection has already parsed. */
@@ -65,7 +67,7 @@ export class PipelinedQuery {
         if (!step.name || !known?.has(step.name)) connection.parse({ text: step.text, name: step.name, types: [] });
         connection.bind({ statement: step.name, values: step.params.map(toWireValue) });
         // Described so its rows can be decoded; a statement without rows answers NoData (ignored).
-        connection.describe({ type: "P", name: "" });
+        if (!step.discard) connection.describe({ type: "P", name: "" });
         connection.execute({ portal: "", rows: 0 });
       });
       connection.sync();
@@ -81,6 +83,7 @@ export class PipelinedQuery {
   }
 
   handleDataRow(msg: { fields: (string | null)[] }): void {
+    if (this.steps[this.step]!.discard) return;
     const row: Row = {};
     msg.fields.forEach((raw, i) => {
       row[this.fields[i]!.name] = raw === null ? null : this.parsers[i]!(raw);

@@ -74,7 +74,7 @@ export class PostgresDb implements Db {
     const ctx = contextStatement(tenantId, settings);
     const client = await this.connect();
     try {
-      const q = new PipelinedQuery([ctx, ...statements]);
+      const q = new PipelinedQuery([{ ...ctx, discard: true }, ...statements]);
       client.query(q as any);
       return (await q.promise).slice(1);
     } catch (err) {
@@ -94,7 +94,7 @@ export class PostgresDb implements Db {
     try {
       const steps = [{ text: "BEGIN", params: [] as string[] }];
       if (tenantId !== null || settings) steps.push(contextStatement(tenantId, settings));
-      const begin = new PipelinedQuery(steps);
+      const begin = new PipelinedQuery(steps.map((s) => ({ ...s, discard: true })));
       client.query(begin as any);
       const tx: Queryable = { query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await client.query<R>(text, params as unknown[])).rows };
       try {
