@@ -89,6 +89,27 @@ export class ConcurrencyLimitError extends BulkheadError {
   }
 }
 
+/**
+ * The tenant's placement changed (a move started, switched or was rolled back) after this
+ * instance resolved it; nothing was done. Data calls reload the placement and retry on their own.
+ */
+export class PlacementMovedError extends BulkheadError {
+  readonly tenantId: string;
+  constructor(tenantId: string) {
+    super("PLACEMENT_MOVED", 503, `tenant "${tenantId}" was moved while this operation was prepared; retry it`);
+    this.tenantId = tenantId;
+  }
+}
+
+/** A placement move was asked for in a state that does not allow it (none in progress, or one already is). */
+export class MoveConflictError extends BulkheadError {
+  readonly tenantId: string;
+  constructor(tenantId: string, message: string) {
+    super("MOVE_CONFLICT", 409, message);
+    this.tenantId = tenantId;
+  }
+}
+
 /** No valid API key was presented (missing, malformed, unknown or revoked). */
 export class AuthenticationError extends BulkheadError {
   constructor(message: string) {

@@ -402,7 +402,7 @@ export class CostAllocationEngine implements UsageMeter {
       case "equal":
         return 1n;
       case "storage":
-        return BigInt(await this.store.count(tenant.placement));
+        return BigInt(await this.registry.withPlacement(tenant, ({ placement }) => this.store.count(placement)));
       case "queries":
         return (await this.usageOf(tenant.tenantId, period)).vector_query.quantity;
       case "variable-cost": {

@@ -90,23 +90,24 @@ export class TenantDataManager {
    */
   async upsertDocuments(tenantId: string, documents: DocumentInput[]): Promise<UpsertResult> {
     const tenant = await this.registry.resolveActive(tenantId);
-    const { placement } = tenant;
-    const records = validateDocuments(documents, tenant.tenantId, placement.dimension, placement.metric, this.limits, this.store.capabilities.maxBatch);
-    return this.admit(tenant, "upsert", async () => {
-      const outcome = await this.store.upsert(placement, records, tenant.quota.maxDocuments);
-      this.meter?.meterVectorWrite(tenant.tenantId, outcome.upserted);
-      this.gate?.observe(tenant, { operation: "upsert", documents: outcome.documents });
-      if (!placement.annIndexed) await this.registry.ensureAnnIndex(tenant, undefined, outcome.documents);
-      return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
-    });
+    const records = validateDocuments(documents, tenant.tenantId, tenant.dimension, tenant.metric, this.limits, this.store.capabilities.maxBatch);
+    return this.admit(tenant, "upsert", () =>
+      this.registry.withPlacement(tenant, async (current) => {
+        const { placement } = current;
+        const outcome = await this.store.upsert(placement, records, current.quota.maxDocuments);
+        this.meter?.meterVectorWrite(tenant.tenantId, outcome.upserted);
+        this.gate?.observe(current, { operation: "upsert", documents: outcome.documents });
+        if (!placement.annIndexed) await this.registry.ensureAnnIndex(current, undefined, outcome.documents);
+        return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
+      }),
+    );
   }
 
   /** Nearest neighbours of `queryVector` among the tenant's own documents. */
   async queryDocuments(tenantId: string, queryVector: number[], options: QueryOptions = {}): Promise<QueryResult> {
     const started = performance.now();
     const tenant = await this.registry.resolveActive(tenantId);
-    const { placement } = tenant;
-    const vector = validateVector(queryVector, placement.dimension, "queryVector", placement.metric);
+    const vector = validateVector(queryVector, tenant.dimension, "queryVector", tenant.metric);
     const topK = validateTopK(options.topK ?? 10, this.limits);
     if (options.embedTokens !== undefined && (!Number.isSafeInteger(options.embedTokens) || options.embedTokens < 0)) {
       throw new ValidationError("embedTokens", "must be a whole number >= 0");
@@ -118,7 +119,10 @@ export class TenantDataManager {
     return this.admit(tenant, "query", async (admission) => {
       // Time spent in the gate (rate limit, bulkhead queue) is not isolation work.
       const admitted = performance.now();
-      const { matches: rows, firstRows } = await this.store.query(placement, vector, topK, options.filter, admission?.statement);
+      const { placement, matches: rows, firstRows } = await this.registry.withPlacement(tenant, async ({ placement }) => ({
+        placement,
+        ...(await this.store.query(placement, vector, topK, options.filter, admission?.statement)),
+      }));
       const storeMs = performance.now() - admitted;
       assertOwned(rows, tenant.tenantId, "query");
       this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens);
@@ -134,25 +138,22 @@ export class TenantDataManager {
   async fetchDocuments(tenantId: string, ids: string[]): Promise<FetchResult> {
     const tenant = await this.registry.resolveActive(tenantId);
     const valid = validateIds(ids, this.limits);
-    return this.admit(tenant, "fetch", async () => {
-      const rows = await this.store.fetch(tenant.placement, valid);
-      assertOwned(rows, tenant.tenantId, "fetch");
-      return {
-        documents: rows.map((r) => ({ id: r.id, values: r.values, metadata: r.metadata })),
-        namespace: tenant.placement.namespace,
-        index: tenant.placement.index,
-      };
-    });
+    return this.admit(tenant, "fetch", () =>
+      this.registry.withPlacement(tenant, async ({ placement }) => {
+        const rows = await this.store.fetch(placement, valid);
+        assertOwned(rows, tenant.tenantId, "fetch");
+        return { documents: rows.map((r) => ({ id: r.id, values: r.values, metadata: r.metadata })), namespace: placement.namespace, index: placement.index };
+      }),
+    );
   }
 
   /** Deletes the tenant's documents with these ids; another tenant's ids are never touched. */
   async deleteDocuments(tenantId: string, ids: string[]): Promise<DeleteResult> {
     const tenant = await this.registry.resolveActive(tenantId);
     const valid = validateIds(ids, this.limits);
-    return this.admit(tenant, "delete", async () => {
-      const deleted = await this.store.delete(tenant.placement, valid);
-      return { deleted, namespace: tenant.placement.namespace, index: tenant.placement.index };
-    });
+    return this.admit(tenant, "delete", () =>
+      this.registry.withPlacement(tenant, async ({ placement }) => ({ deleted: await this.store.delete(placement, valid), namespace: placement.namespace, index: placement.index })),
+    );
   }
 
   /** Where the tenant's vectors live (index, namespace, isolation, dimension, metric). */
@@ -169,7 +170,7 @@ export class TenantDataManager {
   /** Number of documents the tenant stores. */
   async countDocuments(tenantId: string): Promise<number> {
     const tenant = await this.registry.resolveActive(tenantId);
-    return this.admit(tenant, "count", () => this.store.count(tenant.placement));
+    return this.admit(tenant, "count", () => this.registry.withPlacement(tenant, ({ placement }) => this.store.count(placement)));
   }
 }
 

@@ -301,6 +301,64 @@ GRANT EXECUTE ON FUNCTION ${s}.count_daily_query(text, date, int) TO ${r};
 `;
     },
   },
+  {
+    version: 6,
+    name: "online placement moves",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      return `
+-- Bumped whenever the tenant's placement changes (a move starts, switches, is rolled back). Every
+-- data transaction checks it under a shared per-tenant lock (check_placement), so an instance
+-- holding a stale placement is told to reload instead of reading a dropped or outdated namespace.
+ALTER TABLE ${s}.tenants ADD COLUMN placement_epoch int NOT NULL DEFAULT 0;
+
+-- A move in progress: where the tenant is going and how far the copy got. Control plane (named
+-- "tenant", like api_keys); the target namespace slot is reserved here until the switch.
+CREATE TABLE ${s}.placement_moves (
+  tenant        text PRIMARY KEY REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  to_tier       text NOT NULL CHECK (to_tier IN ('free', 'pro', 'enterprise')),
+  to_index_id   int NOT NULL REFERENCES ${s}.indexes(id),
+  to_slot       int CHECK (to_slot >= 1),
+  phase         text NOT NULL CHECK (phase IN ('copying', 'indexing', 'catching-up')),
+  copy_cursor   text,
+  copied        bigint NOT NULL DEFAULT 0,
+  total         bigint NOT NULL DEFAULT 0,
+  to_ann_indexed boolean NOT NULL DEFAULT false,
+  started_at    timestamptz NOT NULL DEFAULT now(),
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (to_index_id, to_slot)
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.placement_moves TO ${r};
+
+-- Ids a tenant wrote or deleted while its move copies (in the write's own transaction); the move
+-- re-copies them before switching. Tenant data: forced RLS like every table with tenant_id.
+CREATE TABLE ${s}.move_changes (
+  tenant_id text NOT NULL REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  id        text NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+SELECT ${s}.protect_table('move_changes');
+GRANT SELECT, INSERT, DELETE ON ${s}.move_changes TO ${r};
+
+-- First statement of every data transaction after the tenant context: waits while the tenant's
+-- placement is being switched (the switch holds this lock exclusively), then aborts with BHP01 if
+-- the caller's placement is out of date. plpgsql reads with a fresh snapshot after the lock, so a
+-- switch that committed while we waited is seen. SECURITY INVOKER: reads tenants as the caller.
+CREATE FUNCTION ${s}.check_placement(p_tenant text, p_epoch int) RETURNS void
+LANGUAGE plpgsql SET search_path = ${s}, pg_catalog AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock_shared(hashtext('bulkhead.tenant-placement.' || current_schema() || '.' || p_tenant));
+  IF NOT EXISTS (SELECT 1 FROM tenants WHERE id = p_tenant AND placement_epoch = p_epoch) THEN
+    RAISE EXCEPTION 'placement of tenant % changed', p_tenant USING ERRCODE = 'BHP01';
+  END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.check_placement(text, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.check_placement(text, int) TO ${r};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

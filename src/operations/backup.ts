@@ -66,7 +66,7 @@ interface Deps {
  * whatever the tenant's size; each page is its own short read, so other tenants are not held up.
  */
 export async function backupTenant(deps: Deps, tenantId: string, file: string, options: { includeUsage?: boolean; onProgress?: (documents: number) => void } = {}): Promise<BackupSummary> {
-  const tenant = await deps.registry.getTenant(tenantId);
+  let tenant = await deps.registry.getTenant(tenantId);
   const hash = createHash("sha256");
   const out = new PassThrough();
   const written = pipeline(out, createGzip(), createWriteStream(file));
@@ -89,7 +89,8 @@ export async function backupTenant(deps: Deps, tenantId: string, file: string, o
   try {
     await line(header);
     for (let after: string | null = null; ; ) {
-      const page = await deps.store.page(tenant.placement, after, PAGE);
+      // A move may switch the tenant's placement between two pages; the next page is read from the new one.
+      const page = await deps.registry.withPlacement(tenant, (current) => ((tenant = current), deps.store.page(current.placement, after, PAGE)));
       for (const v of page) await line({ type: "doc", id: v.id, values: v.values, metadata: v.metadata });
       documents += page.length;
       options.onProgress?.(documents);
@@ -218,7 +219,7 @@ export async function restoreTenant(deps: Deps, file: string, options: { into?: 
     options.onProgress?.(n + batch.length);
   }
   try {
-    const documents = await deps.store.replaceAll(tenant.placement, batches());
+    const documents = await deps.registry.withPlacement(tenant, ({ placement }) => deps.store.replaceAll(placement, batches()));
     await deps.registry.ensureAnnIndex(await deps.registry.getTenant(target));
     return { file, from: header!.tenant.tenantId, tenantId: target, documents, created };
   } catch (err) {

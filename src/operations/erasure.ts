@@ -52,6 +52,7 @@ export async function eraseTenant(deps: { db: Db; registry: TenantRegistry; keys
   // Control-plane rows that name the tenant in other columns.
   remaining.tenants = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
   remaining.api_keys = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM api_keys WHERE tenant = $1", [tenantId]))[0]!.n;
+  remaining.placement_moves = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM placement_moves WHERE tenant = $1", [tenantId]))[0]!.n;
 
   const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified: Object.values(remaining).every((n) => n === 0) };
   await audit.record(actor, "tenant.erase", tenantId, { remaining, retained, verified: report.verified });

@@ -27,6 +27,13 @@ export interface Placement {
   readonly metric: Metric;
   /** Whether an ANN (HNSW) index serves this namespace; without one, search is exact. */
   readonly annIndexed: boolean;
+  /**
+   * Version of the tenant's placement; every data transaction checks it is still current (and waits
+   * while a move switches), so a stale placement is refused with `PlacementMovedError`, never used.
+   */
+  readonly epoch: number;
+  /** A move is copying this tenant elsewhere: writes also log the ids they touch, for it to re-copy. */
+  readonly moving: boolean;
 }
 
 /** An index as the registry records it. */
@@ -75,8 +82,21 @@ export interface VectorStore {
   createNamespace(tx: Queryable, placement: Placement): Promise<void>;
   /** Removes a namespace or dedicated index and all its vectors. */
   dropStorage(tx: Queryable, placement: Placement): Promise<void>;
-  /** Copies every vector of `from` into `to` (same tenant), inside the registry's transaction. */
-  copyTenant(tx: Queryable, from: Placement, to: Placement): Promise<number>;
+  /**
+   * Online move, step 1: copies up to `limit` of the tenant's vectors with ids after `afterId` from
+   * `from` to `to`, in id order, overwriting what `to` holds for them. Idempotent, so a crashed move resumes.
+   */
+  copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }>;
+  /**
+   * Online move, step 2: takes up to `limit` ids that writes logged since the move began and makes
+   * `to` equal `from` for them (copied again, or removed when deleted). Returns how many it took.
+   */
+  catchUp(from: Placement, to: Placement, limit: number): Promise<number>;
+  /**
+   * Online move, the switch: inside the registry's transaction (which holds the tenant's placement
+   * lock, so no write is in flight) applies every change still logged and counts both sides.
+   */
+  finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }>;
   /**
    * Writes the batch, all or nothing. Refuses it whole with `QuotaExceededError` when its new ids
    * would take the tenant past `maxDocuments`, atomically with respect to the tenant's other writers.

@@ -1,8 +1,13 @@
 /** All control-plane SQL of the tenant registry, as named statements. */
 
 const TENANT_COLUMNS = `
-  t.id, t.name, t.tier, t.status, t.quota_overrides, t.slot, t.ann_indexed, t.created_at, t.updated_at,
+  t.id, t.name, t.tier, t.status, t.quota_overrides, t.slot, t.ann_indexed, t.created_at, t.updated_at, t.placement_epoch,
+  EXISTS (SELECT 1 FROM placement_moves m WHERE m.tenant = t.id) AS moving,
   i.id AS index_id, i.name AS index_name, i.kind AS index_kind, i.dimension, i.metric`;
+
+const MOVE_COLUMNS = `
+  m.tenant, m.to_tier, m.to_slot, m.phase, m.copy_cursor, m.copied::int, m.total::int, m.to_ann_indexed, m.started_at, m.updated_at,
+  i.id AS to_index_id, i.name AS to_index_name, i.kind AS to_index_kind`;
 
 export const registrySql = {
   /** Serialises placement decisions across processes for one schema. */
@@ -11,23 +16,41 @@ export const registrySql = {
   getTenant: `SELECT ${TENANT_COLUMNS} FROM tenants t JOIN indexes i ON i.id = t.index_id WHERE t.id = $1`,
   listTenants: `SELECT ${TENANT_COLUMNS} FROM tenants t JOIN indexes i ON i.id = t.index_id
                  WHERE ($1::text IS NULL OR t.tier = $1) AND ($2::text IS NULL OR t.status = $2) ORDER BY t.id`,
-  /** Shared indexes of a dimension with their live namespace counts, oldest first. */
-  sharedIndexes: `SELECT i.id, i.name, i.dimension, i.metric, i.max_namespaces, count(t.id)::int AS used
-                    FROM indexes i LEFT JOIN tenants t ON t.index_id = i.id
+  /**
+   * Exclusive form of the per-tenant lock every data transaction takes shared (check_placement):
+   * waits for the tenant's operations in flight and holds new ones until the transaction ends.
+   */
+  lockTenantPlacement: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.tenant-placement.' || current_schema() || '.' || $1))",
+  /** Shared indexes of a dimension with their namespaces in use (tenants plus slots reserved by moves), oldest first. */
+  sharedIndexes: `SELECT i.id, i.name, i.dimension, i.metric, i.max_namespaces,
+                         ((SELECT count(*) FROM tenants t WHERE t.index_id = i.id) +
+                          (SELECT count(*) FROM placement_moves m WHERE m.to_index_id = i.id))::int AS used
+                    FROM indexes i
                    WHERE i.kind = 'shared' AND ($1::int IS NULL OR i.dimension = $1)
-                   GROUP BY i.id ORDER BY i.id`,
+                   ORDER BY i.id`,
   nextSharedNumber: "SELECT count(*)::int + 1 AS n FROM indexes WHERE kind = 'shared'",
   insertIndex: `INSERT INTO indexes (name, kind, dimension, metric, max_namespaces) VALUES ($1, $2, $3, $4, $5)
                 RETURNING id, name, kind, dimension, metric`,
   deleteIndex: "DELETE FROM indexes WHERE id = $1",
   /** Lowest free namespace slot of an index. */
   freeSlot: `SELECT s AS slot FROM generate_series(1, $2::int) AS s
-              WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE index_id = $1 AND slot = s) ORDER BY s LIMIT 1`,
+              WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE index_id = $1 AND slot = s)
+                AND NOT EXISTS (SELECT 1 FROM placement_moves WHERE to_index_id = $1 AND to_slot = s) ORDER BY s LIMIT 1`,
   insertTenant: `INSERT INTO tenants (id, name, tier, quota_overrides, index_id, slot) VALUES ($1, $2, $3, $4, $5, $6)`,
-  movePlacement: "UPDATE tenants SET tier = $2, index_id = $3, slot = $4, ann_indexed = false, updated_at = now() WHERE id = $1",
+  /** The switch of a move: $1 tenant, $2 tier, $3 index, $4 slot, $5 whether the target has its ANN index. */
+  movePlacement: `UPDATE tenants SET tier = $2, index_id = $3, slot = $4, ann_indexed = $5,
+                    placement_epoch = placement_epoch + 1, updated_at = now() WHERE id = $1`,
+  bumpEpoch: "UPDATE tenants SET placement_epoch = placement_epoch + 1, updated_at = now() WHERE id = $1",
+  getMove: `SELECT ${MOVE_COLUMNS} FROM placement_moves m JOIN indexes i ON i.id = m.to_index_id WHERE m.tenant = $1`,
+  listMoves: `SELECT ${MOVE_COLUMNS} FROM placement_moves m JOIN indexes i ON i.id = m.to_index_id ORDER BY m.started_at`,
+  insertMove: "INSERT INTO placement_moves (tenant, to_tier, to_index_id, to_slot, phase, total) VALUES ($1, $2, $3, $4, 'copying', $5)",
+  saveMove: `UPDATE placement_moves SET phase = $2, copy_cursor = $3, copied = $4, to_ann_indexed = $5, updated_at = now() WHERE tenant = $1`,
+  deleteMove: "DELETE FROM placement_moves WHERE tenant = $1",
+  indexByName: "SELECT id, name, kind, dimension, max_namespaces FROM indexes WHERE name = $1",
   setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
   setStatus: "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setQuota: "UPDATE tenants SET quota_overrides = $2, updated_at = now() WHERE id = $1 RETURNING id",
-  markAnnIndexed: "UPDATE tenants SET ann_indexed = true WHERE id = $1 RETURNING id",
+  /** $2: the placement epoch the index was built for (a move may have switched since). */
+  markAnnIndexed: "UPDATE tenants SET ann_indexed = true WHERE id = $1 AND placement_epoch = $2 RETURNING id",
   deleteTenant: "DELETE FROM tenants WHERE id = $1",
 };

@@ -1,13 +1,14 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
 import { QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
-import type { Db, Queryable } from "../db/db.js";
-import { TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
+import { enterTenantContext, type Db, type Queryable } from "../db/db.js";
+import { MoveConflictError, PlacementMovedError, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import type { IndexSpec, Placement, VectorStore } from "../stores/store.js";
 import { describeCapacity, thresholdCount, type IndexCapacity } from "./capacity.js";
 import { registrySql as sql } from "./registry-sql.js";
 import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";
 import { TenantCache } from "./tenant-cache.js";
 import { changeChannel, type ChangeFeedHandlers } from "./change-feed.js";
+import { copyOnline, type MoveOptions, type MovePhase, type PlacementMove } from "./placement-move.js";
 
 interface TenantRow {
   id: string;
@@ -19,11 +20,36 @@ interface TenantRow {
   ann_indexed: boolean;
   created_at: Date | string;
   updated_at: Date | string;
+  placement_epoch: number;
+  moving: boolean;
   index_id: number;
   index_name: string;
   index_kind: "shared" | "dedicated";
   dimension: number;
   metric: Metric;
+}
+
+interface MoveRow {
+  tenant: string;
+  to_tier: TenantTier;
+  to_slot: number | null;
+  phase: MovePhase;
+  copy_cursor: string | null;
+  copied: number;
+  total: number;
+  to_ann_indexed: boolean;
+  started_at: Date | string;
+  updated_at: Date | string;
+  to_index_id: number;
+  to_index_name: string;
+  to_index_kind: "shared" | "dedicated";
+}
+
+/** Where to move a tenant: a new tier (to or from enterprise moves it), and/or another shared index (a cell). */
+export interface MoveTarget {
+  tier?: TenantTier;
+  /** Name of the shared index to move to; by default the oldest with room. */
+  index?: string;
 }
 
 interface SharedIndexRow {
@@ -169,37 +195,139 @@ export class TenantRegistry {
   }
 
   /**
-   * Changes a tenant's tier. Between free and pro only the quota changes; to or from enterprise the
-   * tenant's vectors move between a shared namespace and a dedicated index in one transaction, so
-   * the switch is atomic (writes made during the move wait for it, then land in the new place).
+   * Runs a data call on the tenant's placement; if a move changed it meanwhile (the store's epoch
+   * check refused, nothing was done), reloads the tenant and runs the call again on the new one.
    */
-  async changeTier(tenantId: string, tier: TenantTier): Promise<Tenant> {
+  async withPlacement<T>(tenant: Tenant, fn: (tenant: Tenant) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn(tenant);
+      } catch (err) {
+        if (!(err instanceof PlacementMovedError) || attempt === 3) throw err;
+        this.forget(tenant.tenantId);
+        tenant = await this.getTenant(tenant.tenantId);
+      }
+    }
+  }
+
+  /**
+   * Changes a tenant's tier. Between free and pro only the quota changes. To or from enterprise the
+   * tenant moves online between a shared namespace and a dedicated index (see `moveTenant`): it
+   * keeps reading and writing throughout, and the call resolves once the placement has switched.
+   */
+  async changeTier(tenantId: string, tier: TenantTier, options: MoveOptions = {}): Promise<Tenant> {
     assertTenantId(tenantId);
     assertTier(tier);
+    const current = await this.getTenant(tenantId);
+    if (isDedicatedTier(current.tier) !== isDedicatedTier(tier)) return this.moveTenant(tenantId, { tier }, options);
+    await this.update(tenantId, sql.setTier, [tenantId, tier]);
+    return this.getTenant(tenantId);
+  }
+
+  /**
+   * Moves a tenant's vectors to another place while it keeps working: from a shared namespace to a
+   * dedicated index or back (with `tier`), or to another shared index (`index`: rebalancing cells).
+   * 1. begin — in one transaction that waits for the tenant's operations in flight: the target is
+   *    created and its slot reserved, and the placement epoch bumped, so from then on every write
+   *    also logs the ids it touches;
+   * 2. copy, index and catch up online (`copyOnline`), recording progress after every step;
+   * 3. switch — in one transaction holding the tenant's placement lock (its operations wait
+   *    milliseconds): the last logged changes are applied, both sides counted (must be equal),
+   *    the placement switched and the old namespace or index dropped, its slot free for reuse.
+   * Reads use the old placement until the switch and the new one after; an instance with a stale
+   * placement is refused by the epoch check and reloads. A crashed or aborted move stays recorded:
+   * `resumeMove` continues it, `rollbackMove` discards the copy.
+   */
+  async moveTenant(tenantId: string, target: MoveTarget, options: MoveOptions = {}): Promise<Tenant> {
+    assertTenantId(tenantId);
+    if (target.tier !== undefined) assertTier(target.tier);
+    if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
+      await tx.query(sql.lockTenantPlacement, [tenantId]);
       const current = await this.load(tx, tenantId);
       if (!current) throw new TenantNotFoundError(tenantId);
+      if (current.placement.moving) throw new MoveConflictError(tenantId, `tenant "${tenantId}" is already being moved; resume or roll back that move first`);
+      const tier = target.tier ?? current.tier;
+      const [indexId, slot] = await this.placeMoveTarget(tx, current, tier, target.index);
+      // The tenant's document counter (kept by every write) sizes the progress bar.
+      const [counted] = await this.inTenantContext(tx, tenantId, () => tx.query<{ documents: string }>("SELECT documents FROM document_counts WHERE tenant_id = $1", [tenantId]));
+      await tx.query(sql.insertMove, [tenantId, tier, indexId, slot, Number(counted?.documents ?? 0)]);
+      const to = this.moveTargetPlacement(current, { to_index_id: indexId, to_slot: slot, to_ann_indexed: false });
+      await this.store.createNamespace(tx, to);
+      await tx.query(sql.bumpEpoch, [tenantId]);
       await this.announce(tx, tenantId);
-      if (isDedicatedTier(current.tier) === isDedicatedTier(tier)) {
-        await tx.query(sql.setTier, [tenantId, tier]);
-        return;
-      }
-      if (!isDedicatedTier(tier) && current.dimension !== this.config.dimension) {
-        throw new ValidationError("tier", `the tenant's vectors have dimension ${current.dimension}; shared indexes hold ${this.config.dimension}`);
-      }
-      const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, current.dimension), null] : await this.claimNamespace(tx);
-      await tx.query(sql.movePlacement, [tenantId, tier, indexId, slot]);
-      const moved = (await this.load(tx, tenantId))!;
-      await this.store.createNamespace(tx, moved.placement);
-      await this.store.copyTenant(tx, current.placement, moved.placement);
-      await this.store.dropStorage(tx, current.placement);
-      if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [current.placement.indexId]);
     });
     this.forget(tenantId);
-    const tenant = await this.getTenant(tenantId);
-    await this.ensureAnnIndex(tenant);
+    return this.resumeMove(tenantId, options);
+  }
+
+  /** Continues a recorded move from its last checkpoint to the switch. */
+  async resumeMove(tenantId: string, options: MoveOptions = {}): Promise<Tenant> {
+    assertTenantId(tenantId);
+    const from = await this.getTenant(tenantId);
+    const row = await this.loadMove(tenantId);
+    const to = this.moveTargetPlacement(from, row);
+    const { targetIndexed } = await copyOnline(
+      this.store,
+      from.placement,
+      to,
+      { phase: row.phase, cursor: row.copy_cursor, copied: row.copied, targetIndexed: row.to_ann_indexed, total: row.total },
+      {
+        annIndexThreshold: this.config.annIndexThreshold,
+        save: async (c) => void (await this.db.query(sql.saveMove, [tenantId, c.phase, c.cursor, c.copied, c.targetIndexed])),
+      },
+      options,
+    );
+    await this.db.transaction(async (tx) => {
+      await tx.query(sql.lockPlacement);
+      await tx.query(sql.lockTenantPlacement, [tenantId]);
+      const current = await this.load(tx, tenantId);
+      if (!current || current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
+      const counts = await this.store.finishCopy(tx, current.placement, to);
+      if (counts.from !== counts.to) {
+        throw new MoveConflictError(tenantId, `move of "${tenantId}" not switched: ${counts.from} vectors in the current placement but ${counts.to} copied; resume or roll it back`);
+      }
+      await tx.query(sql.movePlacement, [tenantId, row.to_tier, row.to_index_id, row.to_slot, targetIndexed]);
+      await tx.query(sql.deleteMove, [tenantId]);
+      await this.store.dropStorage(tx, current.placement);
+      if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [current.placement.indexId]);
+      await this.announce(tx, tenantId);
+    });
+    this.forget(tenantId);
+    const moved = await this.getTenant(tenantId);
+    options.onProgress?.({ tenantId, phase: "switched", copied: row.total, total: row.total, caughtUp: 0 });
+    await this.ensureAnnIndex(moved);
     return this.getTenant(tenantId);
+  }
+
+  /** Discards a recorded move: the copy and its change log are dropped, the tenant stays where it is. */
+  async rollbackMove(tenantId: string): Promise<Tenant> {
+    assertTenantId(tenantId);
+    await this.db.transaction(async (tx) => {
+      await tx.query(sql.lockPlacement);
+      await tx.query(sql.lockTenantPlacement, [tenantId]);
+      const current = await this.load(tx, tenantId);
+      if (!current) throw new TenantNotFoundError(tenantId);
+      const row = await this.loadMove(tenantId, tx);
+      await this.dropMoveTarget(tx, current, row);
+      await tx.query(sql.bumpEpoch, [tenantId]);
+      await this.announce(tx, tenantId);
+    });
+    this.forget(tenantId);
+    return this.getTenant(tenantId);
+  }
+
+  /** The tenant's move in progress, or null. */
+  async getMove(tenantId: string): Promise<PlacementMove | null> {
+    assertTenantId(tenantId);
+    const [row] = await this.db.query<MoveRow>(sql.getMove, [tenantId]);
+    return row ? toMove(row) : null;
+  }
+
+  /** Every move in progress (an interrupted one stays listed until resumed or rolled back). */
+  async listMoves(): Promise<PlacementMove[]> {
+    return (await this.db.query<MoveRow>(sql.listMoves)).map(toMove);
   }
 
   /** Refuses the tenant's data operations until resumed. Data is kept. */
@@ -224,8 +352,10 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
+      await tx.query(sql.lockTenantPlacement, [tenantId]);
       const tenant = await this.load(tx, tenantId);
       if (!tenant) throw new TenantNotFoundError(tenantId);
+      if (tenant.placement.moving) await this.dropMoveTarget(tx, tenant, await this.loadMove(tenantId, tx));
       await this.store.dropStorage(tx, tenant.placement);
       await tx.query(sql.deleteTenant, [tenantId]);
       if (tenant.dedicatedIndex) await tx.query(sql.deleteIndex, [tenant.placement.indexId]);
@@ -254,9 +384,17 @@ export class TenantRegistry {
    */
   async ensureAnnIndex(tenant: Tenant, minimumVectors = this.config.annIndexThreshold, knownCount?: number): Promise<boolean> {
     if (tenant.placement.annIndexed) return false;
-    if ((knownCount ?? (await this.store.count(tenant.placement))) < minimumVectors) return false;
-    await this.store.buildAnnIndex(tenant.placement);
-    await this.update(tenant.tenantId, sql.markAnnIndexed, [tenant.tenantId]);
+    try {
+      if ((knownCount ?? (await this.store.count(tenant.placement))) < minimumVectors) return false;
+      await this.store.buildAnnIndex(tenant.placement);
+    } catch (err) {
+      if (err instanceof PlacementMovedError) return false; // the move builds its target's index itself
+      throw err;
+    }
+    await this.db.transaction(async (tx) => {
+      if ((await tx.query(sql.markAnnIndexed, [tenant.tenantId, tenant.placement.epoch])).length > 0) await this.announce(tx, tenant.tenantId);
+    });
+    this.forget(tenant.tenantId);
     return true;
   }
 
@@ -288,10 +426,17 @@ export class TenantRegistry {
     for (const listener of this.listeners) listener(tenantId);
   }
 
-  /** Picks the oldest shared index with room and its lowest free slot; provisions ahead of need. */
-  private async claimNamespace(tx: Queryable): Promise<[number, number]> {
+  /**
+   * Picks the oldest shared index with room (or the one named) and its lowest free slot; provisions
+   * ahead of need.
+   */
+  private async claimNamespace(tx: Queryable, indexName?: string): Promise<[number, number]> {
     const indexes = await tx.query<SharedIndexRow>(sql.sharedIndexes, [this.config.dimension]);
-    let target = indexes.find((i) => i.used < i.max_namespaces);
+    let target = indexes.find((i) => (indexName === undefined ? i.used < i.max_namespaces : i.name === indexName));
+    if (indexName !== undefined) {
+      if (!target) throw new ValidationError("index", `no shared index named ${JSON.stringify(indexName)} holds dimension ${this.config.dimension} (see capacity)`);
+      if (target.used >= target.max_namespaces) throw new ValidationError("index", `${indexName} is full (${target.used} of ${target.max_namespaces} namespaces)`);
+    }
     if (!target) target = { ...(await this.provisionSharedIndex(tx)), used: 0 };
     const [free] = await tx.query<{ slot: number }>(sql.freeSlot, [target.id, target.max_namespaces]);
     const usedAfter = target.used + 1;
@@ -307,6 +452,56 @@ export class TenantRegistry {
     const [index] = await tx.query<IndexSpec>(sql.insertIndex, [`shared-index-${n}`, "shared", this.config.dimension, this.config.metric, this.config.maxNamespacesPerIndex]);
     await this.store.createIndex(tx, index!);
     return { ...index!, max_namespaces: this.config.maxNamespacesPerIndex, used: 0 };
+  }
+
+  /** Claims the place a move goes to: a dedicated index (enterprise) or a namespace in a shared index. */
+  private async placeMoveTarget(tx: Queryable, current: Tenant, tier: TenantTier, indexName: string | undefined): Promise<[number, number | null]> {
+    if (isDedicatedTier(tier)) {
+      if (indexName !== undefined) throw new ValidationError("index", "an enterprise tenant gets a dedicated index; a shared index cannot be chosen");
+      if (current.dedicatedIndex) throw new ValidationError("tier", `tenant "${current.tenantId}" already has a dedicated index`);
+      return [await this.createDedicatedIndex(tx, current.tenantId, current.dimension), null];
+    }
+    if (current.dimension !== this.config.dimension) {
+      throw new ValidationError("tier", `the tenant's vectors have dimension ${current.dimension}; shared indexes hold ${this.config.dimension}`);
+    }
+    if (indexName === current.index) throw new ValidationError("index", `tenant "${current.tenantId}" is already in ${indexName}`);
+    if (indexName === undefined && !current.dedicatedIndex) throw new ValidationError("index", "name the shared index to move to (or change the tier to enterprise)");
+    return this.claimNamespace(tx, indexName);
+  }
+
+  /** Drops what a move created (its target namespace or index and the change log) and forgets the move. */
+  private async dropMoveTarget(tx: Queryable, current: Tenant, row: MoveRow): Promise<void> {
+    await this.inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
+    await tx.query(sql.deleteMove, [current.tenantId]);
+    await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
+    if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);
+  }
+
+  private async loadMove(tenantId: string, q: Queryable = this.db): Promise<MoveRow> {
+    const [row] = await q.query<MoveRow>(sql.getMove, [tenantId]);
+    if (!row) throw new MoveConflictError(tenantId, `tenant "${tenantId}" has no move in progress`);
+    return row;
+  }
+
+  /** The placement a move fills: the target index and slot, under the tenant's current epoch. */
+  private moveTargetPlacement(current: Tenant, row: Pick<MoveRow, "to_index_id" | "to_slot" | "to_ann_indexed"> & { to_index_name?: string }): Placement {
+    return Object.freeze({
+      ...current.placement,
+      indexId: row.to_index_id,
+      index: row.to_index_name ?? "",
+      slot: row.to_slot,
+      isolation: row.to_slot === null ? "dedicated-index" : "namespace",
+      annIndexed: row.to_ann_indexed,
+      moving: false,
+    });
+  }
+
+  /** Runs `fn` in the open control-plane transaction switched to one tenant's RLS context. */
+  private async inTenantContext<T>(tx: Queryable, tenantId: string, fn: () => Promise<T>): Promise<T> {
+    await enterTenantContext(tx, tenantId);
+    const result = await fn();
+    await enterTenantContext(tx, null);
+    return result;
   }
 
   private async createDedicatedIndex(tx: Queryable, tenantId: string, dimension: number): Promise<number> {
@@ -332,6 +527,8 @@ export class TenantRegistry {
       dimension: r.dimension,
       metric: r.metric,
       annIndexed: r.ann_indexed,
+      epoch: r.placement_epoch,
+      moving: r.moving,
     });
     return Object.freeze({
       tenantId: r.id,
@@ -351,4 +548,18 @@ export class TenantRegistry {
       placement,
     });
   }
+}
+
+function toMove(r: MoveRow): PlacementMove {
+  return {
+    tenantId: r.tenant,
+    toTier: r.to_tier,
+    toIndex: r.to_index_name,
+    toSlot: r.to_slot,
+    phase: r.phase,
+    copied: r.copied,
+    total: r.total,
+    startedAt: new Date(r.started_at),
+    updatedAt: new Date(r.updated_at),
+  };
 }

@@ -22,6 +22,8 @@ export const tableOf = (p: { indexId: number }) => `vec_${p.indexId}`;
  */
 export const vectorLiteral = (values: readonly number[]) => JSON.stringify(values);
 
+const overwrite = "ON CONFLICT (tenant_id, id) DO UPDATE SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at";
+
 export const sql = {
   createIndex: "SELECT create_vector_table($1, $2, $3)",
   createNamespace: "SELECT create_namespace($1, $2, $3)",
@@ -34,6 +36,14 @@ export const sql = {
    * created counter — cannot race another batch. Other tenants' writes are not held up.
    */
   lockTenantWrites: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.documents.' || $1))",
+
+  /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
+  checkPlacement: "SELECT check_placement($1, $2)",
+
+  /** While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows) — logged in the write's transaction. */
+  logUpserted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text) ON CONFLICT DO NOTHING`,
+  /** The same for a delete: $1 tenant, $2 JSON array of ids. */
+  logDeleted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, jsonb_array_elements_text($2::jsonb) ON CONFLICT DO NOTHING`,
 
   /**
    * $1 tenant, $2 JSON array of {id, embedding, metadata}, $3 the tenant's document quota. One
@@ -106,11 +116,36 @@ export const sql = {
 
   count: (p: Placement) => `SELECT count(*)::int AS n FROM ${tableOf(p)} WHERE tenant_id = $1`,
 
-  /** Copies a tenant's rows between two indexes (tier change); runs in a tenant-scoped transaction. */
-  copy: (from: Placement, to: Placement) => `
-    WITH moved AS (
-      INSERT INTO ${tableOf(to)} (tenant_id, id, embedding, metadata, updated_at)
-      SELECT tenant_id, id, embedding, metadata, updated_at FROM ${tableOf(from)} WHERE tenant_id = $1
+  /** A move's copy: $1 tenant, $2 the last id copied (or null), $3 page size. Returns how many and the new last id. */
+  copyPage: (from: Placement, to: Placement) => `
+    WITH page AS (
+      SELECT tenant_id, id, embedding, metadata, updated_at FROM ${tableOf(from)}
+       WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
+    written AS (
+      INSERT INTO ${tableOf(to)} AS t (tenant_id, id, embedding, metadata, updated_at) SELECT * FROM page
+      ${overwrite}
+      RETURNING t.id)
+    SELECT count(*)::int AS copied, max(id) AS last_id FROM written`,
+
+  /**
+   * A move's catch-up: $1 tenant, $2 most ids to take. Takes logged ids and, in the same snapshot,
+   * copies each again from `from` or removes it from `to` if it is gone. Runs after
+   * `lockTenantWrites`, so no write commits in between and every change is either seen or logged again.
+   */
+  catchUp: (from: Placement, to: Placement) => `
+    WITH taken AS (
+      DELETE FROM move_changes WHERE tenant_id = $1
+         AND id IN (SELECT id FROM move_changes WHERE tenant_id = $1 LIMIT $2)
+      RETURNING id),
+    copied AS (
+      INSERT INTO ${tableOf(to)} AS t (tenant_id, id, embedding, metadata, updated_at)
+      SELECT f.tenant_id, f.id, f.embedding, f.metadata, f.updated_at FROM ${tableOf(from)} f
+       WHERE f.tenant_id = $1 AND f.id IN (SELECT id FROM taken)
+      ${overwrite}
+      RETURNING 1),
+    removed AS (
+      DELETE FROM ${tableOf(to)} t WHERE t.tenant_id = $1 AND t.id IN (SELECT id FROM taken)
+         AND NOT EXISTS (SELECT 1 FROM ${tableOf(from)} f WHERE f.tenant_id = $1 AND f.id = t.id)
       RETURNING 1)
-    SELECT count(*)::int AS n FROM moved`,
+    SELECT count(*)::int AS n FROM taken`,
 };

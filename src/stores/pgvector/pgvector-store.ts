@@ -1,9 +1,14 @@
 import type { BulkheadConfig } from "../../config.js";
 import { enterTenantContext, type LocalSettings, type Queryable, type Row, type Statement, type TenantDb } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
-import { QuotaExceededError } from "../../errors.js";
+import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
 import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
+
+type StoredRow = { tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> };
+
+/** SQLSTATE BHP01 (raised by check_placement) becomes the typed error data code retries on. */
+const placementError = (err: unknown, p: Placement) => ((err as { code?: string }).code === "BHP01" ? new PlacementMovedError(p.tenantId) : err);
 
 type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "maxBatchSize">;
 
@@ -36,21 +41,14 @@ export class PgvectorStore implements VectorStore {
     await tx.query(sql.dropStorage, [p.indexId, p.slot]);
   }
 
-  async copyTenant(tx: Queryable, from: Placement, to: Placement): Promise<number> {
-    // The registry's transaction has no tenant context, so RLS would hide every row; the copy
-    // sets the context locally for exactly this tenant.
-    await enterTenantContext(tx, from.tenantId);
-    const [row] = await tx.query<{ n: number }>(sql.copy(from, to), [from.tenantId]);
-    await enterTenantContext(tx, null);
-    return row!.n;
-  }
-
   async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
     const rows = records.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
+    const json = JSON.stringify(rows);
     try {
-      const [, [row]] = (await this.db.pipelineAsTenant(p.tenantId, [
+      const [, [row]] = (await this.guarded(p, [
         { text: sql.lockTenantWrites, params: [p.tenantId] },
-        { text: sql.upsert(p), params: [p.tenantId, JSON.stringify(rows), maxDocuments] },
+        { text: sql.upsert(p), params: [p.tenantId, json, maxDocuments] },
+        ...(p.moving ? [{ text: sql.logUpserted, params: [p.tenantId, json] }] : []),
       ])) as [unknown, { documents: number; added: number }[]];
       return { upserted: records.length, added: row!.added, documents: row!.documents };
     } catch (err) {
@@ -72,40 +70,41 @@ export class PgvectorStore implements VectorStore {
     const settings = this.searchSettings(p, compiled.params.length > 0);
     // The daily count is the transaction's only write: its commit need not wait for a WAL flush (a
     // crash forgets at most a fraction of a second of counts; billing relies on the usage ledger).
-    const all = await this.db.pipelineAsTenant(p.tenantId, first ? [first, search] : [search], first ? { ...settings, synchronous_commit: "off" } : settings);
+    const all = await this.guarded(p, first ? [first, search] : [search], first ? { ...settings, synchronous_commit: "off" } : settings);
     const rows = all.at(-1) as { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[];
     return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), firstRows: first ? all[0] : undefined };
   }
 
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
-    const rows = await this.db.queryAsTenant<{ tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> }>(
-      p.tenantId,
-      sql.fetch(p),
-      [p.tenantId, JSON.stringify(ids)],
-    );
+    const [rows] = (await this.guarded(p, [{ text: sql.fetch(p), params: [p.tenantId, JSON.stringify(ids)] }])) as [StoredRow[]];
     return rows.map((r) => ({ id: r.id, values: JSON.parse(r.embedding) as number[], metadata: r.metadata, tenantId: r.tenant_id }));
   }
 
   async delete(p: Placement, ids: readonly string[]): Promise<number> {
-    const [, [row]] = (await this.db.pipelineAsTenant(p.tenantId, [
+    const json = JSON.stringify(ids);
+    const [, [row]] = (await this.guarded(p, [
       { text: sql.lockTenantWrites, params: [p.tenantId] },
-      { text: sql.delete(p), params: [p.tenantId, JSON.stringify(ids)] },
+      { text: sql.delete(p), params: [p.tenantId, json] },
+      ...(p.moving ? [{ text: sql.logDeleted, params: [p.tenantId, json] }] : []),
     ])) as [unknown, { n: number }[]];
     return row!.n;
   }
 
   async count(p: Placement): Promise<number> {
-    const [row] = await this.db.queryAsTenant<{ n: number }>(p.tenantId, sql.count(p), [p.tenantId]);
+    const [[row]] = (await this.guarded(p, [{ text: sql.count(p), params: [p.tenantId] }])) as [{ n: number }[]];
     return row!.n;
   }
 
   async page(p: Placement, afterId: string | null, limit: number): Promise<StoredVector[]> {
-    const rows = await this.db.queryAsTenant<{ tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> }>(p.tenantId, sql.page(p), [p.tenantId, afterId, limit]);
+    const [rows] = (await this.guarded(p, [{ text: sql.page(p), params: [p.tenantId, afterId, limit] }])) as [StoredRow[]];
     return rows.map((r) => ({ id: r.id, values: JSON.parse(r.embedding) as number[], metadata: r.metadata, tenantId: r.tenant_id }));
   }
 
   replaceAll(p: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number> {
+    // A bulk replace writes no change log: the move would miss it.
+    if (p.moving) return Promise.reject(new MoveConflictError(p.tenantId, `tenant "${p.tenantId}" is being moved; finish or roll back the move before replacing its data`));
     return this.db.withTenant(p.tenantId, async (tx) => {
+      await this.check(tx, p);
       await tx.query(sql.lockTenantWrites, [p.tenantId]);
       await tx.query(sql.deleteAll(p), [p.tenantId]);
       let n = 0;
@@ -122,8 +121,52 @@ export class PgvectorStore implements VectorStore {
 
   async buildAnnIndex(p: Placement): Promise<boolean> {
     if (p.annIndexed) return false;
-    await this.db.queryAsTenant(p.tenantId, sql.buildAnnIndex, [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction]);
+    await this.guarded(p, [{ text: sql.buildAnnIndex, params: [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction] }]);
     return true;
+  }
+
+  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }> {
+    const [[row]] = (await this.guarded(from, [{ text: sql.copyPage(from, to), params: [from.tenantId, afterId, limit] }])) as [{ copied: number; last_id: string | null }[]];
+    return { copied: row!.copied, lastId: row!.last_id };
+  }
+
+  async catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
+    const [, [row]] = (await this.guarded(from, [
+      { text: sql.lockTenantWrites, params: [from.tenantId] },
+      { text: sql.catchUp(from, to), params: [from.tenantId, limit] },
+    ])) as [unknown, { n: number }[]];
+    return row!.n;
+  }
+
+  async finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
+    // The registry's transaction has no tenant context (RLS hides every row); enter it for exactly this tenant.
+    await enterTenantContext(tx, from.tenantId);
+    while ((await tx.query<{ n: number }>(sql.catchUp(from, to), [from.tenantId, 10_000]))[0]!.n > 0);
+    const [a] = await tx.query<{ n: number }>(sql.count(from), [from.tenantId]);
+    const [b] = await tx.query<{ n: number }>(sql.count(to), [from.tenantId]);
+    await enterTenantContext(tx, null);
+    return { from: a!.n, to: b!.n };
+  }
+
+  /**
+   * Runs statements in one tenant transaction behind the placement check: they wait while the
+   * tenant's placement is being switched and never run against a placement that is no longer current.
+   */
+  private async guarded(p: Placement, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
+    try {
+      const [, ...rows] = await this.db.pipelineAsTenant(p.tenantId, [{ text: sql.checkPlacement, params: [p.tenantId, p.epoch] }, ...statements], settings);
+      return rows;
+    } catch (err) {
+      throw placementError(err, p);
+    }
+  }
+
+  private async check(tx: Queryable, p: Placement): Promise<void> {
+    try {
+      await tx.query(sql.checkPlacement, [p.tenantId, p.epoch]);
+    } catch (err) {
+      throw placementError(err, p);
+    }
   }
 
   private searchSettings(p: Placement, filtered: boolean): LocalSettings | undefined {

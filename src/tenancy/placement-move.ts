@@ -1,0 +1,105 @@
+import type { TenantTier } from "../config.js";
+import type { Placement, VectorStore } from "../stores/store.js";
+
+/** Where a move is: copying the vectors, building the target's ANN index, re-copying what changed meanwhile. */
+export type MovePhase = "copying" | "indexing" | "catching-up";
+
+/** A tenant's move in progress, as recorded (it survives a crash of the process running it). */
+export interface PlacementMove {
+  tenantId: string;
+  toTier: TenantTier;
+  /** Index the tenant is moving to, and its namespace slot there (null for a dedicated index). */
+  toIndex: string;
+  toSlot: number | null;
+  phase: MovePhase;
+  /** Vectors copied so far, out of `total` (the count when the move began). */
+  copied: number;
+  total: number;
+  startedAt: Date;
+  updatedAt: Date;
+}
+
+/** Reported after every step of a move; `phase: "switched"` once, at the end. */
+export interface MoveProgress {
+  tenantId: string;
+  phase: MovePhase | "switched";
+  copied: number;
+  total: number;
+  /** Changed ids re-copied so far in the catch-up phase. */
+  caughtUp: number;
+}
+
+export interface MoveOptions {
+  onProgress?: (progress: MoveProgress) => void;
+  /** Stops the move between two steps (it stays in progress: resume or roll it back later). */
+  signal?: AbortSignal;
+  /** Vectors per copy transaction (default 1,000). */
+  batchSize?: number;
+}
+
+/** What the copy loop records after each step, so a resumed move starts where this one stopped. */
+export interface MoveCheckpoint {
+  phase: MovePhase;
+  cursor: string | null;
+  copied: number;
+  targetIndexed: boolean;
+}
+
+/**
+ * The online part of a move, run between the registry's begin (target created, writes start
+ * logging the ids they touch) and its switch. Every step is its own short transaction, so the
+ * tenant keeps reading and writing its current placement throughout:
+ * 1. copy the vectors in id order, a page per transaction (idempotent: a crash re-copies one page);
+ * 2. build the target's HNSW index once, in bulk, if the tenant has outgrown exact search;
+ * 3. re-copy logged ids until the log is nearly empty — the switch drains the rest under the lock.
+ */
+export async function copyOnline(
+  store: VectorStore,
+  from: Placement,
+  to: Placement,
+  start: MoveCheckpoint & { total: number },
+  hooks: { save: (checkpoint: MoveCheckpoint) => Promise<void>; annIndexThreshold: number },
+  options: MoveOptions = {},
+): Promise<{ targetIndexed: boolean }> {
+  const batch = options.batchSize ?? 1_000;
+  const state: MoveCheckpoint = { phase: start.phase, cursor: start.cursor, copied: start.copied, targetIndexed: start.targetIndexed };
+  let caughtUp = 0;
+  const report = () => options.onProgress?.({ tenantId: from.tenantId, phase: state.phase, copied: state.copied, total: Math.max(start.total, state.copied), caughtUp });
+  const step = async () => {
+    await hooks.save(state);
+    report();
+    options.signal?.throwIfAborted();
+    // Embedded PGlite answers without I/O: without this the whole copy would run as one chain of
+    // microtasks and starve the tenant's own requests until the move ends.
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  report();
+  while (state.phase === "copying") {
+    options.signal?.throwIfAborted();
+    const page = await store.copyPage(from, to, state.cursor, batch);
+    if (page.copied > 0) {
+      state.cursor = page.lastId;
+      state.copied += page.copied;
+    }
+    if (page.copied < batch) state.phase = "indexing";
+    await step();
+  }
+  if (state.phase === "indexing") {
+    if (!state.targetIndexed && (await store.count(to)) >= hooks.annIndexThreshold) {
+      state.targetIndexed = await store.buildAnnIndex(to);
+    }
+    state.phase = "catching-up";
+    await step();
+  }
+  const target = { ...to, annIndexed: state.targetIndexed };
+  for (;;) {
+    const n = await store.catchUp(from, target, batch);
+    caughtUp += n;
+    report();
+    options.signal?.throwIfAborted();
+    await new Promise((resolve) => setImmediate(resolve));
+    if (n < batch) break;
+  }
+  return { targetIndexed: state.targetIndexed };
+}

@@ -1,0 +1,240 @@
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Bulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import type { Db } from "../src/db/db.js";
+import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
+import { MoveConflictError, PlacementMovedError } from "../src/errors.js";
+import type { MoveProgress } from "../src/tenancy/placement-move.js";
+import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+
+afterAll(dropTestSchemas);
+
+const UNLIMITED = { requestsPerSecond: 100_000, burst: 100_000, maxConcurrent: 64 };
+
+/** What the tenant must hold: every acknowledged write and delete, in order. */
+type Model = Map<string, { values: number[]; metadata: Record<string, unknown> }>;
+
+async function seed(bh: Bulkhead, tenantId: string, n: number, model?: Model): Promise<void> {
+  for (let start = 0; start < n; start += 200) {
+    const docs = Array.from({ length: Math.min(200, n - start) }, (_, i) => ({ id: `d${String(start + i).padStart(5, "0")}`, values: vec(start + i), metadata: { n: start + i } }));
+    await bh.dataManager.upsertDocuments(tenantId, docs);
+    for (const d of docs) model?.set(d.id, { values: d.values, metadata: { ...d.metadata, tenant_id: tenantId } });
+  }
+}
+
+/**
+ * Writes (new ids, overwrites, deletes) and reads tenant-a in a loop until `done`, like a live
+ * application. Records every acknowledged write in `model` and every row a read returned.
+ */
+function liveTraffic(bh: Bulkhead, model: Model, done: () => boolean, phase: () => string) {
+  const stats = { writes: 0, reads: 0, writesByPhase: {} as Record<string, number>, errors: [] as unknown[], foreign: [] as unknown[] };
+  // Each iteration yields to the event loop like requests arriving over the network would: embedded
+  // PGlite answers without I/O, so a bare loop of awaits would starve timers and the move itself.
+  const tick = () => new Promise((r) => setImmediate(r));
+  const writer = (async () => {
+    for (let i = 0; !done(); i++, await tick()) {
+      try {
+        const p = phase();
+        if (i % 5 === 4) {
+          const id = `d${String(i * 7 % 300).padStart(5, "0")}`;
+          await bh.dataManager.deleteDocuments("tenant-a", [id]);
+          model.delete(id);
+        } else {
+          const id = i % 5 === 3 ? `d${String(i * 11 % 300).padStart(5, "0")}` : `w${i}`;
+          const doc = { id, values: vec(10_000 + i), metadata: { written: i } };
+          await bh.dataManager.upsertDocuments("tenant-a", [doc]);
+          model.set(id, { values: doc.values, metadata: { written: i, tenant_id: "tenant-a" } });
+        }
+        stats.writes++;
+        stats.writesByPhase[p] = (stats.writesByPhase[p] ?? 0) + 1;
+      } catch (err) {
+        stats.errors.push(err);
+      }
+    }
+  })();
+  const reader = (async () => {
+    for (let i = 0; !done(); i++, await tick()) {
+      try {
+        const r = await bh.dataManager.queryDocuments("tenant-a", vec(i), { topK: 5 });
+        for (const m of r.matches) if (m.metadata.tenant_id !== "tenant-a" || String(m.id).startsWith("b")) stats.foreign.push(m);
+        stats.reads++;
+      } catch (err) {
+        stats.errors.push(err);
+      }
+    }
+  })();
+  return { stats, finished: Promise.all([writer, reader]) };
+}
+
+/** Every document of tenant-a, read back, must equal the model exactly. */
+async function expectEqualsModel(bh: Bulkhead, model: Model): Promise<void> {
+  const ids = [...model.keys()];
+  const fetched = [];
+  for (let i = 0; i < ids.length; i += 500) fetched.push(...(await bh.dataManager.fetchDocuments("tenant-a", ids.slice(i, i + 500))).documents);
+  expect(fetched).toHaveLength(model.size);
+  for (const d of fetched) {
+    const want = model.get(d.id)!;
+    expect(d.metadata).toEqual(want.metadata);
+    d.values.forEach((v, i) => expect(v).toBeCloseTo(want.values[i]!, 5));
+  }
+  expect(await bh.dataManager.countDocuments("tenant-a")).toBe(model.size);
+}
+
+for (const backend of BACKENDS) {
+  describe(`${backend.name}: online placement moves`, () => {
+    let bh: Bulkhead;
+    let db: Db;
+    afterEach(() => bh?.close());
+
+    const open = async (config = {}) => {
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, annIndexThreshold: 300, ...config } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+      await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+      await bh.dataManager.upsertDocuments("tenant-b", [{ id: "b1", values: vec(1), metadata: { secret: "B" } }, { id: "b2", values: vec(2) }]);
+    };
+    const tables = async () => (await db.query<{ relname: string }>("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND relname ~ '^vec_[0-9_]+$' ORDER BY relname", [db.schema])).map((r) => r.relname);
+
+    it("moves to a dedicated index and back while the tenant writes and reads: nothing acknowledged is lost, nothing foreign is read", async () => {
+      await open();
+      const model: Model = new Map();
+      await seed(bh, "tenant-a", 600, model);
+      const before = await tables();
+
+      for (const tier of [TenantTier.ENTERPRISE, TenantTier.PRO]) {
+        let phase = "before";
+        let moving = true;
+        const progress: MoveProgress[] = [];
+        const traffic = liveTraffic(bh, model, () => !moving, () => phase);
+        const moved = await bh.registry.changeTier("tenant-a", tier, {
+          batchSize: 50,
+          onProgress: (p) => {
+            progress.push(p);
+            phase = p.phase;
+          },
+        });
+        await new Promise((r) => setTimeout(r, 50)); // a little traffic on the new placement
+        moving = false;
+        await traffic.finished;
+
+        expect(traffic.stats.errors).toEqual([]);
+        expect(traffic.stats.foreign).toEqual([]);
+        expect(traffic.stats.writesByPhase.copying ?? 0).toBeGreaterThan(0); // writes really overlapped the copy
+        expect(traffic.stats.reads).toBeGreaterThan(0);
+        expect(progress.map((p) => p.phase)).toContain("switched");
+        expect(progress.filter((p) => p.phase === "copying").length).toBeGreaterThan(5);
+        expect(moved.tier).toBe(tier);
+        expect(moved.isolation).toBe(tier === TenantTier.ENTERPRISE ? "dedicated-index" : "namespace");
+        expect(moved.placement.annIndexed).toBe(true); // built once on the target (> 300 vectors)
+        await expectEqualsModel(bh, model);
+        expect(await bh.registry.getMove("tenant-a")).toBeNull();
+        expect(await db.withTenant("tenant-a", (tx) => tx.query("SELECT * FROM move_changes"))).toEqual([]);
+      }
+      // Back in a shared namespace: the dedicated index is gone and the namespace count is what it was.
+      expect(await bh.registry.getNamespaceUsage()).toEqual({ "shared-index-1": 2 });
+      expect(await db.query("SELECT name FROM indexes ORDER BY id")).toEqual([{ name: "shared-index-1" }]);
+      expect((await tables()).length).toBe(before.length);
+      expect((await bh.dataManager.fetchDocuments("tenant-b", ["b1", "b2"])).documents).toHaveLength(2);
+    });
+
+    it("moves a tenant to another shared index (cell) and frees its old namespace for the next tenant", async () => {
+      await open({ maxNamespacesPerIndex: 3 });
+      await bh.registry.registerTenant("tenant-c", "C", TenantTier.FREE); // fills shared-index-1 to 3 → shared-index-2 provisioned
+      expect(Object.keys(await bh.registry.getNamespaceUsage())).toEqual(["shared-index-1", "shared-index-2"]);
+      const model: Model = new Map();
+      await seed(bh, "tenant-a", 120, model);
+      const slot = (await bh.registry.getTenant("tenant-a")).placement.slot;
+
+      const moved = await bh.registry.moveTenant("tenant-a", { index: "shared-index-2" }, { batchSize: 25 });
+      expect([moved.index, moved.tier]).toEqual(["shared-index-2", "pro"]);
+      await expectEqualsModel(bh, model);
+      expect(await bh.registry.getNamespaceUsage()).toEqual({ "shared-index-1": 2, "shared-index-2": 1 });
+      const next = await bh.registry.registerTenant("tenant-d", "D", TenantTier.FREE);
+      expect([next.index, next.placement.slot]).toEqual(["shared-index-1", slot]);
+      expect(await bh.dataManager.countDocuments("tenant-d")).toBe(0); // the reused namespace holds nothing of A
+
+      await expect(bh.registry.moveTenant("tenant-a", { index: "shared-index-2" })).rejects.toThrow(/already in shared-index-2/);
+      await expect(bh.registry.moveTenant("tenant-a", { index: "shared-index-9" })).rejects.toThrow(/no shared index named "shared-index-9"/);
+      await expect(bh.registry.moveTenant("tenant-a", {})).rejects.toThrow(/name the shared index/);
+    });
+
+    it("an interrupted move keeps the tenant working, then resumes from its checkpoint, or rolls back leaving nothing behind", async () => {
+      await open();
+      const model: Model = new Map();
+      await seed(bh, "tenant-a", 400, model);
+
+      // Interrupt after the third page (as a crash between two steps would).
+      const stop = new AbortController();
+      let pages = 0;
+      const onProgress = (p: MoveProgress) => {
+        if (p.phase === "copying" && p.copied > 0 && ++pages === 3) stop.abort();
+      };
+      await expect(bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE, { batchSize: 50, onProgress, signal: stop.signal })).rejects.toThrow(/abort/i);
+      const paused = await bh.registry.getMove("tenant-a");
+      expect(paused).toMatchObject({ tenantId: "tenant-a", toTier: "enterprise", toIndex: "dedicated-tenant-a", phase: "copying", copied: 150, total: 400 });
+      expect(await bh.registry.listMoves()).toHaveLength(1);
+
+      // Still on the shared placement, fully usable; the writes are logged for the move.
+      expect((await bh.registry.getTenant("tenant-a")).index).toBe("shared-index-1");
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "d00001", values: vec(77), metadata: { changed: true } }, { id: "late", values: vec(78) }]);
+      await bh.dataManager.deleteDocuments("tenant-a", ["d00002"]);
+      model.set("d00001", { values: vec(77), metadata: { changed: true, tenant_id: "tenant-a" } });
+      model.set("late", { values: vec(78), metadata: { tenant_id: "tenant-a" } });
+      model.delete("d00002");
+      const logged = await db.withTenant("tenant-a", (tx) => tx.query<{ id: string }>("SELECT id FROM move_changes ORDER BY id"));
+      expect(logged.map((r) => r.id)).toEqual(["d00001", "d00002", "late"]);
+      // B's context sees none of A's logged ids, nor A's copy in the new dedicated index.
+      expect(await db.withTenant("tenant-b", (tx) => tx.query("SELECT * FROM move_changes"))).toEqual([]);
+      expect(await db.withTenant("tenant-b", (tx) => tx.query("SELECT id FROM vec_2"))).toEqual([]);
+      expect((await db.withTenant("tenant-a", (tx) => tx.query("SELECT id FROM vec_2"))).length).toBe(150);
+      // Another move cannot start over this one; a bulk replace (restore) cannot bypass its change log.
+      await expect(bh.registry.moveTenant("tenant-a", { tier: TenantTier.ENTERPRISE })).rejects.toBeInstanceOf(MoveConflictError);
+      const placement = (await bh.registry.getTenant("tenant-a")).placement;
+      await expect(new PgvectorStore(db, bh.config).replaceAll(placement, (async function* () {})())).rejects.toBeInstanceOf(MoveConflictError);
+
+      // Resume: continues from page 4 (150 copied), not from the start.
+      const resumed: MoveProgress[] = [];
+      const moved = await bh.registry.resumeMove("tenant-a", { batchSize: 50, onProgress: (p) => resumed.push(p) });
+      expect(resumed[0]).toMatchObject({ phase: "copying", copied: 150 });
+      expect(moved.index).toBe("dedicated-tenant-a");
+      await expectEqualsModel(bh, model);
+
+      // Roll back: start a move down, interrupt it, discard it.
+      const stop2 = new AbortController();
+      await expect(bh.registry.changeTier("tenant-a", TenantTier.PRO, { batchSize: 50, signal: stop2.signal, onProgress: (p) => p.copied > 0 && stop2.abort() })).rejects.toThrow(/abort/i);
+      expect(await bh.registry.getNamespaceUsage()).toEqual({ "shared-index-1": 2 }); // tenant-b + the reserved target slot
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "after-pause", values: vec(79) }]);
+      model.set("after-pause", { values: vec(79), metadata: { tenant_id: "tenant-a" } });
+      const back = await bh.registry.rollbackMove("tenant-a");
+      expect([back.index, back.tier, back.placement.moving]).toEqual(["dedicated-tenant-a", "enterprise", false]);
+      expect(await bh.registry.getMove("tenant-a")).toBeNull();
+      expect(await bh.registry.getNamespaceUsage()).toEqual({ "shared-index-1": 1 });
+      expect(await db.withTenant("tenant-a", (tx) => tx.query("SELECT * FROM move_changes"))).toEqual([]);
+      await expectEqualsModel(bh, model);
+      await expect(bh.registry.rollbackMove("tenant-a")).rejects.toThrow(/no move in progress/);
+    });
+
+    it("refuses a stale placement after a switch, and data calls reload it on their own", async () => {
+      await open();
+      await seed(bh, "tenant-a", 10);
+      const stale = await bh.registry.getTenant("tenant-a");
+      await bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE);
+      const store = new PgvectorStore(db, bh.config);
+      await expect(store.query(stale.placement, vec(1), 3, undefined)).rejects.toBeInstanceOf(PlacementMovedError);
+      await expect(store.upsert(stale.placement, [{ id: "x", values: vec(5), metadata: { tenant_id: "tenant-a" } }], 1000)).rejects.toBeInstanceOf(PlacementMovedError);
+      const count = await bh.registry.withPlacement(stale, (t) => store.count(t.placement));
+      expect(count).toBe(10);
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(10); // the write on the stale placement did nothing
+    });
+
+    it("erasing a tenant in the middle of a move also erases the copy", async () => {
+      await open();
+      await seed(bh, "tenant-a", 200);
+      const stop = new AbortController();
+      await expect(bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE, { batchSize: 50, signal: stop.signal, onProgress: (p) => p.copied > 0 && stop.abort() })).rejects.toThrow(/abort/i);
+      const report = await bh.eraseTenant("tenant-a", "test");
+      expect(report.verified).toBe(true);
+      expect(await db.query("SELECT name FROM indexes ORDER BY id")).toEqual([{ name: "shared-index-1" }]);
+      expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND relname = 'vec_2'", [db.schema]))[0]!.n).toBe(0);
+    });
+  });
+}
