@@ -1,13 +1,18 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { openBulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import { dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
 const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
 const dir = mkdtempSync(join(tmpdir(), "bulkhead-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(dropTestSchemas);
 
 /** Runs the built `bulkhead` in a child process on this file's data directory. */
 async function bulkhead(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -70,5 +75,48 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     expect((await bulkhead("tenants", "add", "dup", "Dup")).code).toBe(4);
     expect((await bulkhead("tenants", "add", "x1", "X", "--tier", "gold")).stderr).toContain("tier: must be one of free, pro, enterprise");
     expect((await bulkhead("keys", "create")).stderr).toContain("give exactly one of --tenant <tenantId> or --admin");
+  });
+
+  it.runIf(serverUrl)("a move killed mid-copy (SIGKILL) is listed, the tenant keeps working, and `migrate resume` finishes it with nothing lost", async () => {
+    const schema = newTestSchema();
+    const env = { ...process.env, DATABASE_URL: serverUrl!, BULKHEAD_SCHEMA: schema, BULKHEAD_DIMENSION: "8" };
+    const { bulkhead: bh } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { schema, dimension: 8 } });
+    const owner = new pg.Client({ connectionString: ownerUrl });
+    await owner.connect();
+    try {
+      await bh.registry.registerTenant("big", "Big", TenantTier.PRO, { quota: { requestsPerSecond: 100_000, burst: 100_000 } });
+      for (let s = 0; s < 3000; s += 500) await bh.dataManager.upsertDocuments("big", Array.from({ length: 500 }, (_, i) => ({ id: `d${String(s + i).padStart(5, "0")}`, values: vec(s + i) })));
+
+      const child = spawn(process.execPath, [cli, "migrate", "start", "big", "--tier", "enterprise", "--batch-size", "10", "--json"], { env, stdio: "ignore" });
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      let copied = 0;
+      for (let i = 0; i < 1500 && copied === 0; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        copied = Number((await owner.query(`SELECT copied FROM "${schema}".placement_moves WHERE tenant = 'big'`)).rows[0]?.copied ?? 0);
+      }
+      child.kill("SIGKILL");
+      await exited;
+      expect(copied).toBeGreaterThan(0);
+
+      const [move] = JSON.parse((await promisify(execFile)(process.execPath, [cli, "migrate", "status", "--json"], { env })).stdout);
+      expect(move).toMatchObject({ tenantId: "big", toTier: "enterprise", toIndex: "dedicated-big", phase: "copying", total: 3000 });
+      expect(move.copied).toBeGreaterThan(0);
+      expect(move.copied).toBeLessThan(3000);
+
+      // The tenant keeps working on its shared namespace while the move is stopped.
+      await bh.dataManager.upsertDocuments("big", [{ id: "d00000", values: vec(9001), metadata: { changed: true } }, { id: "new", values: vec(9002) }]);
+      await bh.dataManager.deleteDocuments("big", ["d02999"]);
+
+      const resumed = JSON.parse((await promisify(execFile)(process.execPath, [cli, "migrate", "resume", "big", "--json"], { env })).stdout);
+      expect(resumed).toMatchObject({ tenantId: "big", tier: "enterprise", isolation: "dedicated-index", index: "dedicated-big" });
+      expect(JSON.parse((await promisify(execFile)(process.execPath, [cli, "migrate", "status", "--json"], { env })).stdout)).toEqual([]);
+      expect(await bh.dataManager.countDocuments("big")).toBe(3000);
+      const docs = (await bh.dataManager.fetchDocuments("big", ["d00000", "new", "d02999", "d01500"])).documents;
+      expect(docs.map((d) => d.id).sort()).toEqual(["d00000", "d01500", "new"]);
+      expect(docs.find((d) => d.id === "d00000")!.metadata).toEqual({ changed: true, tenant_id: "big" });
+    } finally {
+      await owner.end();
+      await bh.close();
+    }
   });
 });

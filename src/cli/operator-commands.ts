@@ -2,7 +2,8 @@ import type { Command } from "commander";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
 import { Config, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
-import { ValidationError } from "../errors.js";
+import { MoveConflictError, ValidationError } from "../errors.js";
+import type { MoveOptions, PlacementMove } from "../tenancy/placement-move.js";
 import type { Scope } from "../tenancy/api-keys.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import { print, table } from "./output.js";
@@ -61,6 +62,38 @@ function progress(verb: string): ((n: number) => void) | undefined {
   return (n) => process.stderr.write(`\r  ${verb} ${n.toLocaleString("en")} documents…\x1b[K`);
 }
 
+/** A move's progress line ("copying 12,000 of 100,000 vectors (12 %)"), only on a terminal. */
+function moveProgress(): MoveOptions["onProgress"] {
+  if (!process.stderr.isTTY) return undefined;
+  return (p) => {
+    const done = p.phase === "copying" ? ` ${p.copied.toLocaleString("en")} of ${p.total.toLocaleString("en")} vectors (${Math.floor((100 * p.copied) / Math.max(p.total, 1))} %)` : "";
+    const caught = p.phase === "catching-up" ? ` ${p.caughtUp.toLocaleString("en")} changed vectors re-copied` : "";
+    process.stderr.write(`\r  ${p.tenantId}: ${p.phase}${done}${caught}…\x1b[K`);
+  };
+}
+
+/**
+ * Runs a move so that Ctrl-C stops it cleanly between two steps: the tenant keeps working where it
+ * is, and the move stays recorded for `migrate resume` or `migrate rollback`.
+ */
+async function interruptible<T>(tenantId: string, run: (options: MoveOptions) => Promise<T>): Promise<T> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await run({ signal: stop.signal, onProgress: moveProgress() });
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+    clearProgress();
+    throw new MoveConflictError(tenantId, `move of ${tenantId} interrupted; it keeps working where it is. Continue with: bulkhead migrate resume ${tenantId}  (or discard the copy: bulkhead migrate rollback ${tenantId})`);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    clearProgress();
+  }
+}
+
 /** Clears the progress line before the result is printed. */
 const clearProgress = () => process.stderr.isTTY && process.stderr.write("\r\x1b[K");
 
@@ -109,7 +142,7 @@ export function addOperatorCommands(program: Command): void {
   common(tenants.command("set-tier <tenantId> <tier>").description("Change a tenant's tier (to or from enterprise moves its vectors)"))
     .action((tenantId: string, to: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        const t = await bh.registry.changeTier(tenantId, tier(to));
+        const t = await interruptible(tenantId, (o) => bh.registry.changeTier(tenantId, tier(to), o));
         await bh.audit.record(ACTOR, "tenant.tier", t.tenantId, { tier: t.tier });
         print(opts.json, tenantView(t), () => `${t.tenantId} is now ${t.tier}: ${t.isolation} in ${t.index}`);
       }),
@@ -197,6 +230,46 @@ export function addOperatorCommands(program: Command): void {
       );
   }
 
+  const migrate = program.command("migrate").description("Move tenants online: to or from a dedicated index, or to another shared index (the tenant keeps working)");
+  const moved = (opts: Common, t: Tenant, action: string) => print(opts.json, tenantView(t), () => `${t.tenantId} ${action}: ${t.tier}, ${t.isolation} in ${t.index}`);
+  common(migrate.command("start <tenantId>").description("Move a tenant; resolves when its placement has switched (Ctrl-C stops it resumably)"))
+    .option("--tier <tier>", "new tier (to or from enterprise moves the vectors)")
+    .option("--index <name>", "shared index to move to (see capacity)")
+    .option("--batch-size <n>", "vectors per copy transaction", "1000")
+    .action((tenantId: string, opts: Common & { tier?: string; index?: string; batchSize: string }) =>
+      withBulkhead(opts, async (bh) => {
+        const batchSize = Number(opts.batchSize);
+        if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new ValidationError("--batch-size", `must be a whole number from 1 to 10000, got "${opts.batchSize}"`);
+        if (opts.tier === undefined && opts.index === undefined) throw new ValidationError("--tier", "give --tier, --index or both");
+        const target = { tier: opts.tier === undefined ? undefined : tier(opts.tier), index: opts.index };
+        const t = await interruptible(tenantId, (o) => bh.registry.moveTenant(tenantId, target, { ...o, batchSize }));
+        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, index: t.index });
+        moved(opts, t, "moved");
+      }),
+    );
+  common(migrate.command("resume <tenantId>").description("Continue an interrupted move from its last checkpoint"))
+    .action((tenantId: string, opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o));
+        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, index: t.index, resumed: true });
+        moved(opts, t, "moved");
+      }),
+    );
+  common(migrate.command("rollback <tenantId>").description("Discard an interrupted move's copy; the tenant stays where it is"))
+    .action((tenantId: string, opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const t = await bh.registry.rollbackMove(tenantId);
+        await bh.audit.record(ACTOR, "tenant.move.rollback", t.tenantId);
+        moved(opts, t, "stays");
+      }),
+    );
+  common(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
+    .action((opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const moves = (await bh.registry.listMoves()).map((m: PlacementMove) => ({ ...m, percent: Math.floor((100 * m.copied) / Math.max(m.total, 1)) }));
+        print(opts.json, moves, () => table(moves, ["tenantId", "toTier", "toIndex", "phase", "copied", "total", "percent", "updatedAt"]));
+      }),
+    );
   common(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
     .action((opts: Common) =>
       withBulkhead(opts, async (bh) => {
