@@ -339,7 +339,7 @@ CREATE TABLE ${s}.move_changes (
   PRIMARY KEY (tenant_id, id)
 );
 SELECT ${s}.protect_table('move_changes');
-GRANT SELECT, INSERT, DELETE ON ${s}.move_changes TO ${r};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.move_changes TO ${r};
 
 -- First statement of every data transaction after the tenant context: waits while the tenant's
 -- placement is being switched (the switch holds this lock exclusively), then aborts with BHP01 if

@@ -1,6 +1,10 @@
 import type { TenantTier } from "../config.js";
 import type { Placement, VectorStore } from "../stores/store.js";
 
+/** The catch-up hands over to the switch once a round re-copies fewer changed ids than this. */
+const SWITCH_BELOW = 100;
+const MAX_ROUNDS = 50;
+
 /** Where a move is: copying the vectors, building the target's ANN index, re-copying what changed meanwhile. */
 export type MovePhase = "copying" | "indexing" | "catching-up";
 
@@ -51,7 +55,7 @@ export interface MoveCheckpoint {
  * tenant keeps reading and writing its current placement throughout:
  * 1. copy the vectors in id order, a page per transaction (idempotent: a crash re-copies one page);
  * 2. build the target's HNSW index once, in bulk, if the tenant has outgrown exact search;
- * 3. re-copy logged ids until the log is nearly empty — the switch drains the rest under the lock.
+ * 3. re-copy logged ids in rounds until a round is small — the switch applies the rest under its lock.
  */
 export async function copyOnline(
   store: VectorStore,
@@ -92,14 +96,17 @@ export async function copyOnline(
     state.phase = "catching-up";
     await step();
   }
+  // Each round re-copies what was written during the previous one; rounds shrink as long as the
+  // move copies faster than the tenant writes. The switch applies the last few under its lock, so
+  // stopping at a small round keeps the tenant's pause short (bounded by MAX_ROUNDS if it never gets small).
   const target = { ...to, annIndexed: state.targetIndexed };
-  for (;;) {
+  for (let round = 1; ; round++) {
     const n = await store.catchUp(from, target, batch);
     caughtUp += n;
     report();
     options.signal?.throwIfAborted();
     await new Promise((resolve) => setImmediate(resolve));
-    if (n < batch) break;
+    if (n < Math.min(batch, SWITCH_BELOW) || round === MAX_ROUNDS) break;
   }
   return { targetIndexed: state.targetIndexed };
 }

@@ -40,10 +40,14 @@ export const sql = {
   /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
   checkPlacement: "SELECT check_placement($1, $2)",
 
-  /** While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows) — logged in the write's transaction. */
-  logUpserted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text) ON CONFLICT DO NOTHING`,
+  /**
+   * While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows), logged in
+   * the write's transaction. An id already logged is updated rather than skipped, so the write holds
+   * its log row locked until it commits (see `claimChanges`).
+   */
+  logUpserted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text) ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id`,
   /** The same for a delete: $1 tenant, $2 JSON array of ids. */
-  logDeleted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, jsonb_array_elements_text($2::jsonb) ON CONFLICT DO NOTHING`,
+  logDeleted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, jsonb_array_elements_text($2::jsonb) ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id`,
 
   /**
    * $1 tenant, $2 JSON array of {id, embedding, metadata}, $3 the tenant's document quota. One
@@ -128,14 +132,20 @@ export const sql = {
     SELECT count(*)::int AS copied, max(id) AS last_id FROM written`,
 
   /**
-   * A move's catch-up: $1 tenant, $2 most ids to take. Takes logged ids and, in the same snapshot,
-   * copies each again from `from` or removes it from `to` if it is gone. Runs after
-   * `lockTenantWrites`, so no write commits in between and every change is either seen or logged again.
+   * A move's catch-up, first statement: $1 tenant, $2 most ids. Locks logged ids; a write still in
+   * flight on one of them holds its log row (see `logUpserted`), so this waits until it commits.
+   */
+  claimChanges: "SELECT id FROM move_changes WHERE tenant_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
+
+  /**
+   * Second statement, in the same transaction (so with a snapshot taken after the claim): $1 tenant,
+   * $2 JSON array of the claimed ids. Copies each again from `from`, or removes it from `to` if it
+   * is gone, and clears it from the log. A write that commits later logs its id again (its log row
+   * is locked by us until then), so no change is missed and writers are never blocked for long.
    */
   catchUp: (from: Placement, to: Placement) => `
     WITH taken AS (
-      DELETE FROM move_changes WHERE tenant_id = $1
-         AND id IN (SELECT id FROM move_changes WHERE tenant_id = $1 LIMIT $2)
+      DELETE FROM move_changes WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))
       RETURNING id),
     copied AS (
       INSERT INTO ${tableOf(to)} AS t (tenant_id, id, embedding, metadata, updated_at)

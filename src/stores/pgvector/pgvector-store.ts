@@ -130,22 +130,28 @@ export class PgvectorStore implements VectorStore {
     return { copied: row!.copied, lastId: row!.last_id };
   }
 
-  async catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
-    const [, [row]] = (await this.guarded(from, [
-      { text: sql.lockTenantWrites, params: [from.tenantId] },
-      { text: sql.catchUp(from, to), params: [from.tenantId, limit] },
-    ])) as [unknown, { n: number }[]];
-    return row!.n;
+  catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
+    return this.db.withTenant(from.tenantId, async (tx) => {
+      await this.check(tx, from);
+      return this.applyChanges(tx, from, to, limit);
+    });
   }
 
   async finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
     // The registry's transaction has no tenant context (RLS hides every row); enter it for exactly this tenant.
     await enterTenantContext(tx, from.tenantId);
-    while ((await tx.query<{ n: number }>(sql.catchUp(from, to), [from.tenantId, 10_000]))[0]!.n > 0);
+    while ((await this.applyChanges(tx, from, to, 10_000)) > 0);
     const [a] = await tx.query<{ n: number }>(sql.count(from), [from.tenantId]);
     const [b] = await tx.query<{ n: number }>(sql.count(to), [from.tenantId]);
     await enterTenantContext(tx, null);
     return { from: a!.n, to: b!.n };
+  }
+
+  /** Claims up to `limit` logged ids, then makes `to` equal `from` for them (two statements: see `sql.catchUp`). */
+  private async applyChanges(tx: Queryable, from: Placement, to: Placement, limit: number): Promise<number> {
+    const ids = (await tx.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
+    if (ids.length > 0) await tx.query(sql.catchUp(from, to), [from.tenantId, JSON.stringify(ids)]);
+    return ids.length;
   }
 
   /**
