@@ -19,8 +19,9 @@ export const registrySql = {
   /**
    * Exclusive form of the per-tenant lock every data transaction takes shared (check_placement):
    * waits for the tenant's operations in flight and holds new ones until the transaction ends.
+   * $1 tenant, $2 schema (the same key check_placement computes with its own schema).
    */
-  lockTenantPlacement: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.tenant-placement.' || current_schema() || '.' || $1))",
+  lockTenantPlacement: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.tenant-placement.' || $2 || '.' || $1))",
   /** Shared indexes of a dimension with their namespaces in use (tenants plus slots reserved by moves), oldest first. */
   sharedIndexes: `SELECT i.id, i.name, i.dimension, i.metric, i.max_namespaces,
                          ((SELECT count(*) FROM tenants t WHERE t.index_id = i.id) +

@@ -244,7 +244,7 @@ export class TenantRegistry {
     if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId]);
+      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
       const current = await this.load(tx, tenantId);
       if (!current) throw new TenantNotFoundError(tenantId);
       if (current.placement.moving) throw new MoveConflictError(tenantId, `tenant "${tenantId}" is already being moved; resume or roll back that move first`);
@@ -281,7 +281,7 @@ export class TenantRegistry {
     );
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId]);
+      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
       const current = await this.load(tx, tenantId);
       if (!current || current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
       const counts = await this.store.finishCopy(tx, current.placement, to);
@@ -306,7 +306,7 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId]);
+      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
       const current = await this.load(tx, tenantId);
       if (!current) throw new TenantNotFoundError(tenantId);
       const row = await this.loadMove(tenantId, tx);
@@ -352,7 +352,7 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId]);
+      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
       const tenant = await this.load(tx, tenantId);
       if (!tenant) throw new TenantNotFoundError(tenantId);
       if (tenant.placement.moving) await this.dropMoveTarget(tx, tenant, await this.loadMove(tenantId, tx));
