@@ -24,6 +24,8 @@ const { values: args } = parseArgs({
   options: {
     vectors: { type: "string", default: "100000" },
     out: { type: "string", default: "bench/results/operations-postgres.json" },
+    // Load, index and the two moves only (skips backup, erasure and restore).
+    "moves-only": { type: "boolean", default: false },
   },
 });
 const VECTORS = Number(args.vectors);
@@ -73,8 +75,9 @@ async function timed<T>(bh: Bulkhead, name: string, probe: number[], fn: () => P
 }
 
 /**
- * The moving tenant's own traffic: every 20 ms an upsert of 5 new documents and a query. Returns
- * a stop function that reports latencies, failures and the acknowledged ids.
+ * The moving tenant's own traffic: an upsert of 5 new documents every 200 ms (25 vectors/s, about
+ * two million a day) and a query every 50 ms. Returns a stop function that reports latencies,
+ * failures and the acknowledged ids.
  */
 function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number, prefix: string) {
   let running = true;
@@ -82,7 +85,7 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
   const reads: number[] = [];
   const acknowledged: string[] = [];
   let failed = 0;
-  const loop = async (op: (i: number) => Promise<unknown>, latencies: number[]) => {
+  const loop = async (op: (i: number) => Promise<unknown>, latencies: number[], pauseMs: number) => {
     for (let i = 0; running; i++) {
       const t0 = performance.now();
       try {
@@ -92,7 +95,7 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
         failed++;
         log(`    tenant operation failed: ${(err as Error).message}`);
       }
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, pauseMs));
     }
   };
   let batch = 0;
@@ -102,8 +105,8 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
       batch++;
       await bh.dataManager.upsertDocuments("big", ids.map((id) => ({ id, values: Array.from(space.sample([11], random)) })));
       acknowledged.push(...ids);
-    }, writes),
-    loop(() => bh.dataManager.queryDocuments("big", Array.from(space.sample([3], random)), { topK: 10 }), reads),
+    }, writes, 200),
+    loop(() => bh.dataManager.queryDocuments("big", Array.from(space.sample([3], random)), { topK: 10 }), reads, 50),
   ]);
   const summary = (xs: number[]) => ({ count: xs.length, p50Ms: round(quantile(xs, 0.5), 2), p95Ms: round(quantile(xs, 0.95), 2), maxMs: round(Math.max(...xs), 1) });
   return async () => {
@@ -146,6 +149,20 @@ async function onlineMove(bh: Bulkhead, tier: TenantTier, space: EmbeddingSpace,
   };
 }
 
+/** Writes the results measured so far (`finalDocuments` null until the last step). */
+function save(bh: Bulkhead, steps: unknown[], finalDocuments: number | null): void {
+  const report = {
+    benchmark: "operations",
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: 200, tenantQueriesEveryMs: 50, movesOnly: args["moves-only"] },
+    steps,
+    finalDocuments,
+  };
+  writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
+  log(`wrote ${args.out}${finalDocuments === null ? " (partial)" : ` (final count ${finalDocuments})`}`);
+}
+
 async function main() {
   const owner = new pg.Client({ connectionString: process.env.DATABASE_OWNER_URL });
   await owner.connect();
@@ -178,30 +195,24 @@ async function main() {
       return { documents: VECTORS };
     }));
     steps.push(await timed(bh, "HNSW index build", probe, async () => ({ built: await bh.registry.ensureAnnIndex(await bh.registry.getTenant("big"), 1) })));
-    steps.push(await timed(bh, "backup", probe, async () => {
-      const s = await bh.backupTenant("big", file);
-      return { documents: s.documents, fileMiB: round(statSync(file).size / 2 ** 20) };
-    }));
-    steps.push(await timed(bh, "erase", probe, async () => ({ verified: (await bh.eraseTenant("big", "bench")).verified })));
-    // The bench loads with ANN indexing deferred, so each step that lays down vectors builds the index itself.
-    const index = async () => bh.registry.ensureAnnIndex(await bh.registry.getTenant("big"), 1);
-    steps.push(await timed(bh, "restore (verify file, load in one transaction) + HNSW build", probe, async () => ({ documents: (await bh.restoreTenant(file)).documents, indexed: await index() })));
+    if (!args["moves-only"]) {
+      steps.push(await timed(bh, "backup", probe, async () => {
+        const s = await bh.backupTenant("big", file);
+        return { documents: s.documents, fileMiB: round(statSync(file).size / 2 ** 20) };
+      }));
+      steps.push(await timed(bh, "erase", probe, async () => ({ verified: (await bh.eraseTenant("big", "bench")).verified })));
+      // The bench loads with ANN indexing deferred, so each step that lays down vectors builds the index itself.
+      const index = async () => bh.registry.ensureAnnIndex(await bh.registry.getTenant("big"), 1);
+      steps.push(await timed(bh, "restore (verify file, load in one transaction) + HNSW build", probe, async () => ({ documents: (await bh.restoreTenant(file)).documents, indexed: await index() })));
+    }
     // The moves run with the default ANN threshold, as in service: the target's HNSW index is built once, during the move.
     await bh.close();
     ({ bulkhead: bh } = await openBulkhead({ database: process.env.DATABASE_URL, databaseOwnerUrl: process.env.DATABASE_OWNER_URL, env: {}, config: { schema }, warn: () => {} }));
     steps.push(await timed(bh, "online move pro → enterprise (dedicated index), tenant writing and reading", probe, () => onlineMove(bh, TenantTier.ENTERPRISE, space, random)));
+    save(bh, steps, null); // a long run keeps what it measured so far
     steps.push(await timed(bh, "online move enterprise → pro (shared namespace), tenant writing and reading", probe, () => onlineMove(bh, TenantTier.PRO, space, random)));
     const count = await bh.dataManager.countDocuments("big");
-    const report = {
-      benchmark: "operations",
-      date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-      config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50 },
-      steps,
-      finalDocuments: count,
-    };
-    writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
-    log(`wrote ${args.out} (final count ${count})`);
+    save(bh, steps, count);
   } finally {
     rmSync(file, { force: true });
     await bh.close();

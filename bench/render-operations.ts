@@ -48,7 +48,7 @@ console.log(out.join("\n"));
 if (svgPath) {
   const W = 820, rowH = 34, L = 230, R = 10, T = 40, B = 50;
   const H = T + B + steps.length * rowH;
-  const maxS = Math.max(...steps.map((s) => s.seconds)) * 1.55; // room for the labels right of the bars
+  const maxS = Math.max(...steps.map((s) => s.seconds)) * 1.75; // room for the labels right of the bars
   const x = (sec: number) => L + (sec / maxS) * (W - L - R);
   const colors: Record<string, string> = { begin: "#bbb", copying: "#6baed6", indexing: "#fd8d3c", "catching-up": "#74c476", switchTransaction: "#d62728", other: "#9e9ac8" };
   const rows = steps
