@@ -62,7 +62,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
 
     const erased = JSON.parse((await bulkhead("tenants", "delete", "beta", "--yes", "--json")).stdout);
     expect(erased).toMatchObject({ tenantId: "beta", verified: true, remaining: { tenants: 0, api_keys: 0, document_counts: 0, daily_query_counts: 0 } });
-  });
+  }, 180_000); // about twenty child processes, each opening the embedded database
 
   it("exits with a code that says what went wrong, and a message that says what to do", async () => {
     const missing = await bulkhead("tenants", "show", "nobody");
