@@ -243,9 +243,7 @@ export class TenantRegistry {
     if (target.tier !== undefined) assertTier(target.tier);
     if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
     await this.db.transaction(async (tx) => {
-      await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
-      const current = await this.load(tx, tenantId);
+      const current = await this.lockForPlacementChange(tx, tenantId);
       if (!current) throw new TenantNotFoundError(tenantId);
       if (current.placement.moving) throw new MoveConflictError(tenantId, `tenant "${tenantId}" is already being moved; resume or roll back that move first`);
       const tier = target.tier ?? current.tier;
@@ -280,9 +278,7 @@ export class TenantRegistry {
       options,
     );
     await this.db.transaction(async (tx) => {
-      await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
-      const current = await this.load(tx, tenantId);
+      const current = await this.lockForPlacementChange(tx, tenantId);
       if (!current || current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
       const counts = await this.store.finishCopy(tx, current.placement, to);
       if (counts.from !== counts.to) {
@@ -305,9 +301,7 @@ export class TenantRegistry {
   async rollbackMove(tenantId: string): Promise<Tenant> {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
-      await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
-      const current = await this.load(tx, tenantId);
+      const current = await this.lockForPlacementChange(tx, tenantId);
       if (!current) throw new TenantNotFoundError(tenantId);
       const row = await this.loadMove(tenantId, tx);
       await this.dropMoveTarget(tx, current, row);
@@ -351,9 +345,7 @@ export class TenantRegistry {
   async deleteTenant(tenantId: string): Promise<void> {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
-      await tx.query(sql.lockPlacement);
-      await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
-      const tenant = await this.load(tx, tenantId);
+      const tenant = await this.lockForPlacementChange(tx, tenantId);
       if (!tenant) throw new TenantNotFoundError(tenantId);
       if (tenant.placement.moving) await this.dropMoveTarget(tx, tenant, await this.loadMove(tenantId, tx));
       await this.store.dropStorage(tx, tenant.placement);
@@ -467,6 +459,16 @@ export class TenantRegistry {
     if (indexName === current.index) throw new ValidationError("index", `tenant "${current.tenantId}" is already in ${indexName}`);
     if (indexName === undefined && !current.dedicatedIndex) throw new ValidationError("index", "name the shared index to move to (or change the tier to enterprise)");
     return this.claimNamespace(tx, indexName);
+  }
+
+  /**
+   * Takes the placement lock (no concurrent placement decisions) and the tenant's placement lock
+   * exclusively (waits for its operations in flight, holds new ones), then reads the tenant.
+   */
+  private async lockForPlacementChange(tx: Queryable, tenantId: string): Promise<Tenant | undefined> {
+    await tx.query(sql.lockPlacement);
+    await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
+    return this.load(tx, tenantId);
   }
 
   /** Drops what a move created (its target namespace or index and the change log) and forgets the move. */
