@@ -88,3 +88,11 @@ export function toWireValue(value: unknown): string | null {
 export async function enterTenantContext(tx: Queryable, tenantId: string | null): Promise<void> {
   await tx.query("SELECT set_config($1, $2, true)", [TENANT_SETTING, tenantId ?? ""]);
 }
+
+/** Runs `fn` in an open control-plane transaction switched to one tenant's context, then leaves it. */
+export async function inTenantContext<T>(tx: Queryable, tenantId: string, fn: () => Promise<T>): Promise<T> {
+  await enterTenantContext(tx, tenantId);
+  const result = await fn();
+  await enterTenantContext(tx, null);
+  return result;
+}

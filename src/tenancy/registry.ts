@@ -1,6 +1,6 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
 import { QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
-import { enterTenantContext, type Db, type Queryable } from "../db/db.js";
+import { inTenantContext, type Db, type Queryable } from "../db/db.js";
 import { MoveConflictError, PlacementMovedError, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import type { IndexSpec, Placement, VectorStore } from "../stores/store.js";
 import { describeCapacity, thresholdCount, type IndexCapacity } from "./capacity.js";
@@ -244,12 +244,11 @@ export class TenantRegistry {
     if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
     await this.db.transaction(async (tx) => {
       const current = await this.lockForPlacementChange(tx, tenantId);
-      if (!current) throw new TenantNotFoundError(tenantId);
       if (current.placement.moving) throw new MoveConflictError(tenantId, `tenant "${tenantId}" is already being moved; resume or roll back that move first`);
       const tier = target.tier ?? current.tier;
       const [indexId, slot] = await this.placeMoveTarget(tx, current, tier, target.index);
       // The tenant's document counter (kept by every write) sizes the progress bar.
-      const [counted] = await this.inTenantContext(tx, tenantId, () => tx.query<{ documents: string }>("SELECT documents FROM document_counts WHERE tenant_id = $1", [tenantId]));
+      const [counted] = await inTenantContext(tx, tenantId, () => tx.query<{ documents: string }>("SELECT documents FROM document_counts WHERE tenant_id = $1", [tenantId]));
       await tx.query(sql.insertMove, [tenantId, tier, indexId, slot, Number(counted?.documents ?? 0)]);
       const to = this.moveTargetPlacement(current, { to_index_id: indexId, to_slot: slot, to_ann_indexed: false });
       await this.store.createNamespace(tx, to);
@@ -279,7 +278,7 @@ export class TenantRegistry {
     );
     await this.db.transaction(async (tx) => {
       const current = await this.lockForPlacementChange(tx, tenantId);
-      if (!current || current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
+      if (current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
       const counts = await this.store.finishCopy(tx, current.placement, to);
       if (counts.from !== counts.to) {
         throw new MoveConflictError(tenantId, `move of "${tenantId}" not switched: ${counts.from} vectors in the current placement but ${counts.to} copied; resume or roll it back`);
@@ -302,7 +301,6 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
       const current = await this.lockForPlacementChange(tx, tenantId);
-      if (!current) throw new TenantNotFoundError(tenantId);
       const row = await this.loadMove(tenantId, tx);
       await this.dropMoveTarget(tx, current, row);
       await tx.query(sql.bumpEpoch, [tenantId]);
@@ -346,7 +344,6 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     await this.db.transaction(async (tx) => {
       const tenant = await this.lockForPlacementChange(tx, tenantId);
-      if (!tenant) throw new TenantNotFoundError(tenantId);
       if (tenant.placement.moving) await this.dropMoveTarget(tx, tenant, await this.loadMove(tenantId, tx));
       await this.store.dropStorage(tx, tenant.placement);
       await tx.query(sql.deleteTenant, [tenantId]);
@@ -464,16 +461,19 @@ export class TenantRegistry {
   /**
    * Takes the placement lock (no concurrent placement decisions) and the tenant's placement lock
    * exclusively (waits for its operations in flight, holds new ones), then reads the tenant.
+   * Throws `TenantNotFoundError`.
    */
-  private async lockForPlacementChange(tx: Queryable, tenantId: string): Promise<Tenant | undefined> {
+  private async lockForPlacementChange(tx: Queryable, tenantId: string): Promise<Tenant> {
     await tx.query(sql.lockPlacement);
     await tx.query(sql.lockTenantPlacement, [tenantId, this.db.schema]);
-    return this.load(tx, tenantId);
+    const tenant = await this.load(tx, tenantId);
+    if (!tenant) throw new TenantNotFoundError(tenantId);
+    return tenant;
   }
 
   /** Drops what a move created (its target namespace or index and the change log) and forgets the move. */
   private async dropMoveTarget(tx: Queryable, current: Tenant, row: MoveRow): Promise<void> {
-    await this.inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
+    await inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);
     await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
     if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);
@@ -496,14 +496,6 @@ export class TenantRegistry {
       annIndexed: row.to_ann_indexed,
       moving: false,
     });
-  }
-
-  /** Runs `fn` in the open control-plane transaction switched to one tenant's RLS context. */
-  private async inTenantContext<T>(tx: Queryable, tenantId: string, fn: () => Promise<T>): Promise<T> {
-    await enterTenantContext(tx, tenantId);
-    const result = await fn();
-    await enterTenantContext(tx, null);
-    return result;
   }
 
   private async createDedicatedIndex(tx: Queryable, tenantId: string, dimension: number): Promise<number> {

@@ -1,5 +1,5 @@
 import type { BulkheadConfig } from "../../config.js";
-import { enterTenantContext, type LocalSettings, type Queryable, type Row, type Statement, type TenantDb } from "../../db/db.js";
+import { inTenantContext, type LocalSettings, type Queryable, type Row, type Statement, type TenantDb } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
 import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
@@ -139,12 +139,12 @@ export class PgvectorStore implements VectorStore {
 
   async finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
     // The registry's transaction has no tenant context (RLS hides every row); enter it for exactly this tenant.
-    await enterTenantContext(tx, from.tenantId);
-    while ((await this.applyChanges(tx, from, to, 10_000)) > 0);
-    const [a] = await tx.query<{ n: number }>(sql.count(from), [from.tenantId]);
-    const [b] = await tx.query<{ n: number }>(sql.count(to), [from.tenantId]);
-    await enterTenantContext(tx, null);
-    return { from: a!.n, to: b!.n };
+    return inTenantContext(tx, from.tenantId, async () => {
+      while ((await this.applyChanges(tx, from, to, 10_000)) > 0);
+      const [a] = await tx.query<{ n: number }>(sql.count(from), [from.tenantId]);
+      const [b] = await tx.query<{ n: number }>(sql.count(to), [from.tenantId]);
+      return { from: a!.n, to: b!.n };
+    });
   }
 
   /** Claims up to `limit` logged ids, then makes `to` equal `from` for them (two statements: see `sql.catchUp`). */
