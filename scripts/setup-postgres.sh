@@ -3,7 +3,8 @@
 #   - pgvector built and installed (scripts/install-pgvector.sh), the server started if it is down;
 #   - an owner role that runs migrations and owns every table (bulkhead_owner);
 #   - a runtime login role that owns nothing, is not superuser and has no BYPASSRLS (bulkhead_app);
-#   - a database owned by the owner role, with the vector extension created by a superuser.
+#   - a database owned by the owner role, with the vector extension created by a superuser
+#     (and the same for each database named as an argument: cells, e.g. `setup-postgres.sh bulkhead_cell`).
 # Prints the two URLs to export. Superuser access: SUPERUSER_URL (default: postgres over 127.0.0.1, trust auth).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,15 +32,19 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
-if [ "$(psql_super -c "SELECT 1 FROM pg_database WHERE datname = '$DB'")" != "1" ]; then
-  psql_super -c "CREATE DATABASE \"$DB\" OWNER bulkhead_owner"
-fi
-psql "postgres://postgres@$HOST:$PORT/$DB" -v ON_ERROR_STOP=1 -qAt <<SQL
+# The database itself, and any named on the command line: more stores (cells) for BULKHEAD_CELLS,
+# prepared the same way (the test suites use "<database>_cell" when it exists).
+for db in "$DB" "$@"; do
+  if [ "$(psql_super -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" != "1" ]; then
+    psql_super -c "CREATE DATABASE \"$db\" OWNER bulkhead_owner"
+  fi
+  psql "postgres://postgres@$HOST:$PORT/$db" -v ON_ERROR_STOP=1 -qAt <<SQL
 CREATE EXTENSION IF NOT EXISTS vector;
 ALTER EXTENSION vector UPDATE;
 -- The runtime role may connect and use the vector type, nothing more; migrations grant the rest.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT CONNECT ON DATABASE "$DB" TO bulkhead_app;
+GRANT CONNECT ON DATABASE "$db" TO bulkhead_app;
 SQL
+done
 echo "export DATABASE_URL=postgres://bulkhead_app@$HOST:$PORT/$DB"
 echo "export DATABASE_OWNER_URL=postgres://bulkhead_owner@$HOST:$PORT/$DB"

@@ -6,7 +6,13 @@ export interface Backend {
   name: string;
   /** Opens a fresh, isolated Bulkhead (own in-memory database, or own schema on the server). */
   open(options?: BulkheadOptions): ReturnType<typeof openBulkhead>;
+  /** The same with a second store, the cell "cell-2" (another in-memory database, or the server's `<database>_cell`). */
+  openWithCell(options?: BulkheadOptions): ReturnType<typeof openBulkhead>;
 }
+
+/** The same URL with the database `<name>_cell` (created by `scripts/setup-postgres.sh bulkhead_cell`). */
+const cellDatabase = (url: string) => url.replace(/\/([^/?]+)(\?|$)/, (_m, db: string, rest: string) => `/${db}_cell${rest}`);
+const withCell = (options: BulkheadOptions, cell: { url: string; ownerUrl?: string }): BulkheadOptions => ({ ...options, config: { ...options.config, cells: { "cell-2": cell } } });
 
 const serverUrl = process.env.DATABASE_URL?.startsWith("postgres") ? process.env.DATABASE_URL : undefined;
 const ownerUrl = process.env.DATABASE_OWNER_URL;
@@ -21,6 +27,7 @@ const schemas: string[] = [];
 export const pglite: Backend = {
   name: "pglite",
   open: (options = {}) => openBulkhead({ ...options, database: "memory://", env: {} }),
+  openWithCell: (options = {}) => pglite.open(withCell(options, { url: "memory://" })),
 };
 
 export const postgres: Backend | undefined =
@@ -32,6 +39,7 @@ export const postgres: Backend | undefined =
           schemas.push(schema);
           return openBulkhead({ ...options, database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { ...options.config, schema } });
         },
+        openWithCell: (options = {}) => postgres!.open(withCell(options, { url: cellDatabase(serverUrl), ownerUrl: cellDatabase(ownerUrl) })),
       }
     : undefined;
 
@@ -56,12 +64,19 @@ export const BACKENDS: Backend[] = [pglite, ...(postgres ? [postgres] : [])];
 /** Drops the schemas this test file created on the server. */
 export async function dropTestSchemas(): Promise<void> {
   if (!ownerUrl || schemas.length === 0) return;
-  const client = new pg.Client({ connectionString: ownerUrl });
-  await client.connect();
-  try {
-    for (const s of schemas.splice(0)) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
-  } finally {
-    await client.end();
+  const dropped = schemas.splice(0);
+  for (const url of [ownerUrl, cellDatabase(ownerUrl)]) {
+    const client = new pg.Client({ connectionString: url });
+    try {
+      await client.connect();
+    } catch {
+      continue; // no cell database on this server
+    }
+    try {
+      for (const s of dropped) await client.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+    } finally {
+      await client.end();
+    }
   }
 }
 
