@@ -7,6 +7,8 @@ import { TenantDataManager } from "./data/data-manager.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
 import { PgvectorStore } from "./stores/pgvector/pgvector-store.js";
+import { PgvectorCell } from "./stores/pgvector/pgvector-cell.js";
+import { StoreRouter } from "./stores/store-router.js";
 import type { VectorStore } from "./stores/store.js";
 import { TenantRegistry } from "./tenancy/registry.js";
 import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
@@ -47,6 +49,8 @@ export interface Bulkhead {
   readonly costEngine: CostAllocationEngine;
   /** The vector store's name and capabilities. */
   readonly store: Pick<VectorStore, "name" | "capabilities">;
+  /** Names of the stores tenants can live in: "home" and the configured cells (`BULKHEAD_CELLS`). */
+  readonly stores: readonly string[];
   /** Which database engine is underneath. */
   readonly databaseKind: Db["kind"];
   /** Per-tenant statistics (`getTenantStats`), alerts (`on("alert")`) and Prometheus metrics (`metricsText()`). */
@@ -82,7 +86,7 @@ export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bul
 }
 
 /** Internal: the Bulkhead together with its raw database handle (tests attack the database directly). */
-export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db }> {
+export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db; cells: PgvectorCell[] }> {
   const overrides = { ...options.config };
   if (options.database !== undefined) overrides.databaseUrl = options.database;
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
@@ -90,7 +94,18 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const warn = options.warn ?? ((m) => console.warn(m));
   const now = options.now ?? Date.now;
   const db = await openDatabase(config, warn);
-  const store = new PgvectorStore(db, config);
+  let cells: PgvectorCell[];
+  try {
+    cells = await openCells(config, warn);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  const store = new StoreRouter(new PgvectorStore(db, config), new Map(cells.map((c) => [c.name, c])));
+  const closeDatabases = async () => {
+    for (const c of cells) await c.db.close();
+    await db.close();
+  };
   const registry = new TenantRegistry(db, store, config, config.tenantCacheTtlMs);
   const ledger = new UsageLedger(db, {
     flushIntervalMs: config.usageFlushIntervalMs,
@@ -119,9 +134,12 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const redisConnection = config.redisUrl ? await connectRedis(config.redisUrl, config.redisTimeoutMs, (up) => metrics.redisUp.set(up ? 1 : 0), warn) : undefined;
   try {
     await feed?.start();
+    // Whatever a crash left in a cell (a half-done switch, a copy nobody claims) is put right first.
+    await registry.reconcileCells();
   } catch (err) {
+    await feed?.close();
     await redisConnection?.close();
-    await db.close();
+    await closeDatabases();
     throw err;
   }
   const redis = redisConnection?.redis;
@@ -149,13 +167,14 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     dataManager,
     costEngine,
     store: { name: store.name, capabilities: store.capabilities },
+    stores: store.storeNames(),
     databaseKind: db.kind,
     monitor,
     keys,
     audit,
     eraseTenant: (tenantId, actor) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return eraseTenant({ db, registry, keys, audit }, tenantId, actor);
+      return eraseTenant({ db, cells, registry, keys, audit }, tenantId, actor);
     },
     backupTenant: (tenantId, file, o) => {
       if (closed) throw new ClosedError("Bulkhead");
@@ -178,9 +197,27 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       } finally {
         await feed?.close();
         await redisConnection?.close();
-        await db.close();
+        await closeDatabases();
       }
     },
   };
-  return { bulkhead, db };
+  return { bulkhead, db, cells };
+}
+
+/** Opens (and migrates) every configured cell: a database like the home one, under the same schema. */
+async function openCells(config: BulkheadConfig, warn: (message: string) => void): Promise<PgvectorCell[]> {
+  const cells: PgvectorCell[] = [];
+  try {
+    for (const [name, cell] of Object.entries(config.cells)) {
+      const cellConfig = { ...config, databaseUrl: cell.url, databaseOwnerUrl: cell.ownerUrl };
+      const db = await openDatabase(cellConfig, warn).catch((err: Error) => {
+        throw Object.assign(err, { message: `cell ${name}: ${err.message}` });
+      });
+      cells.push(new PgvectorCell(name, db, new PgvectorStore(db, config)));
+    }
+    return cells;
+  } catch (err) {
+    for (const c of cells) await c.db.close();
+    throw err;
+  }
 }

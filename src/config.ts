@@ -63,6 +63,17 @@ export interface PriceBook {
   dedicatedComputeMonthly: number;
 }
 
+/** One more store (cell): a database like the home one (same schema), reached with these URLs. */
+export interface CellConfig {
+  /** Runtime connection, like `databaseUrl`. */
+  readonly url: string;
+  /** Owner connection that migrates the cell on a server, like `databaseOwnerUrl`. */
+  readonly ownerUrl?: string;
+}
+
+/** Name of the database Bulkhead's control plane lives in; the first store. */
+export const HOME_STORE = "home";
+
 /** The resolved configuration: defaults, then the JSON file named by `BULKHEAD_CONFIG`, then the environment, then code. */
 export interface BulkheadConfig {
   /** Vector dimension of shared indexes (and the default for dedicated ones). */
@@ -100,6 +111,13 @@ export interface BulkheadConfig {
   readonly databaseOwnerUrl: string | undefined;
   /** PostgreSQL schema holding Bulkhead's tables. */
   readonly schema: string;
+  /**
+   * More stores (cells) besides the home database, by name: each another database (`postgres://…`,
+   * a directory or `memory://`) holding the vectors of the tenants placed there. The tenant
+   * catalogue, keys, usage and moves stay in the home database. `BULKHEAD_CELLS` takes JSON like
+   * `{"cell-2":{"url":"postgres://app@db2/bulkhead","ownerUrl":"postgres://owner@db2/bulkhead"}}`.
+   */
+  readonly cells: Readonly<Record<string, CellConfig>>;
   readonly poolSize: number;
   /** Share of the connection pool one tenant's operations may hold at once (0.5 → 5 of 10). */
   readonly tenantPoolShare: number;
@@ -182,6 +200,28 @@ const identifier: Parser<string> = (raw, name) => {
   return raw;
 };
 
+const cells: Parser<Readonly<Record<string, CellConfig>>> = (raw, name) => {
+  let value = raw;
+  if (typeof raw === "string") {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new ConfigError(`${name} must be JSON like {"cell-2":{"url":"postgres://…","ownerUrl":"postgres://…"}}`);
+    }
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${name} must be an object of cells by name`);
+  const out: Record<string, CellConfig> = {};
+  for (const [cell, settings] of Object.entries(value as Record<string, Record<string, unknown>>)) {
+    if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(cell) || cell === HOME_STORE) {
+      throw new ConfigError(`${name}: cell name ${JSON.stringify(cell)} must be a slug of lower-case letters, digits and - (at most 31) and not "${HOME_STORE}"`);
+    }
+    const url = text(settings?.url, `${name}.${cell}.url`);
+    const ownerUrl = settings?.ownerUrl === undefined ? undefined : text(settings.ownerUrl, `${name}.${cell}.ownerUrl`);
+    out[cell] = Object.freeze({ url, ...(ownerUrl === undefined ? {} : { ownerUrl }) });
+  }
+  return Object.freeze(out);
+};
+
 /** Scalar settings: config key → environment variable, default and parser. */
 const SETTINGS = {
   dimension: ["BULKHEAD_DIMENSION", 384, int(1, 16_000)],
@@ -200,6 +240,7 @@ const SETTINGS = {
   databaseUrl: ["DATABASE_URL", "memory://", text],
   databaseOwnerUrl: ["DATABASE_OWNER_URL", undefined, text],
   schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
+  cells: ["BULKHEAD_CELLS", {}, cells],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
   tenantPoolShare: ["BULKHEAD_TENANT_POOL_SHARE", 0.5, fraction],
   tenantCacheTtlMs: ["BULKHEAD_TENANT_CACHE_TTL_MS", 300_000, int(0, 86_400_000)],

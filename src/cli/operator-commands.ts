@@ -31,6 +31,7 @@ const tenantView = (t: Tenant) => ({
   name: t.tenantName,
   tier: t.tier,
   status: t.status,
+  store: t.store,
   index: t.index,
   isolation: t.isolation,
   dimension: t.dimension,
@@ -118,7 +119,7 @@ export function addOperatorCommands(program: Command): void {
     .action((opts: Common & { tier?: string; status?: "active" | "suspended" }) =>
       withBulkhead(opts, async (bh) => {
         const list = (await bh.registry.listTenants({ tier: opts.tier ? tier(opts.tier) : undefined, status: opts.status })).map(tenantView);
-        print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
+        print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "store", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
       }),
     );
   common(tenants.command("show <tenantId>").description("One tenant, with its documents, keys and this month's costs"))
@@ -131,7 +132,7 @@ export function addOperatorCommands(program: Command): void {
         print(opts.json, view, () =>
           [
             `${t.tenantId} — ${t.tenantName} (${t.tier}, ${t.status})`,
-            `  placement: ${t.isolation} ${t.namespace} in ${t.index}, ${t.dimension} d, ${t.metric}`,
+            `  placement: ${t.isolation} ${t.namespace} in ${t.index} (store ${t.store}), ${t.dimension} d, ${t.metric}`,
             `  quota: ${Object.entries(t.quota).map(([k, v]) => `${k} ${v}`).join(", ")}`,
             `  keys: ${view.activeKeys} active of ${view.keys}`,
             `  ${costs.period}: ${costs.queryCount} queries, variable $${costs.variableCost.toFixed(6)}, fixed $${costs.fixedCost.toFixed(2)}`,
@@ -230,20 +231,21 @@ export function addOperatorCommands(program: Command): void {
       );
   }
 
-  const migrate = program.command("migrate").description("Move tenants online: to or from a dedicated index, or to another shared index (the tenant keeps working)");
-  const moved = (opts: Common, t: Tenant, action: string) => print(opts.json, tenantView(t), () => `${t.tenantId} ${action}: ${t.tier}, ${t.isolation} in ${t.index}`);
+  const migrate = program.command("migrate").description("Move tenants online: to or from a dedicated index, to another shared index or to another store (cell); the tenant keeps working");
+  const moved = (opts: Common, t: Tenant, action: string) => print(opts.json, tenantView(t), () => `${t.tenantId} ${action}: ${t.tier}, ${t.isolation} in ${t.index} (store ${t.store})`);
   common(migrate.command("start <tenantId>").description("Move a tenant; resolves when its placement has switched (Ctrl-C stops it resumably)"))
     .option("--tier <tier>", "new tier (to or from enterprise moves the vectors)")
     .option("--index <name>", "shared index to move to (see capacity)")
+    .option("--store <name>", "store to move to: home or a cell of BULKHEAD_CELLS")
     .option("--batch-size <n>", "vectors per copy transaction", "1000")
-    .action((tenantId: string, opts: Common & { tier?: string; index?: string; batchSize: string }) =>
+    .action((tenantId: string, opts: Common & { tier?: string; index?: string; store?: string; batchSize: string }) =>
       withBulkhead(opts, async (bh) => {
         const batchSize = Number(opts.batchSize);
         if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new ValidationError("--batch-size", `must be a whole number from 1 to 10000, got "${opts.batchSize}"`);
-        if (opts.tier === undefined && opts.index === undefined) throw new ValidationError("--tier", "give --tier, --index or both");
-        const target = { tier: opts.tier === undefined ? undefined : tier(opts.tier), index: opts.index };
+        if (opts.tier === undefined && opts.index === undefined && opts.store === undefined) throw new ValidationError("--tier", "give at least one of --tier, --index and --store");
+        const target = { tier: opts.tier === undefined ? undefined : tier(opts.tier), index: opts.index, store: opts.store };
         const t = await interruptible(tenantId, (o) => bh.registry.moveTenant(tenantId, target, { ...o, batchSize }));
-        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, index: t.index });
+        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index });
         moved(opts, t, "moved");
       }),
     );
@@ -251,7 +253,7 @@ export function addOperatorCommands(program: Command): void {
     .action((tenantId: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
         const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o));
-        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, index: t.index, resumed: true });
+        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index, resumed: true });
         moved(opts, t, "moved");
       }),
     );
@@ -267,7 +269,7 @@ export function addOperatorCommands(program: Command): void {
     .action((opts: Common) =>
       withBulkhead(opts, async (bh) => {
         const moves = (await bh.registry.listMoves()).map((m: PlacementMove) => ({ ...m, percent: Math.floor((100 * m.copied) / Math.max(m.total, 1)) }));
-        print(opts.json, moves, () => table(moves, ["tenantId", "toTier", "toIndex", "phase", "copied", "total", "percent", "updatedAt"]));
+        print(opts.json, moves, () => table(moves, ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "updatedAt"]));
       }),
     );
   common(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))

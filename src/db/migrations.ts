@@ -359,6 +359,22 @@ GRANT EXECUTE ON FUNCTION ${s}.check_placement(text, int) TO ${r};
 `;
     },
   },
+  {
+    version: 7,
+    name: "stores (cells)",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      return `
+-- Which store holds an index's vectors: 'home' (this database) or a configured cell (another
+-- database with this same schema). A cell's own indexes and tenants tables mirror only what it
+-- holds: the mirrored tenant row's placement_epoch fences the cell's data (check_placement reads
+-- it), and its foreign keys keep the cell's counters and change log tied to it.
+ALTER TABLE ${s}.indexes ADD COLUMN store text NOT NULL DEFAULT 'home';
+-- A tenant moving to a cell leaves its document counter at home behind (the cell keeps its own).
+GRANT DELETE ON ${s}.document_counts TO ${q(runtimeRole)};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

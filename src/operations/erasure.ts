@@ -1,4 +1,5 @@
 import type { Db } from "../db/db.js";
+import type { PgvectorCell } from "../stores/pgvector/pgvector-cell.js";
 import type { ApiKeyStore } from "../tenancy/api-keys.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -27,13 +28,37 @@ export interface ErasureReport {
  * index, keys, quota counters, cached entries in every instance), then proves it: every table in
  * the schema with a `tenant_id` column (found in the catalog, not listed by hand) is counted under
  * the tenant's own row-level-security context, and the control-plane tables by id. The erasure and
- * its report are written to the audit log.
+ * its report are written to the audit log. Every cell is scanned the same way.
  */
-export async function eraseTenant(deps: { db: Db; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog }, tenantId: string, actor: string): Promise<ErasureReport> {
+export async function eraseTenant(
+  deps: { db: Db; cells: readonly PgvectorCell[]; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog },
+  tenantId: string,
+  actor: string,
+): Promise<ErasureReport> {
   assertTenantId(tenantId);
   const { db, registry, audit } = deps;
   await registry.deleteTenant(tenantId);
 
+  const remaining: Record<string, number> = {};
+  const retained: Record<string, number> = {};
+  await countTenantRows(db, tenantId, "", remaining, retained);
+  // Control-plane rows that name the tenant in other columns.
+  remaining.tenants = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
+  remaining.api_keys = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM api_keys WHERE tenant = $1", [tenantId]))[0]!.n;
+  remaining.placement_moves = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM placement_moves WHERE tenant = $1", [tenantId]))[0]!.n;
+  // Every cell too, whether or not the tenant ever lived there: its tables, and its mirror of the tenant.
+  for (const cell of deps.cells) {
+    await countTenantRows(cell.db, tenantId, `${cell.name}/`, remaining, retained);
+    remaining[`${cell.name}/tenants`] = (await cell.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
+  }
+
+  const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified: Object.values(remaining).every((n) => n === 0) };
+  await audit.record(actor, "tenant.erase", tenantId, { remaining, retained, verified: report.verified });
+  return report;
+}
+
+/** Counts the tenant's rows in every table of the database's schema that has a `tenant_id` column (found in the catalog). */
+async function countTenantRows(db: Db, tenantId: string, prefix: string, remaining: Record<string, number>, retained: Record<string, number>): Promise<void> {
   const tables = await db.query<{ relname: string }>(
     `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
@@ -41,20 +66,10 @@ export async function eraseTenant(deps: { db: Db; registry: TenantRegistry; keys
       ORDER BY c.relname`,
     [db.schema],
   );
-  const remaining: Record<string, number> = {};
-  const retained: Record<string, number> = {};
   await db.withTenant(tenantId, async (tx) => {
     for (const { relname } of tables) {
       const [row] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${relname}" WHERE tenant_id = $1`, [tenantId]);
-      (RETAINED_BILLING_TABLES.includes(relname) ? retained : remaining)[relname] = row!.n;
+      (RETAINED_BILLING_TABLES.includes(relname) ? retained : remaining)[prefix + relname] = row!.n;
     }
   });
-  // Control-plane rows that name the tenant in other columns.
-  remaining.tenants = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
-  remaining.api_keys = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM api_keys WHERE tenant = $1", [tenantId]))[0]!.n;
-  remaining.placement_moves = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM placement_moves WHERE tenant = $1", [tenantId]))[0]!.n;
-
-  const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified: Object.values(remaining).every((n) => n === 0) };
-  await audit.record(actor, "tenant.erase", tenantId, { remaining, retained, verified: report.verified });
-  return report;
 }

@@ -24,6 +24,7 @@ const view = (t: Tenant) => ({
   status: t.status,
   quota: t.quota,
   quotaOverrides: t.quotaOverrides,
+  store: t.store,
   index: t.index,
   namespace: t.namespace,
   isolation: t.isolation,

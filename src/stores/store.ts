@@ -17,6 +17,8 @@ export interface StoreCapabilities {
 /** Where one tenant's vectors live. Resolved by the registry; the only thing data code scopes by. */
 export interface Placement {
   readonly tenantId: string;
+  /** The store (cell) holding the index: "home" or a configured cell's name. */
+  readonly store: string;
   readonly indexId: number;
   readonly index: string;
   readonly namespace: string;
@@ -40,6 +42,8 @@ export interface Placement {
 export interface IndexSpec {
   readonly id: number;
   readonly name: string;
+  /** The store (cell) it lives in. */
+  readonly store: string;
   readonly kind: "shared" | "dedicated";
   readonly dimension: number;
   readonly metric: Metric;

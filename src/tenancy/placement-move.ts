@@ -12,6 +12,8 @@ export type MovePhase = "copying" | "indexing" | "catching-up";
 export interface PlacementMove {
   tenantId: string;
   toTier: TenantTier;
+  /** Store (cell) the tenant is moving to. */
+  toStore: string;
   /** Index the tenant is moving to, and its namespace slot there (null for a dedicated index). */
   toIndex: string;
   toSlot: number | null;

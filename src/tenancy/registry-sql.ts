@@ -1,13 +1,15 @@
+import { sql as storeSql } from "../stores/pgvector/pgvector-sql.js";
+
 /** All control-plane SQL of the tenant registry, as named statements. */
 
 const TENANT_COLUMNS = `
   t.id, t.name, t.tier, t.status, t.quota_overrides, t.slot, t.ann_indexed, t.created_at, t.updated_at, t.placement_epoch,
   EXISTS (SELECT 1 FROM placement_moves m WHERE m.tenant = t.id) AS moving,
-  i.id AS index_id, i.name AS index_name, i.kind AS index_kind, i.dimension, i.metric`;
+  i.id AS index_id, i.name AS index_name, i.kind AS index_kind, i.store AS index_store, i.dimension, i.metric`;
 
 const MOVE_COLUMNS = `
   m.tenant, m.to_tier, m.to_slot, m.phase, m.copy_cursor, m.copied::int, m.total::int, m.to_ann_indexed, m.started_at, m.updated_at,
-  i.id AS to_index_id, i.name AS to_index_name, i.kind AS to_index_kind`;
+  i.id AS to_index_id, i.name AS to_index_name, i.kind AS to_index_kind, i.store AS to_store`;
 
 export const registrySql = {
   /** Serialises placement decisions across processes for one schema. */
@@ -16,22 +18,21 @@ export const registrySql = {
   getTenant: `SELECT ${TENANT_COLUMNS} FROM tenants t JOIN indexes i ON i.id = t.index_id WHERE t.id = $1`,
   listTenants: `SELECT ${TENANT_COLUMNS} FROM tenants t JOIN indexes i ON i.id = t.index_id
                  WHERE ($1::text IS NULL OR t.tier = $1) AND ($2::text IS NULL OR t.status = $2) ORDER BY t.id`,
+  /** The tenant's placement lock, exclusively (see the store's `holdPlacement`). $1 tenant, $2 schema. */
+  lockTenantPlacement: storeSql.holdPlacement,
   /**
-   * Exclusive form of the per-tenant lock every data transaction takes shared (check_placement):
-   * waits for the tenant's operations in flight and holds new ones until the transaction ends.
-   * $1 tenant, $2 schema (the same key check_placement computes with its own schema).
+   * Shared indexes ($1: of a dimension, $2: in a store; null for any) with their namespaces in use
+   * (tenants plus slots reserved by moves), oldest first.
    */
-  lockTenantPlacement: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.tenant-placement.' || $2 || '.' || $1))",
-  /** Shared indexes of a dimension with their namespaces in use (tenants plus slots reserved by moves), oldest first. */
-  sharedIndexes: `SELECT i.id, i.name, i.dimension, i.metric, i.max_namespaces,
+  sharedIndexes: `SELECT i.id, i.name, i.store, i.dimension, i.metric, i.max_namespaces,
                          ((SELECT count(*) FROM tenants t WHERE t.index_id = i.id) +
                           (SELECT count(*) FROM placement_moves m WHERE m.to_index_id = i.id))::int AS used
                     FROM indexes i
-                   WHERE i.kind = 'shared' AND ($1::int IS NULL OR i.dimension = $1)
+                   WHERE i.kind = 'shared' AND ($1::int IS NULL OR i.dimension = $1) AND ($2::text IS NULL OR i.store = $2)
                    ORDER BY i.id`,
-  nextSharedNumber: "SELECT count(*)::int + 1 AS n FROM indexes WHERE kind = 'shared'",
-  insertIndex: `INSERT INTO indexes (name, kind, dimension, metric, max_namespaces) VALUES ($1, $2, $3, $4, $5)
-                RETURNING id, name, kind, dimension, metric`,
+  nextSharedNumber: "SELECT count(*)::int + 1 AS n FROM indexes WHERE kind = 'shared' AND store = $1",
+  insertIndex: `INSERT INTO indexes (name, kind, dimension, metric, max_namespaces, store) VALUES ($1, $2, $3, $4, $5, $6)
+                RETURNING id, name, kind, dimension, metric, store`,
   deleteIndex: "DELETE FROM indexes WHERE id = $1",
   /** Lowest free namespace slot of an index. */
   freeSlot: `SELECT s AS slot FROM generate_series(1, $2::int) AS s
@@ -47,11 +48,28 @@ export const registrySql = {
   insertMove: "INSERT INTO placement_moves (tenant, to_tier, to_index_id, to_slot, phase, total) VALUES ($1, $2, $3, $4, 'copying', $5)",
   saveMove: `UPDATE placement_moves SET phase = $2, copy_cursor = $3, copied = $4, to_ann_indexed = $5, updated_at = now() WHERE tenant = $1`,
   deleteMove: "DELETE FROM placement_moves WHERE tenant = $1",
-  indexByName: "SELECT id, name, kind, dimension, max_namespaces FROM indexes WHERE name = $1",
+  indexByName: "SELECT id, name, kind, store, dimension, max_namespaces FROM indexes WHERE name = $1",
   setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
   setStatus: "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setQuota: "UPDATE tenants SET quota_overrides = $2, updated_at = now() WHERE id = $1 RETURNING id",
   /** $2: the placement epoch the index was built for (a move may have switched since). */
   markAnnIndexed: "UPDATE tenants SET ann_indexed = true WHERE id = $1 AND placement_epoch = $2 RETURNING id",
   deleteTenant: "DELETE FROM tenants WHERE id = $1",
+  /**
+   * What a cell ($1) must hold: each tenant placed there and each move going there, at the tenant's
+   * current placement epoch (see PgvectorCell.reconcile).
+   */
+  cellClaims: `SELECT t.id AS tenant, t.index_id, t.slot, t.placement_epoch AS epoch, true AS placed,
+                      EXISTS (SELECT 1 FROM placement_moves m WHERE m.tenant = t.id) AS moving
+                 FROM tenants t JOIN indexes i ON i.id = t.index_id WHERE i.store = $1
+               UNION ALL
+               SELECT t.id, m.to_index_id, m.to_slot, t.placement_epoch, false, true
+                 FROM placement_moves m JOIN indexes i ON i.id = m.to_index_id JOIN tenants t ON t.id = m.tenant WHERE i.store = $1`,
+  cellIndexes: "SELECT id, name, kind, dimension, metric, store FROM indexes WHERE store = $1 ORDER BY id",
+  /** A tenant's counters and change log at home, cleared when it moves to a cell (the cell keeps its own). */
+  clearHomeCounters: [
+    "DELETE FROM document_counts WHERE tenant_id = $1",
+    "DELETE FROM daily_query_counts WHERE tenant_id = $1",
+    "DELETE FROM move_changes WHERE tenant_id = $1",
+  ],
 };

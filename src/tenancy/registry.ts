@@ -1,8 +1,10 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
-import { QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
+import { HOME_STORE, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
 import { inTenantContext, type Db, type Queryable } from "../db/db.js";
 import { MoveConflictError, PlacementMovedError, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
-import type { IndexSpec, Placement, VectorStore } from "../stores/store.js";
+import type { IndexSpec, Placement } from "../stores/store.js";
+import type { StoreRouter } from "../stores/store-router.js";
+import type { CellClaim, ReconcileReport } from "../stores/pgvector/pgvector-cell.js";
 import { describeCapacity, thresholdCount, type IndexCapacity } from "./capacity.js";
 import { registrySql as sql } from "./registry-sql.js";
 import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";
@@ -25,6 +27,7 @@ interface TenantRow {
   index_id: number;
   index_name: string;
   index_kind: "shared" | "dedicated";
+  index_store: string;
   dimension: number;
   metric: Metric;
 }
@@ -43,18 +46,22 @@ interface MoveRow {
   to_index_id: number;
   to_index_name: string;
   to_index_kind: "shared" | "dedicated";
+  to_store: string;
 }
 
-/** Where to move a tenant: a new tier (to or from enterprise moves it), and/or another shared index (a cell). */
+/** Where to move a tenant: a new tier (to or from enterprise moves it), another shared index, and/or another store (cell). */
 export interface MoveTarget {
   tier?: TenantTier;
-  /** Name of the shared index to move to; by default the oldest with room. */
+  /** Name of the shared index to move to; by default the oldest with room (in the target store). */
   index?: string;
+  /** Store to move to: "home" or a configured cell; by default the named index's, else the tenant's current one. */
+  store?: string;
 }
 
 interface SharedIndexRow {
   id: number;
   name: string;
+  store: string;
   dimension: number;
   metric: Metric;
   max_namespaces: number;
@@ -105,7 +112,7 @@ export class TenantRegistry {
 
   constructor(
     private readonly db: Db,
-    private readonly store: VectorStore,
+    private readonly store: StoreRouter,
     private readonly config: RegistryConfig,
     cacheTtlMs = 300_000,
   ) {
@@ -156,7 +163,7 @@ export class TenantRegistry {
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
       if ((await tx.query(sql.tenantExists, [tenantId])).length > 0) throw new TenantAlreadyExistsError(tenantId);
-      const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, dimension), null] : await this.claimNamespace(tx);
+      const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, dimension, HOME_STORE), null] : await this.claimNamespace(tx, HOME_STORE);
       await tx.query(sql.insertTenant, [tenantId, tenantName.trim(), tier, JSON.stringify(options.quota ?? {}), indexId, slot]);
       const tenant = await this.load(tx, tenantId);
       await this.store.createNamespace(tx, tenant!.placement);
@@ -204,6 +211,9 @@ export class TenantRegistry {
         return await fn(tenant);
       } catch (err) {
         if (!(err instanceof PlacementMovedError) || attempt === 3) throw err;
+        // Refused twice: a cell's fence may disagree with the catalogue (a crash between the two
+        // commits of a move between stores); reconciling the cells repairs it, then try once more.
+        if (attempt === 2) await this.reconcileCells();
         this.forget(tenant.tenantId);
         tenant = await this.getTenant(tenant.tenantId);
       }
@@ -226,7 +236,8 @@ export class TenantRegistry {
 
   /**
    * Moves a tenant's vectors to another place while it keeps working: from a shared namespace to a
-   * dedicated index or back (with `tier`), or to another shared index (`index`: rebalancing cells).
+   * dedicated index or back (with `tier`), to another shared index (`index`), or to another store
+   * (`store`: a cell — another database; the catalogue, keys and usage stay at home).
    * 1. begin — in one transaction that waits for the tenant's operations in flight: the target is
    *    created and its slot reserved, and the placement epoch bumped, so from then on every write
    *    also logs the ids it touches;
@@ -234,6 +245,10 @@ export class TenantRegistry {
    * 3. switch — in one transaction holding the tenant's placement lock (its operations wait
    *    milliseconds): the last logged changes are applied, both sides counted (must be equal),
    *    the placement switched and the old namespace or index dropped, its slot free for reuse.
+   * Between two stores the switch spans both databases: the source's own placement lock holds the
+   * tenant there while the last changes are copied and the source is fenced off, then the catalogue
+   * switches; the cells are reconciled with the catalogue afterwards (and whenever a data call is
+   * refused twice), which also repairs a crash between those commits.
    * Reads use the old placement until the switch and the new one after; an instance with a stale
    * placement is refused by the epoch check and reloads. A crashed or aborted move stays recorded:
    * `resumeMove` continues it, `rollbackMove` discards the copy.
@@ -242,15 +257,16 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     if (target.tier !== undefined) assertTier(target.tier);
     if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
+    if (target.store !== undefined && target.store !== HOME_STORE) this.store.cell(target.store); // names the known stores if not
+    // Sizes the progress bar; read before the placement lock, which holds the tenant's data calls.
+    const total = await this.store.count((await this.getTenant(tenantId)).placement).catch(() => 0);
     await this.db.transaction(async (tx) => {
       const current = await this.lockForPlacementChange(tx, tenantId);
       if (current.placement.moving) throw new MoveConflictError(tenantId, `tenant "${tenantId}" is already being moved; resume or roll back that move first`);
       const tier = target.tier ?? current.tier;
-      const [indexId, slot] = await this.placeMoveTarget(tx, current, tier, target.index);
-      // The tenant's document counter (kept by every write) sizes the progress bar.
-      const [counted] = await inTenantContext(tx, tenantId, () => tx.query<{ documents: string }>("SELECT documents FROM document_counts WHERE tenant_id = $1", [tenantId]));
-      await tx.query(sql.insertMove, [tenantId, tier, indexId, slot, Number(counted?.documents ?? 0)]);
-      const to = this.moveTargetPlacement(current, { to_index_id: indexId, to_slot: slot, to_ann_indexed: false });
+      const [indexId, slot, store] = await this.placeMoveTarget(tx, current, tier, target);
+      await tx.query(sql.insertMove, [tenantId, tier, indexId, slot, total]);
+      const to = this.moveTargetPlacement(current, { to_index_id: indexId, to_slot: slot, to_ann_indexed: false, to_store: store });
       await this.store.createNamespace(tx, to);
       await tx.query(sql.bumpEpoch, [tenantId]);
       await this.announce(tx, tenantId);
@@ -265,6 +281,8 @@ export class TenantRegistry {
     const from = await this.getTenant(tenantId);
     const row = await this.loadMove(tenantId);
     const to = this.moveTargetPlacement(from, row);
+    // Cells fenced at the move's epoch (source) and holding the target's mirror before any copy.
+    await this.reconcileCells(cellsOf(from.placement, to));
     const { targetIndexed } = await copyOnline(
       this.store,
       from.placement,
@@ -279,17 +297,26 @@ export class TenantRegistry {
     await this.db.transaction(async (tx) => {
       const current = await this.lockForPlacementChange(tx, tenantId);
       if (current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
-      const counts = await this.store.finishCopy(tx, current.placement, to);
+      const src = current.placement;
+      const counts = src.store === HOME_STORE ? await this.finishSwitch(tx, tx, src, to) : await this.store.cell(src.store).hold(tenantId, (held) => this.finishSwitch(held, tx, src, to));
       if (counts.from !== counts.to) {
         throw new MoveConflictError(tenantId, `move of "${tenantId}" not switched: ${counts.from} vectors in the current placement but ${counts.to} copied; resume or roll it back`);
       }
       await tx.query(sql.movePlacement, [tenantId, row.to_tier, row.to_index_id, row.to_slot, targetIndexed]);
       await tx.query(sql.deleteMove, [tenantId]);
-      await this.store.dropStorage(tx, current.placement);
-      if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [current.placement.indexId]);
+      if (src.store === HOME_STORE) {
+        await this.store.dropStorage(tx, src);
+        if (to.store !== HOME_STORE) {
+          await inTenantContext(tx, tenantId, async () => {
+            for (const statement of sql.clearHomeCounters) await tx.query(statement, [tenantId]);
+          });
+        }
+      }
+      if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [src.indexId]);
       await this.announce(tx, tenantId);
     });
     this.forget(tenantId);
+    await this.reconcileCells(cellsOf(from.placement, to)); // drops what the tenant left in a cell
     const moved = await this.getTenant(tenantId);
     options.onProgress?.({ tenantId, phase: "switched", copied: row.total, total: row.total, caughtUp: 0 });
     await this.ensureAnnIndex(moved);
@@ -299,14 +326,16 @@ export class TenantRegistry {
   /** Discards a recorded move: the copy and its change log are dropped, the tenant stays where it is. */
   async rollbackMove(tenantId: string): Promise<Tenant> {
     assertTenantId(tenantId);
-    await this.db.transaction(async (tx) => {
+    const cells = await this.db.transaction(async (tx) => {
       const current = await this.lockForPlacementChange(tx, tenantId);
       const row = await this.loadMove(tenantId, tx);
       await this.dropMoveTarget(tx, current, row);
       await tx.query(sql.bumpEpoch, [tenantId]);
       await this.announce(tx, tenantId);
+      return cellsOf(current.placement, { store: row.to_store });
     });
     this.forget(tenantId);
+    await this.reconcileCells(cells); // the source fenced at the new epoch, the target's copy dropped
     return this.getTenant(tenantId);
   }
 
@@ -342,26 +371,52 @@ export class TenantRegistry {
   /** Deletes the tenant, its vectors and its namespace or dedicated index; the namespace slot is freed. */
   async deleteTenant(tenantId: string): Promise<void> {
     assertTenantId(tenantId);
-    await this.db.transaction(async (tx) => {
+    const cells = await this.db.transaction(async (tx) => {
       const tenant = await this.lockForPlacementChange(tx, tenantId);
-      if (tenant.placement.moving) await this.dropMoveTarget(tx, tenant, await this.loadMove(tenantId, tx));
-      await this.store.dropStorage(tx, tenant.placement);
+      const move = tenant.placement.moving ? await this.loadMove(tenantId, tx) : undefined;
+      if (move) await this.dropMoveTarget(tx, tenant, move);
+      if (tenant.placement.store === HOME_STORE) await this.store.dropStorage(tx, tenant.placement);
       await tx.query(sql.deleteTenant, [tenantId]);
       if (tenant.dedicatedIndex) await tx.query(sql.deleteIndex, [tenant.placement.indexId]);
       await this.announce(tx, tenantId);
+      return cellsOf(tenant.placement, { store: move?.to_store ?? HOME_STORE });
     });
     this.forget(tenantId);
+    await this.reconcileCells(cells); // the tenant's vectors, counters and mirror in a cell
+  }
+
+  /**
+   * Makes every cell (or those named) agree with the catalogue: fences at the current epochs,
+   * mirrors of exactly the tenants placed or moving there, and nothing else left in them. Runs under
+   * the placement lock, so never in the middle of a switch. Called after every placement change
+   * that touches a cell, when a data call is refused twice, and at start-up.
+   */
+  async reconcileCells(names: readonly string[] = this.store.allCells().map((c) => c.name)): Promise<Record<string, ReconcileReport>> {
+    const reports: Record<string, ReconcileReport> = {};
+    for (const name of names) {
+      const cell = this.store.cell(name);
+      reports[name] = await this.db.transaction(async (tx) => {
+        await tx.query(sql.lockPlacement);
+        const claims = await tx.query<{ tenant: string; index_id: number; slot: number | null; epoch: number; placed: boolean; moving: boolean }>(sql.cellClaims, [name]);
+        const indexes = await tx.query<IndexSpec>(sql.cellIndexes, [name]);
+        return cell.reconcile(
+          claims.map((c): CellClaim => ({ tenant: c.tenant, indexId: c.index_id, slot: c.slot, epoch: c.epoch, placed: c.placed, moving: c.moving })),
+          indexes,
+        );
+      });
+    }
+    return reports;
   }
 
   /** Namespaces in use per shared index, e.g. `{ "shared-index-1": 2 }`. */
   async getNamespaceUsage(): Promise<Record<string, number>> {
-    const rows = await this.db.query<SharedIndexRow>(sql.sharedIndexes, [null]);
+    const rows = await this.db.query<SharedIndexRow>(sql.sharedIndexes, [null, null]);
     return Object.fromEntries(rows.map((r) => [r.name, r.used]));
   }
 
   /** Live capacity of every shared index. */
   async getCapacity(): Promise<IndexCapacity[]> {
-    const rows = await this.db.query<SharedIndexRow>(sql.sharedIndexes, [null]);
+    const rows = await this.db.query<SharedIndexRow>(sql.sharedIndexes, [null, null]);
     return rows.map((r) => describeCapacity(r.name, r.used, r.max_namespaces, this.config.namespaceAlertThreshold, this.config.namespaceProvisionThreshold));
   }
 
@@ -416,46 +471,104 @@ export class TenantRegistry {
   }
 
   /**
-   * Picks the oldest shared index with room (or the one named) and its lowest free slot; provisions
-   * ahead of need.
+   * Picks the oldest shared index of the store with room (or the one named) and its lowest free
+   * slot; provisions ahead of need, in that store.
    */
-  private async claimNamespace(tx: Queryable, indexName?: string): Promise<[number, number]> {
-    const indexes = await tx.query<SharedIndexRow>(sql.sharedIndexes, [this.config.dimension]);
+  private async claimNamespace(tx: Queryable, store: string, indexName?: string): Promise<[number, number]> {
+    const indexes = await tx.query<SharedIndexRow>(sql.sharedIndexes, [this.config.dimension, store]);
     let target = indexes.find((i) => (indexName === undefined ? i.used < i.max_namespaces : i.name === indexName));
     if (indexName !== undefined) {
-      if (!target) throw new ValidationError("index", `no shared index named ${JSON.stringify(indexName)} holds dimension ${this.config.dimension} (see capacity)`);
+      if (!target) throw new ValidationError("index", `no shared index named ${JSON.stringify(indexName)} in store ${store} holds dimension ${this.config.dimension} (see capacity)`);
       if (target.used >= target.max_namespaces) throw new ValidationError("index", `${indexName} is full (${target.used} of ${target.max_namespaces} namespaces)`);
     }
-    if (!target) target = { ...(await this.provisionSharedIndex(tx)), used: 0 };
+    if (!target) target = { ...(await this.provisionSharedIndex(tx, store)), used: 0 };
     const [free] = await tx.query<{ slot: number }>(sql.freeSlot, [target.id, target.max_namespaces]);
     const usedAfter = target.used + 1;
     const roomElsewhere = indexes.some((i) => i.id !== target!.id && i.used < i.max_namespaces);
     if (usedAfter >= thresholdCount(target.max_namespaces, this.config.namespaceProvisionThreshold) && !roomElsewhere) {
-      await this.provisionSharedIndex(tx);
+      await this.provisionSharedIndex(tx, store);
     }
     return [target.id, free!.slot];
   }
 
-  private async provisionSharedIndex(tx: Queryable): Promise<SharedIndexRow> {
-    const [{ n }] = (await tx.query<{ n: number }>(sql.nextSharedNumber)) as [{ n: number }];
-    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [`shared-index-${n}`, "shared", this.config.dimension, this.config.metric, this.config.maxNamespacesPerIndex]);
+  private async provisionSharedIndex(tx: Queryable, store: string): Promise<SharedIndexRow> {
+    const [{ n }] = (await tx.query<{ n: number }>(sql.nextSharedNumber, [store])) as [{ n: number }];
+    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `shared-index-${n}`), "shared", this.config.dimension, this.config.metric, this.config.maxNamespacesPerIndex, store]);
     await this.store.createIndex(tx, index!);
     return { ...index!, max_namespaces: this.config.maxNamespacesPerIndex, used: 0 };
   }
 
-  /** Claims the place a move goes to: a dedicated index (enterprise) or a namespace in a shared index. */
-  private async placeMoveTarget(tx: Queryable, current: Tenant, tier: TenantTier, indexName: string | undefined): Promise<[number, number | null]> {
+  /**
+   * Claims the place a move goes to: a dedicated index (enterprise) or a namespace in a shared
+   * index, in the store asked for (else the named index's, else the tenant's current one).
+   */
+  private async placeMoveTarget(tx: Queryable, current: Tenant, tier: TenantTier, target: MoveTarget): Promise<[number, number | null, string]> {
+    const named = target.index === undefined ? undefined : (await tx.query<{ store: string }>(sql.indexByName, [target.index]))[0];
+    if (target.index !== undefined && !named) throw new ValidationError("index", `no shared index named ${JSON.stringify(target.index)} (see capacity)`);
+    const store = target.store ?? named?.store ?? current.store;
+    if (named && named.store !== store) throw new ValidationError("index", `${target.index} is in store ${named.store}, not ${store}`);
+    const changesStore = store !== current.store;
     if (isDedicatedTier(tier)) {
-      if (indexName !== undefined) throw new ValidationError("index", "an enterprise tenant gets a dedicated index; a shared index cannot be chosen");
-      if (current.dedicatedIndex) throw new ValidationError("tier", `tenant "${current.tenantId}" already has a dedicated index`);
-      return [await this.createDedicatedIndex(tx, current.tenantId, current.dimension), null];
+      if (target.index !== undefined) throw new ValidationError("index", "an enterprise tenant gets a dedicated index; a shared index cannot be chosen");
+      if (current.dedicatedIndex && !changesStore) throw new ValidationError(target.store === undefined ? "tier" : "store", `tenant "${current.tenantId}" already has a dedicated index in store ${store}`);
+      return [await this.createDedicatedIndex(tx, current.tenantId, current.dimension, store), null, store];
     }
     if (current.dimension !== this.config.dimension) {
       throw new ValidationError("tier", `the tenant's vectors have dimension ${current.dimension}; shared indexes hold ${this.config.dimension}`);
     }
-    if (indexName === current.index) throw new ValidationError("index", `tenant "${current.tenantId}" is already in ${indexName}`);
-    if (indexName === undefined && !current.dedicatedIndex) throw new ValidationError("index", "name the shared index to move to (or change the tier to enterprise)");
-    return this.claimNamespace(tx, indexName);
+    if (target.index === current.index) throw new ValidationError("index", `tenant "${current.tenantId}" is already in ${target.index}`);
+    if (target.index === undefined && !current.dedicatedIndex && !changesStore) {
+      throw new ValidationError(target.store === undefined ? "index" : "store", `tenant "${current.tenantId}" is already in store ${store}: name the shared index to move to (or change the tier to enterprise)`);
+    }
+    return [...(await this.claimNamespace(tx, store, target.index)), store];
+  }
+
+  /**
+   * The switch's work in the source database, with the tenant held there (`held`: the home
+   * transaction, or the source cell's holding its placement lock): the last logged changes copied,
+   * both sides counted, and — if they agree — the target cell fenced at the new epoch and the
+   * source cell fenced off (or, moving within a cell, its mirror pointed at the target).
+   */
+  private async finishSwitch(held: Queryable, home: Queryable, src: Placement, to: Placement): Promise<{ from: number; to: number }> {
+    const epoch = src.epoch + 1;
+    let counts: { from: number; to: number };
+    if (src.store === to.store) {
+      counts = await this.store.of(src).finishCopy(held, src, to);
+    } else {
+      // Across databases: the target is written in the home transaction when it is home (that holds
+      // its placement lock), else behind the target cell's own fence.
+      const target = this.store.of(to);
+      const targetTx = to.store === HOME_STORE ? home : undefined;
+      while ((await this.store.of(src).drainChanges(src, 10_000, (rows, gone) => target.writeCopies(to, rows, gone, targetTx), held)) > 0);
+      counts = { from: await this.store.of(src).countIn(held, src), to: targetTx ? await target.countIn(targetTx, to) : await target.count(to) };
+      if (counts.from === counts.to) await this.carryDailyCounts(held, targetTx, src, to);
+    }
+    if (counts.from !== counts.to) return counts;
+    if (to.store !== HOME_STORE && to.store !== src.store) {
+      const cell = this.store.cell(to.store);
+      await cell.hold(src.tenantId, (t) => cell.setMirror(t, src.tenantId, to.indexId, to.slot, epoch));
+    }
+    if (src.store !== HOME_STORE) {
+      const cell = this.store.cell(src.store);
+      if (to.store === src.store) await cell.setMirror(held, src.tenantId, to.indexId, to.slot, epoch);
+      else await cell.retire(held, src.tenantId);
+    }
+    return counts;
+  }
+
+  /** The day's query counts go with the tenant to another store, so a move does not reset its daily quota. */
+  private async carryDailyCounts(held: Queryable, targetTx: Queryable | undefined, src: Placement, to: Placement): Promise<void> {
+    const tenantId = src.tenantId;
+    const days = await inTenantContext(held, tenantId, () => held.query<{ day: string; queries: number }>("SELECT day::text, queries FROM daily_query_counts WHERE tenant_id = $1", [tenantId]));
+    if (days.length === 0) return;
+    const upsert = (q: Queryable) =>
+      q.query(
+        `INSERT INTO daily_query_counts (tenant_id, day, queries) SELECT $1, d.day, d.queries FROM jsonb_to_recordset($2::jsonb) AS d(day date, queries int)
+         ON CONFLICT (tenant_id, day) DO UPDATE SET queries = GREATEST(daily_query_counts.queries, EXCLUDED.queries)`,
+        [tenantId, JSON.stringify(days)],
+      );
+    if (targetTx) await inTenantContext(targetTx, tenantId, () => upsert(targetTx));
+    else await this.store.cell(to.store).db.withTenant(tenantId, upsert);
   }
 
   /**
@@ -472,10 +585,11 @@ export class TenantRegistry {
   }
 
   /** Drops what a move created (its target namespace or index and the change log) and forgets the move. */
+  /** In a cell, the copy and the change log are dropped when the caller reconciles the cells after its commit. */
   private async dropMoveTarget(tx: Queryable, current: Tenant, row: MoveRow): Promise<void> {
-    await inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
+    if (current.placement.store === HOME_STORE) await inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);
-    await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
+    if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
     if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);
   }
 
@@ -486,9 +600,10 @@ export class TenantRegistry {
   }
 
   /** The placement a move fills: the target index and slot, under the tenant's current epoch. */
-  private moveTargetPlacement(current: Tenant, row: Pick<MoveRow, "to_index_id" | "to_slot" | "to_ann_indexed"> & { to_index_name?: string }): Placement {
+  private moveTargetPlacement(current: Tenant, row: Pick<MoveRow, "to_index_id" | "to_slot" | "to_ann_indexed" | "to_store"> & { to_index_name?: string }): Placement {
     return Object.freeze({
       ...current.placement,
+      store: row.to_store,
       indexId: row.to_index_id,
       index: row.to_index_name ?? "",
       slot: row.to_slot,
@@ -498,8 +613,8 @@ export class TenantRegistry {
     });
   }
 
-  private async createDedicatedIndex(tx: Queryable, tenantId: string, dimension: number): Promise<number> {
-    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [`dedicated-${tenantId}`, "dedicated", dimension, this.config.metric, 1]);
+  private async createDedicatedIndex(tx: Queryable, tenantId: string, dimension: number, store: string): Promise<number> {
+    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `dedicated-${tenantId}`), "dedicated", dimension, this.config.metric, 1, store]);
     await this.store.createIndex(tx, index!);
     return index!.id;
   }
@@ -513,6 +628,7 @@ export class TenantRegistry {
     const dedicated = r.index_kind === "dedicated";
     const placement: Placement = Object.freeze({
       tenantId: r.id,
+      store: r.index_store,
       indexId: r.index_id,
       index: r.index_name,
       namespace: r.id,
@@ -531,6 +647,7 @@ export class TenantRegistry {
       status: r.status,
       quota: Object.freeze({ ...this.config.tierQuotas[r.tier], ...r.quota_overrides }),
       quotaOverrides: Object.freeze({ ...r.quota_overrides }),
+      store: r.index_store,
       index: r.index_name,
       namespace: r.id,
       dedicatedIndex: dedicated ? r.index_name : null,
@@ -544,10 +661,17 @@ export class TenantRegistry {
   }
 }
 
+/** Index names are unique across stores: a cell's carry its name, e.g. "cell-2/shared-index-1". */
+const indexName = (store: string, name: string) => (store === HOME_STORE ? name : `${store}/${name}`);
+
+/** The cells (not home) among a move's source and target stores. */
+const cellsOf = (...places: { store: string }[]) => [...new Set(places.map((p) => p.store).filter((s) => s !== HOME_STORE))];
+
 function toMove(r: MoveRow): PlacementMove {
   return {
     tenantId: r.tenant,
     toTier: r.to_tier,
+    toStore: r.to_store,
     toIndex: r.to_index_name,
     toSlot: r.to_slot,
     phase: r.phase,

@@ -16,6 +16,8 @@ export interface Tenant {
   /** Effective quota: the tier's defaults with this tenant's overrides on top. */
   readonly quota: Readonly<TenantQuota>;
   readonly quotaOverrides: Readonly<Partial<TenantQuota>>;
+  /** Store (cell) holding the tenant's index: "home" or a configured cell. */
+  readonly store: string;
   /** Index holding the tenant's vectors (shared or dedicated). */
   readonly index: string;
   /** The tenant's namespace; in a dedicated index it is the tenant's only one. */

@@ -39,6 +39,11 @@ export const sql = {
 
   /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
   checkPlacement: "SELECT check_placement($1, $2)",
+  /**
+   * Exclusive form of the per-tenant lock check_placement takes shared: waits for the tenant's data
+   * calls in flight and holds new ones until the transaction ends. $1 tenant, $2 schema.
+   */
+  holdPlacement: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.tenant-placement.' || $2 || '.' || $1))",
 
   /**
    * While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows), logged in
@@ -119,6 +124,29 @@ export const sql = {
     ON CONFLICT (tenant_id) DO UPDATE SET documents = EXCLUDED.documents`,
 
   count: (p: Placement) => `SELECT count(*)::int AS n FROM ${tableOf(p)} WHERE tenant_id = $1`,
+
+  /** A move between stores reads rows as stored: $1 tenant, $2 the last id read (or null), $3 page size. */
+  copySource: (p: Placement) => `
+    SELECT id, embedding::text AS embedding, metadata, updated_at FROM ${tableOf(p)}
+     WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
+
+  /** The rows of some ids, as stored: $1 tenant, $2 JSON array of ids. */
+  rowsOf: (p: Placement) => `
+    SELECT id, embedding::text AS embedding, metadata, updated_at FROM ${tableOf(p)}
+     WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
+
+  /** ...and writes them on the other side, overwriting: $1 tenant, $2 JSON array of rows read by copySource or rowsOf. */
+  writeCopies: (p: Placement) => `
+    INSERT INTO ${tableOf(p)} AS t (tenant_id, id, embedding, metadata, updated_at)
+    SELECT $1, r.id, r.embedding::vector, r.metadata, r.updated_at
+      FROM jsonb_to_recordset($2::jsonb) AS r(id text, embedding text, metadata jsonb, updated_at timestamptz)
+    ${overwrite}`,
+
+  /** $1 tenant, $2 JSON array of ids that are gone on the other side. */
+  removeCopies: (p: Placement) => `DELETE FROM ${tableOf(p)} WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
+
+  /** $1 tenant, $2 JSON array of ids the move has re-copied. */
+  forgetChanges: "DELETE FROM move_changes WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))",
 
   /** A move's copy: $1 tenant, $2 the last id copied (or null), $3 page size. Returns how many and the new last id. */
   copyPage: (from: Placement, to: Placement) => `

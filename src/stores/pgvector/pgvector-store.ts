@@ -7,6 +7,14 @@ import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
 type StoredRow = { tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> };
 
+/** A row as stored, carried by a move to another store (the vector as text, so no value is re-rounded on the way). */
+export interface CopiedRow {
+  id: string;
+  embedding: string;
+  metadata: Record<string, unknown>;
+  updated_at: Date | string;
+}
+
 /** SQLSTATE BHP01 (raised by check_placement) becomes the typed error data code retries on. */
 const placementError = (err: unknown, p: Placement) => ((err as { code?: string }).code === "BHP01" ? new PlacementMovedError(p.tenantId) : err);
 
@@ -145,6 +153,54 @@ export class PgvectorStore implements VectorStore {
       const [b] = await tx.query<{ n: number }>(sql.count(to), [from.tenantId]);
       return { from: a!.n, to: b!.n };
     });
+  }
+
+  /** A move to another store, step 1 on the source: up to `limit` rows after `afterId`, in id order, as stored. */
+  async copySource(p: Placement, afterId: string | null, limit: number): Promise<CopiedRow[]> {
+    const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }])) as unknown as [CopiedRow[]];
+    return rows;
+  }
+
+  /**
+   * A move to another store, on the target: overwrites `rows` and removes `gone`. In `tx` when the
+   * caller holds this database's placement lock for the tenant (the switch), else behind the check.
+   */
+  async writeCopies(p: Placement, rows: readonly CopiedRow[], gone: readonly string[], tx?: Queryable): Promise<void> {
+    const statements: Statement[] = [];
+    if (rows.length > 0) statements.push({ text: sql.writeCopies(p), params: [p.tenantId, JSON.stringify(rows)] });
+    if (gone.length > 0) statements.push({ text: sql.removeCopies(p), params: [p.tenantId, JSON.stringify(gone)] });
+    if (statements.length === 0) return;
+    if (!tx) return void (await this.guarded(p, statements));
+    await inTenantContext(tx, p.tenantId, async () => {
+      for (const s of statements) await tx.query(s.text, s.params);
+    });
+  }
+
+  /**
+   * A move to another store, catching up on the source: claims up to `limit` logged ids, reads
+   * their rows (or finds them deleted), hands both to `write` (the target) and only then clears them
+   * from the log, so a failure anywhere leaves them logged for the next round. In `tx` during the switch.
+   */
+  async drainChanges(from: Placement, limit: number, write: (rows: CopiedRow[], gone: string[]) => Promise<void>, tx?: Queryable): Promise<number> {
+    const run = async (q: Queryable) => {
+      const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
+      if (ids.length === 0) return 0;
+      const rows = await q.query<CopiedRow>(sql.rowsOf(from), [from.tenantId, JSON.stringify(ids)]);
+      const present = new Set(rows.map((r) => r.id));
+      await write(rows, ids.filter((id) => !present.has(id)));
+      await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);
+      return ids.length;
+    };
+    if (tx) return inTenantContext(tx, from.tenantId, () => run(tx));
+    return this.db.withTenant(from.tenantId, async (q) => {
+      await this.check(q, from);
+      return run(q);
+    });
+  }
+
+  /** The tenant's vectors in `p`, counted in a transaction that holds the placement lock. */
+  countIn(tx: Queryable, p: Placement): Promise<number> {
+    return inTenantContext(tx, p.tenantId, async () => (await tx.query<{ n: number }>(sql.count(p), [p.tenantId]))[0]!.n);
   }
 
   /** Claims up to `limit` logged ids, then makes `to` equal `from` for them (two statements: see `sql.catchUp`). */
