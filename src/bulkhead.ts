@@ -186,7 +186,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     },
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return runReadinessChecks({ db, registry, dataManager, costEngine }, o);
+      return runReadinessChecks({ db, cells, registry, dataManager, costEngine }, o);
     },
     async close() {
       if (closed) return;

@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { openBulkhead, type BulkheadOptions } from "../src/bulkhead.js";
+import type { Db } from "../src/db/db.js";
+import { PgliteDb } from "../src/db/pglite-db.js";
 
 export interface Backend {
   name: string;
@@ -81,6 +83,19 @@ export async function dropTestSchemas(): Promise<void> {
 }
 
 export { serverUrl, ownerUrl };
+
+/** Runs one statement as the owner role in the cell of a Bulkhead opened with `openWithCell` (what only a DBA could do). */
+export async function asCellOwner(cellDb: Db, statement: string): Promise<void> {
+  if (cellDb instanceof PgliteDb) return void (await cellDb.owner.query(statement));
+  const client = new pg.Client({ connectionString: cellDatabase(ownerUrl!) });
+  await client.connect();
+  try {
+    await client.query(`SET search_path = "${cellDb.schema}"`);
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
 
 /** A deterministic vector of `dim` numbers, distinct per seed. */
 export function vec(seed: number, dim = 8): number[] {

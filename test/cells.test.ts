@@ -6,7 +6,7 @@ import { ConfigError, PlacementMovedError, ValidationError } from "../src/errors
 import type { PgvectorCell } from "../src/stores/pgvector/pgvector-cell.js";
 import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
-import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+import { asCellOwner, BACKENDS, dropTestSchemas, vec } from "./backends.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
 
 afterAll(dropTestSchemas);
@@ -181,6 +181,22 @@ for (const backend of BACKENDS) {
       expect(report.remaining).toMatchObject({ "cell-2/vec_2": 0, "cell-2/document_counts": 0, "cell-2/daily_query_counts": 0, "cell-2/move_changes": 0, "cell-2/tenants": 0, vec_1: 0 });
       expect(await tables(cell.db)).toEqual(["vec_2"]);
       expect(await bh.registry.getNamespaceUsage()).toEqual({ "shared-index-1": 1, "cell-2/shared-index-1": 0 });
+    });
+
+    it("checks every cell's database in the readiness checklist, and charges each cell as a database", async () => {
+      await open();
+      await seed(bh, "tenant-a", 20);
+      await bh.registry.moveTenant("tenant-a", { store: "cell-2" });
+      const security = (await bh.readiness()).filter((c) => c.category === "Security" && c.name !== "Cross-tenant isolation probe");
+      expect(security.filter((c) => !c.passed)).toEqual([]);
+      for (const c of security) expect(c.detail).toMatch(/cell-2: /);
+      expect((await bh.costEngine.getFixedCosts()).categories.postgres).toBe(2 * bh.config.prices.postgresMonthly);
+
+      // A DBA switches off forced RLS on the cell's vector table: the check fails and names the cell.
+      await asCellOwner(cell.db, "ALTER TABLE vec_2 NO FORCE ROW LEVEL SECURITY");
+      const rls = (await bh.readiness()).find((c) => c.name.startsWith("Row-level security"))!;
+      expect(rls.passed).toBe(false);
+      expect(rls.detail).toMatch(/cell-2: unprotected: vec_2\b/);
     });
 
     it("refuses unknown stores and pointless moves, naming the field", async () => {

@@ -111,7 +111,7 @@ function assertCount(value: unknown, field: string): number {
   return value as number;
 }
 
-type CostConfig = Pick<BulkheadConfig, "prices" | "planPrices" | "reconciliationTolerance">;
+type CostConfig = Pick<BulkheadConfig, "prices" | "planPrices" | "reconciliationTolerance" | "cells">;
 
 /** What `TenantDataManager` reports as it works, so its operations are metered without the caller doing anything. */
 export interface UsageMeter {
@@ -215,7 +215,9 @@ export class CostAllocationEngine implements UsageMeter {
     const dedicated: Record<string, number> = {};
     for (const r of rows) if (r.kind === "dedicated" && r.owner) dedicated[r.owner] = p.vectorIndexMonthly;
     const shared = rows.filter((r) => r.kind === "shared").length;
-    const categories = { vectorIndexes: rows.length * p.vectorIndexMonthly, postgres: p.postgresMonthly, loadBalancerMonitoring: p.loadBalancerMonitoringMonthly };
+    // Each cell is one more PostgreSQL database to pay for.
+    const databases = 1 + Object.keys(this.config.cells).length;
+    const categories = { vectorIndexes: rows.length * p.vectorIndexMonthly, postgres: databases * p.postgresMonthly, loadBalancerMonitoring: p.loadBalancerMonitoringMonthly };
     return {
       total: round2(categories.vectorIndexes + categories.postgres + categories.loadBalancerMonitoring),
       categories,

@@ -25,6 +25,8 @@ export interface ReadinessOptions {
 
 interface Deps {
   db: Db;
+  /** The cells' databases, checked like the home one. */
+  cells: readonly { name: string; db: Db }[];
   registry: TenantRegistry;
   dataManager: TenantDataManager;
   costEngine: CostAllocationEngine;
@@ -34,7 +36,7 @@ interface Deps {
  * The reference notebook's production checklist, each line a live check against the running
  * database and data path (the notebook hard-codes most of them as `True`).
  */
-export async function runReadinessChecks({ db, registry, dataManager, costEngine }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
+export async function runReadinessChecks({ db: home, cells, registry, dataManager, costEngine }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const add = (category: CheckResult["category"], name: string, passed: boolean, detail: string) => results.push({ category, name, passed, detail });
   const attempt = async (category: CheckResult["category"], name: string, fn: () => Promise<[boolean, string]>) => {
@@ -46,7 +48,15 @@ export async function runReadinessChecks({ db, registry, dataManager, costEngine
     }
   };
 
-  await attempt("Security", "Row-level security enabled and forced on every table holding tenant_id", async () => {
+  // The database-level checks run in the home database and in every cell; a cell's results are prefixed with its name.
+  const databases = [{ name: "", db: home }, ...cells.map((c) => ({ name: c.name, db: c.db }))];
+  const inEvery = (check: (db: Db) => Promise<[boolean, string]>) => async (): Promise<[boolean, string]> => {
+    const verdicts = [];
+    for (const { name, db } of databases) verdicts.push([...(await check(db)), name] as const);
+    return [verdicts.every(([ok]) => ok), verdicts.map(([, detail, name]) => (name ? `${name}: ${detail}` : detail)).join("; ")];
+  };
+
+  await attempt("Security", "Row-level security enabled and forced on every table holding tenant_id", inEvery(async (db) => {
     const rows = await db.query<{ relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean; policies: number }>(
       `SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -56,14 +66,14 @@ export async function runReadinessChecks({ db, registry, dataManager, costEngine
     );
     const bad = rows.filter((r) => !r.relrowsecurity || !r.relforcerowsecurity || r.policies === 0).map((r) => r.relname);
     return [rows.length > 0 && bad.length === 0, bad.length ? `unprotected: ${bad.join(", ")}` : `${rows.length} tables and partitions checked in the catalog`];
-  });
+  }));
 
-  await attempt("Security", "Runtime role is not superuser, owner or BYPASSRLS", async () => {
+  await attempt("Security", "Runtime role is not superuser, owner or BYPASSRLS", inEvery(async (db) => {
     const verdict = await checkRuntimeRole(db, db.schema, db.kind === "pglite" ? EMBEDDED_RUNTIME_ROLE : undefined);
     return [verdict.ok, verdict.ok ? `role ${verdict.role}` : verdict.problems.join("; ")];
-  });
+  }));
 
-  await attempt("Security", "Without tenant context the runtime role sees no rows", async () => {
+  await attempt("Security", "Without tenant context the runtime role sees no rows", inEvery(async (db) => {
     const tables = await db.query<{ relname: string }>(
       "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname ~ '^vec_[0-9]+$'",
       [db.schema],
@@ -71,9 +81,9 @@ export async function runReadinessChecks({ db, registry, dataManager, costEngine
     let visible = 0;
     for (const t of tables) visible += Number((await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${t.relname}"`))[0]!.n);
     return [visible === 0, `${visible} rows visible across ${tables.length} vector tables`];
-  });
+  }));
 
-  await attempt("Security", "Namespace partitions cannot be read around the policies", async () => {
+  await attempt("Security", "Namespace partitions cannot be read around the policies", inEvery(async (db) => {
     const [partition] = await db.query<{ relname: string }>(
       "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relispartition AND c.relkind = 'r' LIMIT 1",
       [db.schema],
@@ -86,12 +96,12 @@ export async function runReadinessChecks({ db, registry, dataManager, costEngine
       const code = (err as { code?: string }).code;
       return [code === "42501", code === "42501" ? `direct read of ${partition.relname} refused: permission denied` : `unexpected error ${code}: ${(err as Error).message}`];
     }
-  });
+  }));
 
-  await attempt("Security", "PostgreSQL release has the row-level-security fixes", async () => {
+  await attempt("Security", "PostgreSQL release has the row-level-security fixes", inEvery(async (db) => {
     const v = await checkServerVersion(db);
     return [v.ok, v.reason];
-  });
+  }));
 
   await attempt("Security", "Cross-tenant isolation probe", async () => {
     if (!options.probeTenants) return [false, "not run: no pair of tenants given"];
