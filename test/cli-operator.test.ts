@@ -77,6 +77,33 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     expect((await bulkhead("keys", "create")).stderr).toContain("give exactly one of --tenant <tenantId> or --admin");
   });
 
+  it("moves a tenant to a cell and home again with `migrate start --store`, and shows where it lives", async () => {
+    const home = mkdtempSync(join(tmpdir(), "bulkhead-cli-home-"));
+    const cellDir = mkdtempSync(join(tmpdir(), "bulkhead-cli-cell-"));
+    const env = { ...process.env, DATABASE_URL: "", BULKHEAD_DIMENSION: "8", BULKHEAD_CELLS: JSON.stringify({ "cell-2": { url: cellDir } }) };
+    const run = async (...args: string[]) => JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args, "--database", home, "--json"], { env })).stdout);
+    try {
+      await run("tenants", "add", "acme", "Acme Corp", "--tier", "pro");
+      const { bulkhead: bh } = await openBulkhead({ database: home, env: {}, config: { dimension: 8, cells: { "cell-2": { url: cellDir } } } });
+      await bh.dataManager.upsertDocuments("acme", Array.from({ length: 30 }, (_, i) => ({ id: `d${i}`, values: vec(i) })));
+      await bh.close();
+
+      expect(await run("migrate", "start", "acme", "--store", "cell-2")).toMatchObject({ tenantId: "acme", store: "cell-2", index: "cell-2/shared-index-1" });
+      expect((await run("tenants", "list")).map((t: { store: string }) => t.store)).toEqual(["cell-2"]);
+      const unknown = await promisify(execFile)(process.execPath, [cli, "migrate", "start", "acme", "--store", "cell-9", "--database", home], { env }).catch((e: { code: number; stderr: string }) => e);
+      expect(unknown).toMatchObject({ code: 2 });
+      expect((unknown as { stderr: string }).stderr).toContain('no cell named "cell-9"');
+      expect(await run("migrate", "start", "acme", "--store", "home")).toMatchObject({ store: "home", index: "shared-index-1" });
+
+      const { bulkhead: again } = await openBulkhead({ database: home, env: {}, config: { dimension: 8, cells: { "cell-2": { url: cellDir } } } });
+      expect(await again.dataManager.countDocuments("acme")).toBe(30);
+      await again.close();
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+      rmSync(cellDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it.runIf(serverUrl)("a move killed mid-copy (SIGKILL) is listed, the tenant keeps working, and `migrate resume` finishes it with nothing lost", async () => {
     const schema = newTestSchema();
     const env = { ...process.env, DATABASE_URL: serverUrl!, BULKHEAD_SCHEMA: schema, BULKHEAD_DIMENSION: "8" };
