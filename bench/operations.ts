@@ -5,8 +5,12 @@
  * step. During the moves the moving tenant itself keeps writing and reading: its latencies, its
  * longest wait (the switch) and whether every acknowledged write arrived are reported.
  *
+ * With --cells the moves go between stores instead: home → the cell "cell-2" (the server's database
+ * `<database>_cell`, prepared by `scripts/setup-postgres.sh bulkhead_cell`) and back.
+ *
  *   npm run bench:operations                     # needs DATABASE_URL / DATABASE_OWNER_URL; ~15 min
  *   npm run bench:operations -- --vectors 20000 --out /tmp/ops.json
+ *   npm run bench:operations -- --cells          # → bench/results/moves-cells-postgres.json
  */
 import { statSync, rmSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -16,18 +20,24 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { openBulkhead, type Bulkhead } from "../src/bulkhead.js";
-import { TenantTier } from "../src/config.js";
+import { TenantTier, type CellConfig } from "../src/config.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
 import { DEFAULT_SPEC, EmbeddingSpace, rng } from "./dataset.js";
 
 const { values: args } = parseArgs({
   options: {
     vectors: { type: "string", default: "100000" },
-    out: { type: "string", default: "bench/results/operations-postgres.json" },
+    out: { type: "string" },
     // Load, index and the two moves only (skips backup, erasure and restore).
     "moves-only": { type: "boolean", default: false },
+    // Load, index, then move between the home database and a cell and back (implies --moves-only).
+    cells: { type: "boolean", default: false },
   },
 });
+if (args.cells) args["moves-only"] = true;
+const out = args.out ?? (args.cells ? "bench/results/moves-cells-postgres.json" : "bench/results/operations-postgres.json");
+/** The cell: the same server, database `<name>_cell`, as the test suites use. */
+const cellUrl = (url: string) => url.replace(/\/([^/?]+)(\?|$)/, (_m, db: string, rest: string) => `/${db}_cell${rest}`);
 const VECTORS = Number(args.vectors);
 const schema = "bench_ops";
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -116,10 +126,10 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
   };
 }
 
-/** Moves "big" to `tier` while it keeps working; times each phase of the move and checks every acknowledged write arrived. */
-async function onlineMove(bh: Bulkhead, tier: TenantTier, space: EmbeddingSpace, random: () => number) {
+/** Moves "big" (to a tier, or to a store) while it keeps working; times each phase of the move and checks every acknowledged write arrived. */
+async function onlineMove(bh: Bulkhead, target: { tier?: TenantTier; store?: string }, space: EmbeddingSpace, random: () => number) {
   const before = await bh.dataManager.countDocuments("big");
-  const stop = tenantTraffic(bh, space, random, `during-move-to-${tier}`);
+  const stop = tenantTraffic(bh, space, random, `during-move-to-${target.tier ?? target.store}`);
   const phases: Record<string, number> = {};
   let phase = "begin";
   let since = performance.now();
@@ -132,12 +142,13 @@ async function onlineMove(bh: Bulkhead, tier: TenantTier, space: EmbeddingSpace,
     [phase, since] = [p.phase, now];
     if (p.phase === "switched") phases.switchTransaction = round((now - lastCatchUp) / 1000, 3);
   };
-  const moved = await bh.registry.changeTier("big", tier, { onProgress });
+  const moved = target.store ? await bh.registry.moveTenant("big", target, { onProgress }) : await bh.registry.changeTier("big", target.tier!, { onProgress });
   const traffic = await stop();
   const after = await bh.dataManager.countDocuments("big");
   let found = 0;
   for (let i = 0; i < traffic.acknowledged.length; i += 1000) found += (await bh.dataManager.fetchDocuments("big", traffic.acknowledged.slice(i, i + 1000))).documents.length;
   return {
+    store: moved.store,
     index: moved.index,
     annIndexed: moved.placement.annIndexed,
     phaseSeconds: phases,
@@ -155,27 +166,27 @@ function save(bh: Bulkhead, steps: unknown[], finalDocuments: number | null): vo
     benchmark: "operations",
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: 200, tenantQueriesEveryMs: 50, movesOnly: args["moves-only"] },
+    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: 200, tenantQueriesEveryMs: 50, movesOnly: args["moves-only"], cells: args.cells },
     steps,
     finalDocuments,
   };
-  writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
-  log(`wrote ${args.out}${finalDocuments === null ? " (partial)" : ` (final count ${finalDocuments})`}`);
+  writeFileSync(out, JSON.stringify(report, null, 2) + "\n");
+  log(`wrote ${out}${finalDocuments === null ? " (partial)" : ` (final count ${finalDocuments})`}`);
 }
 
 async function main() {
-  const owner = new pg.Client({ connectionString: process.env.DATABASE_OWNER_URL });
-  await owner.connect();
-  await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await owner.end();
-  let { bulkhead: bh } = await openBulkhead({
-    database: process.env.DATABASE_URL,
-    databaseOwnerUrl: process.env.DATABASE_OWNER_URL,
-    env: {},
-    // Bulk load first, index once (see the storage benchmark's findings).
-    config: { schema, annIndexThreshold: 1_000_000_000 },
-    warn: () => {},
-  });
+  const ownerUrl = process.env.DATABASE_OWNER_URL!;
+  for (const url of args.cells ? [ownerUrl, cellUrl(ownerUrl)] : [ownerUrl]) {
+    const owner = new pg.Client({ connectionString: url });
+    await owner.connect();
+    await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await owner.end();
+  }
+  const cells: Record<string, CellConfig> = args.cells ? { "cell-2": { url: cellUrl(process.env.DATABASE_URL!), ownerUrl: cellUrl(ownerUrl) } } : {};
+  const open = (config: Record<string, unknown> = {}) =>
+    openBulkhead({ database: process.env.DATABASE_URL, databaseOwnerUrl: ownerUrl, env: {}, config: { schema, cells, ...config }, warn: () => {} });
+  // Bulk load first, index once (see the storage benchmark's findings).
+  let { bulkhead: bh } = await open({ annIndexThreshold: 1_000_000_000 });
   const file = join(tmpdir(), `bulkhead-bench-${process.pid}.bkp.gz`);
   try {
     const limits = { maxDocuments: 1_000_000, requestsPerSecond: 100_000, maxConcurrent: 1_000, maxDailyQueries: 100_000_000 };
@@ -207,10 +218,20 @@ async function main() {
     }
     // The moves run with the default ANN threshold, as in service: the target's HNSW index is built once, during the move.
     await bh.close();
-    ({ bulkhead: bh } = await openBulkhead({ database: process.env.DATABASE_URL, databaseOwnerUrl: process.env.DATABASE_OWNER_URL, env: {}, config: { schema }, warn: () => {} }));
-    steps.push(await timed(bh, "online move pro → enterprise (dedicated index), tenant writing and reading", probe, () => onlineMove(bh, TenantTier.ENTERPRISE, space, random)));
-    save(bh, steps, null); // a long run keeps what it measured so far
-    steps.push(await timed(bh, "online move enterprise → pro (shared namespace), tenant writing and reading", probe, () => onlineMove(bh, TenantTier.PRO, space, random)));
+    ({ bulkhead: bh } = await open());
+    const moves: [string, { tier?: TenantTier; store?: string }][] = args.cells
+      ? [
+          ["online move home → cell-2 (shared namespace in another database), tenant writing and reading", { store: "cell-2" }],
+          ["online move cell-2 → home, tenant writing and reading", { store: "home" }],
+        ]
+      : [
+          ["online move pro → enterprise (dedicated index), tenant writing and reading", { tier: TenantTier.ENTERPRISE }],
+          ["online move enterprise → pro (shared namespace), tenant writing and reading", { tier: TenantTier.PRO }],
+        ];
+    for (const [name, target] of moves) {
+      steps.push(await timed(bh, name, probe, () => onlineMove(bh, target, space, random)));
+      save(bh, steps, null); // a long run keeps what it measured so far
+    }
     const count = await bh.dataManager.countDocuments("big");
     save(bh, steps, count);
   } finally {

@@ -96,28 +96,27 @@ export class PgvectorCell {
       // One mirror per tenant: where it is placed, else where its move goes.
       const wanted = new Map<string, CellClaim>();
       for (const c of claims) if (c.placed || !wanted.has(c.tenant)) wanted.set(c.tenant, c);
-      for (const id of mirrors.keys()) {
-        if (wanted.has(id)) continue;
-        await tx.query(sql.holdPlacement, [id, this.db.schema]);
-        await tx.query("DELETE FROM tenants WHERE id = $1", [id]);
-        report.mirrorsDropped.push(id);
-      }
+      const dropped = [...mirrors.keys()].filter((id) => !wanted.has(id));
       const changed = [...wanted.values()].filter((c) => {
         const m = mirrors.get(c.tenant);
         return !(m && m.index_id === c.indexId && m.slot === c.slot && m.placement_epoch === c.epoch);
       });
+      // Every lock before any row is touched: a data call in flight holds its tenant's lock shared and
+      // may need the mirror row (its counter's foreign key); touching the row first would deadlock.
+      for (const id of [...dropped, ...changed.map((c) => c.tenant)].sort()) await tx.query(sql.holdPlacement, [id, this.db.schema]);
+      for (const id of dropped) await tx.query("DELETE FROM tenants WHERE id = $1", [id]);
       // Slots first released, then taken: two mirrors may be trading places (UNIQUE (index_id, slot)).
       await tx.query("UPDATE tenants SET slot = NULL WHERE id = ANY($1::text[])", [changed.map((c) => c.tenant)]);
       for (const c of changed) {
-        await tx.query(sql.holdPlacement, [c.tenant, this.db.schema]);
         await tx.query(
           `INSERT INTO tenants (id, name, tier, index_id, slot, placement_epoch) VALUES ($1, $1, 'pro', $2, $3, $4)
            ON CONFLICT (id) DO UPDATE SET index_id = EXCLUDED.index_id, slot = EXCLUDED.slot, placement_epoch = EXCLUDED.placement_epoch`,
           [c.tenant, c.indexId, c.slot, c.epoch],
         );
         if (!c.moving) await inTenantContext(tx, c.tenant, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [c.tenant]));
-        report.mirrorsChanged.push(c.tenant);
       }
+      report.mirrorsDropped.push(...dropped);
+      report.mirrorsChanged.push(...changed.map((c) => c.tenant));
       const indexIds = new Set(indexes.map((i) => i.id));
       const namespaces = new Set(claims.filter((c) => c.slot !== null).map((c) => `vec_${c.indexId}_${c.slot}`));
       const relations = await tx.query<{ relname: string }>(
