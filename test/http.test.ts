@@ -147,7 +147,7 @@ for (const backend of BACKENDS) {
       expect((await call("POST", "/admin/tenants/tenant-a/resume", admin)).body.status).toBe("active");
       expect((await call("POST", "/v1/query", a, { vector: vec(1) })).status).toBe(200);
       expect((await call("POST", "/v1/documents", a, { documents: [{ id: "kept", values: vec(3) }] })).status).toBe(200);
-      expect((await call("POST", "/admin/tenants/tenant-a/tier", admin, { tier: "enterprise" })).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index" });
+      expect((await call("POST", "/admin/tenants/tenant-a/tier", admin, { tier: "enterprise" })).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", store: "home" });
       expect((await call("POST", "/v1/query", a, { vector: vec(3), topK: 1 })).body).toMatchObject({ matches: [{ id: "kept" }], isolation: "dedicated-index" });
       expect((await call("GET", "/admin/moves", admin)).body).toEqual([]);
       expect((await call("GET", "/admin/moves", keys["tenant-b"]!)).status).toBe(403); // a tenant key sees no one's moves

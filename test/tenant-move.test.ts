@@ -66,7 +66,7 @@ for (const backend of BACKENDS) {
       expect((await bh.dataManager.fetchDocuments("tenant-b", ["b1", "b2"])).documents).toHaveLength(2);
     });
 
-    it("moves a tenant to another shared index (cell) and frees its old namespace for the next tenant", async () => {
+    it("moves a tenant to another shared index (rebalancing) and frees its old namespace for the next tenant", async () => {
       await open({ maxNamespacesPerIndex: 3 });
       await bh.registry.registerTenant("tenant-c", "C", TenantTier.FREE); // fills shared-index-1 to 3 → shared-index-2 provisioned
       expect(Object.keys(await bh.registry.getNamespaceUsage())).toEqual(["shared-index-1", "shared-index-2"]);

@@ -584,8 +584,10 @@ export class TenantRegistry {
     return tenant;
   }
 
-  /** Drops what a move created (its target namespace or index and the change log) and forgets the move. */
-  /** In a cell, the copy and the change log are dropped when the caller reconciles the cells after its commit. */
+  /**
+   * Drops what a move created (its target namespace or index and the change log) and forgets the
+   * move. In a cell, the copy and the change log go when the caller reconciles the cells after its commit.
+   */
   private async dropMoveTarget(tx: Queryable, current: Tenant, row: MoveRow): Promise<void> {
     if (current.placement.store === HOME_STORE) await inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);

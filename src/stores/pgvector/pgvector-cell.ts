@@ -39,6 +39,12 @@ export class PgvectorCell {
   /** Creates the index's table here and mirrors its catalogue row (with the id the home database gave it). */
   async createIndex(index: IndexSpec): Promise<void> {
     await this.db.transaction(async (tx) => {
+      // A mirror of the same name under another id was left by a provisioning whose home transaction
+      // rolled back (the home catalogue just gave the name out again): nothing claims it.
+      for (const { id } of await tx.query<{ id: number }>("SELECT id FROM indexes WHERE name = $1 AND id <> $2", [index.name, index.id])) {
+        await tx.query(sql.dropStorage, [id, null]);
+        await tx.query("DELETE FROM indexes WHERE id = $1", [id]);
+      }
       // Capacity is decided at home; the mirror's max_namespaces is only there to satisfy the column.
       const added = await tx.query(
         "INSERT INTO indexes (id, name, kind, dimension, metric, max_namespaces, store) VALUES ($1, $2, $3, $4, $5, 1, $6) ON CONFLICT (id) DO NOTHING RETURNING id",
