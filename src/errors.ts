@@ -71,8 +71,8 @@ export class QuotaExceededError extends BulkheadError {
 export class RateLimitedError extends BulkheadError {
   readonly tenantId: string;
   readonly retryAfterMs: number;
-  constructor(tenantId: string, limit: number, retryAfterMs: number) {
-    super("RATE_LIMITED", 429, `tenant "${tenantId}" exceeded its rate limit of ${limit} operations per second; retry in ${retryAfterMs} ms`);
+  constructor(tenantId: string, limit: number, retryAfterMs: number, what = "operations per second") {
+    super("RATE_LIMITED", 429, `tenant "${tenantId}" exceeded its rate limit of ${limit} ${what}; retry in ${retryAfterMs} ms`);
     this.tenantId = tenantId;
     this.retryAfterMs = retryAfterMs;
   }

@@ -3,7 +3,7 @@ import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
 import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
-import { MoveConflictError, PlacementMovedError } from "../src/errors.js";
+import { MoveConflictError, PlacementMovedError, RateLimitedError } from "../src/errors.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
 import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
@@ -141,6 +141,38 @@ for (const backend of BACKENDS) {
       expect(await db.withTenant("tenant-a", (tx) => tx.query("SELECT * FROM move_changes"))).toEqual([]);
       await expectEqualsModel(bh, model);
       await expect(bh.registry.rollbackMove("tenant-a")).rejects.toThrow(/no move in progress/);
+    });
+
+    it("holds a moving tenant's writes to its move write limit (429 with Retry-After), only its own, until the move switches", async () => {
+      await open();
+      await seed(bh, "tenant-a", 200);
+      await expect(bh.registry.limitMoveWrites("tenant-a", 20)).rejects.toThrow(/no move in progress/);
+      const stop = new AbortController();
+      await expect(bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE, { batchSize: 50, signal: stop.signal, onProgress: (p) => p.copied > 0 && stop.abort() })).rejects.toThrow(/abort/i);
+      await expect(bh.registry.limitMoveWrites("tenant-a", 0)).rejects.toMatchObject({ field: "vectorsPerSecond" });
+
+      const limited = await bh.registry.limitMoveWrites("tenant-a", 20);
+      expect(limited.moveWriteLimit).toBe(20);
+      expect((await bh.registry.getMove("tenant-a"))?.writeLimit).toBe(20);
+      const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ id: `w${from + i}`, values: vec(from + i) }));
+      // 20 vectors/s over windows of 10 s: 200 pass, the next batch is refused whole, with when to retry.
+      await bh.dataManager.upsertDocuments("tenant-a", batch(0, 150));
+      await bh.dataManager.upsertDocuments("tenant-a", batch(150, 50));
+      const refused = await bh.dataManager.upsertDocuments("tenant-a", batch(200, 10)).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(RateLimitedError);
+      expect((refused as RateLimitedError).message).toMatch(/rate limit of 20 vector writes per second, set while it is being moved/);
+      expect((refused as RateLimitedError).retryAfterMs).toBeGreaterThan(0);
+      await expect(bh.dataManager.deleteDocuments("tenant-a", ["d00001"])).rejects.toBeInstanceOf(RateLimitedError);
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(400); // reads are not limited; the refused batch wrote nothing
+      await bh.dataManager.upsertDocuments("tenant-b", batch(0, 300)); // the neighbour is not limited
+
+      await bh.registry.limitMoveWrites("tenant-a", null);
+      await bh.dataManager.upsertDocuments("tenant-a", batch(200, 10));
+      await bh.registry.limitMoveWrites("tenant-a", 5);
+      const moved = await bh.registry.resumeMove("tenant-a");
+      expect(moved.moveWriteLimit).toBeNull(); // the limit ends with the move
+      await bh.dataManager.upsertDocuments("tenant-a", batch(300, 100));
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(510);
     });
 
     it("refuses a stale placement after a switch, and data calls reload it on their own", async () => {

@@ -69,7 +69,8 @@ function moveProgress(): MoveOptions["onProgress"] {
   return (p) => {
     const done = p.phase === "copying" ? ` ${p.copied.toLocaleString("en")} of ${p.total.toLocaleString("en")} vectors (${Math.floor((100 * p.copied) / Math.max(p.total, 1))} %)` : "";
     const caught = p.phase === "catching-up" ? ` ${p.caughtUp.toLocaleString("en")} changed vectors re-copied` : "";
-    process.stderr.write(`\r  ${p.tenantId}: ${p.phase}${done}${caught}…\x1b[K`);
+    const limited = p.writeLimit ? ` (its writes held to ${p.writeLimit} vectors/s to let the move catch up)` : "";
+    process.stderr.write(`\r  ${p.tenantId}: ${p.phase}${done}${caught}${limited}…\x1b[K`);
   };
 }
 
@@ -265,11 +266,21 @@ export function addOperatorCommands(program: Command): void {
         moved(opts, t, "stays");
       }),
     );
+  common(migrate.command("limit-writes <tenantId> <vectorsPerSecond>").description("Hold a moving tenant's writes to this many vectors per second until its move switches (`off` lifts the limit)"))
+    .action((tenantId: string, rate: string, opts: Common) =>
+      withBulkhead(opts, async (bh) => {
+        const limit = rate === "off" ? null : Number(rate);
+        if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) throw new ValidationError("vectorsPerSecond", `must be a whole number >= 1 or "off", got "${rate}"`);
+        const t = await bh.registry.limitMoveWrites(tenantId, limit);
+        await bh.audit.record(ACTOR, "tenant.move.limit-writes", t.tenantId, { vectorsPerSecond: limit });
+        print(opts.json, { tenantId: t.tenantId, moveWriteLimit: t.moveWriteLimit }, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
+      }),
+    );
   common(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
     .action((opts: Common) =>
       withBulkhead(opts, async (bh) => {
         const moves = (await bh.registry.listMoves()).map((m: PlacementMove) => ({ ...m, percent: Math.floor((100 * m.copied) / Math.max(m.total, 1)) }));
-        print(opts.json, moves, () => table(moves, ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "updatedAt"]));
+        print(opts.json, moves, () => table(moves, ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
       }),
     );
   common(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))

@@ -100,6 +100,7 @@ export class TenantDataManager {
         if (!placement.annIndexed) await this.registry.ensureAnnIndex(current, undefined, outcome.documents);
         return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
       }),
+      records.length,
     );
   }
 
@@ -153,6 +154,7 @@ export class TenantDataManager {
     const valid = validateIds(ids, this.limits);
     return this.admit(tenant, "delete", () =>
       this.registry.withPlacement(tenant, async ({ placement }) => ({ deleted: await this.store.delete(placement, valid), namespace: placement.namespace, index: placement.index })),
+      valid.length,
     );
   }
 
@@ -163,8 +165,8 @@ export class TenantDataManager {
   }
 
   /** Runs a validated operation through the performance gate, when there is one. */
-  private admit<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T> {
-    return this.gate ? this.gate.run(tenant, operation, fn) : fn();
+  private admit<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten?: number): Promise<T> {
+    return this.gate ? this.gate.run(tenant, operation, fn, vectorsWritten) : fn();
   }
 
   /** Number of documents the tenant stores. */

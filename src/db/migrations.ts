@@ -375,6 +375,15 @@ GRANT DELETE ON ${s}.document_counts TO ${q(runtimeRole)};
 `;
     },
   },
+  {
+    version: 8,
+    name: "write limit of a tenant being moved",
+    sql: ({ schema }) => `
+-- Vectors per second the tenant may write while its move catches up with it (NULL: not limited).
+-- Set by the move when its catch-up stops gaining on the tenant's writes, or by an operator.
+ALTER TABLE ${q(schema)}.placement_moves ADD COLUMN write_limit int CHECK (write_limit >= 1);
+`,
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

@@ -19,7 +19,7 @@ export interface OperationGate {
    * its statement must run first in the query's own transaction, and the count it returns goes
    * back through `observe({ dailyQueries })`.
    */
-  run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T>;
+  run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten?: number): Promise<T>;
   /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void;
 }
@@ -38,12 +38,14 @@ export class PerformanceGate implements OperationGate {
     private readonly monitor: TenantMonitor,
   ) {}
 
-  async run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>): Promise<T> {
+  async run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten = 0): Promise<T> {
     const started = performance.now();
     const { tenantId, quota } = tenant;
     let leave: (() => void) | undefined;
     try {
       await this.rateLimiter.consume(tenantId, quota);
+      // A move that cannot catch up with the tenant's writes holds them to a rate it can follow.
+      if (tenant.moveWriteLimit !== null && vectorsWritten > 0) await this.rateLimiter.consumeMoveWrites(tenantId, tenant.moveWriteLimit, vectorsWritten);
       leave = await this.bulkheads.enter(tenantId, quota.maxConcurrent);
       this.monitor.metrics.inFlight.set({ tenant: tenantId }, this.bulkheads.inFlight(tenantId));
       const admission = operation === "query" ? this.dailyQueries.admit(tenantId, quota.maxDailyQueries) : undefined;

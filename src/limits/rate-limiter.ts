@@ -62,6 +62,26 @@ export class TenantRateLimiter {
     }
   }
 
+  /**
+   * Spends `vectors` of a tenant's move write limit (`vectorsPerSecond`, counted over windows of
+   * BURST_WINDOW_SECONDS, so a batch larger than one second's worth still passes when the window
+   * has room), or throws `RateLimitedError`. A batch larger than a whole window is charged the window.
+   */
+  async consumeMoveWrites(tenantId: string, vectorsPerSecond: number, vectors: number): Promise<void> {
+    const key = `move-writes:${vectorsPerSecond}`;
+    let limiter = this.limiters.get(key);
+    if (!limiter) {
+      limiter = this.make(`${this.options.keyPrefix}:${key}`, vectorsPerSecond * BURST_WINDOW_SECONDS, BURST_WINDOW_SECONDS);
+      this.limiters.set(key, limiter);
+    }
+    try {
+      await limiter.consume(tenantId, Math.min(vectors, vectorsPerSecond * BURST_WINDOW_SECONDS));
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res;
+      throw new RateLimitedError(tenantId, vectorsPerSecond, Math.max(1, Math.ceil(res.msBeforeNext)), "vector writes per second, set while it is being moved (until the move switches)");
+    }
+  }
+
   /** Forgets remembered refusals of one tenant (its limits changed), or of all with null. */
   forget(tenantId: string | null): void {
     for (const key of this.blockedUntil.keys()) if (tenantId === null || key.endsWith(`:${tenantId}`)) this.blockedUntil.delete(key);

@@ -105,6 +105,10 @@ export class StoreRouter implements VectorStore {
     return this.of(from).drainChanges(from, limit, (rows, gone) => this.of(to).writeCopies(to, rows, gone));
   }
 
+  pendingChanges(from: Placement): Promise<number> {
+    return this.of(from).pendingChanges(from);
+  }
+
   /** Within one store only: a switch between stores is the registry's (it spans two databases' transactions). */
   finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
     if (from.store !== to.store) return Promise.reject(new Error("internal: finishCopy across stores"));

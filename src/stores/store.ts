@@ -101,6 +101,8 @@ export interface VectorStore {
    * lock, so no write is in flight) applies every change still logged and counts both sides.
    */
   finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }>;
+  /** Online move: how many ids writes have logged that the catch-up has not re-copied yet. */
+  pendingChanges(from: Placement): Promise<number>;
   /**
    * Writes the batch, all or nothing. Refuses it whole with `QuotaExceededError` when its new ids
    * would take the tenant past `maxDocuments`, atomically with respect to the tenant's other writers.

@@ -1,9 +1,12 @@
+import { performance } from "node:perf_hooks";
 import type { TenantTier } from "../config.js";
 import type { Placement, VectorStore } from "../stores/store.js";
 
 /** The catch-up hands over to the switch once a round re-copies fewer changed ids than this. */
 const SWITCH_BELOW = 100;
 const MAX_ROUNDS = 50;
+/** Catch-up rounds in a row that left at least as many logged ids as before, before the tenant's writes are limited. */
+const STALLED_ROUNDS = 2;
 
 /** Where a move is: copying the vectors, building the target's ANN index, re-copying what changed meanwhile. */
 export type MovePhase = "copying" | "indexing" | "catching-up";
@@ -21,6 +24,8 @@ export interface PlacementMove {
   /** Vectors copied so far, out of `total` (the count when the move began). */
   copied: number;
   total: number;
+  /** Vectors per second the tenant may write meanwhile (see `TenantRegistry.limitMoveWrites`), or null. */
+  writeLimit: number | null;
   startedAt: Date;
   updatedAt: Date;
 }
@@ -33,6 +38,8 @@ export interface MoveProgress {
   total: number;
   /** Changed ids re-copied so far in the catch-up phase. */
   caughtUp: number;
+  /** Set once the move has limited the tenant's writes to this many vectors per second. */
+  writeLimit?: number;
 }
 
 export interface MoveOptions {
@@ -64,13 +71,20 @@ export async function copyOnline(
   from: Placement,
   to: Placement,
   start: MoveCheckpoint & { total: number },
-  hooks: { save: (checkpoint: MoveCheckpoint) => Promise<void>; annIndexThreshold: number },
+  hooks: {
+    save: (checkpoint: MoveCheckpoint) => Promise<void>;
+    annIndexThreshold: number;
+    /** Limits the tenant's writes to this many vectors per second until the switch. */
+    limitWrites: (vectorsPerSecond: number) => Promise<void>;
+  },
   options: MoveOptions = {},
 ): Promise<{ targetIndexed: boolean }> {
   const batch = options.batchSize ?? 1_000;
   const state: MoveCheckpoint = { phase: start.phase, cursor: start.cursor, copied: start.copied, targetIndexed: start.targetIndexed };
   let caughtUp = 0;
-  const report = () => options.onProgress?.({ tenantId: from.tenantId, phase: state.phase, copied: state.copied, total: Math.max(start.total, state.copied), caughtUp });
+  let writeLimit: number | undefined;
+  const report = () =>
+    options.onProgress?.({ tenantId: from.tenantId, phase: state.phase, copied: state.copied, total: Math.max(start.total, state.copied), caughtUp, ...(writeLimit ? { writeLimit } : {}) });
   const step = async () => {
     await hooks.save(state);
     report();
@@ -101,14 +115,29 @@ export async function copyOnline(
   // Each round re-copies what was written during the previous one; rounds shrink as long as the
   // move copies faster than the tenant writes. The switch applies the last few under its lock, so
   // stopping at a small round keeps the tenant's pause short (bounded by MAX_ROUNDS if it never gets small).
+  // A tenant writing as fast as the move copies (re-copying into a live HNSW graph goes no faster
+  // than the tenant's own writes into it) would keep the log from ever shrinking: after two rounds
+  // that did not shrink it, the tenant's writes are limited to half the rate the rounds copied at.
   const target = { ...to, annIndexed: state.targetIndexed };
+  let backlog = await store.pendingChanges(from);
+  let stalled = 0;
   for (let round = 1; ; round++) {
+    const started = performance.now();
     const n = await store.catchUp(from, target, batch);
+    const seconds = (performance.now() - started) / 1000;
     caughtUp += n;
     report();
     options.signal?.throwIfAborted();
     await new Promise((resolve) => setImmediate(resolve));
     if (n < Math.min(batch, SWITCH_BELOW) || round === MAX_ROUNDS) break;
+    const left = await store.pendingChanges(from);
+    stalled = left >= backlog ? stalled + 1 : 0;
+    backlog = left;
+    if (stalled >= STALLED_ROUNDS && writeLimit === undefined) {
+      writeLimit = Math.max(1, Math.floor(n / Math.max(seconds, 0.001) / 2));
+      await hooks.limitWrites(writeLimit);
+      report();
+    }
   }
   return { targetIndexed: state.targetIndexed };
 }

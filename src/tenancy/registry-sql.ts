@@ -5,10 +5,11 @@ import { sql as storeSql } from "../stores/pgvector/pgvector-sql.js";
 const TENANT_COLUMNS = `
   t.id, t.name, t.tier, t.status, t.quota_overrides, t.slot, t.ann_indexed, t.created_at, t.updated_at, t.placement_epoch,
   EXISTS (SELECT 1 FROM placement_moves m WHERE m.tenant = t.id) AS moving,
+  (SELECT m.write_limit FROM placement_moves m WHERE m.tenant = t.id) AS move_write_limit,
   i.id AS index_id, i.name AS index_name, i.kind AS index_kind, i.store AS index_store, i.dimension, i.metric`;
 
 const MOVE_COLUMNS = `
-  m.tenant, m.to_tier, m.to_slot, m.phase, m.copy_cursor, m.copied::int, m.total::int, m.to_ann_indexed, m.started_at, m.updated_at,
+  m.tenant, m.to_tier, m.to_slot, m.phase, m.copy_cursor, m.copied::int, m.total::int, m.to_ann_indexed, m.write_limit, m.started_at, m.updated_at,
   i.id AS to_index_id, i.name AS to_index_name, i.kind AS to_index_kind, i.store AS to_store`;
 
 export const registrySql = {
@@ -48,6 +49,8 @@ export const registrySql = {
   insertMove: "INSERT INTO placement_moves (tenant, to_tier, to_index_id, to_slot, phase, total) VALUES ($1, $2, $3, $4, 'copying', $5)",
   saveMove: `UPDATE placement_moves SET phase = $2, copy_cursor = $3, copied = $4, to_ann_indexed = $5, updated_at = now() WHERE tenant = $1`,
   deleteMove: "DELETE FROM placement_moves WHERE tenant = $1",
+  /** $1 tenant, $2 vectors per second it may write while it moves, or null. */
+  setMoveWriteLimit: "UPDATE placement_moves SET write_limit = $2, updated_at = now() WHERE tenant = $1 RETURNING tenant",
   indexByName: "SELECT id, name, kind, store, dimension, max_namespaces FROM indexes WHERE name = $1",
   setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
   setStatus: "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING id",

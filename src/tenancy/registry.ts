@@ -24,6 +24,7 @@ interface TenantRow {
   updated_at: Date | string;
   placement_epoch: number;
   moving: boolean;
+  move_write_limit: number | null;
   index_id: number;
   index_name: string;
   index_kind: "shared" | "dedicated";
@@ -41,6 +42,7 @@ interface MoveRow {
   copied: number;
   total: number;
   to_ann_indexed: boolean;
+  write_limit: number | null;
   started_at: Date | string;
   updated_at: Date | string;
   to_index_id: number;
@@ -291,6 +293,7 @@ export class TenantRegistry {
       {
         annIndexThreshold: this.config.annIndexThreshold,
         save: async (c) => void (await this.db.query(sql.saveMove, [tenantId, c.phase, c.cursor, c.copied, c.targetIndexed])),
+        limitWrites: async (vectorsPerSecond) => void (await this.limitMoveWrites(tenantId, vectorsPerSecond)),
       },
       options,
     );
@@ -336,6 +339,27 @@ export class TenantRegistry {
     });
     this.forget(tenantId);
     await this.reconcileCells(cells); // the source fenced at the new epoch, the target's copy dropped
+    return this.getTenant(tenantId);
+  }
+
+  /**
+   * Limits how many vectors per second a tenant being moved may write (upserts and deletes) until
+   * its move switches or is rolled back; `null` lifts the limit. The move sets one itself when the
+   * tenant writes faster than it can catch up; an operator can set or lift it. Writes over it are
+   * refused with `RateLimitedError` (HTTP 429 with Retry-After), like any rate limit.
+   */
+  async limitMoveWrites(tenantId: string, vectorsPerSecond: number | null): Promise<Tenant> {
+    assertTenantId(tenantId);
+    if (vectorsPerSecond !== null && (!Number.isSafeInteger(vectorsPerSecond) || vectorsPerSecond < 1)) {
+      throw new ValidationError("vectorsPerSecond", `must be a whole number >= 1 (or null to lift the limit), got ${JSON.stringify(vectorsPerSecond)}`);
+    }
+    await this.db.transaction(async (tx) => {
+      if ((await tx.query(sql.setMoveWriteLimit, [tenantId, vectorsPerSecond])).length === 0) {
+        throw new MoveConflictError(tenantId, `tenant "${tenantId}" has no move in progress`);
+      }
+      await this.announce(tx, tenantId);
+    });
+    this.forget(tenantId);
     return this.getTenant(tenantId);
   }
 
@@ -649,6 +673,7 @@ export class TenantRegistry {
       status: r.status,
       quota: Object.freeze({ ...this.config.tierQuotas[r.tier], ...r.quota_overrides }),
       quotaOverrides: Object.freeze({ ...r.quota_overrides }),
+      moveWriteLimit: r.move_write_limit,
       store: r.index_store,
       index: r.index_name,
       namespace: r.id,
@@ -679,6 +704,7 @@ function toMove(r: MoveRow): PlacementMove {
     phase: r.phase,
     copied: r.copied,
     total: r.total,
+    writeLimit: r.write_limit,
     startedAt: new Date(r.started_at),
     updatedAt: new Date(r.updated_at),
   };

@@ -29,6 +29,11 @@ export interface Tenant {
   readonly metric: Metric;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+  /**
+   * Vectors per second the tenant may write while a move catches up with it (the move sets it when
+   * the tenant writes faster than it can copy); null when not limited.
+   */
+  readonly moveWriteLimit: number | null;
   /** Where the data lives; what data code scopes every operation by. */
   readonly placement: Placement;
 }

@@ -145,6 +145,9 @@ export const sql = {
   /** $1 tenant, $2 JSON array of ids that are gone on the other side. */
   removeCopies: (p: Placement) => `DELETE FROM ${tableOf(p)} WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
 
+  /** $1 tenant: ids its writes logged that the move has not re-copied yet. */
+  pendingChanges: "SELECT count(*)::int AS n FROM move_changes WHERE tenant_id = $1",
+
   /** $1 tenant, $2 JSON array of ids the move has re-copied. */
   forgetChanges: "DELETE FROM move_changes WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))",
 

@@ -155,6 +155,11 @@ export class PgvectorStore implements VectorStore {
     });
   }
 
+  async pendingChanges(from: Placement): Promise<number> {
+    const [[row]] = (await this.guarded(from, [{ text: sql.pendingChanges, params: [from.tenantId] }])) as [{ n: number }[]];
+    return row!.n;
+  }
+
   /** A move to another store, step 1 on the source: up to `limit` rows after `afterId`, in id order, as stored. */
   async copySource(p: Placement, afterId: string | null, limit: number): Promise<CopiedRow[]> {
     const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }])) as unknown as [CopiedRow[]];

@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import type { Placement, VectorStore } from "../stores/store.js";
+import { copyOnline, type MoveProgress } from "./placement-move.js";
+
+const placement = { tenantId: "tenant-a", store: "home", indexId: 1, index: "shared-index-1", namespace: "tenant-a", slot: 1, isolation: "namespace", dimension: 8, metric: "cosine", annIndexed: false, epoch: 1, moving: true } as Placement;
+
+/**
+ * A store whose catch-up faces a change log of `backlog()` ids (the decision under test is the copy
+ * loop's: the real catch-up against a tenant writing at full speed is measured by bench:operations).
+ */
+function catchUpAgainst(backlog: (round: number, limited: boolean) => number) {
+  let round = 0;
+  const limits: number[] = [];
+  const store = {
+    copyPage: async () => ({ copied: 0, lastId: null }),
+    count: async () => 0,
+    buildAnnIndex: async () => false,
+    pendingChanges: async () => backlog(round, limits.length > 0),
+    catchUp: async (_from: Placement, _to: Placement, limit: number) => {
+      round++;
+      await new Promise((r) => setTimeout(r, 5));
+      return Math.min(limit, backlog(round - 1, limits.length > 0));
+    },
+  } as unknown as VectorStore;
+  const progress: MoveProgress[] = [];
+  const run = copyOnline(store, placement, { ...placement, indexId: 2 }, { phase: "copying", cursor: null, copied: 0, targetIndexed: false, total: 0 }, { save: async () => {}, annIndexThreshold: 2_000, limitWrites: async (v) => void limits.push(v) }, { batchSize: 100, onProgress: (p) => progress.push(p) });
+  return { run, limits, progress, rounds: () => round };
+}
+
+describe("copyOnline's catch-up", () => {
+  it("limits the tenant's writes once two rounds in a row left the change log no smaller, then switches when it shrinks", async () => {
+    // The tenant writes as fast as the rounds copy (the log stays at 1,000 ids) until its writes are
+    // limited; then each round gains 100 on it.
+    let limitedAt = 0;
+    const move = catchUpAgainst((round, limited) => (limited ? Math.max(0, 1_000 - 100 * (round - (limitedAt ||= round))) : 1_000));
+    await move.run;
+    expect(move.limits).toHaveLength(1);
+    // Half the rate the last round copied at: 100 ids in at least ~4 ms (a 5 ms timer) → at most 12,500 vectors/s.
+    expect(move.limits[0]).toBeGreaterThan(0);
+    expect(move.limits[0]).toBeLessThanOrEqual(12_500);
+    expect(move.rounds()).toBeGreaterThan(10); // it kept catching up, limited, until a round was small
+    expect(move.progress.some((p) => p.writeLimit === move.limits[0])).toBe(true);
+  });
+
+  it("leaves a tenant whose change log shrinks round by round alone", async () => {
+    const move = catchUpAgainst((round) => Math.max(0, 450 - 100 * round));
+    await move.run;
+    expect(move.limits).toEqual([]);
+    expect(move.rounds()).toBe(5); // 100, 100, 100, 100, 50 (< 100: the switch takes the rest)
+  });
+});
