@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { openBulkhead, type Bulkhead } from "../src/bulkhead.js";
 import { TenantTier, type CellConfig } from "../src/config.js";
+import { RateLimitedError } from "../src/errors.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
 import { DEFAULT_SPEC, EmbeddingSpace, rng } from "./dataset.js";
 
@@ -32,6 +33,8 @@ const { values: args } = parseArgs({
     "moves-only": { type: "boolean", default: false },
     // Load, index, then move between the home database and a cell and back (implies --moves-only).
     cells: { type: "boolean", default: false },
+    // Pause between the moving tenant's upserts of 5 vectors; 20 makes it write as fast as it can.
+    "writes-every-ms": { type: "string", default: "200" },
   },
 });
 if (args.cells) args["moves-only"] = true;
@@ -86,8 +89,10 @@ async function timed<T>(bh: Bulkhead, name: string, probe: number[], fn: () => P
 
 /**
  * The moving tenant's own traffic: an upsert of 5 new documents every 200 ms (25 vectors/s, about
- * two million a day) and a query every 50 ms. Returns a stop function that reports latencies,
- * failures and the acknowledged ids.
+ * two million a day; `--writes-every-ms`) and a query every 50 ms. An upsert refused by the move's
+ * write limit (429) waits the time it was told and is sent again, as a client honouring
+ * Retry-After would; those refusals are counted apart from failures. Returns a stop function that
+ * reports latencies, failures, refusals and the acknowledged ids.
  */
 function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number, prefix: string) {
   let running = true;
@@ -95,11 +100,21 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
   const reads: number[] = [];
   const acknowledged: string[] = [];
   let failed = 0;
+  let limited = 0;
   const loop = async (op: (i: number) => Promise<unknown>, latencies: number[], pauseMs: number) => {
     for (let i = 0; running; i++) {
       const t0 = performance.now();
       try {
-        await op(i);
+        for (;;) {
+          try {
+            await op(i);
+            break;
+          } catch (err) {
+            if (!(err instanceof RateLimitedError) || !running) throw err;
+            limited++;
+            await new Promise((r) => setTimeout(r, err.retryAfterMs));
+          }
+        }
         latencies.push(performance.now() - t0);
       } catch (err) {
         failed++;
@@ -108,21 +123,19 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
       await new Promise((r) => setTimeout(r, pauseMs));
     }
   };
-  let batch = 0;
   const both = Promise.all([
-    loop(async () => {
-      const ids = Array.from({ length: 5 }, (_, j) => `${prefix}-${batch}-${j}`);
-      batch++;
+    loop(async (i) => {
+      const ids = Array.from({ length: 5 }, (_, j) => `${prefix}-${i}-${j}`);
       await bh.dataManager.upsertDocuments("big", ids.map((id) => ({ id, values: Array.from(space.sample([11], random)) })));
       acknowledged.push(...ids);
-    }, writes, 200),
+    }, writes, Number(args["writes-every-ms"])),
     loop(() => bh.dataManager.queryDocuments("big", Array.from(space.sample([3], random)), { topK: 10 }), reads, 50),
   ]);
   const summary = (xs: number[]) => ({ count: xs.length, p50Ms: round(quantile(xs, 0.5), 2), p95Ms: round(quantile(xs, 0.95), 2), maxMs: round(Math.max(...xs), 1) });
   return async () => {
     running = false;
     await both;
-    return { writes: summary(writes), reads: summary(reads), failed, acknowledged };
+    return { writes: summary(writes), reads: summary(reads), failed, limitedAndRetried: limited, acknowledged };
   };
 }
 
@@ -134,8 +147,13 @@ async function onlineMove(bh: Bulkhead, target: { tier?: TenantTier; store?: str
   let phase = "begin";
   let since = performance.now();
   let lastCatchUp = 0;
+  let writeLimit: number | null = null;
   const onProgress = (p: MoveProgress) => {
     const now = performance.now();
+    if (p.writeLimit && writeLimit === null) {
+      writeLimit = p.writeLimit;
+      phases.catchingUpBeforeWriteLimit = round((now - since) / 1000);
+    }
     if (p.phase === "catching-up") lastCatchUp = now;
     if (p.phase === phase) return;
     phases[phase] = round((now - since) / 1000);
@@ -152,7 +170,8 @@ async function onlineMove(bh: Bulkhead, target: { tier?: TenantTier; store?: str
     index: moved.index,
     annIndexed: moved.placement.annIndexed,
     phaseSeconds: phases,
-    tenantDuringMove: { writes: traffic.writes, reads: traffic.reads, failed: traffic.failed },
+    tenantDuringMove: { writes: traffic.writes, reads: traffic.reads, failed: traffic.failed, limitedAndRetried: traffic.limitedAndRetried },
+    writeLimit,
     acknowledgedWrites: traffic.acknowledged.length,
     acknowledgedWritesFound: found,
     documentsBefore: before,
@@ -166,7 +185,7 @@ function save(bh: Bulkhead, steps: unknown[], finalDocuments: number | null): vo
     benchmark: "operations",
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: 200, tenantQueriesEveryMs: 50, movesOnly: args["moves-only"], cells: args.cells },
+    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: Number(args["writes-every-ms"]), tenantQueriesEveryMs: 50, movesOnly: args["moves-only"], cells: args.cells },
     steps,
     finalDocuments,
   };

@@ -17,7 +17,8 @@ interface Step {
   result: Record<string, unknown> & {
     peakRssMiB: number;
     phaseSeconds?: Record<string, number>;
-    tenantDuringMove?: { writes: Latency; reads: Latency; failed: number };
+    tenantDuringMove?: { writes: Latency; reads: Latency; failed: number; limitedAndRetried?: number };
+    writeLimit?: number | null;
     acknowledgedWrites?: number;
     acknowledgedWritesFound?: number;
   };
@@ -36,12 +37,12 @@ for (const s of steps) {
   out.push(`| ${s.step} | ${s.seconds} | ${result} | ${peakRssMiB} | ${s.neighbour.queries} | ${s.neighbour.p50Ms} / ${s.neighbour.p95Ms} | ${s.neighbour.failed} |`);
 }
 out.push("", "Online moves, phase by phase (seconds), and the moving tenant's own traffic meanwhile:", "");
-out.push("| move | " + PHASES.join(" | ") + " | tenant writes (p50 / p95 / max ms) | tenant reads (p50 / p95 / max ms) | failed | acknowledged writes found |");
-out.push("|---|" + PHASES.map(() => "---:").join("|") + "|---:|---:|---:|---:|");
+out.push("| move | " + PHASES.join(" | ") + " | tenant writes (p50 / p95 / max ms) | tenant reads (p50 / p95 / max ms) | failed | write limit (429s retried) | acknowledged writes found |");
+out.push("|---|" + PHASES.map(() => "---:").join("|") + "|---:|---:|---:|---:|---:|");
 for (const s of moves) {
   const t = s.result.tenantDuringMove!;
   const l = (x: Latency) => `${x.count} ops: ${x.p50Ms} / ${x.p95Ms} / ${x.maxMs}`;
-  out.push(`| ${s.step.split(",")[0]} | ${PHASES.map((p) => s.result.phaseSeconds![p] ?? 0).join(" | ")} | ${l(t.writes)} | ${l(t.reads)} | ${t.failed} | ${s.result.acknowledgedWritesFound} of ${s.result.acknowledgedWrites} |`);
+  out.push(`| ${s.step.split(",")[0]} | ${PHASES.map((p) => s.result.phaseSeconds![p] ?? 0).join(" | ")} | ${l(t.writes)} | ${l(t.reads)} | ${t.failed} | ${s.result.writeLimit ? `${s.result.writeLimit}/s (${t.limitedAndRetried})` : "none"} | ${s.result.acknowledgedWritesFound} of ${s.result.acknowledgedWrites} |`);
 }
 console.log(out.join("\n"));
 
