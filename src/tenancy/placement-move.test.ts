@@ -42,6 +42,15 @@ describe("copyOnline's catch-up", () => {
     expect(move.progress.some((p) => p.writeLimit === move.limits[0])).toBe(true);
   });
 
+  it("limits them too when the log shrinks too slowly to be done within the rounds allowed", async () => {
+    // 20 ids gained per round on a log of 5,000: 250 rounds at that pace, more than the 50 allowed.
+    let limitedAt = 0;
+    const move = catchUpAgainst((round, limited) => (limited ? Math.max(0, 5_000 - 20 * (limitedAt ||= round) - 500 * (round - limitedAt)) : 5_000 - 20 * round));
+    await move.run;
+    expect(move.limits).toHaveLength(1);
+    expect(move.rounds()).toBeLessThan(20);
+  });
+
   it("leaves a tenant whose change log shrinks round by round alone", async () => {
     const move = catchUpAgainst((round) => Math.max(0, 450 - 100 * round));
     await move.run;

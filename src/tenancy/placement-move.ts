@@ -5,8 +5,8 @@ import type { Placement, VectorStore } from "../stores/store.js";
 /** The catch-up hands over to the switch once a round re-copies fewer changed ids than this. */
 const SWITCH_BELOW = 100;
 const MAX_ROUNDS = 50;
-/** Catch-up rounds in a row that left at least as many logged ids as before, before the tenant's writes are limited. */
-const STALLED_ROUNDS = 2;
+/** Catch-up rounds in a row that would not finish within MAX_ROUNDS at their pace, before the tenant's writes are limited. */
+const BEHIND_ROUNDS = 2;
 
 /** Where a move is: copying the vectors, building the target's ANN index, re-copying what changed meanwhile. */
 export type MovePhase = "copying" | "indexing" | "catching-up";
@@ -115,12 +115,13 @@ export async function copyOnline(
   // Each round re-copies what was written during the previous one; rounds shrink as long as the
   // move copies faster than the tenant writes. The switch applies the last few under its lock, so
   // stopping at a small round keeps the tenant's pause short (bounded by MAX_ROUNDS if it never gets small).
-  // A tenant writing as fast as the move copies (re-copying into a live HNSW graph goes no faster
-  // than the tenant's own writes into it) would keep the log from ever shrinking: after two rounds
-  // that did not shrink it, the tenant's writes are limited to half the rate the rounds copied at.
+  // A tenant writing about as fast as the move copies (re-copying into a live HNSW graph goes no
+  // faster than the tenant's own writes into it) keeps the log from shrinking, or shrinking fast
+  // enough to be done within MAX_ROUNDS: after two such rounds in a row the tenant's writes are
+  // limited to half the rate the rounds copied at.
   const target = { ...to, annIndexed: state.targetIndexed };
   let backlog = await store.pendingChanges(from);
-  let stalled = 0;
+  let behind = 0;
   for (let round = 1; ; round++) {
     const started = performance.now();
     const n = await store.catchUp(from, target, batch);
@@ -131,9 +132,10 @@ export async function copyOnline(
     await new Promise((resolve) => setImmediate(resolve));
     if (n < Math.min(batch, SWITCH_BELOW) || round === MAX_ROUNDS) break;
     const left = await store.pendingChanges(from);
-    stalled = left >= backlog ? stalled + 1 : 0;
+    const gained = backlog - left;
+    behind = gained <= 0 || left / gained > MAX_ROUNDS - round ? behind + 1 : 0;
     backlog = left;
-    if (stalled >= STALLED_ROUNDS && writeLimit === undefined) {
+    if (behind >= BEHIND_ROUNDS && writeLimit === undefined) {
       writeLimit = Math.max(1, Math.floor(n / Math.max(seconds, 0.001) / 2));
       await hooks.limitWrites(writeLimit);
       report();
