@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     cells: { type: "boolean", default: false },
     // Pause between the moving tenant's upserts of 5 vectors; 20 makes it write as fast as it can.
     "writes-every-ms": { type: "string", default: "200" },
+    // Vectors per upsert of the moving tenant.
+    "write-batch": { type: "string", default: "5" },
   },
 });
 if (args.cells) args["moves-only"] = true;
@@ -89,7 +91,7 @@ async function timed<T>(bh: Bulkhead, name: string, probe: number[], fn: () => P
 
 /**
  * The moving tenant's own traffic: an upsert of 5 new documents every 200 ms (25 vectors/s, about
- * two million a day; `--writes-every-ms`) and a query every 50 ms. An upsert refused by the move's
+ * two million a day; `--write-batch`, `--writes-every-ms`) and a query every 50 ms. An upsert refused by the move's
  * write limit (429) waits the time it was told and is sent again, as a client honouring
  * Retry-After would; those refusals are counted apart from failures. Returns a stop function that
  * reports latencies, failures, refusals and the acknowledged ids.
@@ -125,7 +127,7 @@ function tenantTraffic(bh: Bulkhead, space: EmbeddingSpace, random: () => number
   };
   const both = Promise.all([
     loop(async (i) => {
-      const ids = Array.from({ length: 5 }, (_, j) => `${prefix}-${i}-${j}`);
+      const ids = Array.from({ length: Number(args["write-batch"]) }, (_, j) => `${prefix}-${i}-${j}`);
       await bh.dataManager.upsertDocuments("big", ids.map((id) => ({ id, values: Array.from(space.sample([11], random)) })));
       acknowledged.push(...ids);
     }, writes, Number(args["writes-every-ms"])),
@@ -185,7 +187,7 @@ function save(bh: Bulkhead, steps: unknown[], finalDocuments: number | null): vo
     benchmark: "operations",
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: Number(args["writes-every-ms"]), tenantQueriesEveryMs: 50, movesOnly: args["moves-only"], cells: args.cells },
+    config: { vectors: VECTORS, dimension: DEFAULT_SPEC.dimension, hnsw: { m: bh.config.hnswM, efConstruction: bh.config.hnswEfConstruction }, neighbourQueryEveryMs: 50, tenantWritesEveryMs: Number(args["writes-every-ms"]), tenantWriteBatch: Number(args["write-batch"]), tenantQueriesEveryMs: 50, movesOnly: args["moves-only"], cells: args.cells },
     steps,
     finalDocuments,
   };
