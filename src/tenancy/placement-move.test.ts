@@ -18,7 +18,7 @@ function catchUpAgainst(backlog: (round: number, limited: boolean) => number) {
     pendingChanges: async () => backlog(round, limits.length > 0),
     catchUp: async (_from: Placement, _to: Placement, limit: number) => {
       round++;
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 4 + 2 * round)); // rounds slow down as the target's graph grows
       return Math.min(limit, backlog(round - 1, limits.length > 0));
     },
   } as unknown as VectorStore;
@@ -35,9 +35,9 @@ describe("copyOnline's catch-up", () => {
     const move = catchUpAgainst((round, limited) => (limited ? Math.max(0, 1_000 - 100 * (round - (limitedAt ||= round))) : 1_000));
     await move.run;
     expect(move.limits).toHaveLength(1);
-    // Half the rate the last round copied at: 100 ids in at least ~4 ms (a 5 ms timer) → at most 12,500 vectors/s.
+    // Half the rate the second round (the second behind) copied at: 100 ids in at least 8 ms → at most 6,250 vectors/s.
     expect(move.limits[0]).toBeGreaterThan(0);
-    expect(move.limits[0]).toBeLessThanOrEqual(12_500);
+    expect(move.limits[0]).toBeLessThanOrEqual(6_250);
     expect(move.rounds()).toBeGreaterThan(10); // it kept catching up, limited, until a round was small
     expect(move.progress.some((p) => p.writeLimit === move.limits[0])).toBe(true);
   });
@@ -49,6 +49,15 @@ describe("copyOnline's catch-up", () => {
     await move.run;
     expect(move.limits).toHaveLength(1);
     expect(move.rounds()).toBeLessThan(20);
+  });
+
+  it("lowers the limit again when the tenant still keeps up with the rounds under it", async () => {
+    // The log stays at 1,000 ids until the tenant's writes have been limited twice.
+    let secondAt = 0;
+    const move = catchUpAgainst((round) => (move?.limits.length >= 2 ? Math.max(0, 1_000 - 300 * (round - (secondAt ||= round))) : 1_000));
+    await move.run;
+    expect(move.limits).toHaveLength(2);
+    expect(move.rounds()).toBeLessThan(15);
   });
 
   it("leaves a tenant whose change log shrinks round by round alone", async () => {

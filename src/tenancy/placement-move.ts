@@ -118,7 +118,9 @@ export async function copyOnline(
   // A tenant writing about as fast as the move copies (re-copying into a live HNSW graph goes no
   // faster than the tenant's own writes into it) keeps the log from shrinking, or shrinking fast
   // enough to be done within MAX_ROUNDS: after two such rounds in a row the tenant's writes are
-  // limited to half the rate the rounds copied at.
+  // limited to half the rate the rounds copied at — and lowered again after two more, since rounds
+  // slow down as the target's graph grows (measured: a limit set at the first rounds' pace left a
+  // log of 750 ids neither shrinking nor growing).
   const target = { ...to, annIndexed: state.targetIndexed };
   let backlog = await store.pendingChanges(from);
   let behind = 0;
@@ -135,8 +137,10 @@ export async function copyOnline(
     const gained = backlog - left;
     behind = gained <= 0 || left / gained > MAX_ROUNDS - round ? behind + 1 : 0;
     backlog = left;
-    if (behind >= BEHIND_ROUNDS && writeLimit === undefined) {
-      writeLimit = Math.max(1, Math.floor(n / Math.max(seconds, 0.001) / 2));
+    const limit = Math.max(1, Math.floor(n / Math.max(seconds, 0.001) / 2));
+    if (behind >= BEHIND_ROUNDS && limit < (writeLimit ?? Infinity)) {
+      writeLimit = limit;
+      behind = 0;
       await hooks.limitWrites(writeLimit);
       report();
     }
