@@ -1,4 +1,4 @@
-import { loadConfig, type BulkheadConfig, type ConfigSources } from "./config.js";
+import { HOME_STORE, loadConfig, type BulkheadConfig, type ConfigSources } from "./config.js";
 import type { Db } from "./db/db.js";
 import { openDatabase } from "./db/open.js";
 import { CostAllocationEngine } from "./costs/cost-engine.js";
@@ -7,7 +7,7 @@ import { TenantDataManager } from "./data/data-manager.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
 import { PgvectorStore } from "./stores/pgvector/pgvector-store.js";
-import { PgvectorCell } from "./stores/pgvector/pgvector-cell.js";
+import { claimStoreIdentity, PgvectorCell } from "./stores/pgvector/pgvector-cell.js";
 import { StoreRouter } from "./stores/store-router.js";
 import type { VectorStore } from "./stores/store.js";
 import { TenantRegistry } from "./tenancy/registry.js";
@@ -96,6 +96,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const db = await openDatabase(config, warn);
   let cells: PgvectorCell[];
   try {
+    await claimStoreIdentity(db, HOME_STORE);
     cells = await openCells(config, warn);
   } catch (err) {
     await db.close();
@@ -214,6 +215,7 @@ async function openCells(config: BulkheadConfig, warn: (message: string) => void
         throw Object.assign(err, { message: `cell ${name}: ${err.message}` });
       });
       cells.push(new PgvectorCell(name, db, new PgvectorStore(db, config)));
+      await claimStoreIdentity(db, name);
     }
     return cells;
   } catch (err) {

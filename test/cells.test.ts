@@ -6,7 +6,8 @@ import { ConfigError, PlacementMovedError, ValidationError } from "../src/errors
 import type { PgvectorCell } from "../src/stores/pgvector/pgvector-cell.js";
 import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
-import { asCellOwner, BACKENDS, dropTestSchemas, vec } from "./backends.js";
+import { asCellOwner, BACKENDS, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { openBulkhead } from "../src/bulkhead.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
 
 afterAll(dropTestSchemas);
@@ -208,6 +209,23 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe.runIf(serverUrl)("a cell configured with another store's database", () => {
+  it("is refused at start, and the home store's vectors are untouched", async () => {
+    const schema = newTestSchema();
+    const config = { schema, dimension: 8 };
+    const { bulkhead: first } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config });
+    await first.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+    await first.dataManager.upsertDocuments("tenant-a", [{ id: "a1", values: vec(1) }]);
+    await first.close();
+    // The home database given again as a cell: reconciling it would drop every home namespace.
+    const sameDatabase = openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { ...config, cells: { "cell-2": { url: serverUrl!, ownerUrl } } } });
+    await expect(sameDatabase).rejects.toThrow(/store "cell-2" is the database of store "home".*check BULKHEAD_CELLS/);
+    const { bulkhead: again } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config });
+    expect(await again.dataManager.countDocuments("tenant-a")).toBe(1);
+    await again.close();
+  });
+});
 
 describe("cell configuration", () => {
   it("reads BULKHEAD_CELLS as JSON and refuses bad names and missing URLs", () => {

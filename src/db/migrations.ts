@@ -384,6 +384,19 @@ GRANT DELETE ON ${s}.document_counts TO ${q(runtimeRole)};
 ALTER TABLE ${q(schema)}.placement_moves ADD COLUMN write_limit int CHECK (write_limit >= 1);
 `,
   },
+  {
+    version: 9,
+    name: "which store a database is",
+    sql: ({ schema, runtimeRole }) => `
+-- The store (home or a cell's name) this database is, recorded at its first open. A cell configured
+-- with another store's database is refused at start: reconciling it would drop that store's vectors.
+CREATE TABLE ${q(schema)}.store_identity (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  name      text NOT NULL
+);
+GRANT SELECT, INSERT ON ${q(schema)}.store_identity TO ${q(runtimeRole)};
+`,
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

@@ -3,6 +3,19 @@ import { inTenantContext } from "../../db/db.js";
 import type { IndexSpec } from "../store.js";
 import type { PgvectorStore } from "./pgvector-store.js";
 import { sql } from "./pgvector-sql.js";
+import { ConfigError } from "../../errors.js";
+
+/**
+ * Records which store `db` is at its first open, and refuses it if it is already another store's
+ * (a cell configured with the home database's URL, or two cells with one database).
+ */
+export async function claimStoreIdentity(db: Db, name: string): Promise<void> {
+  await db.query("INSERT INTO store_identity (name) VALUES ($1) ON CONFLICT (singleton) DO NOTHING", [name]);
+  const [row] = await db.query<{ name: string }>("SELECT name FROM store_identity");
+  if (row!.name !== name) {
+    throw new ConfigError(`the database configured for store "${name}" is the database of store "${row!.name}" (schema ${db.schema}); every store needs a database of its own — check BULKHEAD_CELLS and DATABASE_URL`);
+  }
+}
 
 /** A tenant a cell must hold, as the home database's catalogue says: where, and at which placement epoch. */
 export interface CellClaim {
