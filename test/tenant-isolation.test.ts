@@ -232,6 +232,10 @@ for (const backend of BACKENDS) {
       const r = await bh.dataManager.queryDocuments("tenant-a", vec(1), { topK: 1 });
       expect(r.matches[0]).toMatchObject({ id: "a1", metadata: { k: 1, tenant_id: "tenant-a" } });
       expect(await db.query("SELECT name FROM indexes ORDER BY id")).toEqual([{ name: "shared-index-1" }, { name: "dedicated-tenant-e" }]);
+      // Between free and pro nothing moves: the tier (and with it the quota) changes in place.
+      const free = await bh.registry.changeTier("tenant-a", TenantTier.FREE);
+      expect([free.tier, free.index, free.namespace, free.quota.maxDocuments]).toEqual(["free", down.index, down.namespace, 10_000]);
+      await expect(bh.registry.changeTier("nobody", TenantTier.PRO)).rejects.toBeInstanceOf(TenantNotFoundError);
     });
 
     it("gives a namespace an HNSW index once it outgrows exact search, and still finds exact matches", async () => {

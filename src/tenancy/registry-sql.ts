@@ -52,7 +52,7 @@ export const registrySql = {
   /** $1 tenant, $2 vectors per second it may write while it moves, or null. */
   setMoveWriteLimit: "UPDATE placement_moves SET write_limit = $2, updated_at = now() WHERE tenant = $1 RETURNING tenant",
   indexByName: "SELECT id, name, kind, store, dimension, max_namespaces FROM indexes WHERE name = $1",
-  setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1",
+  setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setStatus: "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setQuota: "UPDATE tenants SET quota_overrides = $2, updated_at = now() WHERE id = $1 RETURNING id",
   /** $2: the placement epoch the index was built for (a move may have switched since). */
