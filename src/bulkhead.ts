@@ -16,6 +16,7 @@ import { ApiKeyStore } from "./tenancy/api-keys.js";
 import { AuditLog } from "./tenancy/audit-log.js";
 import { eraseTenant, type ErasureReport } from "./operations/erasure.js";
 import { backupTenant, restoreTenant, type BackupSummary, type RestoreSummary } from "./operations/backup.js";
+import { BackgroundMoves } from "./operations/background-moves.js";
 import { DailyQueryQuota } from "./limits/daily-query-quota.js";
 import { PerformanceGate } from "./limits/performance-gate.js";
 import { TenantRateLimiter } from "./limits/rate-limiter.js";
@@ -59,6 +60,8 @@ export interface Bulkhead {
   readonly keys: ApiKeyStore;
   /** Admin actions and key events, in the database. */
   readonly audit: AuditLog;
+  /** Tenant moves run in the background (the service's admin API): start, resume, rollback, progress. */
+  readonly moves: BackgroundMoves;
   /**
    * Erases a tenant (right to be forgotten) and proves it: a catalog scan of every table holding
    * `tenant_id` finds no row left; billing records are kept by the documented retention rule.
@@ -161,6 +164,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     keys.forgetAll();
   });
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate);
+  const moves = new BackgroundMoves(registry, audit, (tenantId, err) => warn(`bulkhead: the move of ${tenantId} stopped: ${(err as Error).message}; it stays recorded — resume or roll it back`));
   let closed = false;
   const bulkhead: Bulkhead = {
     config,
@@ -173,6 +177,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     monitor,
     keys,
     audit,
+    moves,
     eraseTenant: (tenantId, actor) => {
       if (closed) throw new ClosedError("Bulkhead");
       return eraseTenant({ db, cells, registry, keys, audit }, tenantId, actor);
@@ -194,6 +199,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       closed = true;
       // Usage first: close() is the point after which no metered event may be lost.
       try {
+        await moves.close(); // stopped between two steps; they stay recorded, resumable
         await ledger.close();
       } finally {
         await feed?.close();

@@ -101,3 +101,12 @@ export async function asCellOwner(cellDb: Db, statement: string): Promise<void> 
 export function vec(seed: number, dim = 8): number[] {
   return Array.from({ length: dim }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) + 1.5);
 }
+
+/** Polls `check` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -6,7 +6,7 @@ import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { buildServer } from "../src/server/app.js";
 import { openBulkhead } from "../src/bulkhead.js";
-import { BACKENDS, dropTestSchemas, newTestSchema, vec } from "./backends.js";
+import { BACKENDS, dropTestSchemas, newTestSchema, vec, waitFor } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -148,13 +148,123 @@ for (const backend of BACKENDS) {
       expect((await call("POST", "/admin/tenants/tenant-a/resume", admin)).body.status).toBe("active");
       expect((await call("POST", "/v1/query", a, { vector: vec(1) })).status).toBe(200);
       expect((await call("POST", "/v1/documents", a, { documents: [{ id: "kept", values: vec(3) }] })).status).toBe(200);
-      expect((await call("POST", "/admin/tenants/tenant-a/tier", admin, { tier: "enterprise" })).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", store: "home" });
+      // To enterprise the vectors move: the move begins, runs in the background, and the answer says where to follow it.
+      const tier = await call("POST", "/admin/tenants/tenant-a/tier", admin, { tier: "enterprise" });
+      expect(tier).toMatchObject({ status: 202, body: { tenantId: "tenant-a" } });
+      expect(tier.headers.get("location")).toBe("/admin/moves/tenant-a");
+      await waitFor("the move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 409);
+      expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", store: "home", moving: false });
       expect((await call("POST", "/v1/query", a, { vector: vec(3), topK: 1 })).body).toMatchObject({ matches: [{ id: "kept" }], isolation: "dedicated-index" });
       expect((await call("GET", "/admin/moves", admin)).body).toEqual([]);
+      // Between free and pro only the quota changes: answered at once.
+      expect(await call("POST", "/admin/tenants/tenant-b/tier", admin, { tier: "free" })).toMatchObject({ status: 200, body: { tier: "free", moving: false } });
       expect((await call("GET", "/admin/moves", keys["tenant-b"]!)).status).toBe(403); // a tenant key sees no one's moves
       const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; target: string; details: Record<string, unknown> }[]).filter((e) => e.target === "tenant-a");
       expect(actions.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.suspend", "tenant.resume", "tenant.tier"]));
       expect(actions.find((e) => e.action === "tenant.tier")!.details).toEqual({ tier: "enterprise" });
+    });
+
+    /** Writes `n` documents `${prefix}0…` for a tenant, owned (metadata) by it. */
+    async function seed(tenantId: string, prefix: string, n: number) {
+      for (let i = 0; i < n; i += 100) {
+        const documents = Array.from({ length: Math.min(100, n - i) }, (_, j) => ({ id: `${prefix}${i + j}`, values: vec(i + j), metadata: { owner: tenantId } }));
+        await bh.dataManager.upsertDocuments(tenantId, documents);
+      }
+    }
+    const moveOf = async (tenantId: string) => (await call("GET", `/admin/moves/${tenantId}`, admin)).body;
+
+    it("moves a tenant in the background over the admin API while it writes and reads: 202, progress, nothing lost, nothing foreign", async () => {
+      await start();
+      const [a, b] = [keys["tenant-a"]!, keys["tenant-b"]!];
+      await call("PUT", "/admin/tenants/tenant-a/quota", admin, { quota: { requestsPerSecond: 1000, burst: 2000 } });
+      await seed("tenant-a", "a", 400);
+      await seed("tenant-b", "b", 50);
+
+      // Bad targets are refused at once, naming the field, and nothing begins.
+      expect(await call("POST", "/admin/tenants/tenant-a/move", admin, {})).toMatchObject({ status: 400, body: { field: "tier", detail: expect.stringContaining("at least one of tier, index and store") } });
+      expect(await call("POST", "/admin/tenants/tenant-a/move", admin, { store: "nowhere" })).toMatchObject({ status: 400, body: { field: "store", detail: expect.stringContaining("home") } });
+      expect(await call("POST", "/admin/tenants/tenant-a/move", admin, { index: "shared-index-1" })).toMatchObject({ status: 400, body: { field: "index" } });
+      expect(await call("POST", "/admin/tenants/tenant-a/move", admin, { tier: "enterprise", batchSize: 0 })).toMatchObject({ status: 400, body: { field: "batchSize" } });
+      expect((await call("GET", "/admin/moves", admin)).body).toEqual([]);
+
+      const started = await call("POST", "/admin/tenants/tenant-a/move", admin, { tier: "enterprise", batchSize: 5 });
+      expect(started).toMatchObject({ status: 202, body: { tenantId: "tenant-a", toTier: "enterprise", toStore: "home", phase: "copying", copied: 0, total: 400, percent: 0, running: true, error: null } });
+      expect(started.headers.get("location")).toBe("/admin/moves/tenant-a");
+      expect(await call("POST", "/admin/tenants/tenant-a/move", admin, { tier: "enterprise" })).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
+      // What B's key (or A's own) tries against the move: every move route is admin-only.
+      for (const key of [b, a]) {
+        for (const [method, path, body] of [
+          ["GET", "/admin/moves", undefined],
+          ["GET", "/admin/moves/tenant-a", undefined],
+          ["POST", "/admin/tenants/tenant-a/move", { tier: "free" }],
+          ["POST", "/admin/moves/tenant-a/rollback", undefined],
+          ["POST", "/admin/moves/tenant-a/resume", {}],
+          ["PUT", "/admin/moves/tenant-a/write-limit", { vectorsPerSecond: 1 }],
+        ] as const) {
+          expect((await call(method, path, key, body)).status, `${method} ${path}`).toBe(403);
+        }
+      }
+
+      // A keeps writing and reading while the move runs; every acknowledged write must survive it.
+      const acknowledged: string[] = [];
+      const seen: number[] = [];
+      let i = 0;
+      while ((await call("GET", "/admin/moves/tenant-a", admin)).status === 200 && i < 2_000) {
+        const id = `w${i++}`;
+        if ((await call("POST", "/v1/documents", a, { documents: [{ id, values: vec(1_000 + i), metadata: { owner: "tenant-a" } }] })).status === 200) acknowledged.push(id);
+        const q = await call("POST", "/v1/query", a, { vector: vec(7), topK: 10 });
+        expect(q.status).toBe(200);
+        for (const m of q.body.matches) expect(m.metadata.owner).toBe("tenant-a");
+        const move = await moveOf("tenant-a");
+        if (move.copied !== undefined) seen.push(move.copied);
+      }
+      expect(acknowledged.length).toBeGreaterThan(0);
+      expect(seen).toEqual([...seen].sort((x, y) => x - y)); // progress only grows
+      expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", moving: false });
+      const ids = [...Array.from({ length: 400 }, (_, j) => `a${j}`), ...acknowledged];
+      expect((await call("POST", "/v1/documents/fetch", a, { ids })).body.documents).toHaveLength(ids.length);
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(ids.length);
+      // B saw nothing of it, and has all of its own.
+      expect((await call("POST", "/v1/documents/fetch", b, { ids: ["a0", "w0"] })).body.documents).toEqual([]);
+      expect(await bh.dataManager.countDocuments("tenant-b")).toBe(50);
+      const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; actor: string; target: string }[]).filter((e) => e.target === "tenant-a");
+      expect(actions.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.move.start", "tenant.move"]));
+      expect(new Set(actions.filter((e) => e.action.startsWith("tenant.move")).map((e) => e.actor)).size).toBe(1); // the admin who asked
+    });
+
+    it("rolls back a running move, and resumes one its service stopped, over the admin API", async () => {
+      await start();
+      await seed("tenant-a", "a", 500);
+      expect(await call("POST", "/admin/moves/tenant-a/resume", admin, {})).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
+      expect(await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: 5 })).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
+
+      // Rollback of a move running in this instance: it is stopped first, then its copy dropped.
+      expect((await call("POST", "/admin/tenants/tenant-a/move", admin, { tier: "enterprise", batchSize: 1 })).status).toBe(202);
+      const rolled = await call("POST", "/admin/moves/tenant-a/rollback", admin);
+      expect(rolled).toMatchObject({ status: 200, body: { tier: "free", isolation: "namespace", moving: false } });
+      expect((await call("GET", "/admin/moves", admin)).body).toEqual([]);
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(500);
+
+      // A move stopped with its service (between two steps) stays recorded, not running, and resumable.
+      expect((await call("POST", "/admin/tenants/tenant-a/move", admin, { tier: "enterprise", batchSize: 1 })).status).toBe(202);
+      await waitFor("some vectors copied", async () => (await moveOf("tenant-a")).copied > 0);
+      await bh.moves.close(); // what closing Bulkhead does first
+      const stopped = await moveOf("tenant-a");
+      expect(stopped).toMatchObject({ running: false, error: null, phase: "copying" });
+      expect(stopped.copied).toBeGreaterThan(0);
+      expect(stopped.copied).toBeLessThan(500);
+      expect(await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: 0 })).toMatchObject({ status: 400, body: { field: "vectorsPerSecond" } });
+      expect((await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: 50 })).body).toMatchObject({ moving: true, moveWriteLimit: 50 });
+      expect(await moveOf("tenant-a")).toMatchObject({ writeLimit: 50 });
+      expect((await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: null })).body).toMatchObject({ moveWriteLimit: null });
+
+      const resumed = await call("POST", "/admin/moves/tenant-a/resume", admin, { batchSize: 100 });
+      expect(resumed).toMatchObject({ status: 202, body: { running: true, copied: stopped.copied } });
+      await waitFor("the resumed move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 409, 60_000);
+      expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", moving: false });
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(500);
+      const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; target: string }[]).filter((e) => e.target === "tenant-a").map((e) => e.action);
+      expect(actions).toEqual(expect.arrayContaining(["tenant.move.start", "tenant.move.rollback", "tenant.move.limit-writes", "tenant.move.resume", "tenant.move"]));
     });
 
     it("answers problem+json: 400 naming the field, 404, 409, 413 for an oversized body, 429 with Retry-After", async () => {

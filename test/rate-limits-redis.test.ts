@@ -7,7 +7,7 @@ import { createBulkhead, type Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { RateLimitedError } from "../src/errors.js";
 import { TenantRateLimiter } from "../src/limits/rate-limiter.js";
-import { vec } from "./backends.js";
+import { vec, waitFor } from "./backends.js";
 
 /** The project's Redis (`.ci/run` makes sure it is up). */
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -43,14 +43,6 @@ async function startRedis(port: number): Promise<ChildProcess> {
 async function metric(bh: Bulkhead, name: string): Promise<number> {
   const line = (await bh.monitor.metricsText()).split("\n").find((l) => l.startsWith(`${name} `));
   return line === undefined ? NaN : Number(line.split(" ")[1]);
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe("rate limits in Redis", () => {

@@ -1,4 +1,5 @@
 import type { TenantQuota, TenantTier } from "../config.js";
+import { tierChangeMoves } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import type { Scope } from "../tenancy/api-keys.js";
 import { route, type RouteContext, type RouteSpec } from "./route-spec.js";
@@ -9,11 +10,14 @@ import {
   createTenantKeyBody,
   keyParams,
   listTenantsQuery,
+  moveBody,
   periodQuery,
   quotaBody,
   registerBody,
+  resumeMoveBody,
   tenantParams,
   tierBody,
+  writeLimitBody,
 } from "./schemas.js";
 
 /** A tenant as the API shows it (the placement internals stay inside). */
@@ -28,10 +32,19 @@ const view = (t: Tenant) => ({
   index: t.index,
   namespace: t.namespace,
   isolation: t.isolation,
+  /** A move of its vectors is in progress (see /admin/moves/{tenantId}). */
+  moving: t.placement.moving,
+  /** Vectors per second it may write until its move switches, if limited. */
+  moveWriteLimit: t.moveWriteLimit,
   dimension: t.dimension,
   createdAt: t.createdAt,
   updatedAt: t.updatedAt,
 });
+
+/** Answers 202 Accepted: the move runs in the background; its progress is at the Location given. */
+function accepted(reply: RouteContext["reply"], tenantId: string): void {
+  reply.status(202).header("location", `/admin/moves/${tenantId}`);
+}
 
 /** A tenant change through the registry, written to the audit log with the admin key that made it. */
 function audited<B, Q, P>(
@@ -94,18 +107,95 @@ export const adminRoutes: RouteSpec[] = [
     url: "/admin/tenants/:tenantId/tier",
     access: "admin",
     tag: "admin",
-    summary: "Change a tenant's tier; to or from enterprise its vectors move online (it keeps working) and the call answers once the placement has switched — follow it with GET /admin/moves",
+    summary:
+      "Change a tenant's tier. Between free and pro only its quota changes (200). To or from enterprise its vectors move online to or from a dedicated index: the move begins, the call answers 202 with the tenant still on its old tier (moving: true) and the move's progress at Location; the tenant keeps working throughout",
     params: tenantParams,
     body: tierBody,
-    handler: audited("tenant.tier", ({ bh, params, body }) => bh.registry.changeTier(params.tenantId, body.tier as TenantTier), (_, t) => ({ tier: t.tier })),
+    handler: audited(
+      "tenant.tier",
+      async ({ bh, params, body, actor, reply }) => {
+        const tier = body.tier as TenantTier;
+        if (!tierChangeMoves((await bh.registry.getTenant(params.tenantId)).tier, tier)) return bh.registry.changeTier(params.tenantId, tier);
+        await bh.moves.start(params.tenantId, { tier }, actor);
+        accepted(reply, params.tenantId);
+        return bh.registry.getTenant(params.tenantId);
+      },
+      ({ body }) => ({ tier: body.tier }),
+    ),
+  }),
+  route({
+    method: "POST",
+    url: "/admin/tenants/:tenantId/move",
+    access: "admin",
+    tag: "admin",
+    status: 202,
+    summary:
+      "Move a tenant's vectors online: to or from a dedicated index (tier), to another shared index (index) or to another store (store). The move begins (refused at once if the target is wrong or the tenant is already moving) and runs in the background; the tenant keeps reading and writing; progress at Location",
+    params: tenantParams,
+    body: moveBody,
+    handler: async ({ bh, params, body, actor, reply }) => {
+      const target = { tier: body.tier as TenantTier | undefined, index: body.index, store: body.store };
+      const move = await bh.moves.start(params.tenantId, target, actor, body.batchSize);
+      await bh.audit.record(actor, "tenant.move.start", params.tenantId, { tier: body.tier ?? null, index: body.index ?? null, store: body.store ?? null });
+      accepted(reply, params.tenantId);
+      return move;
+    },
   }),
   route({
     method: "GET",
     url: "/admin/moves",
     access: "admin",
     tag: "admin",
-    summary: "Tenant moves in progress, with their phase and how many vectors are copied (an interrupted one stays listed until resumed or rolled back with the CLI)",
-    handler: ({ bh }) => bh.registry.listMoves(),
+    summary: "Tenant moves in progress: phase, vectors copied, write limit, whether this instance is running it and why its last run here failed (an interrupted move stays listed until resumed or rolled back)",
+    handler: ({ bh }) => bh.moves.list(),
+  }),
+  route({
+    method: "GET",
+    url: "/admin/moves/:tenantId",
+    access: "admin",
+    tag: "admin",
+    summary: "A tenant's move in progress (409 once there is none: it has switched or was rolled back)",
+    params: tenantParams,
+    handler: ({ bh, params }) => bh.moves.status(params.tenantId),
+  }),
+  route({
+    method: "POST",
+    url: "/admin/moves/:tenantId/resume",
+    access: "admin",
+    tag: "admin",
+    status: 202,
+    summary: "Continue an interrupted move from its last checkpoint, in the background",
+    params: tenantParams,
+    body: resumeMoveBody,
+    handler: async ({ bh, params, body, actor, reply }) => {
+      const move = await bh.moves.resume(params.tenantId, actor, body.batchSize);
+      await bh.audit.record(actor, "tenant.move.resume", params.tenantId);
+      accepted(reply, params.tenantId);
+      return move;
+    },
+  }),
+  route({
+    method: "POST",
+    url: "/admin/moves/:tenantId/rollback",
+    access: "admin",
+    tag: "admin",
+    summary: "Stop a move (if this instance runs it) and discard its copy: the tenant stays where it is",
+    params: tenantParams,
+    handler: audited("tenant.move.rollback", ({ bh, params }) => bh.moves.rollback(params.tenantId)),
+  }),
+  route({
+    method: "PUT",
+    url: "/admin/moves/:tenantId/write-limit",
+    access: "admin",
+    tag: "admin",
+    summary: "Hold a moving tenant's writes to this many vectors per second until its move switches (null lifts the limit); writes over it get 429",
+    params: tenantParams,
+    body: writeLimitBody,
+    handler: audited(
+      "tenant.move.limit-writes",
+      ({ bh, params, body }) => bh.registry.limitMoveWrites(params.tenantId, body.vectorsPerSecond),
+      ({ body }) => ({ vectorsPerSecond: body.vectorsPerSecond }),
+    ),
   }),
   route({
     method: "POST",

@@ -184,9 +184,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       handler: async (request, reply) => {
         const key = request.apiKey;
         const input = parseInput(spec, request, key);
-        const result = await spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `${key.kind}:${key.keyId}` : "anonymous", ...input, request, reply } as never);
-        reply.status(spec.status ?? 200);
-        return result;
+        reply.status(spec.status ?? 200); // before the handler, which may answer otherwise (202 for a move begun)
+        return spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `${key.kind}:${key.keyId}` : "anonymous", ...input, request, reply } as never);
       },
     });
   }

@@ -19,6 +19,18 @@ export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{
 const quota = z.object(Object.fromEntries(Object.entries(QUOTA_MINIMUMS).map(([k, min]) => [k, z.number().int().min(min).optional()]))).strict();
 export const registerBody = z.object({ tenantId, name: z.string().min(1).max(200), tier: z.enum(TIERS as [string, ...string[]]), quota: quota.optional(), dimension: z.number().int().optional() }).strict();
 export const tierBody = z.object({ tier: z.enum(TIERS as [string, ...string[]]) }).strict();
+const batchSize = z.number().int().min(1).max(10_000).optional().describe("vectors per copy transaction (default 1,000)");
+export const moveBody = z
+  .object({
+    tier: z.enum(TIERS as [string, ...string[]]).optional().describe("new tier: to or from enterprise moves to or from a dedicated index"),
+    index: z.string().min(1).optional().describe("shared index to move to (see /admin/capacity)"),
+    store: z.string().min(1).optional().describe("store to move to: home or a configured cell"),
+    batchSize,
+  })
+  .strict()
+  .refine((b) => b.tier !== undefined || b.index !== undefined || b.store !== undefined, { message: "give at least one of tier, index and store", path: ["tier"] });
+export const resumeMoveBody = z.object({ batchSize }).strict();
+export const writeLimitBody = z.object({ vectorsPerSecond: z.number().int().min(1).nullable().describe("vectors per second the tenant may write until its move switches; null lifts the limit") }).strict();
 export const quotaBody = z.object({ quota }).strict();
 export const listTenantsQuery = z.object({ tier: z.enum(TIERS as [string, ...string[]]).optional(), status: z.enum(["active", "suspended"]).optional() }).strict();
 export const tenantParams = z.object({ tenantId }).strict();

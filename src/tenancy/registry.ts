@@ -85,6 +85,8 @@ export type RegistryConfig = Pick<
 >;
 
 const isDedicatedTier = (tier: TenantTier) => tier === TenantTier.ENTERPRISE;
+/** Whether changing between these tiers moves the tenant's vectors (to or from a dedicated index). */
+export const tierChangeMoves = (from: TenantTier, to: TenantTier) => isDedicatedTier(from) !== isDedicatedTier(to);
 
 function assertTier(tier: unknown): asserts tier is TenantTier {
   if (!TIERS.includes(tier as TenantTier)) throw new ValidationError("tier", `must be one of ${TIERS.join(", ")}, got ${JSON.stringify(tier)}`);
@@ -231,7 +233,7 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     assertTier(tier);
     const current = await this.getTenant(tenantId);
-    if (isDedicatedTier(current.tier) !== isDedicatedTier(tier)) return this.moveTenant(tenantId, { tier }, options);
+    if (tierChangeMoves(current.tier, tier)) return this.moveTenant(tenantId, { tier }, options);
     await this.update(tenantId, sql.setTier, [tenantId, tier]);
     return this.getTenant(tenantId);
   }
@@ -256,6 +258,15 @@ export class TenantRegistry {
    * `resumeMove` continues it, `rollbackMove` discards the copy.
    */
   async moveTenant(tenantId: string, target: MoveTarget, options: MoveOptions = {}): Promise<Tenant> {
+    await this.beginMove(tenantId, target);
+    return this.resumeMove(tenantId, options);
+  }
+
+  /**
+   * The first step of `moveTenant` alone: the target claimed and the move recorded, ready for
+   * `resumeMove` (which the service runs in the background, see `BackgroundMoves`).
+   */
+  async beginMove(tenantId: string, target: MoveTarget): Promise<PlacementMove> {
     assertTenantId(tenantId);
     if (target.tier !== undefined) assertTier(target.tier);
     if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
@@ -274,7 +285,7 @@ export class TenantRegistry {
       await this.announce(tx, tenantId);
     });
     this.forget(tenantId);
-    return this.resumeMove(tenantId, options);
+    return toMove(await this.loadMove(tenantId));
   }
 
   /** Continues a recorded move from its last checkpoint to the switch. */
