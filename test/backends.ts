@@ -84,13 +84,13 @@ export async function dropTestSchemas(): Promise<void> {
 
 export { serverUrl, ownerUrl };
 
-/** Runs one statement as the owner role in the cell of a Bulkhead opened with `openWithCell` (what only a DBA could do). */
-export async function asCellOwner(cellDb: Db, statement: string): Promise<void> {
-  if (cellDb instanceof PgliteDb) return void (await cellDb.owner.query(statement));
-  const client = new pg.Client({ connectionString: cellDatabase(ownerUrl!) });
+/** Runs one statement as the owner role (what only a DBA could do) in a Bulkhead's database, or in its cell (`openWithCell`). */
+export async function asOwner(db: Db, statement: string, where: "home" | "cell" = "home"): Promise<void> {
+  if (db instanceof PgliteDb) return void (await db.owner.query(statement));
+  const client = new pg.Client({ connectionString: where === "cell" ? cellDatabase(ownerUrl!) : ownerUrl! });
   await client.connect();
   try {
-    await client.query(`SET search_path = "${cellDb.schema}"`);
+    await client.query(`SET search_path = "${db.schema}"`);
     await client.query(statement);
   } finally {
     await client.end();

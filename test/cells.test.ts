@@ -6,7 +6,7 @@ import { ConfigError, PlacementMovedError, ValidationError } from "../src/errors
 import type { PgvectorCell } from "../src/stores/pgvector/pgvector-cell.js";
 import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
-import { asCellOwner, BACKENDS, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { asOwner, BACKENDS, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 import { openBulkhead } from "../src/bulkhead.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
 
@@ -194,7 +194,7 @@ for (const backend of BACKENDS) {
       expect((await bh.costEngine.getFixedCosts()).categories.postgres).toBe(2 * bh.config.prices.postgresMonthly);
 
       // A DBA switches off forced RLS on the cell's vector table: the check fails and names the cell.
-      await asCellOwner(cell.db, "ALTER TABLE vec_2 NO FORCE ROW LEVEL SECURITY");
+      await asOwner(cell.db, "ALTER TABLE vec_2 NO FORCE ROW LEVEL SECURITY", "cell");
       const rls = (await bh.readiness()).find((c) => c.name.startsWith("Row-level security"))!;
       expect(rls.passed).toBe(false);
       expect(rls.detail).toMatch(/cell-2: unprotected: vec_2\b/);

@@ -5,7 +5,7 @@ import type { Db } from "../src/db/db.js";
 import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
 import { MoveConflictError, PlacementMovedError, RateLimitedError } from "../src/errors.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
-import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+import { asOwner, BACKENDS, dropTestSchemas, vec, waitFor } from "./backends.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
 
 afterAll(dropTestSchemas);
@@ -16,8 +16,8 @@ for (const backend of BACKENDS) {
     let db: Db;
     afterEach(() => bh?.close());
 
-    const open = async (config = {}) => {
-      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, annIndexThreshold: 300, ...config } }));
+    const open = async (config = {}, warn?: (message: string) => void) => {
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, annIndexThreshold: 300, ...config }, warn }));
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
       await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
       await bh.dataManager.upsertDocuments("tenant-b", [{ id: "b1", values: vec(1), metadata: { secret: "B" } }, { id: "b2", values: vec(2) }]);
@@ -173,6 +173,33 @@ for (const backend of BACKENDS) {
       expect(moved.moveWriteLimit).toBeNull(); // the limit ends with the move
       await bh.dataManager.upsertDocuments("tenant-a", batch(300, 100));
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(510);
+    });
+
+    it("a background move that fails says why (log line, its status) and the tenant keeps working; it can be resumed", async () => {
+      const warnings: string[] = [];
+      await open({}, (m) => warnings.push(m));
+      await seed(bh, "tenant-a", 300);
+      const begun = await bh.moves.start("tenant-a", { tier: TenantTier.ENTERPRISE }, "admin:test", 1);
+      expect(begun).toMatchObject({ running: true, error: null, total: 300 });
+      // What a full disk or a DBA's mistake would do to the copy: every write into the target fails.
+      const [target] = await db.query<{ id: number }>("SELECT id FROM indexes WHERE name = 'dedicated-tenant-a'");
+      await asOwner(db, "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no space left on device (test)'; END $$");
+      await asOwner(db, `CREATE TRIGGER refuse_writes BEFORE INSERT OR UPDATE ON vec_${target!.id} FOR EACH ROW EXECUTE FUNCTION refuse_writes()`);
+      await waitFor("the move to fail", async () => !(await bh.moves.status("tenant-a")).running);
+
+      const failed = await bh.moves.status("tenant-a");
+      expect(failed.error).toMatch(/no space left on device \(test\)/);
+      expect(failed.copied).toBeLessThan(300);
+      expect(warnings.filter((w) => w.includes("the move of tenant-a stopped"))).toEqual([expect.stringMatching(/no space left on device.*resume or roll it back/)]);
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "after-failure", values: vec(1) }]);
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(301);
+
+      await asOwner(db, `DROP TRIGGER refuse_writes ON vec_${target!.id}`);
+      expect(await bh.moves.resume("tenant-a", "admin:test")).toMatchObject({ running: true, error: null });
+      await waitFor("the resumed move to switch", async () => (await bh.registry.getMove("tenant-a")) === null, 60_000);
+      expect(await bh.registry.getTenant("tenant-a")).toMatchObject({ tier: "enterprise", isolation: "dedicated-index" });
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(301);
+      expect((await bh.audit.list(10)).filter((e) => e.action === "tenant.move")).toEqual([expect.objectContaining({ actor: "admin:test", target: "tenant-a" })]);
     });
 
     it("refuses a stale placement after a switch, and data calls reload it on their own", async () => {
