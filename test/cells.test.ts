@@ -110,6 +110,44 @@ for (const backend of BACKENDS) {
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(40);
     });
 
+    it("registers a tenant directly in a cell: its vectors live there only, isolated from B, and it moves home and is erased like any other", async () => {
+      await open();
+      const [homeBefore, cellBefore] = [await tables(home), await tables(cell.db)];
+      await expect(bh.registry.registerTenant("tenant-c", "C", TenantTier.FREE, { store: "nowhere" })).rejects.toMatchObject({ field: "store", message: expect.stringContaining("cell-2") });
+      await expect(bh.registry.getTenant("tenant-c")).rejects.toThrow(/does not exist/); // nothing registered
+      const c = await bh.registry.registerTenant("tenant-c", "C", TenantTier.FREE, { store: "cell-2" });
+      expect(c).toMatchObject({ store: "cell-2", index: "cell-2/shared-index-1", isolation: "namespace" });
+      const e = await bh.registry.registerTenant("tenant-e", "E", TenantTier.ENTERPRISE, { store: "cell-2" });
+      expect(e).toMatchObject({ store: "cell-2", index: "cell-2/dedicated-tenant-e", isolation: "dedicated-index" });
+      expect((await mirrors()).map((m) => m.id)).toEqual(["tenant-c", "tenant-e"]);
+      await bh.dataManager.upsertDocuments("tenant-c", [{ id: "c1", values: vec(1), metadata: { secret: "C" } }]);
+      await bh.dataManager.upsertDocuments("tenant-e", [{ id: "e1", values: vec(1) }]);
+      expect(await tables(home)).toEqual(homeBefore);
+      const added = (await tables(cell.db)).filter((t) => !cellBefore.includes(t));
+      expect(added.length).toBeGreaterThan(0);
+
+      // B (at home) and C (in the cell) see only their own, through Bulkhead and straight at the cell's database.
+      expect((await bh.dataManager.queryDocuments("tenant-b", vec(1), { topK: 10 })).matches.map((m) => m.id).sort()).toEqual(["b1", "b2"]);
+      expect((await bh.dataManager.fetchDocuments("tenant-b", ["c1", "e1"])).documents).toEqual([]);
+      expect((await bh.dataManager.queryDocuments("tenant-c", vec(1), { topK: 10 })).matches).toEqual([expect.objectContaining({ id: "c1", metadata: { secret: "C", tenant_id: "tenant-c" } })]);
+      for (const table of added) {
+        const read = cell.db.withTenant("tenant-b", (tx) => tx.query(`SELECT id FROM ${table}`));
+        // An index's table shows B nothing of C or E; a namespace's partition cannot be read around the policies at all.
+        if (/^vec_[0-9]+$/.test(table)) expect(await read, table).toEqual([]);
+        else await expect(read, table).rejects.toThrow(/permission denied/);
+      }
+
+      await bh.registry.moveTenant("tenant-c", { store: "home" });
+      expect((await bh.dataManager.fetchDocuments("tenant-c", ["c1"])).documents).toHaveLength(1);
+      const report = await bh.eraseTenant("tenant-e", "test");
+      expect(Object.keys(report.remaining).some((table) => table.startsWith("cell-2/"))).toBe(true); // the scan covered the cell
+      expect(Object.entries(report.remaining).filter(([, n]) => n > 0)).toEqual([]);
+      expect((await mirrors()).map((m) => m.id)).toEqual([]);
+      // Left in the cell: only its shared index's own (empty) table, ready for the next tenant.
+      const [shared] = await home.query<{ id: number }>("SELECT id FROM indexes WHERE name = 'cell-2/shared-index-1'");
+      expect(await tables(cell.db)).toEqual([...cellBefore, `vec_${shared!.id}`].sort());
+    });
+
     it("survives a crash between a switch's two commits: the cell fenced off, the catalogue not switched — repaired, then resumed", async () => {
       await open();
       const model: Model = new Map();

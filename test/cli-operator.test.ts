@@ -77,7 +77,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     expect((await bulkhead("keys", "create")).stderr).toContain("give exactly one of --tenant <tenantId> or --admin");
   });
 
-  it("moves a tenant to a cell and home again with `migrate start --store`, and shows where it lives", async () => {
+  it("moves a tenant to a cell and home again with `migrate start --store`, registers one there with `tenants add --store`, and shows where they live", async () => {
     const home = mkdtempSync(join(tmpdir(), "bulkhead-cli-home-"));
     const cellDir = mkdtempSync(join(tmpdir(), "bulkhead-cli-cell-"));
     const env = { ...process.env, DATABASE_URL: "", BULKHEAD_DIMENSION: "8", BULKHEAD_CELLS: JSON.stringify({ "cell-2": { url: cellDir } }) };
@@ -94,6 +94,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
       expect(unknown).toMatchObject({ code: 2 });
       expect((unknown as { stderr: string }).stderr).toContain('no cell named "cell-9"');
       expect(await run("migrate", "start", "acme", "--store", "home")).toMatchObject({ store: "home", index: "shared-index-1" });
+      expect(await run("tenants", "add", "zeta", "Zeta", "--store", "cell-2")).toMatchObject({ tenantId: "zeta", store: "cell-2", index: "cell-2/shared-index-1" });
 
       const { bulkhead: again } = await openBulkhead({ database: home, env: {}, config: { dimension: 8, cells: { "cell-2": { url: cellDir } } } });
       expect(await again.dataManager.countDocuments("acme")).toBe(30);

@@ -277,6 +277,8 @@ for (const backend of BACKENDS) {
       expect(await call("GET", "/admin/tenants/nobody", admin)).toMatchObject({ status: 404, body: { code: "TENANT_NOT_FOUND" } });
       expect(await call("POST", "/admin/tenants", admin, { tenantId: "tenant-a", name: "again", tier: "pro" })).toMatchObject({ status: 409, body: { code: "TENANT_EXISTS" } });
       expect(await call("POST", "/admin/tenants", admin, { tenantId: "Bad Id", name: "x", tier: "pro" })).toMatchObject({ status: 400, body: { field: "tenantId" } });
+      expect(await call("POST", "/admin/tenants", admin, { tenantId: "tenant-c", name: "c", tier: "pro", store: "cell-9" })).toMatchObject({ status: 400, body: { field: "store" } });
+      expect((await call("GET", "/admin/tenants/tenant-c", admin)).status).toBe(404); // nothing registered
       const big = { documents: Array.from({ length: 200 }, (_, i) => ({ id: `d${i}`, values: vec(i) })) };
       const tooLarge = await call("POST", "/v1/documents", a, big);
       expect(tooLarge).toMatchObject({ status: 413, body: { code: "BODY_TOO_LARGE", status: 413 } });

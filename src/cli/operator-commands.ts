@@ -107,11 +107,12 @@ export function addOperatorCommands(program: Command): void {
   const tenants = program.command("tenants").description("Register, inspect and change tenants");
   common(tenants.command("add <tenantId> <name>").description("Register a tenant (free and pro get a namespace, enterprise a dedicated index)"))
     .option("--tier <tier>", `one of ${TIERS.join(", ")}`, "free")
+    .option("--store <name>", "store to place it in: home or a cell of BULKHEAD_CELLS", "home")
     .option("--max-documents <n>").option("--max-daily-queries <n>").option("--requests-per-second <n>").option("--burst <n>").option("--max-concurrent <n>")
     .action((tenantId: string, name: string, opts: Common & { tier: string } & Record<string, string>) =>
       withBulkhead(opts, async (bh) => {
-        const t = await bh.registry.registerTenant(tenantId, name, tier(opts.tier), { quota: quotaOptions(opts) });
-        await bh.audit.record(ACTOR, "tenant.register", t.tenantId, { tier: t.tier });
+        const t = await bh.registry.registerTenant(tenantId, name, tier(opts.tier), { quota: quotaOptions(opts), store: opts.store });
+        await bh.audit.record(ACTOR, "tenant.register", t.tenantId, { tier: t.tier, store: t.store });
         print(opts.json, tenantView(t), () => `registered ${t.tenantId} (${t.tier}) in ${t.index}, ${t.isolation}`);
       }),
     );

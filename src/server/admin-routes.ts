@@ -76,12 +76,12 @@ export const adminRoutes: RouteSpec[] = [
     access: "admin",
     tag: "admin",
     status: 201,
-    summary: "Register a tenant (free and pro get a namespace, enterprise a dedicated index)",
+    summary: "Register a tenant (free and pro get a namespace, enterprise a dedicated index), at home or in the store given",
     body: registerBody,
     handler: audited(
       "tenant.register",
-      ({ bh, body }) => bh.registry.registerTenant(body.tenantId, body.name, body.tier as TenantTier, { quota: body.quota as Partial<TenantQuota>, dimension: body.dimension }),
-      (_, t) => ({ tier: t.tier }),
+      ({ bh, body }) => bh.registry.registerTenant(body.tenantId, body.name, body.tier as TenantTier, { quota: body.quota as Partial<TenantQuota>, dimension: body.dimension, store: body.store }),
+      (_, t) => ({ tier: t.tier, store: t.store }),
     ),
   }),
   route({

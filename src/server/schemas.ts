@@ -17,7 +17,16 @@ export const idsBody = z.object({ ids: z.array(z.string()), ...callerTenant }).s
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
 
 const quota = z.object(Object.fromEntries(Object.entries(QUOTA_MINIMUMS).map(([k, min]) => [k, z.number().int().min(min).optional()]))).strict();
-export const registerBody = z.object({ tenantId, name: z.string().min(1).max(200), tier: z.enum(TIERS as [string, ...string[]]), quota: quota.optional(), dimension: z.number().int().optional() }).strict();
+export const registerBody = z
+  .object({
+    tenantId,
+    name: z.string().min(1).max(200),
+    tier: z.enum(TIERS as [string, ...string[]]),
+    quota: quota.optional(),
+    dimension: z.number().int().optional(),
+    store: z.string().min(1).optional().describe("store to place the tenant in: home (default) or a configured cell"),
+  })
+  .strict();
 export const tierBody = z.object({ tier: z.enum(TIERS as [string, ...string[]]) }).strict();
 const batchSize = z.number().int().min(1).max(10_000).optional().describe("vectors per copy transaction (default 1,000)");
 export const moveBody = z

@@ -76,6 +76,8 @@ export interface RegisterOptions {
   quota?: Partial<TenantQuota>;
   /** Vector dimension of an enterprise tenant's dedicated index (shared indexes use the configured one). */
   dimension?: number;
+  /** Store (cell) to place the tenant in: "home" (default) or a configured cell. */
+  store?: string;
 }
 
 /** Registry settings taken from the configuration. */
@@ -164,16 +166,19 @@ export class TenantRegistry {
     if (options.dimension !== undefined && options.dimension !== this.config.dimension && !isDedicatedTier(tier)) {
       throw new ValidationError("dimension", `shared indexes use dimension ${this.config.dimension}; only enterprise tenants may choose another`);
     }
+    const store = options.store ?? HOME_STORE;
+    if (store !== HOME_STORE) this.store.cell(store); // names the known stores if not
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
       if ((await tx.query(sql.tenantExists, [tenantId])).length > 0) throw new TenantAlreadyExistsError(tenantId);
-      const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, dimension, HOME_STORE), null] : await this.claimNamespace(tx, HOME_STORE);
+      const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, dimension, store), null] : await this.claimNamespace(tx, store);
       await tx.query(sql.insertTenant, [tenantId, tenantName.trim(), tier, JSON.stringify(options.quota ?? {}), indexId, slot]);
       const tenant = await this.load(tx, tenantId);
       await this.store.createNamespace(tx, tenant!.placement);
       await this.announce(tx, tenantId); // another instance may have cached "no such tenant"
     });
     this.forget(tenantId);
+    if (store !== HOME_STORE) await this.reconcileCells([store]); // the cell's mirror of the tenant, which fences its data there
     return this.getTenant(tenantId);
   }
 
