@@ -39,11 +39,12 @@ export class BackgroundMoves {
   ) {}
 
   /**
-   * Begins a move (refused at once if the target is wrong or the tenant already moves) and runs it;
-   * `actor` is written to the audit log when it has switched.
+   * Begins a move (refused at once if the target is wrong or the tenant already moves) and runs it.
+   * Every step is audited as done by `actor`: begun, resumed, rolled back, switched.
    */
   async start(tenantId: string, target: MoveTarget, actor: string, batchSize?: number): Promise<MoveStatus> {
     const move = await this.registry.beginMove(tenantId, target);
+    await this.audit.record(actor, "tenant.move.start", tenantId, { tier: target.tier ?? null, index: target.index ?? null, store: target.store ?? null });
     this.run(tenantId, actor, batchSize);
     return this.describe(move); // as begun: a small tenant's move may have switched already
   }
@@ -52,15 +53,17 @@ export class BackgroundMoves {
   async resume(tenantId: string, actor: string, batchSize?: number): Promise<MoveStatus> {
     if (this.runs.has(tenantId)) throw new MoveConflictError(tenantId, `the move of "${tenantId}" is already running`);
     const move = await this.status(tenantId); // refuses a tenant with no move in progress
+    await this.audit.record(actor, "tenant.move.resume", tenantId);
     this.run(tenantId, actor, batchSize);
     return { ...move, running: true, error: null };
   }
 
   /** Stops the move if it runs here, then discards its copy: the tenant stays where it is. */
-  async rollback(tenantId: string): Promise<Tenant> {
+  async rollback(tenantId: string, actor: string): Promise<Tenant> {
     await this.stop(tenantId);
     const tenant = await this.registry.rollbackMove(tenantId);
     this.failures.delete(tenantId);
+    await this.audit.record(actor, "tenant.move.rollback", tenantId);
     return tenant;
   }
 

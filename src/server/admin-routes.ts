@@ -41,9 +41,10 @@ const view = (t: Tenant) => ({
   updatedAt: t.updatedAt,
 });
 
-/** Answers 202 Accepted: the move runs in the background; its progress is at the Location given. */
-function accepted(reply: RouteContext["reply"], tenantId: string): void {
+/** Answers `body` with 202 Accepted: the move runs in the background; its progress is at the Location given. */
+function accepted<T>(reply: RouteContext["reply"], tenantId: string, body: T): T {
   reply.status(202).header("location", `/admin/moves/${tenantId}`);
+  return body;
 }
 
 /** A tenant change through the registry, written to the audit log with the admin key that made it. */
@@ -117,8 +118,7 @@ export const adminRoutes: RouteSpec[] = [
         const tier = body.tier as TenantTier;
         if (!tierChangeMoves((await bh.registry.getTenant(params.tenantId)).tier, tier)) return bh.registry.changeTier(params.tenantId, tier);
         await bh.moves.start(params.tenantId, { tier }, actor);
-        accepted(reply, params.tenantId);
-        return bh.registry.getTenant(params.tenantId);
+        return accepted(reply, params.tenantId, await bh.registry.getTenant(params.tenantId));
       },
       ({ body }) => ({ tier: body.tier }),
     ),
@@ -135,10 +135,7 @@ export const adminRoutes: RouteSpec[] = [
     body: moveBody,
     handler: async ({ bh, params, body, actor, reply }) => {
       const target = { tier: body.tier as TenantTier | undefined, index: body.index, store: body.store };
-      const move = await bh.moves.start(params.tenantId, target, actor, body.batchSize);
-      await bh.audit.record(actor, "tenant.move.start", params.tenantId, { tier: body.tier ?? null, index: body.index ?? null, store: body.store ?? null });
-      accepted(reply, params.tenantId);
-      return move;
+      return accepted(reply, params.tenantId, await bh.moves.start(params.tenantId, target, actor, body.batchSize));
     },
   }),
   route({
@@ -167,12 +164,7 @@ export const adminRoutes: RouteSpec[] = [
     summary: "Continue an interrupted move from its last checkpoint, in the background",
     params: tenantParams,
     body: resumeMoveBody,
-    handler: async ({ bh, params, body, actor, reply }) => {
-      const move = await bh.moves.resume(params.tenantId, actor, body.batchSize);
-      await bh.audit.record(actor, "tenant.move.resume", params.tenantId);
-      accepted(reply, params.tenantId);
-      return move;
-    },
+    handler: async ({ bh, params, body, actor, reply }) => accepted(reply, params.tenantId, await bh.moves.resume(params.tenantId, actor, body.batchSize)),
   }),
   route({
     method: "POST",
@@ -181,7 +173,7 @@ export const adminRoutes: RouteSpec[] = [
     tag: "admin",
     summary: "Stop a move (if this instance runs it) and discard its copy: the tenant stays where it is",
     params: tenantParams,
-    handler: audited("tenant.move.rollback", ({ bh, params }) => bh.moves.rollback(params.tenantId)),
+    handler: async ({ bh, params, actor }) => view(await bh.moves.rollback(params.tenantId, actor)),
   }),
   route({
     method: "PUT",
