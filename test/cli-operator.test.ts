@@ -127,7 +127,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
       expect(copied).toBeGreaterThan(0);
 
       const [move] = JSON.parse((await promisify(execFile)(process.execPath, [cli, "migrate", "status", "--json"], { env })).stdout);
-      expect(move).toMatchObject({ tenantId: "big", toTier: "enterprise", toIndex: "dedicated-big", phase: "copying", total: 3000 });
+      expect(move).toMatchObject({ tenantId: "big", toTier: "enterprise", toIndex: "dedicated-big", phase: "copying", total: 3000, running: false });
       expect(move.copied).toBeGreaterThan(0);
       expect(move.copied).toBeLessThan(3000);
 

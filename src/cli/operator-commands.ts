@@ -3,7 +3,7 @@ import { createBulkhead, type Bulkhead } from "../bulkhead.js";
 import { Config, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
 import { MoveConflictError, ValidationError } from "../errors.js";
-import type { MoveOptions, PlacementMove } from "../tenancy/placement-move.js";
+import type { MoveOptions } from "../tenancy/placement-move.js";
 import type { Scope } from "../tenancy/api-keys.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import { print, table } from "./output.js";
@@ -280,8 +280,8 @@ export function addOperatorCommands(program: Command): void {
   common(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
     .action((opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        const moves = (await bh.registry.listMoves()).map((m: PlacementMove) => ({ ...m, percent: Math.floor((100 * m.copied) / Math.max(m.total, 1)) }));
-        print(opts.json, moves, () => table(moves, ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
+        const moves = await bh.moves.list();
+        print(opts.json, moves, () => table(moves as unknown as Record<string, unknown>[], ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
       }),
     );
   common(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
