@@ -28,6 +28,11 @@ export class StoreRouter implements VectorStore {
     return [HOME_STORE, ...this.cells.keys()];
   }
 
+  /** Refuses (`ValidationError` naming the known stores) a store that is neither home nor a configured cell. */
+  assertStore(name: string): void {
+    if (name !== HOME_STORE) this.cell(name);
+  }
+
   /** A configured cell; throws a `ValidationError` naming the known stores otherwise. */
   cell(name: string): PgvectorCell {
     const cell = this.cells.get(name);

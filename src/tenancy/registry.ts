@@ -167,7 +167,7 @@ export class TenantRegistry {
       throw new ValidationError("dimension", `shared indexes use dimension ${this.config.dimension}; only enterprise tenants may choose another`);
     }
     const store = options.store ?? HOME_STORE;
-    if (store !== HOME_STORE) this.store.cell(store); // names the known stores if not
+    this.store.assertStore(store);
     await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
       if ((await tx.query(sql.tenantExists, [tenantId])).length > 0) throw new TenantAlreadyExistsError(tenantId);
@@ -275,7 +275,7 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     if (target.tier !== undefined) assertTier(target.tier);
     if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
-    if (target.store !== undefined && target.store !== HOME_STORE) this.store.cell(target.store); // names the known stores if not
+    if (target.store !== undefined) this.store.assertStore(target.store);
     // Sizes the progress bar; read before the placement lock, which holds the tenant's data calls.
     const total = await this.store.count((await this.getTenant(tenantId)).placement).catch(() => 0);
     await this.db.transaction(async (tx) => {
