@@ -7,6 +7,7 @@ import { TenantTier } from "../src/config.js";
 import { buildServer } from "../src/server/app.js";
 import { openBulkhead } from "../src/bulkhead.js";
 import { BACKENDS, dropTestSchemas, newTestSchema, vec, waitFor } from "./backends.js";
+import { seed } from "./live-traffic.js";
 
 afterAll(dropTestSchemas);
 
@@ -164,21 +165,14 @@ for (const backend of BACKENDS) {
       expect(actions.find((e) => e.action === "tenant.tier")!.details).toEqual({ tier: "enterprise" });
     });
 
-    /** Writes `n` documents `${prefix}0…` for a tenant, owned (metadata) by it. */
-    async function seed(tenantId: string, prefix: string, n: number) {
-      for (let i = 0; i < n; i += 100) {
-        const documents = Array.from({ length: Math.min(100, n - i) }, (_, j) => ({ id: `${prefix}${i + j}`, values: vec(i + j), metadata: { owner: tenantId } }));
-        await bh.dataManager.upsertDocuments(tenantId, documents);
-      }
-    }
     const moveOf = async (tenantId: string) => (await call("GET", `/admin/moves/${tenantId}`, admin)).body;
 
     it("moves a tenant in the background over the admin API while it writes and reads: 202, progress, nothing lost, nothing foreign", async () => {
       await start();
       const [a, b] = [keys["tenant-a"]!, keys["tenant-b"]!];
       await call("PUT", "/admin/tenants/tenant-a/quota", admin, { quota: { requestsPerSecond: 1000, burst: 2000 } });
-      await seed("tenant-a", "a", 400);
-      await seed("tenant-b", "b", 50);
+      await seed(bh, "tenant-a", 400);
+      await seed(bh, "tenant-b", 50); // the same ids as A's first 50: two tenants, two documents each
 
       // Bad targets are refused at once, naming the field, and nothing begins.
       expect(await call("POST", "/admin/tenants/tenant-a/move", admin, {})).toMatchObject({ status: 400, body: { field: "tier", detail: expect.stringContaining("at least one of tier, index and store") } });
@@ -211,21 +205,22 @@ for (const backend of BACKENDS) {
       let i = 0;
       while ((await call("GET", "/admin/moves/tenant-a", admin)).status === 200 && i < 2_000) {
         const id = `w${i++}`;
-        if ((await call("POST", "/v1/documents", a, { documents: [{ id, values: vec(1_000 + i), metadata: { owner: "tenant-a" } }] })).status === 200) acknowledged.push(id);
+        if ((await call("POST", "/v1/documents", a, { documents: [{ id, values: vec(1_000 + i) }] })).status === 200) acknowledged.push(id);
         const q = await call("POST", "/v1/query", a, { vector: vec(7), topK: 10 });
         expect(q.status).toBe(200);
-        for (const m of q.body.matches) expect(m.metadata.owner).toBe("tenant-a");
+        for (const m of q.body.matches) expect(m.metadata.tenant_id).toBe("tenant-a");
         const move = await moveOf("tenant-a");
         if (move.copied !== undefined) seen.push(move.copied);
       }
       expect(acknowledged.length).toBeGreaterThan(0);
       expect(seen).toEqual([...seen].sort((x, y) => x - y)); // progress only grows
       expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", moving: false });
-      const ids = [...Array.from({ length: 400 }, (_, j) => `a${j}`), ...acknowledged];
+      const ids = [...Array.from({ length: 400 }, (_, j) => `d${String(j).padStart(5, "0")}`), ...acknowledged];
       expect((await call("POST", "/v1/documents/fetch", a, { ids })).body.documents).toHaveLength(ids.length);
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(ids.length);
       // B saw nothing of it, and has all of its own.
-      expect((await call("POST", "/v1/documents/fetch", b, { ids: ["a0", "w0"] })).body.documents).toEqual([]);
+      expect((await call("POST", "/v1/documents/fetch", b, { ids: ["w0", "d00399"] })).body.documents).toEqual([]);
+      expect((await call("POST", "/v1/query", b, { vector: vec(7), topK: 100 })).body.matches.map((m: { metadata: { tenant_id: string } }) => m.metadata.tenant_id)).toEqual(Array(50).fill("tenant-b"));
       expect(await bh.dataManager.countDocuments("tenant-b")).toBe(50);
       const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; actor: string; target: string }[]).filter((e) => e.target === "tenant-a");
       expect(actions.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.move.start", "tenant.move"]));
@@ -234,7 +229,7 @@ for (const backend of BACKENDS) {
 
     it("rolls back a running move, and resumes one its service stopped, over the admin API", async () => {
       await start();
-      await seed("tenant-a", "a", 500);
+      await seed(bh, "tenant-a", 500);
       expect(await call("POST", "/admin/moves/tenant-a/resume", admin, {})).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
       expect(await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: 5 })).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
 
