@@ -397,6 +397,34 @@ CREATE TABLE ${q(schema)}.store_identity (
 GRANT SELECT, INSERT ON ${q(schema)}.store_identity TO ${q(runtimeRole)};
 `,
   },
+  {
+    version: 10,
+    name: "quarantined usage events",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      return `
+-- Usage events the ledger could not store (a value out of range, a row the database refused).
+-- They are set aside here, under the same row-level security as the ledger, so that one bad event
+-- never blocks the flush of any other; an operator reads them (costs quarantine) and decides.
+-- Quantities as numeric: what did not fit usage_events must fit here.
+CREATE TABLE ${s}.usage_quarantine (
+  id             bigserial,
+  tenant_id      text NOT NULL,
+  occurred_at    timestamptz NOT NULL,
+  kind           text NOT NULL,
+  model          text,
+  quantity       numeric,
+  cost_pico      numeric,
+  reason         text NOT NULL,
+  quarantined_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id)
+);
+SELECT ${s}.protect_table('usage_quarantine');
+GRANT SELECT, INSERT ON ${s}.usage_quarantine TO ${q(runtimeRole)};
+GRANT USAGE ON SEQUENCE ${s}.usage_quarantine_id_seq TO ${q(runtimeRole)};
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

@@ -9,7 +9,7 @@ import { assertTenantId } from "../tenancy/tenant.js";
  * Billing records kept after erasure: usage quantities and amounts per month, no content, needed
  * to invoice and to account for the month. Everything else of the tenant is erased.
  */
-export const RETAINED_BILLING_TABLES: readonly string[] = ["usage_events", "cost_allocations"];
+export const RETAINED_BILLING_TABLES: readonly string[] = ["usage_events", "usage_quarantine", "cost_allocations"];
 
 /** What erasing a tenant did, and the proof that nothing else is left. */
 export interface ErasureReport {
