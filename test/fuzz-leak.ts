@@ -19,6 +19,16 @@ import { Prng } from "./fuzz-prng.js";
  * the timing of background moves varies).
  */
 
+/** Quotas out of the fuzzer's way: it checks isolation, not rate limits (those have their own suites). */
+const UNLIMITED = { maxDocuments: 1_000_000, maxDailyQueries: 1_000_000_000, requestsPerSecond: 1_000_000, burst: 1_000_000, maxConcurrent: 1_000 };
+/** The Bulkhead configuration the fuzzer expects (CI test and `npm run soak`). */
+export const FUZZ_CONFIG = {
+  dimension: 8,
+  // Low, so that the large tenants of a run cross it and are searched through HNSW while the rest stay exact.
+  annIndexThreshold: 40,
+  tierQuotas: { free: UNLIMITED, pro: UNLIMITED, enterprise: UNLIMITED },
+};
+
 export interface LeakFuzzOptions {
   seed: number;
   operations: number;
@@ -187,7 +197,7 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
   // ---- generators -------------------------------------------------------------------------------
   const vector = () => {
     const v = Array.from({ length: DIM }, () => Math.round((rng.next() * 2 - 1) * 1000) / 1000);
-    if (v.every((x) => x === 0)) v[0] = 0.5;
+    if (!v.some((x) => x !== 0)) v[0] = 0.5; // cosine has no all-zero vector
     return v;
   };
   const metadata = (self: string): Record<string, Json> => ({

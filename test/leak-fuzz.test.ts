@@ -1,17 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { BACKENDS, dropTestSchemas } from "./backends.js";
-import { describeFailures, runLeakFuzz } from "./fuzz-leak.js";
+import { describeFailures, FUZZ_CONFIG, runLeakFuzz } from "./fuzz-leak.js";
 
 afterAll(dropTestSchemas);
-
-/** Quotas out of the fuzzer's way: it checks isolation, not rate limits (those have their own suites). */
-export const UNLIMITED = { maxDocuments: 1_000_000, maxDailyQueries: 1_000_000_000, requestsPerSecond: 1_000_000, burst: 1_000_000, maxConcurrent: 1_000 };
-export const FUZZ_CONFIG = {
-  dimension: 8,
-  // Low, so that the large tenants of the run cross it and are searched through HNSW while the rest stay exact.
-  annIndexThreshold: 40,
-  tierQuotas: { free: UNLIMITED, pro: UNLIMITED, enterprise: UNLIMITED },
-};
 
 // The seed is printed and can be pinned to replay a failure: LEAK_FUZZ_SEED=1234 npx vitest run test/leak-fuzz.test.ts
 const SEED = Number(process.env.LEAK_FUZZ_SEED ?? 20261130);
