@@ -105,7 +105,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     await db.close();
     throw err;
   }
-  const store = new StoreRouter(new PgvectorStore(db, config), new Map(cells.map((c) => [c.name, c])));
+  const store = new StoreRouter(new PgvectorStore(db, config, warn), new Map(cells.map((c) => [c.name, c])));
   const closeDatabases = async () => {
     for (const c of cells) await c.db.close();
     await db.close();
@@ -220,7 +220,7 @@ async function openCells(config: BulkheadConfig, warn: (message: string) => void
       const db = await openDatabase(cellConfig, warn).catch((err: Error) => {
         throw Object.assign(err, { message: `cell ${name}: ${err.message}` });
       });
-      cells.push(new PgvectorCell(name, db, new PgvectorStore(db, config)));
+      cells.push(new PgvectorCell(name, db, new PgvectorStore(db, config, warn)));
       await claimStoreIdentity(db, name);
     }
     return cells;

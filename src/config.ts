@@ -119,6 +119,14 @@ export interface BulkheadConfig {
    */
   readonly cells: Readonly<Record<string, CellConfig>>;
   readonly poolSize: number;
+  /**
+   * Deadline of each database call on a server (ms; each statement, in a transaction), including
+   * the wait for a connection: then the caller gets `DatabaseError` (HTTP 503 + Retry-After), the
+   * connection is discarded, and the server cancels the statement too (statement_timeout).
+   */
+  readonly dbTimeoutMs: number;
+  /** The same for work that is slow by nature: HNSW builds, moves, restores, erasure proofs, migrations excepted. */
+  readonly dbLongTimeoutMs: number;
   /** Share of the connection pool one tenant's operations may hold at once (0.5 → 5 of 10). */
   readonly tenantPoolShare: number;
   /** How long a resolved tenant (tier, quota, placement) is reused; changes invalidate it everywhere at once. */
@@ -242,6 +250,8 @@ const SETTINGS = {
   schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
   cells: ["BULKHEAD_CELLS", {}, cells],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
+  dbTimeoutMs: ["BULKHEAD_DB_TIMEOUT_MS", 5_000, int(100, 3_600_000)],
+  dbLongTimeoutMs: ["BULKHEAD_DB_LONG_TIMEOUT_MS", 300_000, int(100, 86_400_000)],
   tenantPoolShare: ["BULKHEAD_TENANT_POOL_SHARE", 0.5, fraction],
   tenantCacheTtlMs: ["BULKHEAD_TENANT_CACHE_TTL_MS", 300_000, int(0, 86_400_000)],
   redisUrl: ["REDIS_URL", undefined, text],

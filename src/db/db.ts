@@ -18,7 +18,7 @@ export interface Queryable {
  */
 export type LocalSettings = Readonly<Record<string, string>>;
 
-export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan", "synchronous_commit"]);
+export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan", "synchronous_commit", "statement_timeout"]);
 
 /** The PostgreSQL setting that row-level security policies compare `tenant_id` with. */
 export const TENANT_SETTING = "bulkhead.tenant_id";
@@ -39,6 +39,12 @@ export interface TenantDb {
   pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]>;
   /** Several statements in one tenant-scoped transaction; rolled back if `fn` throws. */
   withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T>;
+  /**
+   * The same database, each call (each statement, in a transaction) given `timeoutMs` instead of
+   * the request deadline (`dbTimeoutMs`): for work that is slow by nature — index builds, moves,
+   * bulk loads, erasure proofs. Embedded, where nothing times out, the same handle.
+   */
+  withTimeout(timeoutMs: number): TenantDb;
 }
 
 /** The whole database handle. Held by the registry and migrations; data code only gets `TenantDb`. */
@@ -50,8 +56,16 @@ export interface Db extends TenantDb {
   query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<R[]>;
   /** Control-plane transaction as the runtime role, with no tenant context. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  withTimeout(timeoutMs: number): Db;
   close(): Promise<void>;
 }
+
+/**
+ * SQLSTATE 42P01: the relation does not exist. Code that lists tables in the catalogue and then
+ * reads each one races other tenants' DDL (a dedicated index dropped with its tenant, a namespace
+ * freed): a table gone in between held nothing any more and is skipped, never a failure.
+ */
+export const relationVanished = (err: unknown): boolean => (err as { code?: string } | null)?.code === "42P01";
 
 /** Builds the statement that sets role (embedded only), tenant and local settings in one call. */
 export function contextStatement(tenantId: string | null, settings: LocalSettings | undefined, role?: string): { text: string; params: string[]; name: string } {

@@ -425,6 +425,39 @@ GRANT USAGE ON SEQUENCE ${s}.usage_quarantine_id_seq TO ${q(runtimeRole)};
 `;
     },
   },
+  {
+    version: 11,
+    name: "one HNSW build per table at a time",
+    sql: ({ schema, vectorSchema }) => {
+      const s = q(schema);
+      return `
+-- Two builds of one table at once deadlocked (40P01): each holds SHARE on the table for its CREATE
+-- INDEX, then ANALYZE wants SHARE UPDATE EXCLUSIVE, which the other's SHARE blocks. Concurrent
+-- upserts carrying a namespace across the threshold did exactly that. Now the first build takes a
+-- per-table lock and the others do not wait for it: they raise BHA01 (the store treats that as
+-- "being built by someone else") and the index, once there, is not built twice.
+-- CREATE OR REPLACE keeps the function's owner and privileges as they are.
+CREATE OR REPLACE FUNCTION ${s}.build_ann_index(p_index_id int, p_slot int, p_opclass text, p_m int, p_ef_construction int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, ${q(vectorSchema)}, pg_catalog SET maintenance_work_mem = '256MB' AS $fn$
+DECLARE t text := 'vec_' || p_index_id || COALESCE('_' || p_slot, '');
+BEGIN
+  IF p_opclass NOT IN ('vector_cosine_ops', 'vector_l2_ops', 'vector_ip_ops') THEN
+    RAISE EXCEPTION 'unknown operator class %', p_opclass;
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(hashtext('bulkhead.ann-build.' || current_schema() || '.' || t)) THEN
+    RAISE EXCEPTION 'the HNSW index of % is being built by another transaction', t USING ERRCODE = 'BHA01';
+  END IF;
+  IF to_regclass(quote_ident(t || '_hnsw')) IS NOT NULL THEN RETURN; END IF;
+  EXECUTE format('CREATE INDEX %I ON %I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
+    t || '_hnsw', t, p_opclass, p_m, p_ef_construction);
+  -- Without fresh statistics the planner guesses a few hundred rows and prefers the primary key
+  -- plus a sort (an exact scan) over the new HNSW index.
+  EXECUTE format('ANALYZE %I', t);
+END
+$fn$;
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

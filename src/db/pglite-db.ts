@@ -6,12 +6,24 @@ import { contextStatement, type Db, type LocalSettings, type Queryable, type Row
 export const EMBEDDED_RUNTIME_ROLE = "bulkhead_app";
 
 /**
+ * PGlite runs each statement synchronously in WebAssembly and settles its promise as a microtask, so
+ * a loop of data calls never returns to the event loop: timers, setImmediate and sockets starve (an
+ * online move's 100 ms timer never fired while a writer looped). Every call that starts this long
+ * after the last yield first waits for one turn of the event loop. A turn costs microseconds; this
+ * bound keeps it to a few per second of busy loop while timers run at most this late.
+ */
+export const YIELD_EVERY_MS = 5;
+
+/**
  * Embedded PostgreSQL (PGlite, in-process WebAssembly). PGlite has one connection and runs as a
  * superuser, so every transaction switches to the runtime role first; the outer handle is only
  * used by migrations, never inside an open transaction (that would deadlock).
  */
 export class PgliteDb implements Db {
   readonly kind = "pglite" as const;
+
+  /** When this database last let the event loop run (see YIELD_EVERY_MS). */
+  private lastYield = performance.now();
 
   private constructor(
     private readonly pg: PGlite,
@@ -59,8 +71,18 @@ export class PgliteDb implements Db {
     return this.scoped(tenantId, settings, fn);
   }
 
-  private scoped<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  /** There are no deadlines in-process: a statement cannot be lost on the way, and PGlite cannot be interrupted. */
+  withTimeout(): this {
+    return this;
+  }
+
+  private async scoped<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const ctx = contextStatement(tenantId, settings, EMBEDDED_RUNTIME_ROLE);
+    // Outside the transaction: yielding inside it would hold PGlite's only connection meanwhile.
+    if (performance.now() - this.lastYield >= YIELD_EVERY_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.lastYield = performance.now();
+    }
     return this.pg.transaction(async (tx) => {
       await tx.query(ctx.text, ctx.params);
       return fn({ query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await tx.query<R>(text, params as unknown[])).rows });

@@ -1,11 +1,23 @@
 import pg from "pg";
 import { DatabaseError } from "../errors.js";
 import { contextStatement, type Db, type LocalSettings, type Queryable, type Row, type Statement } from "./db.js";
-import { ConnectionPool } from "./connection-pool.js";
+import { AcquireTimeoutError, ConnectionPool } from "./connection-pool.js";
+import { DatabaseTimeoutError, serverStatementTimeout, type TimeoutOutcome } from "./deadline.js";
 import { PipelinedQuery } from "./pipelined-query.js";
 
 /** SQLSTATE classes and socket errors that mean "the database is not there", not "your query is wrong". */
-const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03", "53300", "08000", "08003", "08006", "08001", "08004"]);
+const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "ETIMEDOUT", "EPIPE", "57P01", "57P02", "57P03", "57P05", "25P03", "53300", "08000", "08003", "08006", "08001", "08004"]);
+
+/**
+ * The server gave up on the statement and rolled its transaction back: nothing was applied, and
+ * the same call may simply be retried (HTTP 503 + Retry-After, never a 500).
+ */
+const ABORTED_CODES: Record<string, string> = {
+  "57014": "the statement was cancelled by the server after its deadline (statement_timeout)",
+  "40P01": "the transaction was chosen as a deadlock victim",
+  "40001": "the transaction could not be serialised with a concurrent one",
+  "55P03": "a lock could not be had in time",
+};
 
 function describeTarget(url: string): string {
   try {
@@ -18,9 +30,13 @@ function describeTarget(url: string): string {
 
 /** Wraps connectivity failures in `DatabaseError` (HTTP 503) with a hint; query errors pass through. */
 export function translateError(err: unknown, target: string): unknown {
+  if (err instanceof DatabaseError) return err;
   const code = (err as { code?: string })?.code;
   if (code && UNAVAILABLE_CODES.has(code)) {
     return new DatabaseError(`PostgreSQL at ${target} is unavailable (${code}: ${(err as Error).message}); check that the server is running and DATABASE_URL is right`, { cause: err });
+  }
+  if (code && ABORTED_CODES[code]) {
+    return new DatabaseError(`PostgreSQL at ${target}: ${ABORTED_CODES[code]} (${code}); nothing was applied, retry the call`, { cause: err });
   }
   if ((err as Error)?.message?.includes("Connection terminated")) {
     return new DatabaseError(`connection to PostgreSQL at ${target} was lost: ${(err as Error).message}`, { cause: err });
@@ -28,15 +44,53 @@ export function translateError(err: unknown, target: string): unknown {
   return err;
 }
 
+/** Connections destroyed because a call on them overran its deadline. */
+const destroyed = new WeakSet<pg.Client>();
+
+/** Deadlines of a pool's connections (see `BulkheadConfig.dbTimeoutMs`); without them, none. */
+export interface PoolDeadlines {
+  /** Default deadline of each call; the server's statement_timeout follows it. */
+  timeoutMs: number;
+  /** The longest deadline any call gets: a transaction left idle longer than this is ended by the server. */
+  longTimeoutMs: number;
+}
+
 /** Opens a pool for `url` whose connections resolve names in `schema` first. */
-export function openPool(url: string, schema: string, max: number): ConnectionPool {
-  return new ConnectionPool({ connectionString: url, options: `-c search_path=${schema},public` }, max);
+export function openPool(url: string, schema: string, max: number, deadlines?: PoolDeadlines): ConnectionPool {
+  const options = [`-c search_path=${schema},public`];
+  if (deadlines) {
+    // Server-side backstops: a statement is cancelled a little before the client's own deadline,
+    // and a transaction whose client vanished (timed out, black-holed) does not hold its locks forever.
+    // TCP keepalives let the server notice a client it can no longer reach within ~25 s (not hours).
+    options.push(
+      `-c statement_timeout=${serverStatementTimeout(deadlines.timeoutMs)}`,
+      `-c idle_in_transaction_session_timeout=${deadlines.longTimeoutMs}`,
+      "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
+    );
+  }
+  return new ConnectionPool(
+    {
+      connectionString: url,
+      options: options.join(" "),
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      // A server that accepts the TCP connection and never answers the start-up: give up, so the pool's slot is freed.
+      ...(deadlines ? { connectionTimeoutMillis: deadlines.timeoutMs } : {}),
+    },
+    max,
+  );
 }
 
 /**
  * A PostgreSQL server through `pg`. Connects as the runtime login role, which must not be superuser,
  * owner or BYPASSRLS (checked at start-up). Tenant statements go out pipelined: context and statement
  * in one round trip, one implicit transaction.
+ *
+ * Every call has a deadline (`timeoutMs`; each statement, in a transaction), counted from the call
+ * (waiting for a connection included). When it passes, the connection is destroyed — never returned
+ * to the pool — and the caller gets `DatabaseTimeoutError` (a `DatabaseError`: HTTP 503), saying
+ * whether a write may have been applied. The server cancels the statement a little earlier itself
+ * (statement_timeout), so a merely slow statement fails cleanly and keeps its connection.
  */
 export class PostgresDb implements Db {
   readonly kind = "postgres" as const;
@@ -45,19 +99,33 @@ export class PostgresDb implements Db {
   constructor(
     private readonly pool: ConnectionPool,
     readonly schema: string,
-    url: string,
+    private readonly url: string,
+    /** Deadline of each call; Infinity: none. */
+    private readonly timeoutMs = Infinity,
+    /** Set on a `withTimeout` view whose deadline differs from the connections' statement_timeout. */
+    private readonly statementTimeout?: number,
   ) {
     this.target = describeTarget(url);
   }
 
+  withTimeout(timeoutMs: number): PostgresDb {
+    return new PostgresDb(this.pool, this.schema, this.url, timeoutMs, serverStatementTimeout(timeoutMs));
+  }
+
   async query<R extends object = Row>(text: string, params: readonly unknown[] = []): Promise<R[]> {
-    const client = await this.connect();
+    if (this.statementTimeout !== undefined) {
+      // Its own statement_timeout travels with it, in the same round trip and implicit transaction.
+      const [rows] = await this.pipeline(contextStatement(null, this.localTimeout()), [{ text, params }]);
+      return rows as R[];
+    }
+    const started = performance.now();
+    const client = await this.connect(started);
     try {
-      return (await client.query<R>(text, params as unknown[])).rows;
+      return (await this.timed(client, client.query<R>(text, params as unknown[]), started, "unknown", "statement")).rows;
     } catch (err) {
       throw translateError(err, this.target);
     } finally {
-      this.pool.release(client);
+      this.pool.release(client, destroyed.has(client));
     }
   }
 
@@ -70,42 +138,56 @@ export class PostgresDb implements Db {
     return rows as R[];
   }
 
-  async pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
-    const ctx = contextStatement(tenantId, settings);
-    const client = await this.connect();
-    try {
-      const q = new PipelinedQuery([{ ...ctx, discard: true }, ...statements]);
-      client.query(q as any);
-      return (await q.promise).slice(1);
-    } catch (err) {
-      throw translateError(err, this.target);
-    } finally {
-      this.pool.release(client);
-    }
+  pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
+    return this.pipeline(contextStatement(tenantId, this.localTimeout(settings)), statements);
   }
 
   withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T> {
     return this.inTransaction(tenantId, settings, fn);
   }
 
+  /** The context statement first (its rows discarded), then `statements`, in one round trip and one implicit transaction. */
+  private async pipeline(ctx: Statement & { name?: string }, statements: readonly Statement[]): Promise<Row[][]> {
+    const started = performance.now();
+    const client = await this.connect(started);
+    try {
+      const q = new PipelinedQuery([{ ...ctx, discard: true }, ...statements]);
+      client.query(q as any);
+      return (await this.timed(client, q.promise, started, "unknown", "statement")).slice(1);
+    } catch (err) {
+      throw translateError(err, this.target);
+    } finally {
+      this.pool.release(client, destroyed.has(client));
+    }
+  }
+
   private async inTransaction<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const client = await this.connect();
+    const started = performance.now();
+    const client = await this.connect(started);
     let reusable = true;
     try {
-      const steps = [{ text: "BEGIN", params: [] as string[] }];
-      if (tenantId !== null || settings) steps.push(contextStatement(tenantId, settings));
+      const steps: (Statement & { name?: string })[] = [{ text: "BEGIN", params: [] }];
+      const local = this.localTimeout(settings);
+      if (tenantId !== null || local) steps.push(contextStatement(tenantId, local));
       const begin = new PipelinedQuery(steps.map((s) => ({ ...s, discard: true })));
       client.query(begin as any);
-      const tx: Queryable = { query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await client.query<R>(text, params as unknown[])).rows };
+      // Each statement has its own deadline; none of them is applied before COMMIT.
+      const tx: Queryable = {
+        query: async <R extends object>(text: string, params: readonly unknown[] = []) =>
+          (await this.timed(client, client.query<R>(text, params as unknown[]), performance.now(), "not-applied", "statement in a transaction")).rows,
+      };
       try {
-        await begin.promise;
+        await this.timed(client, begin.promise, started, "not-applied", "BEGIN");
         const result = await fn(tx);
-        await client.query("COMMIT");
+        await this.timed(client, client.query("COMMIT"), performance.now(), "unknown", "COMMIT");
         return result;
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => {
-          reusable = false;
-        });
+        if (destroyed.has(client)) reusable = false;
+        else {
+          await this.timed(client, client.query("ROLLBACK"), performance.now(), "not-applied", "ROLLBACK").catch(() => {
+            reusable = false;
+          });
+        }
         throw err;
       }
     } catch (err) {
@@ -116,10 +198,36 @@ export class PostgresDb implements Db {
     }
   }
 
-  private async connect(): Promise<pg.Client> {
+  /**
+   * Settles with `op`, or — when the call's deadline (counted from `started`) passes first — destroys
+   * the connection (whatever is in flight on it fails; it is never reused) and rejects with
+   * `DatabaseTimeoutError` carrying `outcome`.
+   */
+  private timed<T>(client: pg.Client, op: Promise<T>, started: number, outcome: TimeoutOutcome, stage: string): Promise<T> {
+    if (!Number.isFinite(this.timeoutMs)) return op;
+    const left = this.timeoutMs - (performance.now() - started);
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        destroyed.add(client);
+        this.pool.destroy(client);
+        reject(new DatabaseTimeoutError(this.target, this.timeoutMs, outcome, stage));
+      }, Math.max(0, left));
+    });
+    return Promise.race([op, expired]).finally(() => clearTimeout(timer));
+  }
+
+  /** The caller's settings plus this view's statement_timeout, when it differs from the connection's. */
+  private localTimeout(settings?: LocalSettings): LocalSettings | undefined {
+    if (this.statementTimeout === undefined) return settings;
+    return { ...settings, statement_timeout: String(this.statementTimeout) };
+  }
+
+  private async connect(started: number): Promise<pg.Client> {
     try {
-      return await this.pool.acquire();
+      return await this.pool.acquire(this.timeoutMs);
     } catch (err) {
+      if (err instanceof AcquireTimeoutError) throw new DatabaseTimeoutError(this.target, this.timeoutMs, "not-applied", `waiting ${Math.round(performance.now() - started)} ms for a connection`);
       throw translateError(err, this.target);
     }
   }

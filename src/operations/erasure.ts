@@ -1,4 +1,4 @@
-import type { Db } from "../db/db.js";
+import { relationVanished, type Db } from "../db/db.js";
 import type { PgvectorCell } from "../stores/pgvector/pgvector-cell.js";
 import type { ApiKeyStore } from "../tenancy/api-keys.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
@@ -21,6 +21,11 @@ export interface ErasureReport {
   retained: Record<string, number>;
   /** True when no row of the tenant is left outside the retained billing tables. */
   verified: boolean;
+  /**
+   * Set when the tenant was erased but the proof could not be completed (e.g. the database stopped
+   * answering half-way): `verified` is then false, and the audit entry records why.
+   */
+  proofError?: string;
 }
 
 /**
@@ -36,11 +41,26 @@ export async function eraseTenant(
   actor: string,
 ): Promise<ErasureReport> {
   assertTenantId(tenantId);
-  const { db, registry, audit } = deps;
+  const { registry, audit } = deps;
   await registry.deleteTenant(tenantId);
 
+  // The tenant is gone from here on: whatever happens to the proof, the erasure is reported and audited.
   const remaining: Record<string, number> = {};
   const retained: Record<string, number> = {};
+  let proofError: string | undefined;
+  try {
+    await proveErased(deps, tenantId, remaining, retained);
+  } catch (err) {
+    proofError = `the tenant was erased but the proof could not be completed: ${(err as Error).message}`;
+  }
+  const verified = proofError === undefined && Object.values(remaining).every((n) => n === 0);
+  const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified, ...(proofError ? { proofError } : {}) };
+  await audit.record(actor, "tenant.erase", tenantId, { remaining, retained, verified, ...(proofError ? { proofError } : {}) });
+  return report;
+}
+
+async function proveErased(deps: { db: Db; cells: readonly PgvectorCell[] }, tenantId: string, remaining: Record<string, number>, retained: Record<string, number>): Promise<void> {
+  const { db } = deps;
   await countTenantRows(db, tenantId, "", remaining, retained);
   // Control-plane rows that name the tenant in other columns.
   remaining.tenants = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
@@ -51,10 +71,6 @@ export async function eraseTenant(
     await countTenantRows(cell.db, tenantId, `${cell.name}/`, remaining, retained);
     remaining[`${cell.name}/tenants`] = (await cell.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
   }
-
-  const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified: Object.values(remaining).every((n) => n === 0) };
-  await audit.record(actor, "tenant.erase", tenantId, { remaining, retained, verified: report.verified });
-  return report;
 }
 
 /** Counts the tenant's rows in every table of the database's schema that has a `tenant_id` column (found in the catalog). */
@@ -66,10 +82,16 @@ async function countTenantRows(db: Db, tenantId: string, prefix: string, remaini
       ORDER BY c.relname`,
     [db.schema],
   );
-  await db.withTenant(tenantId, async (tx) => {
-    for (const { relname } of tables) {
-      const [row] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM "${relname}" WHERE tenant_id = $1`, [tenantId]);
-      (RETAINED_BILLING_TABLES.includes(relname) ? retained : remaining)[prefix + relname] = row!.n;
+  // One transaction per table: another tenant's table may be dropped between the catalogue read and
+  // its count (its tenant erased, its namespace freed), and a failed statement would abort the rest.
+  for (const { relname } of tables) {
+    let n: number;
+    try {
+      [{ n }] = (await db.queryAsTenant<{ n: number }>(tenantId, `SELECT count(*)::int AS n FROM "${relname}" WHERE tenant_id = $1`, [tenantId])) as [{ n: number }];
+    } catch (err) {
+      if (relationVanished(err)) continue; // dropped meanwhile: it holds nothing of anyone's
+      throw err;
     }
-  });
+    (RETAINED_BILLING_TABLES.includes(relname) ? retained : remaining)[prefix + relname] = n;
+  }
 }

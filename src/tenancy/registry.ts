@@ -470,7 +470,7 @@ export class TenantRegistry {
     if (tenant.placement.annIndexed) return false;
     try {
       if ((knownCount ?? (await this.store.count(tenant.placement))) < minimumVectors) return false;
-      await this.store.buildAnnIndex(tenant.placement);
+      if (!(await this.store.buildAnnIndex(tenant.placement))) return false; // being built elsewhere, or failed (logged): the next write retries
     } catch (err) {
       if (err instanceof PlacementMovedError) return false; // the move builds its target's index itself
       throw err;

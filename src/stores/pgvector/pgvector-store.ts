@@ -18,7 +18,10 @@ export interface CopiedRow {
 /** SQLSTATE BHP01 (raised by check_placement) becomes the typed error data code retries on. */
 const placementError = (err: unknown, p: Placement) => ((err as { code?: string }).code === "BHP01" ? new PlacementMovedError(p.tenantId) : err);
 
-type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "maxBatchSize">;
+type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "maxBatchSize" | "dbLongTimeoutMs">;
+
+/** SQLSTATE BHA01 (build_ann_index, migration 11): another transaction is building this table's HNSW index right now. */
+const BUILD_IN_PROGRESS = "BHA01";
 
 /**
  * Vectors in PostgreSQL + pgvector. A shared index is a table partitioned by tenant, one
@@ -30,10 +33,16 @@ export class PgvectorStore implements VectorStore {
   readonly name = "postgres";
   readonly capabilities: StoreCapabilities;
 
+  /** The same database with the long deadline, for the calls that are slow by nature (builds, moves, bulk loads). */
+  private readonly slowDb: TenantDb;
+
   constructor(
     private readonly db: TenantDb,
     private readonly settings: HnswSettings,
+    /** Where failures that do not fail the caller are logged (an HNSW build after a committed write). */
+    private readonly warn: (message: string) => void = (m) => console.warn(m),
   ) {
+    this.slowDb = db.withTimeout(settings.dbLongTimeoutMs);
     this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize });
   }
 
@@ -111,7 +120,7 @@ export class PgvectorStore implements VectorStore {
   replaceAll(p: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number> {
     // A bulk replace writes no change log: the move would miss it.
     if (p.moving) return Promise.reject(new MoveConflictError(p.tenantId, `tenant "${p.tenantId}" is being moved; finish or roll back the move before replacing its data`));
-    return this.db.withTenant(p.tenantId, async (tx) => {
+    return this.slowDb.withTenant(p.tenantId, async (tx) => {
       await this.check(tx, p);
       await tx.query(sql.lockTenantWrites, [p.tenantId]);
       await tx.query(sql.deleteAll(p), [p.tenantId]);
@@ -127,19 +136,35 @@ export class PgvectorStore implements VectorStore {
     });
   }
 
+  /**
+   * Builds the namespace's (or dedicated index's) HNSW index. Called after a write committed, so it
+   * never fails that write: true when the index exists now; false when another transaction is
+   * building it (that one marks it) or the build failed — logged with the ids, and the next write
+   * that finds the namespace unindexed tries again. Only a changed placement is thrown (the caller
+   * reloads; a move builds its target's index itself).
+   */
   async buildAnnIndex(p: Placement): Promise<boolean> {
     if (p.annIndexed) return false;
-    await this.guarded(p, [{ text: sql.buildAnnIndex, params: [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction] }]);
-    return true;
+    try {
+      await this.guarded(p, [{ text: sql.buildAnnIndex, params: [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction] }], undefined, this.slowDb);
+      return true;
+    } catch (err) {
+      if (err instanceof PlacementMovedError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === BUILD_IN_PROGRESS) return false;
+      // The message of a failed CREATE INDEX names tables and settings, never rows.
+      this.warn(`bulkhead: building the HNSW index of tenant ${p.tenantId} (index ${p.indexId}${p.slot === null ? "" : `, namespace ${p.slot}`}) failed; the tenant's next write retries it: ${code ?? "error"}: ${(err as Error).message}`);
+      return false;
+    }
   }
 
   async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }> {
-    const [[row]] = (await this.guarded(from, [{ text: sql.copyPage(from, to), params: [from.tenantId, afterId, limit] }])) as [{ copied: number; last_id: string | null }[]];
+    const [[row]] = (await this.guarded(from, [{ text: sql.copyPage(from, to), params: [from.tenantId, afterId, limit] }], undefined, this.slowDb)) as [{ copied: number; last_id: string | null }[]];
     return { copied: row!.copied, lastId: row!.last_id };
   }
 
   catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
-    return this.db.withTenant(from.tenantId, async (tx) => {
+    return this.slowDb.withTenant(from.tenantId, async (tx) => {
       await this.check(tx, from);
       return this.applyChanges(tx, from, to, limit);
     });
@@ -162,7 +187,7 @@ export class PgvectorStore implements VectorStore {
 
   /** A move to another store, step 1 on the source: up to `limit` rows after `afterId`, in id order, as stored. */
   async copySource(p: Placement, afterId: string | null, limit: number): Promise<CopiedRow[]> {
-    const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }])) as unknown as [CopiedRow[]];
+    const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }], undefined, this.slowDb)) as unknown as [CopiedRow[]];
     return rows;
   }
 
@@ -175,7 +200,7 @@ export class PgvectorStore implements VectorStore {
     if (rows.length > 0) statements.push({ text: sql.writeCopies(p), params: [p.tenantId, JSON.stringify(rows)] });
     if (gone.length > 0) statements.push({ text: sql.removeCopies(p), params: [p.tenantId, JSON.stringify(gone)] });
     if (statements.length === 0) return;
-    if (!tx) return void (await this.guarded(p, statements));
+    if (!tx) return void (await this.guarded(p, statements, undefined, this.slowDb));
     await inTenantContext(tx, p.tenantId, async () => {
       for (const s of statements) await tx.query(s.text, s.params);
     });
@@ -197,7 +222,7 @@ export class PgvectorStore implements VectorStore {
       return ids.length;
     };
     if (tx) return inTenantContext(tx, from.tenantId, () => run(tx));
-    return this.db.withTenant(from.tenantId, async (q) => {
+    return this.slowDb.withTenant(from.tenantId, async (q) => {
       await this.check(q, from);
       return run(q);
     });
@@ -219,9 +244,9 @@ export class PgvectorStore implements VectorStore {
    * Runs statements in one tenant transaction behind the placement check: they wait while the
    * tenant's placement is being switched and never run against a placement that is no longer current.
    */
-  private async guarded(p: Placement, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
+  private async guarded(p: Placement, statements: readonly Statement[], settings?: LocalSettings, db: TenantDb = this.db): Promise<Row[][]> {
     try {
-      const [, ...rows] = await this.db.pipelineAsTenant(p.tenantId, [{ text: sql.checkPlacement, params: [p.tenantId, p.epoch] }, ...statements], settings);
+      const [, ...rows] = await db.pipelineAsTenant(p.tenantId, [{ text: sql.checkPlacement, params: [p.tenantId, p.epoch] }, ...statements], settings);
       return rows;
     } catch (err) {
       throw placementError(err, p);

@@ -1,0 +1,160 @@
+import { connect, createServer, type Socket } from "node:net";
+import { afterAll, describe, expect, it } from "vitest";
+import { openBulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import { DatabaseTimeoutError } from "../src/db/deadline.js";
+import { DatabaseError } from "../src/errors.js";
+import { buildServer } from "../src/server/app.js";
+import { dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+
+afterAll(dropTestSchemas);
+
+/**
+ * A TCP proxy in front of PostgreSQL that can black-hole the path: while holding, connections stay
+ * open and new ones are accepted, but no byte gets through in either direction (a network partition,
+ * a frozen server). Bytes are queued, not lost, and flow again on release — as TCP retransmits after
+ * a partition heals. A side that closes its socket closes the other (nothing queued is delivered).
+ */
+async function startBlackHoleProxy(target: { host: string; port: number }) {
+  let holding = false;
+  const queued: [Socket, Buffer][] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      sockets.add(from);
+      from.on("data", (chunk: Buffer) => (holding ? queued.push([to, chunk]) : to.write(chunk)));
+      from.on("close", () => {
+        sockets.delete(from);
+        to.destroy();
+      });
+      from.on("error", () => from.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const [to, chunk] of queued.splice(0)) if (!to.destroyed) to.write(chunk);
+    },
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const TIMEOUT_MS = 1_000;
+/** What the deadline may be overrun by: timers, the HTTP round trip, a loaded CI machine. */
+const MARGIN_MS = 750;
+
+describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database call", () => {
+  it("answers 503 + Retry-After within the deadline while PostgreSQL is black-holed, says when a write's outcome is unknown, and recovers within 1 s", async () => {
+    const runtime = new URL(serverUrl!);
+    const proxy = await startBlackHoleProxy({ host: runtime.hostname, port: Number(runtime.port || 5432) });
+    const viaProxy = new URL(runtime);
+    viaProxy.port = String(proxy.port);
+    const warnings: string[] = [];
+    const { bulkhead: bh, db } = await openBulkhead({
+      database: viaProxy.toString(),
+      databaseOwnerUrl: ownerUrl,
+      env: {},
+      config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: TIMEOUT_MS, poolSize: 4 },
+      warn: (m) => warnings.push(m),
+    });
+    const app = await buildServer(bh, { logDestination: false });
+    const base = await app.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      // Five tenants: each may hold 2 of the 4 connections at once (tenantPoolShare), so 10 requests
+      // at once fill the pool and wait for connections, not behind their own tenant's queue.
+      const keys: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        await bh.registry.registerTenant(`tenant-${i}`, `T${i}`, TenantTier.PRO);
+        keys.push((await bh.keys.createKey("tenant", { tenantId: `tenant-${i}` }, "test")).key);
+      }
+      const post = (path: string, body: unknown, key = keys[0]!) =>
+        fetch(`${base}${path}`, { method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+      const query = (i = 0) => post("/v1/query", { vector: vec(1) }, keys[i % keys.length]);
+      const timed = async <T>(fn: () => Promise<T>): Promise<[T, number]> => {
+        const t0 = performance.now();
+        const r = await fn();
+        return [r, performance.now() - t0];
+      };
+      expect((await post("/v1/documents", { documents: [{ id: "d0", values: vec(0) }] })).status).toBe(200);
+      expect((await query()).status).toBe(200);
+
+      proxy.hold();
+      // A write sent on an open connection: 503, never 500, and the detail says it may have been applied.
+      const [write, writeMs] = await timed(() => post("/v1/documents", { documents: [{ id: "d1", values: vec(1) }] }));
+      expect(write.status).toBe(503);
+      expect(write.headers.get("retry-after")).toBe("5");
+      expect(((await write.json()) as { detail: string }).detail).toMatch(/may or may not have been applied/);
+      expect(writeMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      // More requests than connections: some wait for one, and they too get their answer in time.
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => timed(() => query(i))));
+      for (const [res, ms] of answers) {
+        expect(res.status).toBe(503);
+        expect(res.headers.get("retry-after")).toBe("5");
+        expect(await res.json()).toMatchObject({ code: "DATABASE_UNAVAILABLE", status: 503 });
+        expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      }
+      const [ready, readyMs] = await timed(() => fetch(`${base}/readyz`));
+      expect(ready.status).toBe(503);
+      expect(readyMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      // The library: a typed error, and no connection that timed out is handed out again.
+      const [err, libraryMs] = await timed(() => db.query("SELECT 1").catch((e: unknown) => e));
+      expect(libraryMs).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      expect(err).toBeInstanceOf(DatabaseTimeoutError);
+      expect(err).toBeInstanceOf(DatabaseError);
+      expect(await fetch(`${base}/healthz`).then((r) => r.status)).toBe(200);
+
+      proxy.release();
+      const healed = performance.now();
+      let status = 0;
+      while (status !== 200 && performance.now() - healed < 5_000) {
+        status = (await query()).status;
+        if (status !== 200) await new Promise((r) => setTimeout(r, 20));
+      }
+      const recoveryMs = performance.now() - healed;
+      expect(status).toBe(200);
+      expect(recoveryMs).toBeLessThan(1_000);
+      expect((await fetch(`${base}/readyz`)).status).toBe(200);
+      // Every connection serves again: as many concurrent queries as the pool holds, all answered.
+      expect((await Promise.all(Array.from({ length: 8 }, (_, i) => query(i)))).map((r) => r.status)).toEqual(Array(8).fill(200));
+      console.log(`black-holed: 503 in ${answers.map(([, ms]) => Math.round(ms)).sort((x, y) => x - y).join(", ")} ms (write ${Math.round(writeMs)}, readyz ${Math.round(readyMs)}) (deadline ${TIMEOUT_MS} ms); recovered ${Math.round(recoveryMs)} ms after the path healed`);
+    } finally {
+      proxy.release();
+      await app.close();
+      await bh.close();
+      await proxy.close();
+    }
+  });
+
+  it("lets the server cancel a slow statement: 503 with nothing applied, and the connection stays in use", async () => {
+    const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: 500, poolSize: 1 } });
+    try {
+      const { pid } = (await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"))[0]!;
+      const slow = await db.query("SELECT pg_sleep(2)").catch((e: unknown) => e);
+      expect(slow).toBeInstanceOf(DatabaseError);
+      expect((slow as Error).message).toMatch(/statement_timeout|did not answer/);
+      // Cancelled by the server (at 90 % of the deadline) rather than cut by the client: same connection.
+      expect((await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"))[0]!.pid).toBe(pid);
+      // A transaction's statements each get the deadline, and a timed-out one leaves nothing behind.
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      const inTx = await db.transaction(async (tx) => {
+        await tx.query("UPDATE tenants SET name = 'changed' WHERE id = 'tenant-a'");
+        await tx.query("SELECT pg_sleep(2)");
+      }).catch((e: unknown) => e);
+      expect(inTx).toBeInstanceOf(DatabaseError);
+      expect((await db.query<{ name: string }>("SELECT name FROM tenants WHERE id = 'tenant-a'"))[0]!.name).toBe("A");
+      // The long deadline is for work that is slow by nature.
+      expect(await db.withTimeout(5_000).query("SELECT 1 AS ok FROM pg_sleep(1)")).toEqual([{ ok: 1 }]);
+    } finally {
+      await bh.close();
+    }
+  });
+});
