@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
-import { BACKENDS, dropTestSchemas, pglite, vec } from "./backends.js";
+import { asOwner, BACKENDS, dropTestSchemas, pglite, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -73,6 +73,37 @@ for (const backend of BACKENDS) {
       for (const t of tenants) expect((await bh.registry.getTenant(t)).placement.annIndexed).toBe(true);
       const built = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_indexes WHERE schemaname = $1 AND indexname ~ '_hnsw$'", [db.schema]);
       expect(built[0]!.n).toBe(tenants.length);
+    });
+
+    it("answers a committed upsert 200 when its HNSW build fails, logs the failure with ids, and builds on the next write", async () => {
+      const warnings: string[] = [];
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, annIndexThreshold: 10 }, warn: (m) => warnings.push(m) }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      const [{ role }] = (await db.query<{ role: string }>("SELECT current_user AS role")) as [{ role: string }];
+      const signature = "build_ann_index(int, int, text, int, int)";
+      await asOwner(db, `REVOKE EXECUTE ON FUNCTION ${signature} FROM "${role}"`);
+      const docs = (from: number) => Array.from({ length: 10 }, (_, i) => ({ id: `d${from + i}`, values: vec(from + i) }));
+      expect(await bh.dataManager.upsertDocuments("tenant-a", docs(0))).toMatchObject({ upserted: 10 });
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(10);
+      expect((await bh.registry.getTenant("tenant-a")).placement.annIndexed).toBe(false);
+      expect(warnings.filter((w) => /HNSW index of tenant tenant-a \(index \d+, namespace \d+\) failed/.test(w))).toHaveLength(1);
+      expect(warnings.join("\n")).not.toMatch(/d0|\[/); // ids of the batch and vectors stay out of the log
+
+      await asOwner(db, `GRANT EXECUTE ON FUNCTION ${signature} TO "${role}"`);
+      await bh.dataManager.upsertDocuments("tenant-a", docs(10));
+      expect((await bh.registry.getTenant("tenant-a")).placement.annIndexed).toBe(true);
+    });
+
+    it("runs the readiness checks' catalogue loops while other tenants' tables are dropped", async () => {
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8 } }));
+      for (let round = 0; round < 3; round++) {
+        const others = Array.from({ length: 4 }, (_, i) => `tenant-e${round}-${i}`);
+        for (const id of others) await bh.registry.registerTenant(id, id, id.endsWith("-0") ? TenantTier.PRO : TenantTier.ENTERPRISE);
+        const [checks] = await Promise.all([bh.readiness(), ...others.map((id) => bh.eraseTenant(id, "test"))]);
+        for (const name of ["Without tenant context the runtime role sees no rows", "Namespace partitions cannot be read around the policies"]) {
+          expect(checks!.find((c) => c.name === name)).toMatchObject({ passed: true });
+        }
+      }
     });
   });
 }

@@ -97,7 +97,9 @@ export class TenantDataManager {
         const outcome = await this.store.upsert(placement, records, current.quota.maxDocuments);
         this.meter?.meterVectorWrite(tenant.tenantId, outcome.upserted);
         this.gate?.observe(current, { operation: "upsert", documents: outcome.documents });
-        if (!placement.annIndexed) await this.registry.ensureAnnIndex(current, undefined, outcome.documents);
+        // The write is committed: indexing after it must never make it look failed. A failed build is
+        // logged by the store; ann_indexed stays false either way and the tenant's next write retries.
+        if (!placement.annIndexed) await this.registry.ensureAnnIndex(current, undefined, outcome.documents).catch(() => false);
         return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
       }),
       records.length,
