@@ -3,6 +3,7 @@ import type { Db } from "./db/db.js";
 import { openDatabase } from "./db/open.js";
 import { CostAllocationEngine } from "./costs/cost-engine.js";
 import { UsageLedger } from "./costs/usage-ledger.js";
+import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
@@ -114,7 +115,8 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const ledger = new UsageLedger(db, {
     flushIntervalMs: config.usageFlushIntervalMs,
     maxEvents: config.usageFlushMaxEvents,
-    onError: (err) => warn(`bulkhead: writing usage events failed, will retry: ${(err as Error).message}`),
+    onError: (err) => warn(`bulkhead: writing usage events failed, will retry: ${describeError(err)}`),
+    onQuarantine: ({ event, reason }) => warn(`bulkhead: usage event quarantined (tenant ${event.tenantId}, kind ${String(event.kind)}): ${reason}; the other events were written — see usage_quarantine`),
   });
   const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
   const metrics = new BulkheadMetrics(() => registry.getCapacity());
@@ -164,7 +166,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     keys.forgetAll();
   });
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate);
-  const moves = new BackgroundMoves(registry, audit, (tenantId, err) => warn(`bulkhead: the move of ${tenantId} stopped: ${(err as Error).message}; it stays recorded — resume or roll it back`));
+  const moves = new BackgroundMoves(registry, audit, (tenantId, err) => warn(`bulkhead: the move of ${tenantId} stopped: ${describeError(err)}; it stays recorded — resume or roll it back`));
   let closed = false;
   const bulkhead: Bulkhead = {
     config,

@@ -16,6 +16,9 @@ describe("bulkhead CLI (built binary, child process)", () => {
     for (const section of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) expect(stdout).toContain(`== Section ${section}:`);
     expect(stdout).toContain("tenant-001: query 1 = $0.002060");
     expect(stdout).toContain("Allocated 30:70 → tenant-001 $34.50, tenant-002 $80.50");
+    // The enterprise tenant owns a dedicated index: the allocation that counts charges it that index.
+    const enterpriseFixed = Number(/tenant-003: variable \$[\d.]+, fixed \$([\d.]+)/.exec(stdout)?.[1]);
+    expect(enterpriseFixed).toBeGreaterThanOrEqual(50);
     expect(stdout).toContain("SECURITY TEST PASSED");
     expect(stdout).toMatch(/registered scale-081: shared-index-1 81\/90 warning, shared-index-2 0\/90 healthy/);
     expect(stdout).not.toContain("✗");

@@ -6,7 +6,7 @@ import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import { costSql as sql } from "./cost-sql.js";
-import { centsToUsd, largestRemainder, PICO_PER_CENT, picoToUsd, usdToCents, usdToPico, weightToUnits } from "./money.js";
+import { centsToUsd, largestRemainder, LIMITS, PICO_PER_CENT, picoToUsd, usdToCents, usdToPico, weightToUnits } from "./money.js";
 import { countTokens, type Encoding } from "./token-counter.js";
 import { periodOf, type UsageEvent, type UsageKind, type UsageLedger } from "./usage-ledger.js";
 
@@ -105,9 +105,12 @@ function assertPeriod(period: string): string {
   return period;
 }
 
-function assertCount(value: unknown, field: string): number {
+/** A metered count: a whole number from 0 to `max` (documented bounds, so no cost can overflow the ledger). */
+function assertCount(value: unknown, field: string, max: number = LIMITS.tokensPerCall): number {
   if (value === undefined) return 0;
-  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new ValidationError(field, `must be a whole number >= 0, got ${JSON.stringify(value)}`);
+  if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > max) {
+    throw new ValidationError(field, `must be a whole number from 0 to ${max}, got ${typeof value === "number" ? String(value) : typeof value}`);
+  }
   return value as number;
 }
 
@@ -166,8 +169,8 @@ export class CostAllocationEngine implements UsageMeter {
       if (typeof t !== "string") throw new ValidationError(`usage.${field}`, "must be a string");
       return countTokens(t, enc);
     };
-    const embedTokens = assertCount(usage.embedTokens, "usage.embedTokens") + (await text(usage.embedText, "embedText"));
-    const vectorQueries = usage.vectorQueries === undefined ? 1 : assertCount(usage.vectorQueries, "usage.vectorQueries");
+    const embedTokens = assertCount(assertCount(usage.embedTokens, "usage.embedTokens") + (await text(usage.embedText, "embedText")), "usage.embedTokens");
+    const vectorQueries = usage.vectorQueries === undefined ? 1 : assertCount(usage.vectorQueries, "usage.vectorQueries", LIMITS.vectorQueriesPerCall);
     const events: Omit<UsageEvent, "tenantId" | "occurredAt">[] = [];
     if (embedTokens > 0) events.push({ kind: "embedding", quantity: embedTokens, costPico: BigInt(embedTokens) * this.pico.embedding });
     const prompt = await text(usage.promptText, "promptText");
@@ -175,13 +178,13 @@ export class CostAllocationEngine implements UsageMeter {
     if (usage.model !== undefined) {
       const rates = this.pico.models.get(usage.model);
       if (!rates) throw new ValidationError("usage.model", `unknown model ${JSON.stringify(usage.model)}; priced models: ${[...this.pico.models.keys()].join(", ") || "none (set prices.llmModels)"}`);
-      const input = assertCount(usage.inputTokens, "usage.inputTokens") + prompt;
-      const output = assertCount(usage.outputTokens, "usage.outputTokens") + completion;
+      const input = assertCount(assertCount(usage.inputTokens, "usage.inputTokens") + prompt, "usage.inputTokens");
+      const output = assertCount(assertCount(usage.outputTokens, "usage.outputTokens") + completion, "usage.outputTokens");
       if (input > 0) events.push({ kind: "llm", model: usage.model, quantity: input, costPico: BigInt(input) * rates.input });
       if (output > 0) events.push({ kind: "llm", model: usage.model, quantity: output, costPico: BigInt(output) * rates.output });
     } else {
       if (usage.inputTokens !== undefined || usage.outputTokens !== undefined) throw new ValidationError("usage.model", "inputTokens/outputTokens need a model from prices.llmModels; use llmTokens for the default rate");
-      const llm = assertCount(usage.llmTokens, "usage.llmTokens") + prompt + completion;
+      const llm = assertCount(assertCount(usage.llmTokens, "usage.llmTokens") + prompt + completion, "usage.llmTokens");
       if (llm > 0) events.push({ kind: "llm", quantity: llm, costPico: BigInt(llm) * this.pico.llm });
     }
     if (vectorQueries > 0) events.push({ kind: "vector_query", quantity: vectorQueries, costPico: BigInt(vectorQueries) * this.pico.vectorQuery });
@@ -248,8 +251,12 @@ export class CostAllocationEngine implements UsageMeter {
       method = "explicit";
       for (const [tenantId, w] of Object.entries(basis)) {
         if (!known.has(tenantId)) throw new ValidationError(`basis.${tenantId}`, "is not a registered tenant");
-        if (typeof w !== "number" || !Number.isFinite(w) || w < 0) throw new ValidationError(`basis.${tenantId}`, `must be a number >= 0, got ${JSON.stringify(w)}`);
-        weights.set(tenantId, weightToUnits(w));
+        if (typeof w !== "number") throw new ValidationError(`basis.${tenantId}`, `must be a number from 0 to ${LIMITS.weight}`);
+        try {
+          weights.set(tenantId, weightToUnits(w));
+        } catch (err) {
+          throw new ValidationError(`basis.${tenantId}`, (err as Error).message);
+        }
       }
       if (weights.size === 0) throw new ValidationError("basis", "names no tenant");
     } else {
@@ -361,7 +368,7 @@ export class CostAllocationEngine implements UsageMeter {
     if (typeof actual !== "object" || actual === null) throw new ValidationError("actual", "must be an object of USD amounts per category");
     for (const [key, value] of Object.entries(actual)) {
       if (!COST_CATEGORIES.includes(key as CostCategory)) throw new ValidationError(`actual.${key}`, `unknown category (known: ${COST_CATEGORIES.join(", ")})`);
-      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) throw new ValidationError(`actual.${key}`, "must be an amount in USD >= 0");
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > LIMITS.amountUsd) throw new ValidationError(`actual.${key}`, `must be an amount in USD from 0 to ${LIMITS.amountUsd}`);
     }
     const variable = { embedding: 0n, llm: 0n, vectorQueries: 0n };
     for (const t of await this.registry.listTenants()) {

@@ -6,12 +6,31 @@
 export const PICO_PER_USD = 1_000_000_000_000n;
 export const PICO_PER_CENT = 10_000_000_000n;
 
+/**
+ * Bounds of every metered or monetary input. They are far above any real use and low enough that
+ * no product of them can leave the ledger's bigint columns (2^63 − 1 ≈ 9.2e18 pico-dollars):
+ * 1e8 tokens × $10 per 1K tokens = 1e18 pico; 1e5 vector queries × $10 = 1e18 pico.
+ * Monthly sums are computed as numeric in the database and as BigInt here, so they cannot overflow.
+ */
+export const LIMITS = Object.freeze({
+  /** Tokens one call may report (embedding, LLM, input or output): more than any model's request. */
+  tokensPerCall: 100_000_000,
+  /** Vector queries one `trackQueryCost` call may report. */
+  vectorQueriesPerCall: 100_000,
+  /** Highest price per 1K tokens and per vector query, USD. */
+  unitPriceUsd: 10,
+  /** Highest fixed cost, invoice line or allocation total, USD per month. */
+  amountUsd: 1_000_000_000,
+  /** Highest allocation weight (weights are relative: 30 and 70, or 0.3 and 0.7). */
+  weight: 1_000_000_000_000,
+});
+
 /** USD price → pico-USD, refusing prices finer than a pico-dollar (they could not be summed exactly). */
-export function usdToPico(usd: number, what: string): bigint {
+export function usdToPico(usd: number, what: string, max: number = LIMITS.unitPriceUsd): bigint {
   const pico = usd * 1e12;
   const rounded = Math.round(pico);
-  if (!Number.isFinite(usd) || usd < 0 || Math.abs(pico - rounded) > 1e-6 * Math.max(1, Math.abs(pico))) {
-    throw new RangeError(`${what} must be a non-negative price in USD with at most 12 decimal places, got ${usd}`);
+  if (!Number.isFinite(usd) || usd < 0 || usd > max || Math.abs(pico - rounded) > 1e-6 * Math.max(1, Math.abs(pico))) {
+    throw new RangeError(`${what} must be a price in USD from 0 to ${max} with at most 12 decimal places, got ${usd}`);
   }
   return BigInt(rounded);
 }
@@ -21,7 +40,7 @@ export const centsToUsd = (cents: bigint | number): number => Number(cents) / 10
 
 /** USD amount → whole cents (half away from zero), for invoices and fixed costs. */
 export function usdToCents(usd: number, what: string): bigint {
-  if (!Number.isFinite(usd) || usd < 0) throw new RangeError(`${what} must be a non-negative amount in USD, got ${usd}`);
+  if (!Number.isFinite(usd) || usd < 0 || usd > LIMITS.amountUsd) throw new RangeError(`${what} must be an amount in USD from 0 to ${LIMITS.amountUsd}, got ${usd}`);
   return BigInt(Math.round(usd * 100));
 }
 
@@ -52,7 +71,8 @@ export function largestRemainder(total: bigint, weights: ReadonlyMap<string, big
   return shares;
 }
 
-/** Converts a positive decimal weight (e.g. 30.5 or 0.0007) to an integer with 9 decimals of precision. */
+/** Converts a decimal weight from 0 to `LIMITS.weight` (e.g. 30.5 or 0.0007) to an integer with 9 decimals of precision. */
 export function weightToUnits(w: number): bigint {
+  if (!Number.isFinite(w) || w < 0 || w > LIMITS.weight) throw new RangeError(`must be a number from 0 to ${LIMITS.weight}, got ${w}`);
   return BigInt(Math.round(w * 1e9));
 }

@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { IsolationViolationError, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
+import { LIMITS } from "../costs/money.js";
 import type { Operation, OperationGate } from "../limits/performance-gate.js";
 import type { QueryAdmission } from "../limits/daily-query-quota.js";
 import type { MetadataFilter } from "../stores/filter.js";
@@ -112,8 +113,8 @@ export class TenantDataManager {
     const tenant = await this.registry.resolveActive(tenantId);
     const vector = validateVector(queryVector, tenant.dimension, "queryVector", tenant.metric);
     const topK = validateTopK(options.topK ?? 10, this.limits);
-    if (options.embedTokens !== undefined && (!Number.isSafeInteger(options.embedTokens) || options.embedTokens < 0)) {
-      throw new ValidationError("embedTokens", "must be a whole number >= 0");
+    if (options.embedTokens !== undefined && (!Number.isSafeInteger(options.embedTokens) || options.embedTokens < 0 || options.embedTokens > LIMITS.tokensPerCall)) {
+      throw new ValidationError("embedTokens", `must be a whole number from 0 to ${LIMITS.tokensPerCall}`);
     }
     if (options.filter !== undefined && (typeof options.filter !== "object" || options.filter === null || Array.isArray(options.filter))) {
       throw new ValidationError("filter", "must be an object");
@@ -164,6 +165,16 @@ export class TenantDataManager {
   async describePlacement(tenantId: string): Promise<Pick<Tenant["placement"], "index" | "namespace" | "isolation" | "dimension" | "metric">> {
     const { placement: p } = await this.registry.resolveActive(tenantId);
     return { index: p.index, namespace: p.namespace, isolation: p.isolation, dimension: p.dimension, metric: p.metric };
+  }
+
+  /**
+   * Throws the refusal the tenant has already earned (over its rate limit and not yet waited out),
+   * decided from memory before any input is read. The HTTP service calls it before a request's
+   * body is parsed, so a flood of refused requests stays cheap for everyone else.
+   */
+  refuseIfLimited(tenantId: string, operation: Operation): void {
+    const refusal = this.gate?.refusedNow?.(tenantId, operation);
+    if (refusal) throw refusal;
   }
 
   /** Runs a validated operation through the performance gate, when there is one. */

@@ -101,8 +101,12 @@ export async function runWalkthrough(out: Out = console.log, database = "memory:
     const derived = await costEngine.getFixedCosts();
     out(`  Fixed costs: reference $${fixedTotal.toFixed(2)}/month for one index; from the indexes that exist now: $${derived.total.toFixed(2)} (${derived.indexes.shared} shared + ${derived.indexes.dedicated} dedicated)`);
     const allocated = await costEngine.allocateFixedCosts(fixedTotal, { "tenant-001": 30, "tenant-002": 70 });
-    out(`  Allocated 30:70 → ${Object.entries(allocated).map(([t, v]) => `${t} $${v.toFixed(2)}`).join(", ")}`);
-    for (const id of ["tenant-001", "tenant-002"]) {
+    out(`  Allocated 30:70 → ${Object.entries(allocated).map(([t, v]) => `${t} $${v.toFixed(2)}`).join(", ")} (the reference's example: one shared index, two tenants)`);
+    // With tenant-003's dedicated index in play, the bill is what exists: each dedicated index's base
+    // cost goes to its owner, the shared rest by variable cost. This allocation is the one that counts.
+    const derivedShares = await costEngine.allocateFixedCosts(undefined, "variable-cost");
+    out(`  Allocated from the indexes that exist ($${derived.total.toFixed(2)}; each dedicated index to its owner, the rest by variable cost) → ${Object.entries(derivedShares).map(([t, v]) => `${t} $${v.toFixed(2)}`).join(", ")}`);
+    for (const id of ["tenant-001", "tenant-002", "tenant-003"]) {
       const s = await costEngine.getTenantCostSummary(id);
       out(`  ${id}: variable $${s.variableCost.toFixed(6)}, fixed $${s.fixedCost.toFixed(2)}, total $${s.totalCost.toFixed(2)}, vector queries ${s.queryCount} (incl. section 4's, metered by the data manager)`);
     }
