@@ -154,3 +154,19 @@ export class ClosedError extends BulkheadError {
     super("CLOSED", 503, `${what} has been closed`);
   }
 }
+
+/** The tenant has no move in progress (it switched, was rolled back, or never began). */
+export class MoveNotFoundError extends BulkheadError {
+  readonly tenantId: string;
+  constructor(tenantId: string) {
+    super("MOVE_NOT_FOUND", 404, `tenant "${tenantId}" has no move in progress (it has switched, was rolled back, or never began)`);
+    this.tenantId = tenantId;
+  }
+}
+
+/** A short, safe rendering of a rejected value for an error message (never a whole string or object). */
+export function shown(value: unknown): string {
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  if (typeof value === "string") return value.length <= 20 && !/[\u0000-\u001f\u007f\ud800-\udfff]/.test(value) ? JSON.stringify(value) : `a string of ${value.length} characters`;
+  return Array.isArray(value) ? `an array of ${value.length}` : `an ${typeof value}`;
+}

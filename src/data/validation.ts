@@ -1,5 +1,6 @@
 import type { BulkheadConfig } from "../config.js";
-import { ValidationError } from "../errors.js";
+import { shown, ValidationError } from "../errors.js";
+import { assertStorableText } from "../storable-text.js";
 import type { VectorRecord } from "../stores/store.js";
 
 export type Limits = Pick<BulkheadConfig, "maxTopK" | "maxBatchSize" | "maxIdLength" | "maxMetadataBytes">;
@@ -18,7 +19,7 @@ export function validateId(id: unknown, field: string, limits: Limits): string {
   if (Buffer.byteLength(id, "utf8") > limits.maxIdLength) throw new ValidationError(field, `must be at most ${limits.maxIdLength} bytes`);
   // Control characters break logs and exports and are never a meaningful part of an id.
   if (/[\u0000-\u001f\u007f]/.test(id)) throw new ValidationError(field, "must not contain control characters");
-  return id;
+  return assertStorableText(id, field);
 }
 
 export function validateVector(values: unknown, dimension: number, field: string, metric: string): number[] {
@@ -27,7 +28,7 @@ export function validateVector(values: unknown, dimension: number, field: string
   let nonZero = false;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
-    if (typeof v !== "number" || !Number.isFinite(v)) throw new ValidationError(`${field}[${i}]`, `must be a finite number, got ${typeof v === "number" ? String(v) : JSON.stringify(v)}`);
+    if (typeof v !== "number" || !Number.isFinite(v)) throw new ValidationError(`${field}[${i}]`, `must be a finite number, got ${shown(v)}`);
     // pgvector stores float32: a finite double above float32's range would become Infinity.
     if (Math.abs(v) > 3.4e38) throw new ValidationError(`${field}[${i}]`, "is outside the single-precision range");
     if (v !== 0) nonZero = true;
@@ -47,6 +48,7 @@ export function validateMetadata(metadata: unknown, tenantId: string, field: str
   for (const [key, value] of Object.entries(metadata)) {
     const at = `${field}.${key}`;
     if (key.length === 0 || key.length > 256 || key.startsWith("$")) throw new ValidationError(at, "keys must be 1-256 characters and must not start with $");
+    assertStorableText(key, at);
     if (key === "tenant_id" && value !== tenantId) throw new ValidationError(at, "is set by Bulkhead to the caller's tenant and cannot be given another value");
     const ok =
       typeof value === "string" ||
@@ -54,6 +56,8 @@ export function validateMetadata(metadata: unknown, tenantId: string, field: str
       (typeof value === "number" && Number.isFinite(value)) ||
       (Array.isArray(value) && value.every((x) => typeof x === "string"));
     if (!ok) throw new ValidationError(at, "must be a string, a finite number, a boolean or a list of strings");
+    if (typeof value === "string") assertStorableText(value, at);
+    if (Array.isArray(value)) value.forEach((x, i) => assertStorableText(x as string, `${at}[${i}]`));
   }
   const stamped = { ...metadata, tenant_id: tenantId };
   const size = Buffer.byteLength(JSON.stringify(stamped), "utf8");
@@ -89,7 +93,7 @@ export function validateIds(ids: unknown, limits: Limits): string[] {
 
 export function validateTopK(topK: unknown, limits: Limits): number {
   if (!Number.isInteger(topK) || (topK as number) < 1 || (topK as number) > limits.maxTopK) {
-    throw new ValidationError("topK", `must be a whole number from 1 to ${limits.maxTopK}, got ${JSON.stringify(topK)}`);
+    throw new ValidationError("topK", `must be a whole number from 1 to ${limits.maxTopK}, got ${shown(topK)}`);
   }
   return topK as number;
 }

@@ -1,4 +1,5 @@
 import { ValidationError } from "../errors.js";
+import { textProblem } from "../storable-text.js";
 
 /**
  * A Pinecone-style metadata filter, e.g.
@@ -19,7 +20,8 @@ const MAX_CONDITIONS = 256;
 const MAX_LIST = 1000;
 
 type Scalar = string | number | boolean;
-const isScalar = (v: unknown): v is Scalar => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
+// Strings must be storable text too: a NUL or a lone surrogate in a jsonb parameter fails in the database.
+const isScalar = (v: unknown): v is Scalar => (typeof v === "string" && textProblem(v) === null) || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /**
@@ -53,6 +55,8 @@ export function compileFilter(filter: unknown, firstParam: number, column = "met
         throw new ValidationError(at, `unknown operator ${key} (allowed at this level: $and, $or, or a field name)`);
       } else {
         if (key.length > 256) throw new ValidationError(at, "field names are at most 256 characters");
+        const problem = textProblem(key);
+        if (problem) throw new ValidationError(at, `field names ${problem}`);
         parts.push(field(key, value, at));
       }
     }
@@ -70,7 +74,7 @@ export function compileFilter(filter: unknown, firstParam: number, column = "met
       switch (op) {
         case "$eq":
         case "$ne": {
-          if (!isScalar(value)) throw new ValidationError(at, `${op} takes a string, a finite number or a boolean`);
+          if (!isScalar(value)) throw new ValidationError(at, `${op} takes a string (storable text: no NUL, no unpaired surrogate), a finite number or a boolean`);
           const hit = `COALESCE((${column} -> ${f()}) @> ${param(JSON.stringify(value), "jsonb")}, false)`;
           parts.push(op === "$eq" ? hit : `NOT ${hit}`);
           break;
@@ -78,7 +82,7 @@ export function compileFilter(filter: unknown, firstParam: number, column = "met
         case "$in":
         case "$nin": {
           if (!Array.isArray(value) || value.length === 0 || value.length > MAX_LIST || !value.every(isScalar)) {
-            throw new ValidationError(at, `${op} takes a non-empty array (at most ${MAX_LIST}) of strings, finite numbers or booleans`);
+            throw new ValidationError(at, `${op} takes a non-empty array (at most ${MAX_LIST}) of strings (storable text), finite numbers or booleans`);
           }
           const hit = `EXISTS (SELECT 1 FROM jsonb_array_elements(${param(JSON.stringify(value), "jsonb")}) AS v(x) WHERE (${column} -> ${f()}) @> v.x)`;
           parts.push(op === "$in" ? hit : `NOT ${hit}`);

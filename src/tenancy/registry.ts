@@ -1,7 +1,8 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
 import { HOME_STORE, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
 import { inTenantContext, type Db, type Queryable } from "../db/db.js";
-import { MoveConflictError, PlacementMovedError, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
+import { MoveConflictError, MoveNotFoundError, PlacementMovedError, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
+import { assertStorableText } from "../storable-text.js";
 import type { IndexSpec, Placement } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
 import type { CellClaim, ReconcileReport } from "../stores/pgvector/pgvector-cell.js";
@@ -159,6 +160,7 @@ export class TenantRegistry {
     if (typeof tenantName !== "string" || tenantName.trim().length === 0 || tenantName.length > 200) {
       throw new ValidationError("tenantName", "must be a non-empty string of at most 200 characters");
     }
+    assertStorableText(tenantName, "tenantName");
     assertTier(tier);
     assertQuota(options.quota);
     const dimension = options.dimension ?? this.config.dimension;
@@ -371,7 +373,7 @@ export class TenantRegistry {
     }
     await this.db.transaction(async (tx) => {
       if ((await tx.query(sql.setMoveWriteLimit, [tenantId, vectorsPerSecond])).length === 0) {
-        throw new MoveConflictError(tenantId, `tenant "${tenantId}" has no move in progress`);
+        throw new MoveNotFoundError(tenantId);
       }
       await this.announce(tx, tenantId);
     });
@@ -637,7 +639,7 @@ export class TenantRegistry {
 
   private async loadMove(tenantId: string, q: Queryable = this.db): Promise<MoveRow> {
     const [row] = await q.query<MoveRow>(sql.getMove, [tenantId]);
-    if (!row) throw new MoveConflictError(tenantId, `tenant "${tenantId}" has no move in progress`);
+    if (!row) throw new MoveNotFoundError(tenantId);
     return row;
   }
 

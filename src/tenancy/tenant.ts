@@ -1,5 +1,5 @@
 import type { Metric, TenantQuota, TenantTier } from "../config.js";
-import { ValidationError } from "../errors.js";
+import { shown, ValidationError } from "../errors.js";
 import type { Placement } from "../stores/store.js";
 
 /** `^[a-z0-9][a-z0-9-]{1,62}$`: safe in URLs, namespaces, logs and SQL literals. */
@@ -41,6 +41,6 @@ export interface Tenant {
 /** Throws a `ValidationError` unless `id` is a valid tenant id. */
 export function assertTenantId(id: unknown, field = "tenantId"): asserts id is string {
   if (typeof id !== "string" || !TENANT_ID_PATTERN.test(id)) {
-    throw new ValidationError(field, `must match ${TENANT_ID_PATTERN.source} (2-63 lower-case letters, digits and hyphens, starting with a letter or digit), got ${JSON.stringify(id)}`);
+    throw new ValidationError(field, `must match ${TENANT_ID_PATTERN.source} (2-63 lower-case letters, digits and hyphens, starting with a letter or digit), got ${shown(id)}`);
   }
 }
