@@ -153,7 +153,7 @@ for (const backend of BACKENDS) {
       const tier = await call("POST", "/admin/tenants/tenant-a/tier", admin, { tier: "enterprise" });
       expect(tier).toMatchObject({ status: 202, body: { tenantId: "tenant-a" } });
       expect(tier.headers.get("location")).toBe("/admin/moves/tenant-a");
-      await waitFor("the move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 409);
+      await waitFor("the move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 404);
       expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", store: "home", moving: false });
       expect((await call("POST", "/v1/query", a, { vector: vec(3), topK: 1 })).body).toMatchObject({ matches: [{ id: "kept" }], isolation: "dedicated-index" });
       expect((await call("GET", "/admin/moves", admin)).body).toEqual([]);
@@ -230,8 +230,8 @@ for (const backend of BACKENDS) {
     it("rolls back a running move, and resumes one its service stopped, over the admin API", async () => {
       await start();
       await seed(bh, "tenant-a", 500);
-      expect(await call("POST", "/admin/moves/tenant-a/resume", admin, {})).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
-      expect(await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: 5 })).toMatchObject({ status: 409, body: { code: "MOVE_CONFLICT" } });
+      expect(await call("POST", "/admin/moves/tenant-a/resume", admin, {})).toMatchObject({ status: 404, body: { code: "MOVE_NOT_FOUND" } });
+      expect(await call("PUT", "/admin/moves/tenant-a/write-limit", admin, { vectorsPerSecond: 5 })).toMatchObject({ status: 404, body: { code: "MOVE_NOT_FOUND" } });
 
       // Rollback of a move running in this instance: it is stopped first, then its copy dropped.
       expect((await call("POST", "/admin/tenants/tenant-a/move", admin, { tier: "enterprise", batchSize: 1 })).status).toBe(202);
@@ -255,7 +255,7 @@ for (const backend of BACKENDS) {
 
       const resumed = await call("POST", "/admin/moves/tenant-a/resume", admin, { batchSize: 100 });
       expect(resumed).toMatchObject({ status: 202, body: { running: true, copied: stopped.copied } });
-      await waitFor("the resumed move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 409, 60_000);
+      await waitFor("the resumed move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 404, 60_000);
       expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", moving: false });
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(500);
       const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; target: string }[]).filter((e) => e.target === "tenant-a").map((e) => e.action);

@@ -20,6 +20,11 @@ export interface OperationGate {
    * back through `observe({ dailyQueries })`.
    */
   run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten?: number): Promise<T>;
+  /**
+   * A refusal the tenant has already earned (over its rate limit, not yet waited out), decided
+   * from memory before any work — or null. Counted like any refusal of `operation`.
+   */
+  refusedNow?(tenantId: string, operation: Operation): Error | null;
   /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void;
 }
@@ -62,6 +67,12 @@ export class PerformanceGate implements OperationGate {
         this.monitor.metrics.inFlight.set({ tenant: tenantId }, this.bulkheads.inFlight(tenantId));
       }
     }
+  }
+
+  refusedNow(tenantId: string, operation: Operation): Error | null {
+    const refusal = this.rateLimiter.refusedNow(tenantId);
+    if (refusal) this.monitor.record(tenantId, operation, 0, outcomeOf(refusal));
+    return refusal;
   }
 
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void {

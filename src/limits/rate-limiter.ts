@@ -36,6 +36,8 @@ type Limiter = Pick<BurstyRateLimiter, "consume">;
 export class TenantRateLimiter {
   private readonly limiters = new Map<string, Limiter>();
   private readonly blockedUntil = new Map<string, number>();
+  /** The same refusals by tenant alone, for `refusedNow` (which knows the key, not the limit). */
+  private readonly tenantBlocked = new Map<string, { until: number; limit: number }>();
   private readonly now: () => number;
 
   constructor(private readonly options: TenantRateLimiterOptions) {
@@ -58,8 +60,26 @@ export class TenantRateLimiter {
       if (!(res instanceof RateLimiterRes)) throw res;
       const wait = Math.max(1, Math.ceil(res.msBeforeNext));
       this.blockedUntil.set(blockKey, this.now() + wait);
+      this.tenantBlocked.set(tenantId, { until: this.now() + wait, limit: limit.requestsPerSecond });
       throw new RateLimitedError(tenantId, limit.requestsPerSecond, wait);
     }
+  }
+
+  /**
+   * The refusal a tenant already earned and has not waited out, from memory alone (no Redis, no
+   * point spent), or null. The HTTP door asks this before reading a request's body, so a flooding
+   * tenant's refusals cost next to nothing; a tenant not known to be over its limit goes on to
+   * `consume` as usual.
+   */
+  refusedNow(tenantId: string): RateLimitedError | null {
+    const blocked = this.tenantBlocked.get(tenantId);
+    if (!blocked) return null;
+    const wait = blocked.until - this.now();
+    if (wait <= 0) {
+      this.tenantBlocked.delete(tenantId);
+      return null;
+    }
+    return new RateLimitedError(tenantId, blocked.limit, Math.ceil(wait));
   }
 
   /**
@@ -85,6 +105,8 @@ export class TenantRateLimiter {
   /** Forgets remembered refusals of one tenant (its limits changed), or of all with null. */
   forget(tenantId: string | null): void {
     for (const key of this.blockedUntil.keys()) if (tenantId === null || key.endsWith(`:${tenantId}`)) this.blockedUntil.delete(key);
+    if (tenantId === null) this.tenantBlocked.clear();
+    else this.tenantBlocked.delete(tenantId);
   }
 
   /** One limiter per distinct limit; tenants are its keys. Key prefixes carry the limit, so a changed limit starts afresh. */

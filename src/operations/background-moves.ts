@@ -1,4 +1,4 @@
-import { MoveConflictError } from "../errors.js";
+import { MoveConflictError, MoveNotFoundError } from "../errors.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
 import type { PlacementMove } from "../tenancy/placement-move.js";
 import type { MoveTarget, TenantRegistry } from "../tenancy/registry.js";
@@ -67,10 +67,10 @@ export class BackgroundMoves {
     return tenant;
   }
 
-  /** The tenant's move in progress; refused (409) when there is none. */
+  /** The tenant's move in progress; `MoveNotFoundError` (404) when there is none. */
   async status(tenantId: string): Promise<MoveStatus> {
     const move = await this.registry.getMove(tenantId);
-    if (!move) throw new MoveConflictError(tenantId, `tenant "${tenantId}" has no move in progress`);
+    if (!move) throw new MoveNotFoundError(tenantId);
     return this.describe(move);
   }
 

@@ -151,7 +151,7 @@ export const adminRoutes: RouteSpec[] = [
     url: "/admin/moves/:tenantId",
     access: "admin",
     tag: "admin",
-    summary: "A tenant's move in progress (409 once there is none: it has switched or was rolled back)",
+    summary: "A tenant's move in progress (404 when there is none: it has switched, was rolled back, or never began)",
     params: tenantParams,
     handler: ({ bh, params }) => bh.moves.status(params.tenantId),
   }),

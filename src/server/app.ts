@@ -1,12 +1,14 @@
 import { randomUUID } from "node:crypto";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { pino, type Logger } from "pino";
 import { Counter, Histogram } from "prom-client";
 import type { Bulkhead } from "../bulkhead.js";
 import { ForbiddenError } from "../errors.js";
 import type { ApiKeyInfo } from "../tenancy/api-keys.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
+import { safeError } from "../monitoring/safe-error.js";
 import { adminRoutes } from "./admin-routes.js";
+import { parseJsonBody } from "./json-body.js";
 import { LogTap } from "./log-tap.js";
 import { buildOpenApi } from "./openapi.js";
 import { toProblem } from "./problem.js";
@@ -35,12 +37,29 @@ declare module "fastify" {
 }
 
 /**
- * Request logging without the "incoming request" line: that line is written before the key is
- * checked, so it could not carry `tenant_id`. "request completed" is written by the request's own
- * logger, which authentication gives the tenant's id.
+ * Request logging: one "request completed" line per request with method, route, status and time,
+ * written by the request's own logger (which authentication gives the tenant's id). No
+ * "incoming request" line: it is written before the key is checked, so it could not carry
+ * `tenant_id`. No line carries the request itself (headers hold keys) or its body; errors go
+ * through the `err` serializer, which keeps no statement, parameter or quoted value.
  */
 class RequestLogs extends LogController {
   override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const fields = { method: request.method, route: request.routeOptions.url ?? "unmatched", status: reply.statusCode, responseTime: reply.elapsedTime };
+    if (error) reply.log.error({ ...fields, err: error }, "request errored");
+    else reply.log.info(fields, "request completed");
+  }
+
+  override defaultErrorLog(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
+    if (reply.statusCode >= 500) reply.log.error({ err: error, status: reply.statusCode }, "request failed");
+    else reply.log.info({ status: reply.statusCode, code: (error as { code?: string }).code }, "request refused");
+  }
+
+  override writeHeadError(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
+    reply.log.warn({ err: error }, "writing the response head failed");
+  }
 }
 
 /** The body of a route, parsed; a `tenantId` in it must be the key's own. */
@@ -70,12 +89,16 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       level: options.logLevel ?? "info",
       // Defence in depth: request logs carry no headers, but should one ever be logged, its key is not.
       redact: { paths: ["req.headers.authorization", "req.headers[\"x-api-key\"]", "*.key", "key"], censor: "[redacted]" },
+      // Every logged error, on every path, keeps only its type, code and a masked message (see safe-error.ts).
+      serializers: { err: safeError, error: safeError },
     },
     tap,
   );
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? bh.config.httpBodyLimit,
+    // Path parameters are validated by the routes' schemas (400 naming the field), not cut off by the router.
+    maxParamLength: 65_536,
     logController: new RequestLogs({ requestIdLogLabel: "request_id" }),
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
@@ -83,6 +106,19 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     },
   });
   app.decorateRequest("apiKey", null);
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  // Which routes exist is for key holders only: an unknown path checks the key before anything
+  // else, the body included (a malformed body must not tell a prober that the path is unknown).
+  app.addHook("onRequest", async (request) => {
+    if (request.is404) await bh.keys.verify(bearer(request));
+  });
   // Everything Fastify actually registers (including the HEAD twins of GET routes), for the readiness check.
   const registered: { method: string; url: string }[] = [];
   app.addHook("onRoute", (r) => {
@@ -112,12 +148,11 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   app.setErrorHandler((err, request, reply) => {
     const { problem, headers } = toProblem(err, request.url);
     if (problem.status >= 500) request.log.error({ err }, "request failed");
-    else request.log.info({ code: problem.code, status: problem.status }, "request refused");
+    else request.log.info({ code: problem.code, status: problem.status, ...(problem.field ? { field: problem.field } : {}) }, "request refused");
     return reply.status(problem.status).headers(headers).send(JSON.stringify(problem));
   });
-  // Which routes exist is for key holders only: without a valid key, an unknown path is a 401 too.
+  // Which routes exist is for key holders only: without a valid key, an unknown path is a 401 too (see the onRequest hook).
   app.setNotFoundHandler(async (request, reply) => {
-    await bh.keys.verify(bearer(request));
     const { problem, headers } = toProblem(Object.assign(new Error(`no route ${request.method} ${request.url}`), { statusCode: 404 }), request.url);
     return reply.status(404).headers(headers).send(JSON.stringify(problem));
   });
@@ -175,6 +210,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
         if (spec.access === "tenant") {
           if (key.kind !== "tenant") throw new ForbiddenError("this route needs a tenant key (admin keys do not act as a tenant)");
           if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
+          // A tenant already over its rate limit is refused now, before its body is read or parsed.
+          if (spec.operation) bh.dataManager.refuseIfLimited(key.tenantId!, spec.operation);
         }
         request.apiKey = key;
         const fields = key.kind === "tenant" ? { tenant_id: key.tenantId, key_id: key.keyId } : { admin_key_id: key.keyId };
@@ -192,10 +229,10 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   return app;
 }
 
-/** The key from `Authorization: Bearer …` (or `X-API-Key`). */
+/** The key from `Authorization: Bearer …` (the scheme is case-insensitive, RFC 9110) or `X-API-Key`. */
 function bearer(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization;
-  if (typeof auth === "string" && auth.startsWith("Bearer ")) return auth.slice(7).trim();
+  if (typeof auth === "string" && /^bearer /i.test(auth)) return auth.slice(7).trim();
   const header = request.headers["x-api-key"];
   return typeof header === "string" ? header : undefined;
 }

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import type { Bulkhead } from "../bulkhead.js";
+import type { Operation } from "../limits/performance-gate.js";
 import type { ApiKeyInfo, Scope } from "../tenancy/api-keys.js";
 
 /** Who may call a route: nobody needs a key (`none`), any valid key, a tenant key, or an admin key. */
@@ -32,6 +33,11 @@ export interface RouteSpec {
   access: Access;
   /** Tenant routes: the scope the key must have. */
   scope?: Scope;
+  /**
+   * Tenant routes that run a data operation: a tenant already over its rate limit is refused from
+   * its key alone, before the body is read.
+   */
+  operation?: Operation;
   summary: string;
   tag: "tenant" | "admin" | "service";
   body?: z.ZodType;

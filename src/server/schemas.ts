@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { QUOTA_MINIMUMS, TIERS } from "../config.js";
+import { LIMITS } from "../costs/money.js";
 import { ValidationError } from "../errors.js";
 import { SCOPES } from "../tenancy/api-keys.js";
 
@@ -12,7 +13,7 @@ const filter = z.record(z.string(), z.unknown()).describe("Pinecone-style metada
 const callerTenant = { tenantId: tenantId.optional().describe("optional; must be the key's own tenant") };
 
 export const upsertBody = z.object({ documents: z.array(z.object({ id: z.string(), values: z.array(z.number()), metadata: metadata.optional() }).strict()), ...callerTenant }).strict();
-export const queryBody = z.object({ vector: z.array(z.number()), topK: z.number().int().optional(), filter: filter.optional(), embedTokens: z.number().int().optional(), ...callerTenant }).strict();
+export const queryBody = z.object({ vector: z.array(z.number()), topK: z.number().int().optional(), filter: filter.optional(), embedTokens: z.number().int().min(0).max(LIMITS.tokensPerCall).optional().describe(`embedding tokens this query used, metered to the tenant (0 to ${LIMITS.tokensPerCall})`), ...callerTenant }).strict();
 export const idsBody = z.object({ ids: z.array(z.string()), ...callerTenant }).strict();
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
 
@@ -24,7 +25,7 @@ export const registerBody = z
     tier: z.enum(TIERS as [string, ...string[]]),
     quota: quota.optional(),
     dimension: z.number().int().optional(),
-    store: z.string().min(1).optional().describe("store to place the tenant in: home (default) or a configured cell"),
+    store: z.string().min(1).max(100).optional().describe("store to place the tenant in: home (default) or a configured cell"),
   })
   .strict();
 export const tierBody = z.object({ tier: z.enum(TIERS as [string, ...string[]]) }).strict();
@@ -32,14 +33,14 @@ const batchSize = z.number().int().min(1).max(10_000).optional().describe("vecto
 export const moveBody = z
   .object({
     tier: z.enum(TIERS as [string, ...string[]]).optional().describe("new tier: to or from enterprise moves to or from a dedicated index"),
-    index: z.string().min(1).optional().describe("shared index to move to (see /admin/capacity)"),
-    store: z.string().min(1).optional().describe("store to move to: home or a configured cell"),
+    index: z.string().min(1).max(100).optional().describe("shared index to move to (see /admin/capacity)"),
+    store: z.string().min(1).max(100).optional().describe("store to move to: home or a configured cell"),
     batchSize,
   })
   .strict()
   .refine((b) => b.tier !== undefined || b.index !== undefined || b.store !== undefined, { message: "give at least one of tier, index and store", path: ["tier"] });
 export const resumeMoveBody = z.object({ batchSize }).strict();
-export const writeLimitBody = z.object({ vectorsPerSecond: z.number().int().min(1).nullable().describe("vectors per second the tenant may write until its move switches; null lifts the limit") }).strict();
+export const writeLimitBody = z.object({ vectorsPerSecond: z.number().int().min(1).max(1_000_000).nullable().describe("vectors per second the tenant may write until its move switches (1 to 1,000,000); null lifts the limit") }).strict();
 export const quotaBody = z.object({ quota }).strict();
 export const listTenantsQuery = z.object({ tier: z.enum(TIERS as [string, ...string[]]).optional(), status: z.enum(["active", "suspended"]).optional() }).strict();
 export const tenantParams = z.object({ tenantId }).strict();
@@ -49,8 +50,11 @@ export const createAdminKeyBody = z.object({ name: z.string().min(1).max(200).op
 export const allocateBody = z
   .object({
     period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional(),
-    total: z.number().nonnegative().optional(),
-    basis: z.union([z.enum(["variable-cost", "queries", "storage", "equal"]), z.record(z.string(), z.number().nonnegative())]).optional(),
+    total: z.number().nonnegative().max(LIMITS.amountUsd).optional().describe(`the month's fixed cost in USD (0 to ${LIMITS.amountUsd}); default: derived from the indexes that exist`),
+    basis: z
+      .union([z.enum(["variable-cost", "queries", "storage", "equal"]), z.record(z.string(), z.number().nonnegative().max(LIMITS.weight))])
+      .optional()
+      .describe(`an allocation method, or relative weights per tenant (0 to ${LIMITS.weight})`),
   })
   .strict();
 export const auditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();

@@ -11,6 +11,7 @@ export const tenantRoutes: RouteSpec[] = [
   route({
     method: "POST",
     url: "/v1/documents",
+    operation: "upsert",
     access: "tenant",
     scope: "write",
     tag: "tenant",
@@ -21,6 +22,7 @@ export const tenantRoutes: RouteSpec[] = [
   route({
     method: "POST",
     url: "/v1/query",
+    operation: "query",
     access: "tenant",
     scope: "read",
     tag: "tenant",
@@ -32,6 +34,7 @@ export const tenantRoutes: RouteSpec[] = [
   route({
     method: "POST",
     url: "/v1/documents/fetch",
+    operation: "fetch",
     access: "tenant",
     scope: "read",
     tag: "tenant",
@@ -42,6 +45,7 @@ export const tenantRoutes: RouteSpec[] = [
   route({
     method: "POST",
     url: "/v1/documents/delete",
+    operation: "delete",
     access: "tenant",
     scope: "write",
     tag: "tenant",
@@ -52,6 +56,7 @@ export const tenantRoutes: RouteSpec[] = [
   route({
     method: "GET",
     url: "/v1/usage",
+    operation: "count",
     access: "tenant",
     scope: "read",
     tag: "tenant",
