@@ -1,17 +1,20 @@
 #!/usr/bin/env node
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { loadConfig, serviceDatabase } from "../config.js";
 import { migrateWithOwner } from "../db/open.js";
 import { migrationScript } from "../db/migrations.js";
-import { BulkheadError } from "../errors.js";
+import { BulkheadError, ValidationError } from "../errors.js";
+import type { CheckResult } from "../readiness/checks.js";
 import { runWalkthrough } from "../demo/walkthrough.js";
 import { addOperatorCommands } from "./operator-commands.js";
-import { exitCodeFor } from "./output.js";
+import { EXIT, exitCodeFor } from "./output.js";
 
 const program = new Command()
   .name("bulkhead")
   .description("Tenant isolation for multi-tenant RAG: the service, the walkthrough and the operator's commands.")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Usage errors (an unknown option, a missing --yes) are invalid input: exit 2 as the README says, not commander's 1.
+  .exitOverride();
 
 program
   .command("demo")
@@ -25,12 +28,18 @@ program
 program
   .command("serve")
   .description("Run the HTTP service (embedded database in ./bulkhead-data unless DATABASE_URL is set)")
-  .option("--host <host>", "interface to listen on (HOST)", process.env.HOST ?? "127.0.0.1")
-  .option("--port <port>", "port (PORT)", process.env.PORT ?? "8080")
+  .option("--host <host>", "interface to listen on (default: HOST, else 127.0.0.1)")
+  .option("--port <port>", "port (default: PORT, else 8080)")
   .option("--database <url>", "postgres://… (runtime role), memory:// or a directory (DATABASE_URL)")
-  .action(async (opts: { host: string; port: string; database?: string }) => {
-    const { startServer } = await import("../server/serve.js");
-    const server = await startServer({ host: opts.host, port: Number(opts.port), database: opts.database });
+  .option("--drain-timeout <ms>", "on SIGTERM, how long in-flight requests may finish before their connections are closed (default: BULKHEAD_DRAIN_TIMEOUT_MS, else 10000)")
+  .action(async (opts: { host?: string; port?: string; database?: string; drainTimeout?: string }) => {
+    const { serveSettings, startServer } = await import("../server/serve.js");
+    // Everything is validated before the database is opened; an error names the option or variable.
+    const settings = serveSettings(
+      { host: opts.host, port: opts.port, database: opts.database, drainTimeoutMs: opts.drainTimeout },
+      { host: opts.host === undefined ? "HOST" : "--host", port: opts.port === undefined ? "PORT" : "--port", drainTimeoutMs: opts.drainTimeout === undefined ? "BULKHEAD_DRAIN_TIMEOUT_MS" : "--drain-timeout" },
+    );
+    const server = await startServer({ ...settings, drainTimeoutMs: settings.drainTimeoutMs });
     server.app.log.info({ url: server.url }, "bulkhead listening");
     const stop = (signal: string) => {
       server.app.log.info({ signal }, "shutting down: draining requests, flushing usage, closing the database");
@@ -50,29 +59,40 @@ program
   .command("doctor")
   .description("Run the production checklist as live checks against the configured database and service routes")
   .option("--database <url>", "postgres://… (runtime role), memory:// or a directory (DATABASE_URL)")
-  .option("--probe <a,b>", "two tenants for the cross-tenant probe (default: the first two active tenants)")
-  .option("--sample <tenant>", "tenant to sample queries and logs with (default: the first active tenant)")
-  .action(async (opts: { database?: string; probe?: string; sample?: string }) => {
-    const { createBulkhead } = await import("../bulkhead.js");
-    const { buildServer } = await import("../server/app.js");
-    const bh = await createBulkhead({ database: serviceDatabase(opts.database) });
-    try {
-      const app = await buildServer(bh, { logDestination: false });
-      const checks = await app.readiness({ probeTenants: opts.probe?.split(",") as [string, string] | undefined, sampleTenant: opts.sample });
-      let category = "";
-      for (const c of checks) {
-        if (c.category !== category) console.log(`${(category = c.category)}:`);
-        console.log(`  ${c.passed ? "✓" : "✗"} ${c.name} — ${c.detail}`);
+  .option("--url <url>", "run it in a running service (GET /admin/readiness) instead of opening the database")
+  .option("--admin-key <key>", "admin key for --url (default: BULKHEAD_ADMIN_KEY)")
+  .option("--probe <a,b>", "two tenants for the cross-tenant probe (default: two probe tenants of its own, erased afterwards)")
+  .option("--sample <tenant>", "tenant to sample queries and logs with; its ledger grows (default: a probe tenant of its own)")
+  .action(async (opts: { database?: string; url?: string; adminKey?: string; probe?: string; sample?: string }) => {
+    if (opts.probe !== undefined && !/^[a-z0-9-]+,[a-z0-9-]+$/.test(opts.probe)) throw new ValidationError("--probe", `must be two tenant ids as a,b, got "${opts.probe}"`);
+    const probeTenants = opts.probe?.split(",") as [string, string] | undefined;
+    let checks: CheckResult[];
+    if (opts.url !== undefined) {
+      if (opts.database !== undefined) throw new ValidationError("--url", "give either --url (through the service) or --database, not both");
+      const { AdminClient } = await import("./admin-client.js");
+      const api = new AdminClient(opts.url, opts.adminKey ?? process.env.BULKHEAD_ADMIN_KEY ?? "");
+      const q = new URLSearchParams({ ...(opts.probe ? { probe: opts.probe } : {}), ...(opts.sample ? { sample: opts.sample } : {}) }).toString();
+      checks = await api.get<CheckResult[]>(`/admin/readiness${q ? `?${q}` : ""}`);
+    } else {
+      const { createBulkhead } = await import("../bulkhead.js");
+      const { buildServer } = await import("../server/app.js");
+      const bh = await createBulkhead({ database: serviceDatabase(opts.database) });
+      try {
+        const app = await buildServer(bh, { logDestination: false });
+        checks = await app.readiness({ probeTenants, sampleTenant: opts.sample });
+        await app.close();
+      } finally {
+        await bh.close();
       }
-      const failed = checks.filter((c) => !c.passed).length;
-      console.log(failed ? `
-✗ ${failed} of ${checks.length} checks failed` : `
-✓ all ${checks.length} checks passed`);
-      process.exitCode = failed ? 1 : 0;
-      await app.close();
-    } finally {
-      await bh.close();
     }
+    let category = "";
+    for (const c of checks) {
+      if (c.category !== category) console.log(`${(category = c.category)}:`);
+      console.log(`  ${c.passed ? "✓" : "✗"} ${c.name} — ${c.detail}`);
+    }
+    const failed = checks.filter((c) => !c.passed).length;
+    console.log(failed ? `\n✗ ${failed} of ${checks.length} checks failed` : `\n✓ all ${checks.length} checks passed`);
+    process.exitCode = failed ? 1 : 0;
   });
 
 addOperatorCommands(program);
@@ -95,7 +115,13 @@ db.command("migrate")
   });
 
 program.parseAsync().catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    // Commander has printed its message already; help and --version are not errors.
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT.invalid;
+    return;
+  }
   if (err instanceof BulkheadError) console.error(`bulkhead: ${err.message} (${err.code})`);
+  else if ((err as NodeJS.ErrnoException)?.code === "EADDRINUSE") console.error(`bulkhead: ${(err as Error).message}: another process listens there; choose another --port / PORT`);
   else console.error(err);
   process.exitCode = exitCodeFor(err);
 });

@@ -1,11 +1,17 @@
+import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
 import { Config, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
-import { MoveConflictError, ValidationError } from "../errors.js";
+import { periodOf } from "../costs/usage-ledger.js";
+import { BulkheadError, MoveConflictError, ValidationError } from "../errors.js";
 import type { MoveOptions } from "../tenancy/placement-move.js";
-import type { Scope } from "../tenancy/api-keys.js";
+import { SCOPES, type ApiKeyInfo, type CreatedKey, type Scope } from "../tenancy/api-keys.js";
+
+/** A key as created, from the library or the API (dates as strings there). */
+type CreatedView = CreatedKey;
 import type { Tenant } from "../tenancy/tenant.js";
+import { AdminClient, STATUS } from "./admin-client.js";
 import { print, table } from "./output.js";
 
 /** Who the audit log names for CLI actions. */
@@ -14,6 +20,9 @@ const ACTOR = "cli";
 interface Common {
   database?: string;
   json?: boolean;
+  /** A running service's base URL: go through its admin API instead of opening the database. */
+  url?: string;
+  adminKey?: string;
 }
 
 /** Opens Bulkhead on `--database`, `DATABASE_URL` or the service's default data directory, runs `fn`, closes. */
@@ -25,6 +34,87 @@ async function withBulkhead<T>(opts: Common, fn: (bh: Bulkhead) => Promise<T>): 
     await bh.close();
   }
 }
+
+/**
+ * Runs a command on the database (`local`) or, with `--url`, through the running service's admin
+ * API (`remote`). An embedded data directory is open in one process at a time, so while the service
+ * runs, `--url` is how its operator reaches it.
+ */
+async function via<T>(opts: Common, local: (bh: Bulkhead) => Promise<T>, remote?: (api: AdminClient) => Promise<T>): Promise<T> {
+  if (opts.url === undefined) {
+    if (opts.adminKey !== undefined) throw new ValidationError("--admin-key", "is used only with --url (the service's admin API)");
+    return withBulkhead(opts, local);
+  }
+  if (!remote) throw new ValidationError("--url", "this command works on the database only, not through the service: run it without --url (stop the service first if it holds an embedded data directory)");
+  if (opts.database !== undefined) throw new ValidationError("--url", "give either --url (through the service) or --database, not both");
+  return remote(new AdminClient(opts.url, opts.adminKey ?? process.env.BULKHEAD_ADMIN_KEY ?? ""));
+}
+
+/** A tenant as the admin API shows it. */
+interface ApiTenant {
+  tenantId: string;
+  tenantName: string;
+  tier: string;
+  status: "active" | "suspended";
+  store: string;
+  index: string;
+  namespace: string;
+  isolation: string;
+  dimension: number;
+  quota: TenantQuota;
+  moving?: boolean;
+}
+
+const apiTenantView = (t: ApiTenant) => ({
+  tenantId: t.tenantId,
+  name: t.tenantName,
+  tier: t.tier as TenantTier,
+  status: t.status,
+  store: t.store,
+  index: t.index,
+  isolation: t.isolation,
+  dimension: t.dimension,
+  maxDocuments: t.quota.maxDocuments,
+  maxDailyQueries: t.quota.maxDailyQueries,
+  requestsPerSecond: t.quota.requestsPerSecond,
+});
+
+const tenantPath = (tenantId: string) => `/admin/tenants/${encodeURIComponent(tenantId)}`;
+const keyPath = (keyId: string) => `/admin/keys/${encodeURIComponent(keyId)}`;
+
+/** Keys as people read them: an admin key has no scopes (it reaches the admin API, never tenant data). */
+const keyRows = (list: readonly ApiKeyInfo[]) => list.map((k) => ({ ...k, scopes: k.kind === "admin" ? "(admin)" : k.scopes }));
+
+/** A move that is not there is "not found" (exit 3), not a conflict: scripts check for it. */
+async function moveMustExist<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof MoveConflictError && /has no move in progress/.test(err.message)) throw new BulkheadError("MOVE_NOT_FOUND", 404, err.message);
+    throw err;
+  }
+}
+
+/** `--period`: a month this deployment can have billed, checked before anything is opened where possible. */
+function checkPeriod(period: string | undefined, firstTenantCreated?: Date): void {
+  if (period === undefined) return;
+  const m = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(period);
+  if (!m) throw new ValidationError("--period", `must be a month as YYYY-MM, got "${period}"`);
+  const now = periodOf(new Date());
+  if (period > now) throw new ValidationError("--period", `${period} is in the future (this month is ${now})`);
+  // Months before the first tenant existed have nothing billed: reporting today's tenants' plan
+  // prices for them would invent revenue and costs.
+  if (firstTenantCreated) {
+    const first = periodOf(firstTenantCreated);
+    if (period < first) throw new ValidationError("--period", `${period} is before this deployment's first tenant (registered ${first}); nothing was billed then`);
+  }
+}
+
+/** The earliest registration among the tenants the report covers. */
+const earliest = (dates: (Date | string)[]) => (dates.length ? new Date(Math.min(...dates.map((d) => new Date(d).getTime()))) : undefined);
+
+/** `--scopes read --scopes write` and `--scopes read,write` both collect both. */
+const collectScopes = (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(",").map((s) => s.trim()).filter(Boolean)];
 
 const tenantView = (t: Tenant) => ({
   tenantId: t.tenantId,
@@ -102,69 +192,118 @@ const clearProgress = () => process.stderr.isTTY && process.stderr.write("\r\x1b
 /** Adds the shared `--database` and `--json` options. */
 const common = (c: Command) => c.option("--database <url>", "postgres://… (runtime role), memory:// or a directory (default: DATABASE_URL, else ./bulkhead-data)").option("--json", "machine-readable output");
 
+/** `common`, plus `--url` and `--admin-key` for the commands that can go through a running service. */
+const remote = (c: Command) =>
+  common(c)
+    .option("--url <url>", "go through a running service's admin API (e.g. http://127.0.0.1:8080) instead of opening the database")
+    .option("--admin-key <key>", "admin key for --url (default: BULKHEAD_ADMIN_KEY)");
+
 /** `bulkhead tenants …`, `keys …`, `capacity`, `costs …`: the operator's commands. */
 export function addOperatorCommands(program: Command): void {
   const tenants = program.command("tenants").description("Register, inspect and change tenants");
-  common(tenants.command("add <tenantId> <name>").description("Register a tenant (free and pro get a namespace, enterprise a dedicated index)"))
+  remote(tenants.command("add <tenantId> <name>").description("Register a tenant (free and pro get a namespace, enterprise a dedicated index)"))
     .option("--tier <tier>", `one of ${TIERS.join(", ")}`, "free")
     .option("--store <name>", "store to place it in: home or a cell of BULKHEAD_CELLS", "home")
     .option("--max-documents <n>").option("--max-daily-queries <n>").option("--requests-per-second <n>").option("--burst <n>").option("--max-concurrent <n>")
-    .action((tenantId: string, name: string, opts: Common & { tier: string } & Record<string, string>) =>
-      withBulkhead(opts, async (bh) => {
-        const t = await bh.registry.registerTenant(tenantId, name, tier(opts.tier), { quota: quotaOptions(opts), store: opts.store });
-        await bh.audit.record(ACTOR, "tenant.register", t.tenantId, { tier: t.tier, store: t.store });
-        print(opts.json, tenantView(t), () => `registered ${t.tenantId} (${t.tier}) in ${t.index}, ${t.isolation}`);
-      }),
-    );
-  common(tenants.command("list").description("List tenants"))
-    .option("--tier <tier>").option("--status <status>", "active or suspended")
-    .action((opts: Common & { tier?: string; status?: "active" | "suspended" }) =>
-      withBulkhead(opts, async (bh) => {
-        const list = (await bh.registry.listTenants({ tier: opts.tier ? tier(opts.tier) : undefined, status: opts.status })).map(tenantView);
-        print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "store", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
-      }),
-    );
-  common(tenants.command("show <tenantId>").description("One tenant, with its documents, keys and this month's costs"))
-    .action((tenantId: string, opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const t = await bh.registry.getTenant(tenantId);
-        const keys = await bh.keys.listKeys({ tenantId });
-        const costs = await bh.costEngine.getTenantCostSummary(tenantId);
-        const view = { ...tenantView(t), quota: t.quota, keys: keys.length, activeKeys: keys.filter((k) => !k.revokedAt).length, costs };
-        print(opts.json, view, () =>
-          [
-            `${t.tenantId} — ${t.tenantName} (${t.tier}, ${t.status})`,
-            `  placement: ${t.isolation} ${t.namespace} in ${t.index} (store ${t.store}), ${t.dimension} d, ${t.metric}`,
-            `  quota: ${Object.entries(t.quota).map(([k, v]) => `${k} ${v}`).join(", ")}`,
-            `  keys: ${view.activeKeys} active of ${view.keys}`,
-            `  ${costs.period}: ${costs.queryCount} queries, variable $${costs.variableCost.toFixed(6)}, fixed $${costs.fixedCost.toFixed(2)}`,
-          ].join("\n"),
-        );
-      }),
-    );
-  common(tenants.command("set-tier <tenantId> <tier>").description("Change a tenant's tier (to or from enterprise moves its vectors)"))
-    .action((tenantId: string, to: string, opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const t = await interruptible(tenantId, (o) => bh.registry.changeTier(tenantId, tier(to), o));
-        await bh.audit.record(ACTOR, "tenant.tier", t.tenantId, { tier: t.tier });
-        print(opts.json, tenantView(t), () => `${t.tenantId} is now ${t.tier}: ${t.isolation} in ${t.index}`);
-      }),
-    );
-  for (const [name, verb] of [["suspend", "suspended"], ["resume", "resumed"]] as const) {
-    common(tenants.command(`${name} <tenantId>`).description(name === "suspend" ? "Refuse the tenant's data operations (data is kept)" : "Allow a suspended tenant again"))
-      .action((tenantId: string, opts: Common) =>
-        withBulkhead(opts, async (bh) => {
-          const t = name === "suspend" ? await bh.registry.suspendTenant(tenantId) : await bh.registry.resumeTenant(tenantId);
-          await bh.audit.record(ACTOR, `tenant.${name}`, t.tenantId);
-          print(opts.json, tenantView(t), () => `${t.tenantId} ${verb}`);
-        }),
+    .action(async (tenantId: string, name: string, opts: Common & { tier: string } & Record<string, string>) => {
+      const t = tier(opts.tier);
+      const quota = quotaOptions(opts);
+      const view = await via(
+        opts,
+        async (bh) => {
+          const added = await bh.registry.registerTenant(tenantId, name, t, { quota, store: opts.store });
+          await bh.audit.record(ACTOR, "tenant.register", added.tenantId, { tier: added.tier, store: added.store });
+          return tenantView(added);
+        },
+        async (api) => apiTenantView(await api.post<ApiTenant>("/admin/tenants", { tenantId, name, tier: t, ...(Object.keys(quota).length ? { quota } : {}), ...(opts.store !== "home" ? { store: opts.store } : {}) })),
       );
+      print(opts.json, view, () => `registered ${view.tenantId} (${view.tier}) in ${view.index}, ${view.isolation}`);
+    });
+  remote(tenants.command("list").description("List tenants"))
+    .option("--tier <tier>").option("--status <status>", "active or suspended")
+    .action(async (opts: Common & { tier?: string; status?: string }) => {
+      const t = opts.tier === undefined ? undefined : tier(opts.tier);
+      if (opts.status !== undefined && opts.status !== "active" && opts.status !== "suspended") throw new ValidationError("--status", `must be active or suspended, got "${opts.status}"`);
+      const status = opts.status as "active" | "suspended" | undefined;
+      const list = await via(
+        opts,
+        async (bh) => (await bh.registry.listTenants({ tier: t, status })).map(tenantView),
+        async (api) => {
+          const q = new URLSearchParams({ ...(t ? { tier: t } : {}), ...(status ? { status } : {}) }).toString();
+          return (await api.get<ApiTenant[]>(`/admin/tenants${q ? `?${q}` : ""}`)).map(apiTenantView);
+        },
+      );
+      print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "store", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
+    });
+  remote(tenants.command("show <tenantId>").description("One tenant, with its documents, keys and this month's costs (costs not shown with --url)"))
+    .action(async (tenantId: string, opts: Common) => {
+      const view = await via(
+        opts,
+        async (bh) => {
+          const t = await bh.registry.getTenant(tenantId);
+          const keys = await bh.keys.listKeys({ tenantId });
+          const costs = await bh.costEngine.getTenantCostSummary(tenantId);
+          return { ...tenantView(t), namespace: t.namespace, metric: t.metric as string | undefined, quota: t.quota, keys: keys.length, activeKeys: keys.filter((k) => !k.revokedAt).length, costs: costs as typeof costs | undefined };
+        },
+        async (api) => {
+          const t = await api.get<ApiTenant>(tenantPath(tenantId));
+          const keys = await api.get<ApiKeyInfo[]>(`${tenantPath(tenantId)}/keys`);
+          return { ...apiTenantView(t), namespace: t.namespace, metric: undefined as string | undefined, quota: t.quota as Readonly<TenantQuota>, keys: keys.length, activeKeys: keys.filter((k) => !k.revokedAt).length, costs: undefined as Awaited<ReturnType<Bulkhead["costEngine"]["getTenantCostSummary"]>> | undefined };
+        },
+      );
+      const costs = view.costs;
+      print(opts.json, view, () =>
+        [
+          `${view.tenantId} — ${view.name} (${view.tier}, ${view.status})`,
+          `  placement: ${view.isolation} ${view.namespace} in ${view.index} (store ${view.store}), ${view.dimension} d${view.metric ? `, ${view.metric}` : ""}`,
+          `  quota: ${Object.entries(view.quota).map(([k, v]) => `${k} ${v}`).join(", ")}`,
+          `  keys: ${view.activeKeys} active of ${view.keys}`,
+          ...(costs ? [`  ${costs.period}: ${costs.queryCount} queries, variable $${costs.variableCost.toFixed(6)}, fixed $${costs.fixedCost.toFixed(2)}`] : []),
+        ].join("\n"),
+      );
+    });
+  remote(tenants.command("set-tier <tenantId> <tier>").description("Change a tenant's tier (to or from enterprise moves its vectors; with --url the move runs in the service, see migrate status)"))
+    .action(async (tenantId: string, to: string, opts: Common) => {
+      const target = tier(to);
+      const result = await via(
+        opts,
+        async (bh) => {
+          const t = await interruptible(tenantId, (o) => bh.registry.changeTier(tenantId, target, o));
+          await bh.audit.record(ACTOR, "tenant.tier", t.tenantId, { tier: t.tier });
+          return { ...tenantView(t), moving: false };
+        },
+        async (api) => {
+          const t = await api.post<ApiTenant>(`${tenantPath(tenantId)}/tier`, { tier: target });
+          return { ...apiTenantView(t), moving: t[STATUS] === 202 };
+        },
+      );
+      print(opts.json, result, () =>
+        result.moving
+          ? `${result.tenantId}: moving to ${target} in the service's background (still ${result.tier} until it switches); follow it with: bulkhead migrate status --url …`
+          : `${result.tenantId} is now ${result.tier}: ${result.isolation} in ${result.index}`,
+      );
+    });
+  for (const [name, verb] of [["suspend", "suspended"], ["resume", "resumed"]] as const) {
+    remote(tenants.command(`${name} <tenantId>`).description(name === "suspend" ? "Refuse the tenant's data operations (data is kept)" : "Allow a suspended tenant again"))
+      .action(async (tenantId: string, opts: Common) => {
+        const view = await via(
+          opts,
+          async (bh) => {
+            const t = name === "suspend" ? await bh.registry.suspendTenant(tenantId) : await bh.registry.resumeTenant(tenantId);
+            await bh.audit.record(ACTOR, `tenant.${name}`, t.tenantId);
+            return tenantView(t);
+          },
+          async (api) => apiTenantView(await api.post<ApiTenant>(`${tenantPath(tenantId)}/${name}`)),
+        );
+        print(opts.json, view, () => `${view.tenantId} ${verb}`);
+      });
   }
-  common(tenants.command("delete <tenantId>").description("Erase a tenant (vectors, namespace or dedicated index, keys, counters) and prove no row of it is left"))
+  remote(tenants.command("delete <tenantId>").description("Erase a tenant (vectors, namespace or dedicated index, keys, counters) and prove no row of it is left"))
     .requiredOption("--yes", "confirm")
-    .action((tenantId: string, opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const report = await bh.eraseTenant(tenantId, ACTOR);
+    .action(async (tenantId: string, opts: Common) => {
+      {
+        type Report = Awaited<ReturnType<Bulkhead["eraseTenant"]>>;
+        const report = await via<Report>(opts, (bh) => bh.eraseTenant(tenantId, ACTOR), (api) => api.delete<Report>(tenantPath(tenantId)));
         print(opts.json, report, () =>
           [
             `erased ${tenantId}: ${report.verified ? "verified, no row left" : "NOT VERIFIED, rows left"}`,
@@ -173,8 +312,8 @@ export function addOperatorCommands(program: Command): void {
           ].join("\n"),
         );
         if (!report.verified) process.exitCode = 1;
-      }),
-    );
+      }
+    });
 
   common(program.command("backup <tenantId>").description("Write one tenant's vectors, metadata and settings to a checksummed gzip file (streamed)"))
     .requiredOption("--out <file>", "where to write the backup")
@@ -189,48 +328,77 @@ export function addOperatorCommands(program: Command): void {
     );
   common(program.command("restore <file>").description("Verify a backup, then replace the tenant's vectors with it in one transaction"))
     .option("--into <tenantId>", "restore into this tenant instead of the backup's own")
-    .action((file: string, opts: Common & { into?: string }) =>
-      withBulkhead(opts, async (bh) => {
+    .action((file: string, opts: Common & { into?: string }) => {
+      // Checked before the database is opened: a missing file is "not found", not a corrupt backup.
+      try {
+        if (!statSync(file).isFile()) throw new ValidationError("file", `${file} is not a file`);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new BulkheadError("FILE_NOT_FOUND", 404, `no backup file at ${file}; nothing was restored`);
+        throw err;
+      }
+      return withBulkhead(opts, async (bh) => {
         const summary = await bh.restoreTenant(file, { into: opts.into, onProgress: progress("restored") });
         clearProgress();
         await bh.audit.record(ACTOR, "tenant.restore", summary.tenantId, { from: summary.from, documents: summary.documents, created: summary.created });
         print(opts.json, summary, () => `restored ${summary.documents} documents of ${summary.from} into ${summary.tenantId}${summary.created ? " (registered from the backup's settings)" : ""}`);
-      }),
-    );
+      });
+    });
 
   const keys = program.command("keys").description("API keys (stored as hashes; a key is shown once, when created)");
-  common(keys.command("create").description("Create a tenant key (--tenant) or an admin key (--admin)"))
-    .option("--tenant <tenantId>").option("--admin").option("--scopes <list>", "read,write", "read,write").option("--name <name>")
-    .action((opts: Common & { tenant?: string; admin?: boolean; scopes: string; name?: string }) =>
-      withBulkhead(opts, async (bh) => {
-        if (!opts.tenant === !opts.admin) throw new ValidationError("--tenant/--admin", "give exactly one of --tenant <tenantId> or --admin");
-        const created = opts.admin
-          ? await bh.keys.createKey("admin", { name: opts.name, scopes: ["read", "write"] }, ACTOR)
-          : await bh.keys.createKey("tenant", { tenantId: opts.tenant, scopes: opts.scopes.split(",") as Scope[], name: opts.name }, ACTOR);
-        print(opts.json, created, () => `${created.key}\n(shown only this once: key id ${created.keyId}, ${created.kind}${created.tenantId ? ` of ${created.tenantId}` : ""}, scopes ${created.scopes.join(",")})`);
-      }),
-    );
-  common(keys.command("list").description("Keys, without their secrets"))
-    .option("--tenant <tenantId>").option("--admin", "admin keys only")
-    .action((opts: Common & { tenant?: string; admin?: boolean }) =>
-      withBulkhead(opts, async (bh) => {
-        const list = await bh.keys.listKeys(opts.admin ? { tenantId: null } : opts.tenant ? { tenantId: opts.tenant } : {});
-        print(opts.json, list, () => table(list as unknown as Record<string, unknown>[], ["keyId", "kind", "tenantId", "scopes", "name", "createdAt", "lastUsedAt", "revokedAt"]));
-      }),
-    );
-  for (const name of ["revoke", "rotate"] as const) {
-    common(keys.command(`${name} <keyId>`).description(name === "revoke" ? "Revoke a key (at once, in every instance)" : "Replace a key with a new one (shown once); the old one stops working"))
-      .action((keyId: string, opts: Common) =>
-        withBulkhead(opts, async (bh) => {
-          if (name === "revoke") {
-            const info = await bh.keys.revokeKey(keyId, ACTOR);
-            print(opts.json, info, () => `revoked ${keyId}`);
-          } else {
-            const created = await bh.keys.rotateKey(keyId, ACTOR);
-            print(opts.json, created, () => `${created.key}\n(shown only this once: new key id ${created.keyId}; ${keyId} is revoked)`);
-          }
-        }),
+  const shownOnce = (created: CreatedView) =>
+    `${created.key}\n(shown only this once: key id ${created.keyId}, ${created.kind}${created.tenantId ? ` of ${created.tenantId}` : ""}${created.kind === "admin" ? "" : `, scopes ${created.scopes.join(",")}`})`;
+  remote(keys.command("create").description("Create a tenant key (--tenant) or an admin key (--admin)"))
+    .option("--tenant <tenantId>").option("--admin")
+    .option("--scopes <list>", `scopes of a tenant key, comma-separated or repeated (${SCOPES.join(", ")}; default: all)`, collectScopes)
+    .option("--name <name>")
+    .action(async (opts: Common & { tenant?: string; admin?: boolean; scopes?: string[]; name?: string }) => {
+      if (!opts.tenant === !opts.admin) throw new ValidationError("--tenant/--admin", "give exactly one of --tenant <tenantId> or --admin");
+      if (opts.admin && opts.scopes) throw new ValidationError("--scopes", "admin keys have no scopes (they reach the admin API, never tenant data)");
+      const scopes = opts.scopes ? [...new Set(opts.scopes)] : undefined;
+      if (scopes?.some((s) => !SCOPES.includes(s as Scope))) throw new ValidationError("--scopes", `must be among ${SCOPES.join(", ")}, got "${opts.scopes!.join(",")}"`);
+      const created = await via<CreatedView>(
+        opts,
+        (bh) =>
+          opts.admin
+            ? bh.keys.createKey("admin", { name: opts.name, scopes: [...SCOPES] }, ACTOR)
+            : bh.keys.createKey("tenant", { tenantId: opts.tenant, scopes: scopes as Scope[] | undefined, name: opts.name }, ACTOR),
+        (api) =>
+          opts.admin
+            ? api.post<CreatedView>("/admin/keys", opts.name ? { name: opts.name } : {})
+            : api.post<CreatedView>(`${tenantPath(opts.tenant!)}/keys`, { ...(scopes ? { scopes } : {}), ...(opts.name ? { name: opts.name } : {}) }),
       );
+      print(opts.json, created, () => shownOnce(created));
+    });
+  common(keys.command("create-admin").description("Mint an admin key offline, on the database itself (--database, DATABASE_URL or DATABASE_OWNER_URL), e.g. when the first one is lost"))
+    .option("--name <name>", "what the key is for", "admin (minted offline)")
+    .action((opts: Common & { name: string }) =>
+      withBulkhead({ ...opts, database: opts.database ?? (process.env.DATABASE_URL || process.env.DATABASE_OWNER_URL || undefined) }, async (bh) => {
+        const created = await bh.keys.createKey("admin", { name: opts.name, scopes: [...SCOPES] }, ACTOR);
+        print(opts.json, created, () => shownOnce(created));
+      }),
+    );
+  remote(keys.command("list").description("Keys, without their secrets"))
+    .option("--tenant <tenantId>").option("--admin", "admin keys only")
+    .action(async (opts: Common & { tenant?: string; admin?: boolean }) => {
+      if (opts.tenant && opts.admin) throw new ValidationError("--tenant/--admin", "give at most one of --tenant <tenantId> or --admin");
+      const list = await via<ApiKeyInfo[]>(
+        opts,
+        (bh) => bh.keys.listKeys(opts.admin ? { tenantId: null } : opts.tenant ? { tenantId: opts.tenant } : {}),
+        async (api) => (opts.tenant ? api.get<ApiKeyInfo[]>(`${tenantPath(opts.tenant)}/keys`) : (await api.get<ApiKeyInfo[]>("/admin/keys")).filter((k) => !opts.admin || k.kind === "admin")),
+      );
+      print(opts.json, list, () => table(keyRows(list) as unknown as Record<string, unknown>[], ["keyId", "kind", "tenantId", "scopes", "name", "createdAt", "lastUsedAt", "revokedAt"]));
+    });
+  for (const name of ["revoke", "rotate"] as const) {
+    remote(keys.command(`${name} <keyId>`).description(name === "revoke" ? "Revoke a key (at once, in every instance)" : "Replace a key with a new one (shown once); the old one stops working"))
+      .action(async (keyId: string, opts: Common) => {
+        if (name === "revoke") {
+          const info = await via<ApiKeyInfo>(opts, (bh) => bh.keys.revokeKey(keyId, ACTOR), (api) => api.delete<ApiKeyInfo>(keyPath(keyId)));
+          print(opts.json, info, () => `revoked ${keyId}`);
+        } else {
+          const created = await via<CreatedView>(opts, (bh) => bh.keys.rotateKey(keyId, ACTOR), (api) => api.post<CreatedView>(`${keyPath(keyId)}/rotate`));
+          print(opts.json, created, () => `${created.key}\n(shown only this once: new key id ${created.keyId}; ${keyId} is revoked)`);
+        }
+      });
   }
 
   const migrate = program.command("migrate").description("Move tenants online: to or from a dedicated index, to another shared index or to another store (cell); the tenant keeps working");
@@ -254,7 +422,7 @@ export function addOperatorCommands(program: Command): void {
   common(migrate.command("resume <tenantId>").description("Continue an interrupted move from its last checkpoint"))
     .action((tenantId: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o));
+        const t = await moveMustExist(() => interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o)));
         await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index, resumed: true });
         moved(opts, t, "moved");
       }),
@@ -262,7 +430,7 @@ export function addOperatorCommands(program: Command): void {
   common(migrate.command("rollback <tenantId>").description("Discard an interrupted move's copy; the tenant stays where it is"))
     .action((tenantId: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        const t = await bh.registry.rollbackMove(tenantId);
+        const t = await moveMustExist(() => bh.registry.rollbackMove(tenantId));
         await bh.audit.record(ACTOR, "tenant.move.rollback", t.tenantId);
         moved(opts, t, "stays");
       }),
@@ -272,32 +440,44 @@ export function addOperatorCommands(program: Command): void {
       withBulkhead(opts, async (bh) => {
         const limit = rate === "off" ? null : Number(rate);
         if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) throw new ValidationError("vectorsPerSecond", `must be a whole number >= 1 or "off", got "${rate}"`);
-        const t = await bh.registry.limitMoveWrites(tenantId, limit);
+        const t = await moveMustExist(() => bh.registry.limitMoveWrites(tenantId, limit));
         await bh.audit.record(ACTOR, "tenant.move.limit-writes", t.tenantId, { vectorsPerSecond: limit });
         print(opts.json, { tenantId: t.tenantId, moveWriteLimit: t.moveWriteLimit }, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
       }),
     );
-  common(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
-    .action((opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const moves = await bh.moves.list();
+  remote(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
+    .action(async (opts: Common) => {
+      {
+        type Moves = Awaited<ReturnType<Bulkhead["moves"]["list"]>>;
+        const moves = await via<Moves>(opts, (bh) => bh.moves.list(), (api) => api.get<Moves>("/admin/moves"));
         print(opts.json, moves, () => table(moves as unknown as Record<string, unknown>[], ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
-      }),
-    );
-  common(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
-    .action((opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const caps = await bh.registry.getCapacity();
-        print(opts.json, caps, () => table(caps as unknown as Record<string, unknown>[], ["index", "used", "max", "free", "alertAt", "provisionAt", "status"]));
-      }),
-    );
+      }
+    });
+  remote(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
+    .action(async (opts: Common) => {
+      type Caps = Awaited<ReturnType<Bulkhead["registry"]["getCapacity"]>>;
+      const caps = await via<Caps>(opts, (bh) => bh.registry.getCapacity(), (api) => api.get<Caps>("/admin/capacity"));
+      print(opts.json, caps, () => table(caps as unknown as Record<string, unknown>[], ["index", "used", "max", "free", "alertAt", "provisionAt", "status"]));
+    });
 
   const costs = program.command("costs").description("Costs per tenant and tier");
-  common(costs.command("report").description("Monthly report: revenue, costs and margin per tenant and tier"))
-    .option("--period <yyyy-mm>")
-    .action((opts: Common & { period?: string }) =>
-      withBulkhead(opts, async (bh) => {
-        const r = await bh.costEngine.monthlyReport(opts.period);
+  remote(costs.command("report").description("Monthly report: revenue, costs and margin per tenant and tier"))
+    .option("--period <yyyy-mm>", "a month from the first tenant's to this one (default: this month)")
+    .action(async (opts: Common & { period?: string }) => {
+      checkPeriod(opts.period);
+      {
+        type Report = Awaited<ReturnType<Bulkhead["costEngine"]["monthlyReport"]>>;
+        const r = await via<Report>(
+          opts,
+          async (bh) => {
+            checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
+            return bh.costEngine.monthlyReport(opts.period);
+          },
+          async (api) => {
+            checkPeriod(opts.period, earliest((await api.get<{ createdAt: string }[]>("/admin/tenants")).map((t) => t.createdAt)));
+            return api.get<Report>(`/admin/costs/report${opts.period ? `?period=${opts.period}` : ""}`);
+          },
+        );
         print(opts.json, r, () =>
           [
             `${r.period} (fixed costs allocated: ${r.allocationMethod ?? "not yet"})`,
@@ -306,13 +486,14 @@ export function addOperatorCommands(program: Command): void {
             r.unprofitable.length ? `unprofitable: ${r.unprofitable.join(", ")}` : "no unprofitable tenant",
           ].join("\n"),
         );
-      }),
-    );
+      }
+    });
   common(costs.command("allocate").description("Allocate a month's fixed costs"))
     .option("--period <yyyy-mm>").option("--total <usd>", "amount (default: the month's real fixed costs)")
     .option("--method <method>", "variable-cost, queries, storage or equal", "variable-cost")
     .action((opts: Common & { period?: string; total?: string; method: string }) =>
       withBulkhead(opts, async (bh) => {
+        checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
         const total = opts.total === undefined ? undefined : Number(opts.total);
         if (total !== undefined && !(total >= 0)) throw new ValidationError("--total", `must be an amount in USD >= 0, got "${opts.total}"`);
         const allocation = await bh.costEngine.allocateFixedCosts(total, opts.method as "equal", { period: opts.period });

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import type { BulkheadConfig } from "../config.js";
 import { ConfigError, DatabaseError } from "../errors.js";
+import { acquireDataDirLock } from "./data-dir-lock.js";
 import type { Db, Queryable } from "./db.js";
 import { ensurePgvector, migrate, SCHEMA_VERSION, type MigrationContext, type OwnerConnection } from "./migrations.js";
 import { EMBEDDED_RUNTIME_ROLE, PgliteDb } from "./pglite-db.js";
@@ -28,12 +29,24 @@ export async function openDatabase(config: BulkheadConfig, warn: Warn): Promise<
 
 async function openEmbedded(location: string, schema: string): Promise<Db> {
   const dir = location === "memory://" ? location : resolve(location.replace(/^file:\/\//, ""));
+  // One process per data directory, refused before PGlite touches a file (see data-dir-lock.ts).
+  const release = dir === "memory://" ? () => {} : acquireDataDirLock(dir);
   let db: PgliteDb;
   try {
     db = await PgliteDb.open(dir, schema);
   } catch (err) {
+    release();
     throw new DatabaseError(`could not open the embedded database at ${dir}: ${(err as Error).message}`, { cause: err });
   }
+  // The lock is let go only once PGlite has written everything back and closed.
+  const close = db.close.bind(db);
+  db.close = async () => {
+    try {
+      await close();
+    } finally {
+      release();
+    }
+  };
   try {
     await db.exec(`DO $$ BEGIN CREATE ROLE ${EMBEDDED_RUNTIME_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
     const owner = db.owner;

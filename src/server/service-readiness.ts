@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Bulkhead } from "../bulkhead.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
+import { isProbeTenant, newProbeTenantIds, registerProbeTenant } from "../tenancy/probe-tenants.js";
 import type { LogTap } from "./log-tap.js";
 
 /** Routes anyone may call. */
@@ -11,6 +12,10 @@ const OPEN_ROUTES = new Set(["/healthz", "/readyz"]);
  * The library's live checklist plus the checks only the running service can make: every route it
  * registered refuses a request without a key, a tenant request's log lines carry `tenant_id` and
  * no key, and every active tenant's p95 and error rate are within target.
+ *
+ * The checks write: canaries, a key, metered queries. Unless the caller names tenants for them,
+ * they run in two probe tenants of their own (`bh-probe-…`), registered for the run, left out of
+ * reports and allocations, and erased at the end — never in a customer's tenant.
  */
 export async function runServiceReadiness(
   bh: Bulkhead,
@@ -19,14 +24,37 @@ export async function runServiceReadiness(
   tap: LogTap,
   options: ReadinessOptions,
 ): Promise<CheckResult[]> {
-  // Without named tenants, the first active ones (of one dimension) stand in.
-  const active = await bh.registry.listTenants({ status: "active" });
-  const pair = active.filter((t) => t.dimension === active[0]?.dimension);
-  options = {
-    ...options,
-    probeTenants: options.probeTenants ?? (pair.length >= 2 ? [pair[0]!.tenantId, pair[1]!.tenantId] : undefined),
-    sampleTenant: options.sampleTenant ?? active[0]?.tenantId,
-  };
+  const probes = options.probeTenants && options.sampleTenant ? [] : newProbeTenantIds();
+  const made: string[] = [];
+  try {
+    for (const id of probes) {
+      await registerProbeTenant(bh.registry, id);
+      made.push(id);
+    }
+    return await checks(bh, app, registered, tap, {
+      ...options,
+      probeTenants: options.probeTenants ?? [probes[0]!, probes[1]!],
+      sampleTenant: options.sampleTenant ?? probes[0],
+    });
+  } finally {
+    for (const id of made) {
+      try {
+        await bh.eraseTenant(id, "readiness");
+      } catch (err) {
+        // Left registered; the next run does not reuse it (fresh ids) and reports leave it out. Say so.
+        app.log.warn({ tenant_id: id, err: (err as Error).message }, "readiness: could not erase its probe tenant");
+      }
+    }
+  }
+}
+
+async function checks(
+  bh: Bulkhead,
+  app: FastifyInstance,
+  registered: readonly { method: string; url: string }[],
+  tap: LogTap,
+  options: ReadinessOptions,
+): Promise<CheckResult[]> {
   const results = await bh.readiness(options);
   const add = (category: CheckResult["category"], name: string, passed: boolean, detail: string) => results.push({ category, name, passed, detail });
 
@@ -61,6 +89,7 @@ export async function runServiceReadiness(
   const outside: string[] = [];
   let judged = 0;
   for (const t of await bh.registry.listTenants()) {
+    if (isProbeTenant(t.tenantId)) continue;
     const s = bh.monitor.getTenantStats(t.tenantId);
     if (s.ok + s.errors < alertMinRequests) continue;
     judged++;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Db, Queryable } from "../db/db.js";
 import { AuthenticationError, BulkheadError, TenantNotFoundError, ValidationError } from "../errors.js";
+import { assertStorableText } from "../storable-text.js";
 import type { AuditLog } from "./audit-log.js";
 import { changeChannel, type ChangeFeedHandlers } from "./change-feed.js";
 import { assertTenantId } from "./tenant.js";
@@ -55,7 +56,8 @@ function toInfo(r: KeyRow): ApiKeyInfo {
     keyId: r.id,
     kind: r.kind,
     tenantId: r.tenant,
-    scopes: [...r.scopes],
+    // Scopes are tenant-data permissions; an admin key reaches the admin API only, so it shows none.
+    scopes: r.kind === "admin" ? [] : [...r.scopes],
     name: r.name,
     createdAt: new Date(r.created_at),
     lastUsedAt: r.last_used_at === null ? null : new Date(r.last_used_at),
@@ -116,6 +118,7 @@ export class ApiKeyStore {
     assertScopes(scopes);
     const name = options.name ?? (kind === "admin" ? "admin" : `${options.tenantId} key`);
     if (typeof name !== "string" || name.trim().length === 0 || name.length > 200) throw new ValidationError("name", "must be a non-empty string of at most 200 characters");
+    assertStorableText(name, "name");
     if (kind === "tenant") assertTenantId(options.tenantId);
     else if (options.tenantId !== undefined) throw new ValidationError("tenantId", "admin keys belong to no tenant");
     return this.db.transaction(async (tx) => {
@@ -136,10 +139,14 @@ export class ApiKeyStore {
     return rows.map(toInfo);
   }
 
-  /** Replaces a key with a new one of the same kind, tenant, scopes and name; the old one stops working at once. */
+  /**
+   * Replaces a key with a new one of the same kind, tenant, scopes and name; the old one stops
+   * working at once. A revoked key cannot be rotated (409): revocation is how a leaked key is shut
+   * off, and rotating it would hand out a working key in its place.
+   */
   async rotateKey(keyId: string, actor: string): Promise<CreatedKey> {
     return this.db.transaction(async (tx) => {
-      const old = await this.revokeIn(tx, keyId);
+      const old = await this.revokeIn(tx, keyId, true);
       const created = await this.insert(tx, old.kind, old.tenant, old.scopes, old.name);
       await this.audit.record(actor, "key.rotate", created.tenantId ?? `key:${created.keyId}`, { oldKeyId: keyId, keyId: created.keyId }, tx);
       return created;
@@ -192,8 +199,13 @@ export class ApiKeyStore {
     return { ...toInfo(row!), key };
   }
 
-  private async revokeIn(tx: Queryable, keyId: string): Promise<KeyRow> {
+  /** Revokes `keyId` in `tx`; with `mustBeActive`, refuses one already revoked (rotation). */
+  private async revokeIn(tx: Queryable, keyId: string, mustBeActive = false): Promise<KeyRow> {
     if (typeof keyId !== "string" || !/^[a-f0-9]{16}$/.test(keyId)) throw new ValidationError("keyId", "must be a key id (16 hex characters)");
+    // The row lock makes "was it active?" and the revocation one step: two rotations of one key cannot both succeed.
+    const [before] = await tx.query<{ revoked: boolean }>("SELECT revoked_at IS NOT NULL AS revoked FROM api_keys WHERE id = $1 FOR UPDATE", [keyId]);
+    if (!before) throw new KeyNotFoundError(keyId);
+    if (mustBeActive && before.revoked) throw new KeyRevokedError(keyId);
     const [row] = await tx.query<KeyRow>(`UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING ${COLUMNS}`, [keyId]);
     if (!row) throw new KeyNotFoundError(keyId);
     await tx.query("SELECT pg_notify($1, $2)", [this.channel, `key:${keyId}`]);
@@ -213,5 +225,12 @@ export class ApiKeyStore {
 export class KeyNotFoundError extends BulkheadError {
   constructor(keyId: string) {
     super("KEY_NOT_FOUND", 404, `no API key with id "${keyId}"`);
+  }
+}
+
+/** The key is revoked: it cannot be rotated into a working one (create a new key instead). */
+export class KeyRevokedError extends BulkheadError {
+  constructor(keyId: string) {
+    super("KEY_REVOKED", 409, `API key "${keyId}" is revoked; a revoked key cannot be rotated — create a new key instead`);
   }
 }
