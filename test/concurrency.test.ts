@@ -40,6 +40,20 @@ for (const backend of BACKENDS) {
       }
     });
 
+    it("reports and audits an erasure whose proof fails after the tenant was deleted, instead of failing it", async () => {
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8 } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "d1", values: vec(1) }]);
+      // A table the catalogue scan finds but the runtime role may not read: the proof's count fails.
+      await asOwner(db, "CREATE TABLE unreadable (tenant_id text)");
+      const report = await bh.eraseTenant("tenant-a", "test");
+      expect(report.verified).toBe(false);
+      expect(report.proofError).toMatch(/erased but the proof could not be completed: permission denied/);
+      await expect(bh.registry.getTenant("tenant-a")).rejects.toThrow(/does not exist/);
+      const [entry] = (await bh.audit.list(10)).filter((e) => e.action === "tenant.erase");
+      expect(entry).toMatchObject({ target: "tenant-a", details: { verified: false, proofError: report.proofError } });
+    });
+
     it("builds ANN indexes for namespaces crossing the threshold under concurrent upserts: no write is refused, every acknowledged write is there", async () => {
       const warnings: string[] = [];
       ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, annIndexThreshold: 30, poolSize: 12, tierQuotas: { pro: OPEN_QUOTA, enterprise: OPEN_QUOTA } as never }, warn: (m) => warnings.push(m) }));
