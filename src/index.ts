@@ -20,6 +20,7 @@ export {
   DatabaseError,
   ClosedError,
 } from "./errors.js";
+export { DatabaseTimeoutError, type TimeoutOutcome } from "./db/deadline.js";
 export { TenantRegistry, type RegisterOptions } from "./tenancy/registry.js";
 export type { Tenant, TenantStatus } from "./tenancy/tenant.js";
 export { ApiKeyStore, KeyNotFoundError, KEY_PREFIX, SCOPES, type ApiKeyInfo, type CreatedKey, type KeyKind, type Scope } from "./tenancy/api-keys.js";
