@@ -77,6 +77,51 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     expect((await bulkhead("keys", "create")).stderr).toContain("give exactly one of --tenant <tenantId> or --admin");
   });
 
+  it("exit codes match the README's table: usage errors 2, a missing move or file 3, a revoked key's rotation 4; options are checked", async () => {
+    // Usage errors are invalid input (2), not commander's 1.
+    const noYes = await bulkhead("tenants", "delete", "dup");
+    expect(noYes.code).toBe(2);
+    expect(noYes.stderr).toContain("--yes");
+    expect((await bulkhead("tenants", "list", "--bogus-option")).code).toBe(2);
+    const status = await bulkhead("tenants", "list", "--status", "bogus");
+    expect(status.code).toBe(2);
+    expect(status.stderr).toContain("--status");
+    // Nothing to resume or roll back is "not found".
+    const noMove = await bulkhead("migrate", "rollback", "dup");
+    expect(noMove.code).toBe(3);
+    expect(noMove.stderr).toContain("no move in progress");
+    const missing = await bulkhead("restore", join(dir, "no-such-backup.gz"));
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain("no backup file at");
+    expect(missing.stderr).not.toContain("gzip");
+
+    // Both --scopes are kept; an admin key lists no scopes.
+    const both = JSON.parse((await bulkhead("keys", "create", "--tenant", "dup", "--scopes", "read", "--scopes", "write", "--json")).stdout);
+    expect(both.scopes).toEqual(["read", "write"]);
+    expect(JSON.parse((await bulkhead("keys", "create", "--tenant", "dup", "--scopes", "write", "--json")).stdout).scopes).toEqual(["write"]);
+    const admin = JSON.parse((await bulkhead("keys", "create-admin", "--name", "break-glass", "--json")).stdout);
+    expect(admin).toMatchObject({ kind: "admin", name: "break-glass", scopes: [] });
+    expect(admin.key).toMatch(/^bh_admin_/);
+    const admins = JSON.parse((await bulkhead("keys", "list", "--admin", "--json")).stdout);
+    expect(admins.map((k: { keyId: string; scopes: string[] }) => [k.keyId, k.scopes])).toEqual([[admin.keyId, []]]);
+    expect((await bulkhead("keys", "list", "--admin")).stdout).toMatch(/admin\s+–\s+\(admin\)\s+break-glass/);
+
+    // A revoked key cannot be rotated into a working one.
+    await bulkhead("keys", "revoke", both.keyId);
+    const rotated = await bulkhead("keys", "rotate", both.keyId);
+    expect(rotated.code).toBe(4);
+    expect(rotated.stderr).toContain("revoked");
+    expect(rotated.stdout).not.toContain("bh_tenant_");
+
+    // Months this deployment cannot have billed are refused, not reported with today's tenants.
+    const past = await bulkhead("costs", "report", "--period", "1999-01");
+    expect(past.code).toBe(2);
+    expect(past.stderr).toContain("before this deployment's first tenant");
+    const future = await bulkhead("costs", "report", "--period", "2999-01");
+    expect(future.code).toBe(2);
+    expect(future.stderr).toContain("in the future");
+  }, 120_000);
+
   it("moves a tenant to a cell and home again with `migrate start --store`, registers one there with `tenants add --store`, and shows where they live", async () => {
     const home = mkdtempSync(join(tmpdir(), "bulkhead-cli-home-"));
     const cellDir = mkdtempSync(join(tmpdir(), "bulkhead-cli-cell-"));
