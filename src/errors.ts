@@ -72,9 +72,14 @@ export class RateLimitedError extends BulkheadError {
   readonly tenantId: string;
   readonly retryAfterMs: number;
   constructor(tenantId: string, limit: number, retryAfterMs: number, what = "operations per second") {
-    super("RATE_LIMITED", 429, `tenant "${tenantId}" exceeded its rate limit of ${limit} ${what}; retry in ${retryAfterMs} ms`);
+    super("RATE_LIMITED", 429, RateLimitedError.describe(tenantId, limit, retryAfterMs, what));
     this.tenantId = tenantId;
     this.retryAfterMs = retryAfterMs;
+  }
+
+  /** The message, also for refusals answered without building an error (the HTTP door under a flood). */
+  static describe(tenantId: string, limit: number, retryAfterMs: number, what = "operations per second"): string {
+    return `tenant "${tenantId}" exceeded its rate limit of ${limit} ${what}; retry in ${retryAfterMs} ms`;
   }
 }
 

@@ -4,6 +4,7 @@ import type { UsageMeter } from "../costs/cost-engine.js";
 import { LIMITS } from "../costs/money.js";
 import type { Operation, OperationGate } from "../limits/performance-gate.js";
 import type { QueryAdmission } from "../limits/daily-query-quota.js";
+import type { RateLimitRefusal } from "../limits/rate-limiter.js";
 import type { MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -168,13 +169,13 @@ export class TenantDataManager {
   }
 
   /**
-   * Throws the refusal the tenant has already earned (over its rate limit and not yet waited out),
-   * decided from memory before any input is read. The HTTP service calls it before a request's
-   * body is parsed, so a flood of refused requests stays cheap for everyone else.
+   * The refusal the tenant has already earned (over its rate limit and not yet waited out),
+   * decided from memory before any input is read — or null. The HTTP service asks this before a
+   * request's body is parsed, so a flood of refused requests stays cheap for everyone else.
+   * Counted as a refused operation of the tenant's.
    */
-  refuseIfLimited(tenantId: string, operation: Operation): void {
-    const refusal = this.gate?.refusedNow?.(tenantId, operation);
-    if (refusal) throw refusal;
+  rateLimitRefusal(tenantId: string, operation: Operation): RateLimitRefusal | null {
+    return this.gate?.refusedNow?.(tenantId, operation) ?? null;
   }
 
   /** Runs a validated operation through the performance gate, when there is one. */

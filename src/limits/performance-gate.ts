@@ -2,7 +2,7 @@ import { performance } from "node:perf_hooks";
 import type { Tenant } from "../tenancy/tenant.js";
 import { outcomeOf, type TenantMonitor } from "../monitoring/tenant-monitor.js";
 import type { DailyQueryQuota, QueryAdmission } from "./daily-query-quota.js";
-import type { TenantRateLimiter } from "./rate-limiter.js";
+import type { RateLimitRefusal, TenantRateLimiter } from "./rate-limiter.js";
 import type { TenantBulkheads } from "./tenant-bulkheads.js";
 
 /** The data operations the gate admits. */
@@ -24,7 +24,7 @@ export interface OperationGate {
    * A refusal the tenant has already earned (over its rate limit, not yet waited out), decided
    * from memory before any work — or null. Counted like any refusal of `operation`.
    */
-  refusedNow?(tenantId: string, operation: Operation): Error | null;
+  refusedNow?(tenantId: string, operation: Operation): RateLimitRefusal | null;
   /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void;
 }
@@ -69,9 +69,9 @@ export class PerformanceGate implements OperationGate {
     }
   }
 
-  refusedNow(tenantId: string, operation: Operation): Error | null {
+  refusedNow(tenantId: string, operation: Operation): RateLimitRefusal | null {
     const refusal = this.rateLimiter.refusedNow(tenantId);
-    if (refusal) this.monitor.record(tenantId, operation, 0, outcomeOf(refusal));
+    if (refusal) this.monitor.record(tenantId, operation, 0, "refused");
     return refusal;
   }
 

@@ -11,7 +11,7 @@ import { adminRoutes } from "./admin-routes.js";
 import { parseJsonBody } from "./json-body.js";
 import { LogTap } from "./log-tap.js";
 import { buildOpenApi } from "./openapi.js";
-import { toProblem } from "./problem.js";
+import { rateLimitProblem, toProblem } from "./problem.js";
 import { runServiceReadiness } from "./service-readiness.js";
 import { route, type RouteSpec } from "./route-spec.js";
 import { parse, readinessQuery } from "./schemas.js";
@@ -29,6 +29,8 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The caller's verified key (null on open routes). */
     apiKey: ApiKeyInfo | null;
+    /** Refused at the door (over its rate limit) before its body was read; summarised, not logged one by one. */
+    refusedEarly: boolean;
   }
   interface FastifyInstance {
     /** The service's readiness checklist (what `GET /admin/readiness` answers), for `bulkhead doctor`. */
@@ -47,6 +49,7 @@ class RequestLogs extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (request.refusedEarly) return;
     const fields = { method: request.method, route: request.routeOptions.url ?? "unmatched", status: reply.statusCode, responseTime: reply.elapsedTime };
     if (error) reply.log.error({ ...fields, err: error }, "request errored");
     else reply.log.info(fields, "request completed");
@@ -59,6 +62,31 @@ class RequestLogs extends LogController {
 
   override writeHeadError(error: Error, _request: FastifyRequest, reply: FastifyReply): void {
     reply.log.warn({ err: error }, "writing the response head failed");
+  }
+}
+
+/**
+ * Refusals at the door are counted per tenant and logged as one line per tenant at most every
+ * `intervalMs` ("N requests refused"), not one line each: a flood of thousands a second would
+ * otherwise be a flood of log lines, paid for by every tenant. Metrics count each one.
+ */
+class RefusalLog {
+  private readonly pending = new Map<string, { count: number; loggedAt: number }>();
+  constructor(
+    private readonly log: FastifyBaseLogger,
+    private readonly intervalMs = 10_000,
+  ) {}
+
+  count(tenantId: string): void {
+    const now = Date.now();
+    const entry = this.pending.get(tenantId) ?? { count: 0, loggedAt: -Infinity };
+    entry.count++;
+    if (now - entry.loggedAt >= this.intervalMs) {
+      this.log.info({ tenant_id: tenantId, refused: entry.count, status: 429, code: "RATE_LIMITED" }, "requests refused at the door (over the rate limit)");
+      entry.count = 0;
+      entry.loggedAt = now;
+    }
+    this.pending.set(tenantId, entry);
   }
 }
 
@@ -98,7 +126,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? bh.config.httpBodyLimit,
     // Path parameters are validated by the routes' schemas (400 naming the field), not cut off by the router.
-    maxParamLength: 65_536,
+    routerOptions: { maxParamLength: 65_536 },
     logController: new RequestLogs({ requestIdLogLabel: "request_id" }),
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
@@ -106,6 +134,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     },
   });
   app.decorateRequest("apiKey", null);
+  app.decorateRequest("refusedEarly", false);
+  const refusals = new RefusalLog(app.log);
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
     try {
@@ -210,8 +240,15 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
         if (spec.access === "tenant") {
           if (key.kind !== "tenant") throw new ForbiddenError("this route needs a tenant key (admin keys do not act as a tenant)");
           if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
-          // A tenant already over its rate limit is refused now, before its body is read or parsed.
-          if (spec.operation) bh.dataManager.refuseIfLimited(key.tenantId!, spec.operation);
+          // A tenant already over its rate limit is refused now, before its body is read or parsed,
+          // with no error object and no log line of its own (see RefusalLog): a flood must stay cheap.
+          const refusal = spec.operation ? bh.dataManager.rateLimitRefusal(key.tenantId!, spec.operation) : null;
+          if (refusal) {
+            request.refusedEarly = true;
+            refusals.count(refusal.tenantId);
+            const { body, headers } = rateLimitProblem(refusal, request.url);
+            return reply.code(429).headers(headers).send(body);
+          }
         }
         request.apiKey = key;
         const fields = key.kind === "tenant" ? { tenant_id: key.tenantId, key_id: key.keyId } : { admin_key_id: key.keyId };
