@@ -127,6 +127,20 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     bodyLimit: options.bodyLimit ?? bh.config.httpBodyLimit,
     // Path parameters are validated by the routes' schemas (400 naming the field), not cut off by the router.
     routerOptions: { maxParamLength: 65_536 },
+    // Errors Fastify and Node raise before any route runs (a badly encoded URL, oversized headers,
+    // a malformed request line) are problem+json too, like every other answer.
+    frameworkErrors: (error, request, reply) => {
+      const { problem, headers } = toProblem(error, request.url);
+      void (reply as FastifyReply).status(problem.status).headers(headers).send(JSON.stringify(problem));
+    },
+    clientErrorHandler: (err, socket) => {
+      if ((err as NodeJS.ErrnoException).code === "ECONNRESET" || socket.destroyed) return;
+      const status = (err as NodeJS.ErrnoException).code === "HPE_HEADER_OVERFLOW" ? 431 : (err as NodeJS.ErrnoException).code === "ERR_HTTP_REQUEST_TIMEOUT" ? 408 : 400;
+      const { problem } = toProblem(Object.assign(new Error(status === 431 ? "the request's headers are too large" : status === 408 ? "the request took too long to arrive" : "the request is not valid HTTP"), { statusCode: status }));
+      const body = JSON.stringify(problem);
+      if (socket.writable) socket.write(`HTTP/1.1 ${status} ${problem.title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/problem+json\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroy();
+    },
     logController: new RequestLogs({ requestIdLogLabel: "request_id" }),
     genReqId: (req) => {
       const given = req.headers["x-request-id"];

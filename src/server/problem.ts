@@ -19,9 +19,12 @@ const TITLES: Record<number, string> = {
   404: "Not Found",
   405: "Method Not Allowed",
   409: "Conflict",
+  408: "Request Timeout",
   413: "Content Too Large",
+  414: "URI Too Long",
   415: "Unsupported Media Type",
   429: "Too Many Requests",
+  431: "Request Header Fields Too Large",
   500: "Internal Server Error",
   503: "Service Unavailable",
 };
@@ -33,6 +36,8 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: "VALIDATION_FAILED",
   FST_ERR_CTP_INVALID_JSON_BODY: "VALIDATION_FAILED",
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: "VALIDATION_FAILED",
+  FST_ERR_BAD_URL: "BAD_URL",
+  FST_ERR_ASYNC_CONSTRAINT: "BAD_REQUEST",
 };
 
 /** Seconds a client should wait before retrying a database outage. */
