@@ -41,6 +41,12 @@ export interface LeakFuzzOptions {
   /** Progress lines (soak). */
   log?: (line: string) => void;
   progressEvery?: number;
+  /**
+   * A running HTTP service on the same Bulkhead: a quarter of the data calls then go through it
+   * with the tenant's own key, and keys of erased tenants are tried against the tenant registered
+   * again under the same id (they must be refused: that tenant is someone else).
+   */
+  http?: { baseUrl: string };
 }
 
 export interface Failure {
@@ -66,6 +72,8 @@ export interface LeakFuzzReport {
   annTenants: number;
   movesCompleted: number;
   erasures: number;
+  /** Data calls made through the HTTP service with the tenant's key. */
+  httpCalls: number;
   durationMs: number;
   failures: Failure[];
 }
@@ -168,7 +176,7 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
   const model = new Map<string, ModelTenant>();
   const report: LeakFuzzReport = {
     seed: options.seed, operations: 0, checks: 0, leaks: 0, mismatches: 0, errors: 0, byOperation: {},
-    tenants: tenantCount, annTenants: 0, movesCompleted: 0, erasures: 0, durationMs: 0, failures: [],
+    tenants: tenantCount, annTenants: 0, movesCompleted: 0, erasures: 0, httpCalls: 0, durationMs: 0, failures: [],
   };
   const recent: string[] = [];
   let op = 0;
@@ -240,6 +248,45 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
     return { [rng.chance(0.5) ? "$or" : "$and"]: parts };
   };
 
+  // ---- the two ways in: the library, and the HTTP service with the tenant's key -----------------
+  type Rows = { id: string; score: number; metadata: Record<string, unknown> }[];
+  type Docs = { id: string; values: number[]; metadata: Record<string, unknown> }[];
+  interface Channel {
+    name: "lib" | "http";
+    upsert(t: ModelTenant, docs: { id: string; values: number[]; metadata?: Record<string, unknown> }[]): Promise<{ upserted: number }>;
+    query(t: ModelTenant, q: number[], o: { topK: number; filter?: Record<string, unknown> }): Promise<{ matches: Rows }>;
+    fetch(t: ModelTenant, ids: string[]): Promise<{ documents: Docs }>;
+    delete(t: ModelTenant, ids: string[]): Promise<{ deleted: number }>;
+  }
+  const keys = new Map<string, string>();
+  const oldKeys = new Map<string, string[]>();
+  const lib: Channel = {
+    name: "lib",
+    upsert: (t, docs) => bh.dataManager.upsertDocuments(t.id, docs),
+    query: (t, q, o) => bh.dataManager.queryDocuments(t.id, q, o),
+    fetch: (t, ids) => bh.dataManager.fetchDocuments(t.id, ids),
+    delete: (t, ids) => bh.dataManager.deleteDocuments(t.id, ids),
+  };
+  /** POSTs with a key; a problem+json answer is thrown as an error carrying its code, like the library's. */
+  const post = async (key: string | undefined, path: string, body: unknown): Promise<any> => {
+    report.httpCalls++;
+    const res = await fetch(options.http!.baseUrl + path, { method: "POST", headers: { authorization: `Bearer ${key ?? "none"}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const json = (await res.json()) as { code?: string; detail?: string };
+    if (res.status >= 400) throw Object.assign(new Error(`HTTP ${res.status}: ${json.detail}`), { code: json.code, status: res.status });
+    return json;
+  };
+  const http: Channel = {
+    name: "http",
+    upsert: (t, documents) => post(keys.get(t.id), "/v1/documents", { documents }),
+    query: (t, q, o) => post(keys.get(t.id), "/v1/query", { vector: q, ...o }),
+    fetch: (t, ids) => post(keys.get(t.id), "/v1/documents/fetch", { ids }),
+    delete: (t, ids) => post(keys.get(t.id), "/v1/documents/delete", { ids }),
+  };
+  const channel = (): Channel => (options.http && rng.chance(0.25) ? http : lib);
+  const newKey = async (t: string) => {
+    if (options.http) keys.set(t, (await bh.keys.createKey("tenant", { tenantId: t, name: "leak fuzz" }, "fuzz")).key);
+  };
+
   // ---- checks on results ------------------------------------------------------------------------
   /** Every row must carry the caller's tenant id and be one of the caller's documents. */
   const owned = (t: ModelTenant, what: string, rows: readonly { id: string; metadata: Record<string, unknown> }[]) => {
@@ -261,8 +308,9 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
   };
 
   /** Erased or suspended tenants must be refused with the right code; active ones must succeed. */
-  const expectRefusal = async (t: ModelTenant, what: string, call: () => Promise<unknown>) => {
-    const code = t.status === "erased" ? "TENANT_NOT_FOUND" : "TENANT_SUSPENDED";
+  const expectRefusal = async (t: ModelTenant, what: string, call: () => Promise<unknown>, via: Channel = lib) => {
+    // Through HTTP an erased tenant's key was erased with it: the key itself is refused.
+    const code = t.status === "erased" ? (via === http ? "UNAUTHENTICATED" : "TENANT_NOT_FOUND") : "TENANT_SUSPENDED";
     try {
       const result = (await call()) as { matches?: { id: string; metadata: Record<string, unknown> }[]; documents?: { id: string; metadata: Record<string, unknown> }[] };
       // Answering at all is wrong; answering with rows of an erased tenant would be a leak.
@@ -348,13 +396,14 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
   for (const [i, id] of ids.entries()) {
     const tier = TIERS[i % TIERS.length]!;
     await bh.registry.registerTenant(id, `Fuzz tenant ${i}`, tier);
+    await newKey(id);
     // Every seventh tenant draws from all ids and crosses the ANN threshold; the rest stay exact.
     const pool = i % 7 === 3 ? ID_POOL : ID_POOL.slice(0, Math.max(1, Math.min(ID_POOL.length, options.annIndexThreshold - 8)));
     model.set(id, { id, tier, status: "active", docs: new Map(), pool, maybeAnn: false, everAnn: false });
   }
 
   // ---- the walk ---------------------------------------------------------------------------------
-  const WEIGHTS = { upsert: 28, query: 30, fetch: 14, delete: 8, count: 3, forge: 2, verify: 1, suspend: 0.8, tier: 1.2, erase: 0.4 } as const;
+  const WEIGHTS: Record<string, number> = { upsert: 28, query: 30, fetch: 14, delete: 8, count: 3, forge: 2, verify: 1, suspend: 0.8, tier: 1.2, erase: 0.4, ...(options.http ? { keys: 1 } : {}) };
   for (op = 1; op <= options.operations; op++) {
     // Large tenants are picked more often, so that they do cross the ANN threshold in a short run.
     const t = rng.chance(0.2) ? rng.pick([...model.values()].filter((m) => m.pool === ID_POOL)) : model.get(rng.pick(ids))!;
@@ -386,9 +435,10 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
       case "upsert": {
         const chosen = rng.sample(t.pool, rng.int(1, 6));
         const docs = chosen.map((id) => ({ id, values: vector(), metadata: metadata(t.id) }));
-        note(`upsert ${t.id} ${canonical(docs.map((d) => d.id))}`);
-        if (!usable) return expectRefusal(t, "upsert", () => bh.dataManager.upsertDocuments(t.id, docs));
-        const res = await bh.dataManager.upsertDocuments(t.id, docs);
+        const via = channel();
+        note(`upsert (${via.name}) ${t.id} ${canonical(docs.map((d) => d.id))}`);
+        if (!usable) return expectRefusal(t, "upsert", () => via.upsert(t, docs), via);
+        const res = await via.upsert(t, docs);
         check(res.upserted === docs.length, "mismatch", t.id, "upserted count", () => ({ got: res.upserted, want: docs.length }));
         for (const d of docs) t.docs.set(d.id, { values: d.values, metadata: { ...d.metadata, tenant_id: t.id } });
         if (t.docs.size >= options.annIndexThreshold && !t.maybeAnn) {
@@ -402,9 +452,10 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
         const q = vector();
         const topK = rng.pick([1, 3, 5, 10, 20, 60]);
         const filter = rng.chance(0.6) ? filterNode(t.id, 1) : undefined;
-        note(`query ${t.id} topK=${topK} filter=${filter ? canonical(filter) : "-"} vector=${canonical(q)}`);
-        if (!usable) return expectRefusal(t, "query", () => bh.dataManager.queryDocuments(t.id, q, { topK, filter }));
-        const res = await bh.dataManager.queryDocuments(t.id, q, { topK, filter });
+        const via = channel();
+        note(`query (${via.name}) ${t.id} topK=${topK} filter=${filter ? canonical(filter) : "-"} vector=${canonical(q)}`);
+        if (!usable) return expectRefusal(t, "query", () => via.query(t, q, { topK, filter }), via);
+        const res = await via.query(t, q, { topK, filter });
         if (!owned(t, "query", res.matches)) return;
         const eligible = [...t.docs.entries()].filter(([, d]) => !filter || matches(d.metadata, filter)).map(([id, d]) => ({ id, score: cosine(q, d.values) }));
         const scoreOf = new Map(eligible.map((e) => [e.id, e.score]));
@@ -431,9 +482,10 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
       case "fetch": {
         const asked = [...rng.sample(ID_POOL, rng.int(1, 10)), ...(rng.chance(0.3) ? [rng.pick(GHOST_IDS)] : [])];
         const unique = [...new Set(asked)];
-        note(`fetch ${t.id} ${canonical(unique)}`);
-        if (!usable) return expectRefusal(t, "fetch", () => bh.dataManager.fetchDocuments(t.id, unique));
-        const res = await bh.dataManager.fetchDocuments(t.id, unique);
+        const via = channel();
+        note(`fetch (${via.name}) ${t.id} ${canonical(unique)}`);
+        if (!usable) return expectRefusal(t, "fetch", () => via.fetch(t, unique), via);
+        const res = await via.fetch(t, unique);
         if (!owned(t, "fetch", res.documents)) return;
         const want = unique.filter((i) => t.docs.has(i)).sort();
         const got = res.documents.map((d) => d.id).sort();
@@ -443,9 +495,10 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
       }
       case "delete": {
         const chosen = rng.sample(ID_POOL, rng.int(1, 4));
-        note(`delete ${t.id} ${canonical(chosen)}`);
-        if (!usable) return expectRefusal(t, "delete", () => bh.dataManager.deleteDocuments(t.id, chosen));
-        const res = await bh.dataManager.deleteDocuments(t.id, chosen);
+        const via = channel();
+        note(`delete (${via.name}) ${t.id} ${canonical(chosen)}`);
+        if (!usable) return expectRefusal(t, "delete", () => via.delete(t, chosen), via);
+        const res = await via.delete(t, chosen);
         const want = chosen.filter((i) => t.docs.has(i)).length;
         // More deleted than the caller owns would mean another tenant's rows were touched.
         check(res.deleted <= want, "leak", t.id, "delete: deleted more than the caller owns", () => ({ got: res.deleted, want }));
@@ -524,12 +577,15 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
         t.docs.clear();
         t.maybeAnn = false;
         report.erasures++;
+        if (keys.has(t.id)) oldKeys.set(t.id, [...(oldKeys.get(t.id) ?? []), keys.get(t.id)!]);
+        keys.delete(t.id);
         return;
       }
       case "register": {
         const tier = rng.pick(TIERS);
         note(`register ${t.id} again as ${tier}`);
         await bh.registry.registerTenant(t.id, `Fuzz tenant ${t.id} again`, tier);
+        await newKey(t.id);
         t.status = "active";
         t.tier = tier;
         // Nothing of the erased tenant may come back under the same id.
@@ -537,6 +593,33 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
         check(got.documents.length === 0, "leak", t.id, "register again: documents of the erased tenant came back", () => got.documents.map((d) => d.id));
         const q = await bh.dataManager.queryDocuments(t.id, vector(), { topK: 50 });
         check(q.matches.length === 0, "leak", t.id, "register again: query found documents", () => q.matches.map((m) => m.id));
+        return;
+      }
+      case "keys": {
+        // A key answers for its own tenant only: naming another tenant in the body is refused, and
+        // the key of an erased tenant does not open the tenant registered again under its id.
+        const old = oldKeys.get(t.id);
+        if (old?.length && rng.chance(0.6)) {
+          note(`old key of an erased ${t.id} queries`);
+          try {
+            const res = await post(rng.pick(old), "/v1/query", { vector: vector(), topK: 50 });
+            check(false, "leak", t.id, "keys: the key of an erased tenant still works", () => ({ matches: (res as { matches: unknown[] }).matches.length }));
+          } catch (err) {
+            check(codeOf(err) === "UNAUTHENTICATED", "mismatch", t.id, "keys: old key refusal code", () => `${codeOf(err)}: ${(err as Error).message}`);
+          }
+          return;
+        }
+        if (t.status === "erased") return;
+        const victim = rng.pick(others(t.id));
+        note(`key of ${t.id} names ${victim} in the body`);
+        try {
+          const res = rng.chance(0.5) ? await post(keys.get(t.id), "/v1/query", { vector: vector(), tenantId: victim }) : await post(keys.get(t.id), "/v1/documents/fetch", { ids: ["doc-1"], tenantId: victim });
+          check(false, "leak", t.id, "keys: a body naming another tenant was answered", () => truncate(JSON.stringify(res)));
+        } catch (err) {
+          // Suspended: refused before the body is looked at, which is as good.
+          const want = t.status === "suspended" ? ["FORBIDDEN", "TENANT_SUSPENDED"] : ["FORBIDDEN"];
+          check(want.includes(codeOf(err)), "mismatch", t.id, "keys: refusal code for another tenant's id", () => `${codeOf(err)}: ${(err as Error).message}`);
+        }
         return;
       }
       default:
