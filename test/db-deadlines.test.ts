@@ -49,6 +49,8 @@ async function startBlackHoleProxy(target: { host: string; port: number }) {
 }
 
 const TIMEOUT_MS = 1_000;
+/** Explicit transactions (registry, keys, moves) get the long deadline. */
+const LONG_TIMEOUT_MS = 2_000;
 /** What the deadline may be overrun by: timers, the HTTP round trip, a loaded CI machine. */
 const MARGIN_MS = 750;
 
@@ -63,7 +65,7 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
       database: viaProxy.toString(),
       databaseOwnerUrl: ownerUrl,
       env: {},
-      config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: TIMEOUT_MS, poolSize: 4 },
+      config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: TIMEOUT_MS, dbLongTimeoutMs: LONG_TIMEOUT_MS, poolSize: 4 },
       warn: (m) => warnings.push(m),
     });
     const app = await buildServer(bh, { logDestination: false });
@@ -111,6 +113,10 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
       expect(err).toBeInstanceOf(DatabaseTimeoutError);
       expect(err).toBeInstanceOf(DatabaseError);
       expect(await fetch(`${base}/healthz`).then((r) => r.status)).toBe(200);
+      // A control-plane transaction: the long deadline, then the same typed error.
+      const [admin, adminMs] = await timed(() => bh.registry.registerTenant("tenant-x", "X", TenantTier.PRO).catch((e: unknown) => e));
+      expect(admin).toBeInstanceOf(DatabaseTimeoutError);
+      expect(adminMs).toBeLessThan(LONG_TIMEOUT_MS + MARGIN_MS);
 
       proxy.release();
       const healed = performance.now();
@@ -135,7 +141,7 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
   });
 
   it("lets the server cancel a slow statement: 503 with nothing applied, and the connection stays in use", async () => {
-    const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: 500, poolSize: 1 } });
+    const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: 500, dbLongTimeoutMs: 1_500, poolSize: 1 } });
     try {
       const { pid } = (await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"))[0]!;
       const slow = await db.query("SELECT pg_sleep(2)").catch((e: unknown) => e);
@@ -143,11 +149,13 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
       expect((slow as Error).message).toMatch(/statement_timeout|did not answer/);
       // Cancelled by the server (at 90 % of the deadline) rather than cut by the client: same connection.
       expect((await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"))[0]!.pid).toBe(pid);
-      // A transaction's statements each get the deadline, and a timed-out one leaves nothing behind.
+      // Explicit transactions (control plane, moves, bulk) get the long deadline for each statement...
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      expect(await db.transaction((tx) => tx.query("SELECT 1 AS ok FROM pg_sleep(1)"))).toEqual([{ ok: 1 }]);
+      // ...and past it, the statement is cancelled and nothing of the transaction is left behind.
       const inTx = await db.transaction(async (tx) => {
         await tx.query("UPDATE tenants SET name = 'changed' WHERE id = 'tenant-a'");
-        await tx.query("SELECT pg_sleep(2)");
+        await tx.query("SELECT pg_sleep(3)");
       }).catch((e: unknown) => e);
       expect(inTx).toBeInstanceOf(DatabaseError);
       expect((await db.query<{ name: string }>("SELECT name FROM tenants WHERE id = 'tenant-a'"))[0]!.name).toBe("A");

@@ -60,8 +60,9 @@ async function openEmbedded(location: string, schema: string): Promise<Db> {
 }
 
 async function openServer(url: string, config: BulkheadConfig, warn: Warn): Promise<Db> {
-  const pool = openPool(url, config.schema, config.poolSize, { timeoutMs: config.dbTimeoutMs, longTimeoutMs: config.dbLongTimeoutMs });
-  const db = new PostgresDb(pool, config.schema, url, config.dbTimeoutMs);
+  const deadlines = { timeoutMs: config.dbTimeoutMs, longTimeoutMs: config.dbLongTimeoutMs };
+  const pool = openPool(url, config.schema, config.poolSize, deadlines);
+  const db = new PostgresDb(pool, config.schema, url, deadlines);
   try {
     const [who] = await db.query<{ role: string }>("SELECT current_user AS role");
     const runtimeRole = who!.role;

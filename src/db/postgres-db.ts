@@ -1,5 +1,5 @@
 import pg from "pg";
-import { DatabaseError } from "../errors.js";
+import { BulkheadError, DatabaseError } from "../errors.js";
 import { contextStatement, type Db, type LocalSettings, type Queryable, type Row, type Statement } from "./db.js";
 import { AcquireTimeoutError, ConnectionPool } from "./connection-pool.js";
 import { DatabaseTimeoutError, serverStatementTimeout, type TimeoutOutcome } from "./deadline.js";
@@ -44,6 +44,12 @@ export function translateError(err: unknown, target: string): unknown {
   return err;
 }
 
+/** The caller's settings plus a statement_timeout of its own, when the deadline differs from the connection's. */
+function withServerTimeout(settings: LocalSettings | undefined, deadline: Deadline): LocalSettings | undefined {
+  if (deadline.serverMs === undefined) return settings;
+  return { ...settings, statement_timeout: String(deadline.serverMs) };
+}
+
 /** Connections destroyed because a call on them overran its deadline. */
 const destroyed = new WeakSet<pg.Client>();
 
@@ -81,47 +87,65 @@ export function openPool(url: string, schema: string, max: number, deadlines?: P
   );
 }
 
+/** A deadline: `ms` on the client; `serverMs` when the statement_timeout must differ from the connection's default. */
+interface Deadline {
+  ms: number;
+  serverMs?: number;
+}
+
+const NONE: Deadline = { ms: Infinity };
+
 /**
  * A PostgreSQL server through `pg`. Connects as the runtime login role, which must not be superuser,
  * owner or BYPASSRLS (checked at start-up). Tenant statements go out pipelined: context and statement
  * in one round trip, one implicit transaction.
  *
- * Every call has a deadline (`timeoutMs`; each statement, in a transaction), counted from the call
- * (waiting for a connection included). When it passes, the connection is destroyed — never returned
- * to the pool — and the caller gets `DatabaseTimeoutError` (a `DatabaseError`: HTTP 503), saying
- * whether a write may have been applied. The server cancels the statement a little earlier itself
- * (statement_timeout), so a merely slow statement fails cleanly and keeps its connection.
+ * Every call has a deadline, counted from the call (waiting for a connection included): single
+ * statements and pipelines — the request path — get `timeoutMs`; explicit transactions (`transaction`,
+ * `withTenant`: registry changes, keys, moves, restores — control plane and bulk work, which queue
+ * behind each other's locks by design) get `longTimeoutMs` per statement. When it passes, the
+ * connection is destroyed — never returned to the pool — and the caller gets `DatabaseTimeoutError`
+ * (a `DatabaseError`: HTTP 503), saying whether a write may have been applied. The server cancels the
+ * statement a little earlier itself (statement_timeout), so a merely slow statement fails cleanly
+ * and keeps its connection.
  */
 export class PostgresDb implements Db {
   readonly kind = "postgres" as const;
   private readonly target: string;
+  private readonly call: Deadline;
+  private readonly tx: Deadline;
 
   constructor(
     private readonly pool: ConnectionPool,
     readonly schema: string,
     private readonly url: string,
-    /** Deadline of each call; Infinity: none. */
-    private readonly timeoutMs = Infinity,
-    /** Set on a `withTimeout` view whose deadline differs from the connections' statement_timeout. */
-    private readonly statementTimeout?: number,
+    /** The pool's deadlines (see `openPool`); without them, none. */
+    deadlines?: PoolDeadlines | { call: Deadline; tx: Deadline },
   ) {
     this.target = describeTarget(url);
+    if (!deadlines) [this.call, this.tx] = [NONE, NONE];
+    else if ("call" in deadlines) ({ call: this.call, tx: this.tx } = deadlines);
+    else {
+      this.call = { ms: deadlines.timeoutMs };
+      this.tx = { ms: deadlines.longTimeoutMs, serverMs: serverStatementTimeout(deadlines.longTimeoutMs) };
+    }
   }
 
   withTimeout(timeoutMs: number): PostgresDb {
-    return new PostgresDb(this.pool, this.schema, this.url, timeoutMs, serverStatementTimeout(timeoutMs));
+    const deadline = { ms: timeoutMs, serverMs: serverStatementTimeout(timeoutMs) };
+    return new PostgresDb(this.pool, this.schema, this.url, { call: deadline, tx: deadline });
   }
 
   async query<R extends object = Row>(text: string, params: readonly unknown[] = []): Promise<R[]> {
-    if (this.statementTimeout !== undefined) {
+    if (this.call.serverMs !== undefined) {
       // Its own statement_timeout travels with it, in the same round trip and implicit transaction.
-      const [rows] = await this.pipeline(contextStatement(null, this.localTimeout()), [{ text, params }]);
+      const [rows] = await this.pipeline(contextStatement(null, withServerTimeout(undefined, this.call)), [{ text, params }]);
       return rows as R[];
     }
     const started = performance.now();
-    const client = await this.connect(started);
+    const client = await this.connect(started, this.call);
     try {
-      return (await this.timed(client, client.query<R>(text, params as unknown[]), started, "unknown", "statement")).rows;
+      return (await this.timed(client, client.query<R>(text, params as unknown[]), started, this.call, "unknown", "statement")).rows;
     } catch (err) {
       throw translateError(err, this.target);
     } finally {
@@ -139,7 +163,7 @@ export class PostgresDb implements Db {
   }
 
   pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
-    return this.pipeline(contextStatement(tenantId, this.localTimeout(settings)), statements);
+    return this.pipeline(contextStatement(tenantId, withServerTimeout(settings, this.call)), statements);
   }
 
   withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T> {
@@ -149,11 +173,11 @@ export class PostgresDb implements Db {
   /** The context statement first (its rows discarded), then `statements`, in one round trip and one implicit transaction. */
   private async pipeline(ctx: Statement & { name?: string }, statements: readonly Statement[]): Promise<Row[][]> {
     const started = performance.now();
-    const client = await this.connect(started);
+    const client = await this.connect(started, this.call);
     try {
       const q = new PipelinedQuery([{ ...ctx, discard: true }, ...statements]);
       client.query(q as any);
-      return (await this.timed(client, q.promise, started, "unknown", "statement")).slice(1);
+      return (await this.timed(client, q.promise, started, this.call, "unknown", "statement")).slice(1);
     } catch (err) {
       throw translateError(err, this.target);
     } finally {
@@ -162,29 +186,30 @@ export class PostgresDb implements Db {
   }
 
   private async inTransaction<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const deadline = this.tx;
     const started = performance.now();
-    const client = await this.connect(started);
+    const client = await this.connect(started, deadline);
     let reusable = true;
     try {
       const steps: (Statement & { name?: string })[] = [{ text: "BEGIN", params: [] }];
-      const local = this.localTimeout(settings);
+      const local = withServerTimeout(settings, deadline);
       if (tenantId !== null || local) steps.push(contextStatement(tenantId, local));
       const begin = new PipelinedQuery(steps.map((s) => ({ ...s, discard: true })));
       client.query(begin as any);
       // Each statement has its own deadline; none of them is applied before COMMIT.
       const tx: Queryable = {
         query: async <R extends object>(text: string, params: readonly unknown[] = []) =>
-          (await this.timed(client, client.query<R>(text, params as unknown[]), performance.now(), "not-applied", "statement in a transaction")).rows,
+          (await this.timed(client, client.query<R>(text, params as unknown[]), performance.now(), deadline, "not-applied", "statement in a transaction")).rows,
       };
       try {
-        await this.timed(client, begin.promise, started, "not-applied", "BEGIN");
+        await this.timed(client, begin.promise, started, deadline, "not-applied", "BEGIN");
         const result = await fn(tx);
-        await this.timed(client, client.query("COMMIT"), performance.now(), "unknown", "COMMIT");
+        await this.timed(client, client.query("COMMIT"), performance.now(), deadline, "unknown", "COMMIT");
         return result;
       } catch (err) {
         if (destroyed.has(client)) reusable = false;
         else {
-          await this.timed(client, client.query("ROLLBACK"), performance.now(), "not-applied", "ROLLBACK").catch(() => {
+          await this.timed(client, client.query("ROLLBACK"), performance.now(), deadline, "not-applied", "ROLLBACK").catch(() => {
             reusable = false;
           });
         }
@@ -199,36 +224,35 @@ export class PostgresDb implements Db {
   }
 
   /**
-   * Settles with `op`, or — when the call's deadline (counted from `started`) passes first — destroys
-   * the connection (whatever is in flight on it fails; it is never reused) and rejects with
+   * Settles with `op`, or — when the deadline (counted from `started`) passes first — destroys the
+   * connection (whatever is in flight on it fails; it is never reused) and rejects with
    * `DatabaseTimeoutError` carrying `outcome`.
    */
-  private timed<T>(client: pg.Client, op: Promise<T>, started: number, outcome: TimeoutOutcome, stage: string): Promise<T> {
-    if (!Number.isFinite(this.timeoutMs)) return op;
-    const left = this.timeoutMs - (performance.now() - started);
+  private timed<T>(client: pg.Client, op: Promise<T>, started: number, deadline: Deadline, outcome: TimeoutOutcome, stage: string): Promise<T> {
+    if (!Number.isFinite(deadline.ms)) return op;
+    const left = deadline.ms - (performance.now() - started);
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         destroyed.add(client);
         this.pool.destroy(client);
-        reject(new DatabaseTimeoutError(this.target, this.timeoutMs, outcome, stage));
+        reject(new DatabaseTimeoutError(this.target, deadline.ms, outcome, stage));
       }, Math.max(0, left));
     });
     return Promise.race([op, expired]).finally(() => clearTimeout(timer));
   }
 
-  /** The caller's settings plus this view's statement_timeout, when it differs from the connection's. */
-  private localTimeout(settings?: LocalSettings): LocalSettings | undefined {
-    if (this.statementTimeout === undefined) return settings;
-    return { ...settings, statement_timeout: String(this.statementTimeout) };
-  }
-
-  private async connect(started: number): Promise<pg.Client> {
+  private async connect(started: number, deadline: Deadline): Promise<pg.Client> {
     try {
-      return await this.pool.acquire(this.timeoutMs);
+      return await this.pool.acquire(deadline.ms);
     } catch (err) {
-      if (err instanceof AcquireTimeoutError) throw new DatabaseTimeoutError(this.target, this.timeoutMs, "not-applied", `waiting ${Math.round(performance.now() - started)} ms for a connection`);
-      throw translateError(err, this.target);
+      const waited = `waiting ${Math.round(performance.now() - started)} ms for a connection`;
+      if (err instanceof AcquireTimeoutError) throw new DatabaseTimeoutError(this.target, deadline.ms, "not-applied", waited);
+      const translated = translateError(err, this.target);
+      if (translated instanceof BulkheadError) throw translated;
+      // A new connection that failed (pg's own connect timeout: "timeout expired"): nothing was sent.
+      if (/timeout/i.test((err as Error)?.message ?? "")) throw new DatabaseTimeoutError(this.target, deadline.ms, "not-applied", `${waited}: the server did not answer the connection`);
+      throw new DatabaseError(`could not connect to PostgreSQL at ${this.target}: ${(err as Error)?.message}; nothing was sent`, { cause: err });
     }
   }
 

@@ -170,7 +170,7 @@ export class TenantRegistry {
     }
     const store = options.store ?? HOME_STORE;
     this.store.assertStore(store);
-    await this.db.transaction(async (tx) => {
+    const created = await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
       if ((await tx.query(sql.tenantExists, [tenantId])).length > 0) throw new TenantAlreadyExistsError(tenantId);
       const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, dimension, store), null] : await this.claimNamespace(tx, store);
@@ -178,10 +178,12 @@ export class TenantRegistry {
       const tenant = await this.load(tx, tenantId);
       await this.store.createNamespace(tx, tenant!.placement);
       await this.announce(tx, tenantId); // another instance may have cached "no such tenant"
+      return tenant!;
     });
     this.forget(tenantId);
     if (store !== HOME_STORE) await this.reconcileCells([store]); // the cell's mirror of the tenant, which fences its data there
-    return this.getTenant(tenantId);
+    // As committed: no read after the commit that could fail a registration that happened.
+    return created;
   }
 
   /** The tenant, whatever its status. Throws `TenantNotFoundError`. */
