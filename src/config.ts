@@ -120,12 +120,15 @@ export interface BulkheadConfig {
   readonly cells: Readonly<Record<string, CellConfig>>;
   readonly poolSize: number;
   /**
-   * Deadline of each database call on a server (ms; each statement, in a transaction), including
-   * the wait for a connection: then the caller gets `DatabaseError` (HTTP 503 + Retry-After), the
-   * connection is discarded, and the server cancels the statement too (statement_timeout).
+   * Deadline of each database call of the request path on a server (ms; a statement or a pipeline),
+   * including the wait for a connection: then the caller gets `DatabaseError` (HTTP 503 +
+   * Retry-After), the connection is discarded, and the server cancels the statement too (statement_timeout).
    */
   readonly dbTimeoutMs: number;
-  /** The same for work that is slow by nature: HNSW builds, moves, restores, erasure proofs, migrations excepted. */
+  /**
+   * The same for each statement of an explicit transaction (registry, keys, moves, restores: control
+   * plane and bulk work, which queue behind each other's locks) and for HNSW builds and move copies.
+   */
   readonly dbLongTimeoutMs: number;
   /** Share of the connection pool one tenant's operations may hold at once (0.5 → 5 of 10). */
   readonly tenantPoolShare: number;
