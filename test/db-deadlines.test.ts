@@ -130,7 +130,15 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
       expect(recoveryMs).toBeLessThan(1_000);
       expect((await fetch(`${base}/readyz`)).status).toBe(200);
       // Every connection serves again: as many concurrent queries as the pool holds, all answered.
-      expect((await Promise.all(Array.from({ length: 8 }, (_, i) => query(i)))).map((r) => r.status)).toEqual(Array(8).fill(200));
+      const after = await Promise.all(Array.from({ length: 8 }, (_, i) => query(i)));
+      expect(after.map((r) => r.status)).toEqual(Array(8).fill(200));
+      // Each answer is its own: a connection reused after its deadline would hand out a stale reply.
+      const bodies = (await Promise.all(after.map((r) => r.json()))) as { namespace: string; matches: { id: string }[] }[];
+      bodies.forEach((b, i) => {
+        expect(b.namespace).toBe(`tenant-${i % 5}`);
+        if (i % 5 === 0) expect(b.matches.map((m) => m.id)).toContain("d0");
+        else expect(b.matches).toEqual([]);
+      });
       console.log(`black-holed: 503 in ${answers.map(([, ms]) => Math.round(ms)).sort((x, y) => x - y).join(", ")} ms (write ${Math.round(writeMs)}, readyz ${Math.round(readyMs)}) (deadline ${TIMEOUT_MS} ms); recovered ${Math.round(recoveryMs)} ms after the path healed`);
     } finally {
       proxy.release();
