@@ -27,8 +27,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import pg from "pg";
 import { DEFAULT_SPEC, EmbeddingSpace, rng } from "./dataset.js";
+import { startService } from "./service.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "64" },
     rounds: { type: "string", default: "2" },
     vectors: { type: "string", default: "500" },
-    bin: { type: "string", default: join(import.meta.dirname, "..", "dist", "cli", "main.js") },
+    bin: { type: "string" },
     label: { type: "string", default: "this commit" },
     out: { type: "string", default: "bench/results/http-noisy-postgres.json" },
   },
@@ -49,7 +49,6 @@ const ROUNDS = Number(args.rounds);
 const VECTORS = Number(args.vectors);
 const schema = "bench_http_noisy";
 const port = 19_000 + Math.floor(Math.random() * 1000);
-const base = `http://127.0.0.1:${port}`;
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const quantile = (xs: number[], q: number) => {
@@ -78,28 +77,10 @@ interface Phase {
 }
 
 async function main() {
-  const owner = new pg.Client({ connectionString: process.env.DATABASE_OWNER_URL });
-  await owner.connect();
-  await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await owner.end();
-
-  // BENCH_SERVER_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service.
-  const nodeArgs = process.env.BENCH_SERVER_NODE_OPTIONS?.split(" ").filter(Boolean) ?? [];
-  const server = spawn(process.execPath, [...nodeArgs, args.bin!, "serve", "--port", String(port)], { env: { ...process.env, BULKHEAD_SCHEMA: schema }, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  server.stderr.on("data", (d) => (stderr += d));
+  const service = await startService({ schema, port, bin: args.bin });
+  const { base, admin, call } = service;
+  const server = service.process;
   try {
-    for (let i = 0; i < 300 && !(await fetch(`${base}/healthz`).then((r) => r.ok, () => false)); i++) await sleep(100);
-    // The first admin key is printed once the service listens: wait for the line, not just the port.
-    for (let i = 0; i < 100 && !/bh_admin_/.test(stderr); i++) await sleep(100);
-    const admin = /bh_admin_[A-Za-z0-9_-]+/.exec(stderr)?.[0];
-    if (!admin) throw new Error(`the server printed no admin key:\n${stderr}`);
-    const call = async (method: string, path: string, key: string, body?: unknown) => {
-      const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<any>;
-    };
-
     const space = new EmbeddingSpace(DEFAULT_SPEC);
     const random = rng(7);
     const keys: Record<string, string> = {};
@@ -229,8 +210,7 @@ async function main() {
     log(`victim p95 alone ${report.victim.aloneP95Ms} ms, during floods ${report.victim.floodP95Ms} ms: ×${report.victim.ratio} (flood at a bare server: ×${report.victim.bareRatio}); service CPU per refusal ${report.refusals.serviceCpuMicrosecondsEach.join(", ")} µs`);
     log(`wrote ${args.out}`);
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.on("exit", r));
+    await service.stop();
   }
 }
 

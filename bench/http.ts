@@ -17,14 +17,12 @@
  *   npm run build && npm run bench:http        # needs DATABASE_URL / DATABASE_OWNER_URL
  *   npm run bench:http -- --seconds 10 --connections 8,32 --out /tmp/http.json
  */
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import pg from "pg";
 import { DEFAULT_SPEC, EmbeddingSpace, rng } from "./dataset.js";
+import { startService } from "./service.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -42,7 +40,6 @@ const TENANTS = Number(args.tenants);
 const VECTORS = Number(args.vectors);
 const schema = "bench_http";
 const port = 18_000 + Math.floor(Math.random() * 1000);
-const base = `http://127.0.0.1:${port}`;
 const log = (m: string) => process.stderr.write(`${m}\n`);
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! : NaN);
@@ -53,29 +50,9 @@ if (!process.env.DATABASE_URL?.startsWith("postgres") || !process.env.DATABASE_O
 }
 
 async function main() {
-  const owner = new pg.Client({ connectionString: process.env.DATABASE_OWNER_URL });
-  await owner.connect();
-  await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-  await owner.end();
-
-  // BENCH_SERVER_NODE_OPTIONS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server.
-  const nodeArgs = process.env.BENCH_SERVER_NODE_OPTIONS?.split(" ").filter(Boolean) ?? [];
-  const server = spawn(process.execPath, [...nodeArgs, join(import.meta.dirname, "..", "dist", "cli", "main.js"), "serve", "--port", String(port)], {
-    env: { ...process.env, BULKHEAD_SCHEMA: schema },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  server.stderr.on("data", (d) => (stderr += d));
+  const service = await startService({ schema, port });
+  const { base, admin, call } = service;
   try {
-    for (let i = 0; i < 300 && !(await fetch(`${base}/healthz`).then((r) => r.ok, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
-    const admin = /bh_admin_[A-Za-z0-9_-]+/.exec(stderr)?.[0];
-    if (!admin) throw new Error(`the server printed no admin key:\n${stderr}`);
-    const call = async (method: string, path: string, key: string, body?: unknown) => {
-      const res = await fetch(base + path, { method, headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-      if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<any>;
-    };
-
     const space = new EmbeddingSpace(DEFAULT_SPEC);
     const random = rng(11);
     const keys: string[] = [];
@@ -164,8 +141,7 @@ async function main() {
     writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
     log(`wrote ${args.out}`);
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.on("exit", r));
+    await service.stop();
   }
 }
 

@@ -7,6 +7,7 @@ import { UsageLedger, type UsageEvent } from "../src/costs/usage-ledger.js";
 import type { Db } from "../src/db/db.js";
 import { ValidationError } from "../src/errors.js";
 import { buildServer } from "../src/server/app.js";
+import { callAt } from "./http-call.js";
 import { asOwner, BACKENDS, dropTestSchemas, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
@@ -54,21 +55,7 @@ for (const backend of BACKENDS) {
       warnings.length = 0;
     });
 
-    async function call(method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
-      const res = await fetch(base + path, {
-        method,
-        headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
-        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: any = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        /* not JSON */
-      }
-      return { status: res.status, headers: res.headers, body: parsed };
-    }
+    const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) => callAt(base, method, path, key, body, headers);
 
     const doc = (id: string, metadata: Record<string, unknown> = {}, seed = 1) => ({ id, values: vec(seed), metadata });
 

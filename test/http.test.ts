@@ -6,6 +6,7 @@ import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { buildServer } from "../src/server/app.js";
 import { openBulkhead } from "../src/bulkhead.js";
+import { callAt } from "./http-call.js";
 import { BACKENDS, dropTestSchemas, newTestSchema, vec, waitFor } from "./backends.js";
 import { seed } from "./live-traffic.js";
 
@@ -49,21 +50,7 @@ for (const backend of BACKENDS) {
       await bh?.close();
     });
 
-    async function call(method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
-      const res = await fetch(base + path, {
-        method,
-        headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
-        body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-      });
-      const text = await res.text();
-      let parsed: any = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        /* not JSON (metrics) */
-      }
-      return { status: res.status, headers: res.headers, body: parsed };
-    }
+    const call = (method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) => callAt(base, method, path, key, body, headers);
 
     it("refuses every route but /healthz and /readyz without a key — enumerated from the OpenAPI document", async () => {
       await start();

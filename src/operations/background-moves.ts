@@ -1,4 +1,5 @@
 import { MoveConflictError, MoveNotFoundError } from "../errors.js";
+import { describeError } from "../monitoring/safe-error.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
 import type { PlacementMove } from "../tenancy/placement-move.js";
 import type { MoveTarget, TenantRegistry } from "../tenancy/registry.js";
@@ -94,7 +95,8 @@ export class BackgroundMoves {
       })
       .catch((err: unknown) => {
         if (stop.signal.aborted) return; // stopped on purpose: stays recorded, resumable
-        this.failures.set(tenantId, err instanceof Error ? err.message : String(err));
+        // Shown in the move's status (API, CLI): the masked description, as in the logs — no tenant data.
+        this.failures.set(tenantId, describeError(err));
         this.onFailure(tenantId, err);
       })
       .finally(() => this.runs.delete(tenantId));
