@@ -3,6 +3,7 @@ import { inTenantContext, type LocalSettings, type Queryable, type Row, type Sta
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
 import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
+import { describeError } from "../../monitoring/safe-error.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
 type StoredRow = { tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> };
@@ -152,8 +153,7 @@ export class PgvectorStore implements VectorStore {
       if (err instanceof PlacementMovedError) throw err;
       const code = (err as { code?: string }).code;
       if (code === BUILD_IN_PROGRESS) return false;
-      // The message of a failed CREATE INDEX names tables and settings, never rows.
-      this.warn(`bulkhead: building the HNSW index of tenant ${p.tenantId} (index ${p.indexId}${p.slot === null ? "" : `, namespace ${p.slot}`}) failed; the tenant's next write retries it: ${code ?? "error"}: ${(err as Error).message}`);
+      this.warn(`bulkhead: building the HNSW index of tenant ${p.tenantId} (index ${p.indexId}${p.slot === null ? "" : `, namespace ${p.slot}`}) failed; the tenant's next write retries it: ${describeError(err)}`);
       return false;
     }
   }
