@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -78,6 +78,38 @@ describe("embedded data directory lock (one process per directory)", () => {
       acquireDataDirLock(dir)();
     }
   });
+
+  it("an empty lock file left by a process killed while writing it, and a takeover guard left by a dead process, are cleared", async () => {
+    const dir = newDir();
+    const lock = join(dir, LOCK_FILE);
+    writeFileSync(lock, "");
+    writeFileSync(`${lock}.takeover`, JSON.stringify({ pid: await deadPid(), host: hostname(), token: "t" }));
+    // Fresh, it may be a lock being written right now: refused (after a moment), not taken.
+    expect(() => acquireDataDirLock(dir)).toThrow(DataDirLockedError);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const release = acquireDataDirLock(dir);
+    expect(JSON.parse(readFileSync(lock, "utf8")).pid).toBe(process.pid);
+    expect(existsSync(`${lock}.takeover`)).toBe(false);
+    release();
+  });
+
+  it("of several processes racing for a stale lock, exactly one gets the directory (built module, child processes)", async () => {
+    const dir = newDir();
+    writeFileSync(join(dir, LOCK_FILE), holder(await deadPid()));
+    const module = join(import.meta.dirname, "..", "dist", "db", "data-dir-lock.js");
+    const script = `import(${JSON.stringify(module)}).then((m) => { try { m.acquireDataDirLock(${JSON.stringify(dir)}); console.log("got"); setTimeout(() => {}, 5000); } catch (e) { console.log(e.code); } })`;
+    const racers = Array.from({ length: 6 }, () => {
+      const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d) => (out += d));
+      return new Promise<string>((resolve) => child.on("exit", () => resolve(out.trim())));
+    });
+    const outcomes = await Promise.all(racers);
+    expect(outcomes.filter((o) => o === "got")).toHaveLength(1);
+    expect(outcomes.filter((o) => o === "DATA_DIR_LOCKED")).toHaveLength(5);
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false); // the winner released it on exit
+  }, 60_000);
 
   it("release never removes a lock that is no longer its own", () => {
     const dir = newDir();

@@ -38,6 +38,8 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
       if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    // The first admin key is created just after the server listens.
+    for (let i = 0; i < 100 && !/bh_admin_[A-Za-z0-9_-]+/.test(stderr); i++) await new Promise((r) => setTimeout(r, 100));
     const admin = /bh_admin_[A-Za-z0-9_-]+/.exec(stderr)?.[0];
     expect(admin, stderr).toBeDefined();
     const post = (path: string, key: string, body: unknown) =>

@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -88,6 +88,20 @@ function readHolder(path: string): LockHolder | undefined {
   }
 }
 
+/** An unreadable lock file older than this was left half-written by a killed process. */
+const UNREADABLE_STALE_MS = 5_000;
+
+/** A short synchronous pause (the lock is taken before anything async runs on the directory). */
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
 /** Creates `path` only if it does not exist (O_EXCL) and writes `content`; false if it exists. */
 function createExclusive(path: string, content: string): boolean {
   let fd: number;
@@ -139,17 +153,13 @@ export function acquireDataDirLock(dir: string): () => void {
     if (createExclusive(path, content)) break;
     const holder = readHolder(path);
     if (holder === undefined) continue; // released between our open and read: try again
-    if (holder.pid === -1) {
-      // A lock being written right now, or a file we cannot parse: give its writer a moment.
-      if (attempt < 20) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-        continue;
-      }
-      throw new DataDirLockedError(dir, holder, false);
-    }
-    if (alive(holder)) throw new DataDirLockedError(dir, holder, false);
-    takeOver(path, holder);
-    if (attempt > 5) throw new DataDirLockedError(dir, holder, false);
+    // Unreadable: a lock being written right now (its writer is between open and write), or one
+    // whose writer was killed in between — stale once it is older than a moment.
+    const unreadable = holder.pid === -1;
+    if (!unreadable && alive(holder)) throw new DataDirLockedError(dir, holder, false);
+    if (attempt >= 60) throw new DataDirLockedError(dir, holder, false); // a takeover that keeps failing: say so rather than spin
+    if (unreadable && ageMs(path) <= UNREADABLE_STALE_MS) sleep(50);
+    else takeOver(path, holder);
   }
   const release = () => {
     if (heldHere.get(dir)?.token !== me.token) return;
@@ -172,8 +182,9 @@ function takeOver(path: string, stale: LockHolder): void {
   if (!createExclusive(guard, JSON.stringify({ pid: process.pid, host: hostname(), token }))) {
     // Another process is taking over; if it died doing so, clear its guard for the next attempt.
     const other = readHolder(guard);
-    if (other && other.pid !== -1 && !alive({ ...other, command: "", since: "" })) removeIfOurs(guard, other.token);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    const dead = other && (other.pid === -1 ? ageMs(guard) > UNREADABLE_STALE_MS : !alive({ ...other, command: "", since: "" }));
+    if (dead) removeIfOurs(guard, other.token);
+    sleep(50);
     return;
   }
   try {
