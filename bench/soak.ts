@@ -9,6 +9,7 @@
  *   npm run soak                                    # both databases, 100,000 operations each
  *   npm run soak -- --backend pglite --operations 20000 --seed 42
  *   npm run soak -- --out-dir /tmp                  # results elsewhere
+ *   npm run soak -- --no-http                       # library calls only (by default a quarter go through HTTP)
  *
  * Replaying a failure: the same --seed gives the same sequence of operations (only the timing of
  * background moves varies); the report names the operation number.
@@ -19,6 +20,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { openBulkhead } from "../src/bulkhead.js";
+import { buildServer } from "../src/server/app.js";
 import { describeFailures, FUZZ_CONFIG, runLeakFuzz } from "../test/fuzz-leak.js";
 
 const { values: args } = parseArgs({
@@ -28,6 +30,9 @@ const { values: args } = parseArgs({
     seed: { type: "string", default: "20261130" },
     tenants: { type: "string", default: "42" },
     "out-dir": { type: "string", default: "bench/results" },
+    // A quarter of the data calls through the HTTP service with the tenant's key (--no-http: library only).
+    http: { type: "boolean", default: true },
+    "no-http": { type: "boolean", default: false },
   },
 });
 const log = (m: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`);
@@ -62,6 +67,8 @@ async function soak(backend: string): Promise<boolean> {
     },
   });
   const operations = Number(args.operations);
+  const app = args.http && !args["no-http"] ? await buildServer(bh, { logDestination: false }) : undefined;
+  const baseUrl = app ? await app.listen({ host: "127.0.0.1", port: 0 }) : undefined;
   log(`${backend}: ${operations} operations, seed ${args.seed}, ${args.tenants} tenants`);
   let report;
   try {
@@ -73,14 +80,16 @@ async function soak(backend: string): Promise<boolean> {
       warnings,
       log: (l) => log(`${backend}: ${l}`),
       progressEvery: 5000,
+      http: baseUrl ? { baseUrl } : undefined,
     });
   } finally {
+    await app?.close();
     await bh.close();
     if (backend === "postgres") await dropSchema();
   }
   const result = {
     benchmark: "soak",
-    command: `npm run soak -- --backend ${backend} --operations ${operations} --seed ${args.seed}`,
+    command: `npm run soak -- --backend ${backend} --operations ${operations} --seed ${args.seed}${app ? "" : " --no-http"}`,
     date: new Date().toISOString(),
     backend,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -95,6 +104,7 @@ async function soak(backend: string): Promise<boolean> {
     annTenants: report.annTenants,
     movesCompleted: report.movesCompleted,
     erasures: report.erasures,
+    httpCalls: report.httpCalls,
     byOperation: report.byOperation,
     durationSeconds: Math.round(report.durationMs / 100) / 10,
     operationsPerSecond: Math.round(report.operations / (report.durationMs / 1000)),

@@ -106,6 +106,8 @@ interface ModelTenant {
   everAnn: boolean;
   /** Tier a background move is taking it to. */
   movingTo?: TenantTier;
+  /** The audit log's last id when that move began: its run has ended once a later `tenant.move` entry names the tenant. */
+  moveAuditFrom?: number;
 }
 
 const canonical = (v: unknown): string =>
@@ -363,7 +365,19 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
     const deadline = Date.now() + 60_000;
     for (;;) {
       const move = await bh.registry.getMove(t.id);
+      // Switched in the catalogue is not yet finished: the background run still reads the tenant and
+      // writes its audit entry afterwards. Erasing the tenant in between makes that run fail (a
+      // finding of its own); wait for the entry instead.
+      const finished = move ? false : (await bh.audit.list(500)).some((e) => e.id > (t.moveAuditFrom ?? 0) && e.action === "tenant.move" && e.target === t.id);
+      if (!move && !finished && wait && Date.now() < deadline) {
+        await sleep(10);
+        continue;
+      }
       if (!move) {
+        if (!finished) {
+          if (!wait) return;
+          fail("error", t.id, "background move switched but its run never wrote its audit entry", "");
+        }
         const tier = (await bh.registry.getTenant(t.id)).tier;
         check(tier === t.movingTo, "mismatch", t.id, "tier after the move", () => ({ got: tier, want: t.movingTo }));
         t.tier = tier;
@@ -554,6 +568,7 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
         const background = tierChangeMoves(t.tier, to) && rng.chance(0.6);
         note(`tier ${t.id} ${t.tier} -> ${to}${background ? " (background move)" : ""}`);
         if (background) {
+          t.moveAuditFrom = (await bh.audit.list(1))[0]?.id ?? 0;
           await bh.moves.start(t.id, { tier: to }, "fuzz");
           t.movingTo = to; // it keeps being used while its vectors move
           return;

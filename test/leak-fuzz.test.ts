@@ -38,7 +38,7 @@ for (const backend of BACKENDS) {
         await app.close();
         await bh.close();
       }
-    }, 180_000);
+    }, 300_000);
   });
 }
 
