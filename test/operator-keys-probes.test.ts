@@ -3,7 +3,7 @@ import { buildServer } from "../src/server/app.js";
 import { TenantTier } from "../src/config.js";
 import { AuthenticationError } from "../src/errors.js";
 import { KeyRevokedError } from "../src/tenancy/api-keys.js";
-import { isProbeTenant } from "../src/tenancy/probe-tenants.js";
+import { isProbeTenant, newProbeTenantIds, registerProbeTenant } from "../src/tenancy/probe-tenants.js";
 import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
@@ -65,5 +65,20 @@ for (const backend of BACKENDS) {
         await bh.close();
       }
     }, 60_000);
+
+    it("probe tenants are never billed: left out of the monthly report and of fixed-cost allocation", async () => {
+      const { bulkhead: bh } = await backend.open({ config: { dimension: 8 } });
+      try {
+        await bh.registry.registerTenant("acme", "Acme", TenantTier.PRO);
+        const [probe] = newProbeTenantIds();
+        await registerProbeTenant(bh.registry, probe); // as during a readiness run
+        await bh.dataManager.queryDocuments(probe, vec(1), { topK: 1 });
+        expect(await bh.costEngine.allocateFixedCosts(100, "equal")).toEqual({ acme: 100 });
+        const report = await bh.costEngine.monthlyReport();
+        expect(report.tenants.map((t) => t.tenantId)).toEqual(["acme"]);
+      } finally {
+        await bh.close();
+      }
+    });
   });
 }

@@ -9,6 +9,7 @@ import { costSql as sql } from "./cost-sql.js";
 import { centsToUsd, largestRemainder, LIMITS, PICO_PER_CENT, picoToUsd, usdToCents, usdToPico, weightToUnits } from "./money.js";
 import { countTokens, type Encoding } from "./token-counter.js";
 import { periodOf, type UsageEvent, type UsageKind, type UsageLedger } from "./usage-ledger.js";
+import { isProbeTenant } from "../tenancy/probe-tenants.js"; // readiness probe tenants are never billed or reported
 
 /** What one RAG query used. Counts, or text to count with a real tokenizer. */
 export interface QueryUsage {
@@ -242,7 +243,7 @@ export class CostAllocationEngine implements UsageMeter {
     const period = assertPeriod(options.period ?? currentPeriod());
     const fixed = monthlyFixedCost === undefined ? await this.getFixedCosts() : undefined;
     const totalCents = fixed ? usdToCents(fixed.total, "fixed cost") : this.cents(monthlyFixedCost!, "monthlyFixedCost");
-    const tenants = await this.registry.listTenants();
+    const tenants = (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId));
     const known = new Set(tenants.map((t) => t.tenantId));
 
     const weights = new Map<string, bigint>();
@@ -324,7 +325,7 @@ export class CostAllocationEngine implements UsageMeter {
     assertPeriod(period);
     const run = await this.getAllocation(period);
     const tenants: TenantMargin[] = [];
-    for (const t of await this.registry.listTenants()) {
+    for (const t of (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId))) {
       const s = await this.getTenantCostSummary(t.tenantId, period);
       const revenue = this.config.planPrices[t.tier];
       const margin = revenue - s.totalCost;
@@ -371,7 +372,7 @@ export class CostAllocationEngine implements UsageMeter {
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > LIMITS.amountUsd) throw new ValidationError(`actual.${key}`, `must be an amount in USD from 0 to ${LIMITS.amountUsd}`);
     }
     const variable = { embedding: 0n, llm: 0n, vectorQueries: 0n };
-    for (const t of await this.registry.listTenants()) {
+    for (const t of (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId))) {
       const u = await this.usageOf(t.tenantId, period);
       variable.embedding += u.embedding.cost;
       variable.llm += u.llm.cost;
