@@ -140,6 +140,13 @@ export interface BulkheadConfig {
   readonly redisTimeoutMs: number;
   /** Largest HTTP request body (bytes); larger ones are refused with 413. */
   readonly httpBodyLimit: number;
+  /**
+   * A request of a tenant that ignored its Retry-After (it is still over its rate limit) is answered
+   * after holding it this long at most (ms; never longer than the wait left): a client flooding in
+   * closed loops is slowed to its own pace instead of costing the service a refusal per round trip.
+   * 0 answers at once.
+   */
+  readonly httpRefusalHoldMs: number;
   /** Sliding window of `getTenantStats` and of the alerts (ms). */
   readonly statsWindowMs: number;
   /** A tenant whose p95 latency exceeds this (ms) raises an alert. */
@@ -260,6 +267,7 @@ const SETTINGS = {
   redisUrl: ["REDIS_URL", undefined, text],
   redisTimeoutMs: ["BULKHEAD_REDIS_TIMEOUT_MS", 50, int(1, 60_000)],
   httpBodyLimit: ["BULKHEAD_HTTP_BODY_LIMIT", 16 * 1024 * 1024, int(1_024, 1_073_741_824)],
+  httpRefusalHoldMs: ["BULKHEAD_HTTP_REFUSAL_HOLD_MS", 250, int(0, 10_000)],
   statsWindowMs: ["BULKHEAD_STATS_WINDOW_MS", 300_000, int(1_000, 86_400_000)],
   alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
   alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],

@@ -169,13 +169,15 @@ export class TenantDataManager {
   }
 
   /**
-   * The refusal the tenant has already earned (over its rate limit and not yet waited out),
-   * decided from memory before any input is read — or null. The HTTP service asks this before a
-   * request's body is parsed, so a flood of refused requests stays cheap for everyone else.
-   * Counted as a refused operation of the tenant's.
+   * The rate-limit decision for a tenant's operation, made from its id alone before any input is
+   * read: null when admitted (the point is spent; run the operation inside `withDoorAdmission` so
+   * it is not spent twice), or the refusal. A tenant already known to be over its limit is refused
+   * from memory. The HTTP service asks this before a request's body is parsed, so refused requests
+   * stay cheap for everyone else. Unknown and suspended tenants are refused as in every operation.
    */
-  rateLimitRefusal(tenantId: string, operation: Operation): RateLimitRefusal | null {
-    return this.gate?.refusedNow?.(tenantId, operation) ?? null;
+  async admitRate(tenantId: string, operation: Operation): Promise<RateLimitRefusal | null> {
+    if (!this.gate?.admitRate) return null;
+    return this.gate.admitRate(await this.registry.resolveActive(tenantId), operation);
   }
 
   /** Runs a validated operation through the performance gate, when there is one. */

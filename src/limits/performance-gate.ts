@@ -1,7 +1,9 @@
 import { performance } from "node:perf_hooks";
+import { RateLimitedError } from "../errors.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import { outcomeOf, type TenantMonitor } from "../monitoring/tenant-monitor.js";
 import type { DailyQueryQuota, QueryAdmission } from "./daily-query-quota.js";
+import { takeDoorAdmission } from "./door-admission.js";
 import type { RateLimitRefusal, TenantRateLimiter } from "./rate-limiter.js";
 import type { TenantBulkheads } from "./tenant-bulkheads.js";
 
@@ -11,7 +13,8 @@ export type Operation = "query" | "upsert" | "fetch" | "delete" | "count";
 /**
  * What the data manager runs every tenant operation through: admission (rate limit, concurrency,
  * daily queries) and measurement. The data manager validates input first, so bad input is refused
- * before it spends any of the tenant's limits.
+ * before it spends any of the tenant's limits — except through the HTTP service, which decides the
+ * rate limit at the door from the key alone (`admitRate`), before it reads the body.
  */
 export interface OperationGate {
   /**
@@ -21,10 +24,12 @@ export interface OperationGate {
    */
   run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten?: number): Promise<T>;
   /**
-   * A refusal the tenant has already earned (over its rate limit, not yet waited out), decided
-   * from memory before any work — or null. Counted like any refusal of `operation`.
+   * The rate-limit decision for an operation about to be run, made before its input is read: a
+   * refusal the tenant already earned comes from memory; otherwise one point is spent now and the
+   * operation's own `run` will not spend another (when run inside `withDoorAdmission`). Null when
+   * admitted. Refusals are counted like any refusal of `operation`.
    */
-  refusedNow?(tenantId: string, operation: Operation): RateLimitRefusal | null;
+  admitRate?(tenant: Tenant, operation: Operation): Promise<RateLimitRefusal | null>;
   /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void;
 }
@@ -48,7 +53,8 @@ export class PerformanceGate implements OperationGate {
     const { tenantId, quota } = tenant;
     let leave: (() => void) | undefined;
     try {
-      await this.rateLimiter.consume(tenantId, quota);
+      // Spent already when the HTTP door decided from the key alone (see door-admission.ts).
+      if (!takeDoorAdmission(tenantId)) await this.rateLimiter.consume(tenantId, quota);
       // A move that cannot catch up with the tenant's writes holds them to a rate it can follow.
       if (tenant.moveWriteLimit !== null && vectorsWritten > 0) await this.rateLimiter.consumeMoveWrites(tenantId, tenant.moveWriteLimit, vectorsWritten);
       leave = await this.bulkheads.enter(tenantId, quota.maxConcurrent);
@@ -69,9 +75,18 @@ export class PerformanceGate implements OperationGate {
     }
   }
 
-  refusedNow(tenantId: string, operation: Operation): RateLimitRefusal | null {
-    const refusal = this.rateLimiter.refusedNow(tenantId);
-    if (refusal) this.monitor.record(tenantId, operation, 0, "refused");
+  async admitRate(tenant: Tenant, operation: Operation): Promise<RateLimitRefusal | null> {
+    let refusal = this.rateLimiter.refusedNow(tenant.tenantId);
+    if (!refusal) {
+      try {
+        await this.rateLimiter.consume(tenant.tenantId, tenant.quota);
+        return null;
+      } catch (err) {
+        if (!(err instanceof RateLimitedError)) throw err;
+        refusal = { tenantId: tenant.tenantId, requestsPerSecond: tenant.quota.requestsPerSecond, retryAfterMs: err.retryAfterMs };
+      }
+    }
+    this.monitor.record(tenant.tenantId, operation, 0, "refused");
     return refusal;
   }
 

@@ -24,11 +24,13 @@ export interface TenantRateLimiterOptions {
 
 type Limiter = Pick<BurstyRateLimiter, "consume">;
 
-/** A refusal already earned: the tenant is over its rate limit for `retryAfterMs` more. */
+/** A refusal: the tenant is over its rate limit for `retryAfterMs` more. */
 export interface RateLimitRefusal {
   tenantId: string;
   requestsPerSecond: number;
   retryAfterMs: number;
+  /** Refused before and not yet waited out: the caller ignored a Retry-After. */
+  repeated?: boolean;
 }
 
 /**
@@ -87,7 +89,7 @@ export class TenantRateLimiter {
       return null;
     }
     // A plain object, not an error: building a stack trace was a third of a refusal's cost under a flood.
-    return { tenantId, requestsPerSecond: blocked.limit, retryAfterMs: Math.ceil(wait) };
+    return { tenantId, requestsPerSecond: blocked.limit, retryAfterMs: Math.ceil(wait), repeated: true };
   }
 
   /**

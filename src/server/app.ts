@@ -6,6 +6,7 @@ import type { Bulkhead } from "../bulkhead.js";
 import { ForbiddenError } from "../errors.js";
 import type { ApiKeyInfo } from "../tenancy/api-keys.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
+import { withDoorAdmission } from "../limits/door-admission.js";
 import { safeError } from "../monitoring/safe-error.js";
 import { adminRoutes } from "./admin-routes.js";
 import { parseJsonBody } from "./json-body.js";
@@ -31,6 +32,8 @@ declare module "fastify" {
     apiKey: ApiKeyInfo | null;
     /** Refused at the door (over its rate limit) before its body was read; summarised, not logged one by one. */
     refusedEarly: boolean;
+    /** Its rate-limit point was spent at the door (see limits/door-admission.ts). */
+    admittedAtDoor: boolean;
   }
   interface FastifyInstance {
     /** The service's readiness checklist (what `GET /admin/readiness` answers), for `bulkhead doctor`. */
@@ -149,6 +152,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   });
   app.decorateRequest("apiKey", null);
   app.decorateRequest("refusedEarly", false);
+  app.decorateRequest("admittedAtDoor", false);
   const refusals = new RefusalLog(app.log);
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
@@ -254,15 +258,19 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
         if (spec.access === "tenant") {
           if (key.kind !== "tenant") throw new ForbiddenError("this route needs a tenant key (admin keys do not act as a tenant)");
           if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
-          // A tenant already over its rate limit is refused now, before its body is read or parsed,
-          // with no error object and no log line of its own (see RefusalLog): a flood must stay cheap.
-          const refusal = spec.operation ? bh.dataManager.rateLimitRefusal(key.tenantId!, spec.operation) : null;
+          // The rate limit is decided from the key alone, before the body is read or parsed: a tenant
+          // over it is refused with no error object and no log line of its own (see RefusalLog).
+          const refusal = spec.operation ? await bh.dataManager.admitRate(key.tenantId!, spec.operation) : null;
           if (refusal) {
             request.refusedEarly = true;
             refusals.count(refusal.tenantId);
-            const { body, headers } = rateLimitProblem(refusal, request.url);
+            // A tenant that ignored its Retry-After: hold the answer (a timer, no work) for the wait left, capped.
+            const hold = refusal.repeated ? Math.min(refusal.retryAfterMs, bh.config.httpRefusalHoldMs) : 0;
+            if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
+            const { body, headers } = rateLimitProblem({ ...refusal, retryAfterMs: Math.max(1, refusal.retryAfterMs - hold) }, request.url);
             return reply.code(429).headers(headers).send(body);
           }
+          request.admittedAtDoor = spec.operation !== undefined;
         }
         request.apiKey = key;
         const fields = key.kind === "tenant" ? { tenant_id: key.tenantId, key_id: key.keyId } : { admin_key_id: key.keyId };
@@ -273,7 +281,9 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
         const key = request.apiKey;
         const input = parseInput(spec, request, key);
         reply.status(spec.status ?? 200); // before the handler, which may answer otherwise (202 for a move begun)
-        return spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `${key.kind}:${key.keyId}` : "anonymous", ...input, request, reply } as never);
+        const run = () => spec.handler({ bh, key, tenantId: key?.tenantId ?? "", actor: key ? `${key.kind}:${key.keyId}` : "anonymous", ...input, request, reply } as never);
+        // Its rate-limit point was spent at the door: the data operation must not spend another.
+        return request.admittedAtDoor ? withDoorAdmission(key!.tenantId!, run) : run();
       },
     });
   }
