@@ -73,7 +73,7 @@ async function fuzzContext(bh: Bulkhead): Promise<FuzzContext> {
     dimension: 8,
     pathValue: (_op: Operation, name: string) => (name === "keyId" ? keyIds[turn++ % keyIds.length]! : throwaway[turn++ % throwaway.length]!),
     freshTenantId: () => `fz-reg-${fresh++}`,
-    heavy: ["GET /admin/readiness", "GET /admin/costs/report"],
+    heavy: ["GET /admin/readiness", "GET /admin/costs/report", "GET /metrics"],
     // Erased throwaway tenants come back before the next operation (not after each erasure: erasing is slow, and a DELETE of an erased tenant is a 404 worth sending too).
     async before() {
       for (const [i, id] of throwaway.entries()) {

@@ -72,8 +72,8 @@ export interface FuzzContext {
   /** Called after a 2xx, so that the test can replace what a destructive route used up. */
   after?(op: Operation, url: string, status: number): Promise<void>;
   /**
-   * Operations whose valid requests are slow by design (the readiness checklist): most of their
-   * requests that would be valid get an invalid query instead, so the run stays short.
+   * Operations whose valid requests are slow by design (the readiness checklist, reports, metrics):
+   * most of their requests that would be valid are made invalid instead, so the run stays short.
    */
   heavy?: readonly string[];
   /** Called before each operation's requests (the test restores its throwaway tenants there). */
@@ -143,6 +143,27 @@ const HOSTILE: [string, () => unknown][] = [
   ["constructor-object", () => ({ constructor: { prototype: { polluted: true } } })],
   ["deep-100", () => deep(100)],
   ["deep-1000", () => deep(1000)], // deeper bodies are sent raw (raw:deep-*-10000): JSON.stringify would overflow here first
+];
+/** Text PostgreSQL cannot store: NUL (text and jsonb) and unpaired UTF-16 surrogates. */
+const UNSTORABLE: [string, string][] = [
+  ["NUL", "\u0000"],
+  ["lone-surrogate", "\ud800"],
+  ["lone-low-surrogate", "\udfff"],
+  ["escaped-NUL-text", "\\u0000"], // the six characters \u0000: storable, must not be taken for NUL
+];
+/** Numbers at the edges of integer columns, doubles and float32. */
+const EXTREME_NUMBERS: [string, number][] = [
+  ["1e308", 1e308],
+  ["-1e308", -1e308],
+  ["2^31", 2 ** 31],
+  ["2^31-1", 2 ** 31 - 1],
+  ["2^63", 2 ** 63],
+  ["2^53+2", 2 ** 53 + 2],
+  ["10^15", 1e15],
+  ["-1", -1],
+  ["0", 0],
+  ["0.5", 0.5],
+  ["3.5e38", 3.5e38],
 ];
 const HOSTILE_KEYS: [string, string][] = [
   ["extra", "unexpected"],
@@ -309,14 +330,17 @@ export function generate(op: Operation, ctx: FuzzContext, rng: Prng): FuzzReques
   let raw: Buffer | undefined;
   let contentType: string | undefined = op.body ? "application/json" : undefined;
 
-  const strategies = ["valid", "auth", "headers", "query-extra", ...(op.pathParams.length ? ["path", "path"] : []), ...(op.queryParams.length ? ["query", "query"] : [])];
-  if (op.body) strategies.push("replace", "replace", "replace", "replace", "replace", "key", "key", "key", "delete", "raw", "raw");
+  const strategies = ["valid", "auth", "headers", "headers", "query-extra", "method", ...(op.pathParams.length ? ["path", "path"] : []), ...(op.queryParams.length ? ["query", "query"] : [])];
+  // "text" and "number" aim at what PostgreSQL cannot store or a bigint cannot hold, in the fields that are there.
+  if (op.body) strategies.push("replace", "replace", "replace", "replace", "text", "text", "text", "number", "number", "key", "key", "delete", "raw", "raw");
   else strategies.push("raw-on-bodyless", "query-extra");
   const rounds = rng.chance(0.15) ? 2 : 1;
-  const heavy = ctx.heavy?.includes(`${op.method} ${op.path}`) && op.queryParams.length > 0;
+  let method = op.method;
+  const heavy = ctx.heavy?.includes(`${op.method} ${op.path}`);
   for (let r = 0; r < rounds; r++) {
     let s = rng.pick(strategies);
-    if (heavy && (s === "valid" || s === "headers" || s === "raw-on-bodyless") && rng.chance(0.85)) s = "query";
+    // A heavy operation answers few requests in full: the rest get an invalid query, or a refused key if it takes no query.
+    if (heavy && ["valid", "headers", "raw-on-bodyless", "query-extra"].includes(s) && rng.chance(0.92)) s = op.queryParams.length ? "query" : "auth";
     switch (s) {
       case "valid":
         classes.push("valid");
@@ -337,15 +361,24 @@ export function generate(op: Operation, ctx: FuzzContext, rng: Prng): FuzzReques
         break;
       }
       case "headers": {
-        const choice = rng.pick(["text/plain", "form", "json-latin1", "no-content-type", "x-request-id-long", "x-request-id-odd", "accept-xml"] as const);
+        const choice = rng.pick(["text/plain", "form", "json-latin1", "json-utf16", "gzip-encoding", "no-content-type", "x-request-id-long", "x-request-id-odd", "accept-xml"] as const);
         classes.push(`header:${choice}`);
         if (choice === "text/plain") contentType = "text/plain";
         else if (choice === "form") contentType = "application/x-www-form-urlencoded";
         else if (choice === "json-latin1") contentType = "application/json; charset=latin1";
+        else if (choice === "json-utf16") contentType = "application/json; charset=utf-16";
+        else if (choice === "gzip-encoding") headers["content-encoding"] = "gzip"; // the body is not gzip
         else if (choice === "no-content-type") contentType = undefined;
         else if (choice === "x-request-id-long") headers["x-request-id"] = "r".repeat(5000);
         else if (choice === "x-request-id-odd") headers["x-request-id"] = "%00\u00e9;drop";
         else headers.accept = "application/xml";
+        break;
+      }
+      case "method": {
+        // Another method on the same path (HEAD is left out: its answers carry no body to check).
+        method = rng.pick(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"].filter((m) => m !== op.method));
+        classes.push(`method:${method}`);
+        if (!op.body && method !== "GET") body = { unexpected: true };
         break;
       }
       case "path": {
@@ -391,6 +424,36 @@ export function generate(op: Operation, ctx: FuzzContext, rng: Prng): FuzzReques
         const [cls, make] = rng.pick(HOSTILE);
         classes.push(`${pattern(target.path)}=${cls}`);
         body = setAt(body, target.path, make());
+        break;
+      }
+      case "text": {
+        const all = places(body);
+        const at = (p: (string | number)[]) => p.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], body);
+        const strings = all.filter((p) => p.path.length > 0 && typeof at(p.path) === "string");
+        const objects = all.filter((p) => isObject(at(p.path)));
+        const [cls, text] = rng.pick(UNSTORABLE);
+        if (strings.length && (rng.chance(0.6) || !objects.length)) {
+          const target = rng.pick(strings);
+          classes.push(`${pattern(target.path)}=${cls}`);
+          body = setAt(body, target.path, rng.chance(0.5) ? text : `${at(target.path)}${text}`);
+        } else {
+          if (!isObject(body)) body = {};
+          const target = objects.length ? rng.pick(objects) : { path: [] as (string | number)[] };
+          classes.push(`${pattern(target.path)}+key:${cls}`);
+          withKey(at(target.path) as object, `k${text}`, rng.chance(0.5) ? "v" : text);
+        }
+        break;
+      }
+      case "number": {
+        const all = places(body).filter((p) => p.path.length > 0 && typeof p.path.reduce<unknown>((n, k) => (n as Record<string | number, unknown>)[k], body) === "number");
+        if (!all.length) {
+          classes.push("valid");
+          break;
+        }
+        const target = rng.pick(all);
+        const [cls, value] = rng.pick(EXTREME_NUMBERS);
+        classes.push(`${pattern(target.path)}=${cls}`);
+        body = setAt(body, target.path, value);
         break;
       }
       case "key": {
@@ -445,9 +508,9 @@ export function generate(op: Operation, ctx: FuzzContext, rng: Prng): FuzzReques
   }
   let url = op.path.replace(/\{([A-Za-z]+)\}/g, (_, n: string) => pathValues[n] ?? "x");
   if (query.length) url += "?" + query.map(([k, v]) => `${encodeURIComponent(k).replace(/%25/g, "%")}=${v}`).join("&");
-  const payload = raw ?? (body !== undefined && op.method !== "GET" ? Buffer.from(JSON.stringify(body)) : undefined);
-  if (payload && contentType) headers["content-type"] = contentType;
-  return { inputClass: classes.join(" & "), method: op.method, url, headers, body: payload };
+  const payload = raw ?? (body !== undefined && method !== "GET" ? Buffer.from(JSON.stringify(body)) : undefined);
+  if (payload && (contentType ?? (method !== op.method ? "application/json" : undefined))) headers["content-type"] = contentType ?? "application/json";
+  return { inputClass: classes.join(" & "), method, url, headers, body: payload };
 }
 
 /** Sends one request over keep-alive; the answer's status, content type and body text. */
