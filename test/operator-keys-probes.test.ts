@@ -76,6 +76,8 @@ for (const backend of BACKENDS) {
         expect(await bh.costEngine.allocateFixedCosts(100, "equal")).toEqual({ acme: 100 });
         const report = await bh.costEngine.monthlyReport();
         expect(report.tenants.map((t) => t.tenantId)).toEqual(["acme"]);
+        // The prefix is reserved: a customer cannot register a tenant that would never be billed.
+        await expect(bh.registry.registerTenant("bh-probe-free-ride", "Free ride", TenantTier.PRO)).rejects.toMatchObject({ status: 400, field: "tenantId" });
       } finally {
         await bh.close();
       }

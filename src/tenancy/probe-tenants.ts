@@ -23,5 +23,5 @@ export function newProbeTenantIds(): [string, string] {
 
 /** Registers one probe tenant (free tier, a namespace); erase it when the checks are done, whatever their outcome. */
 export async function registerProbeTenant(registry: TenantRegistry, tenantId: string): Promise<void> {
-  await registry.registerTenant(tenantId, "readiness probe (erased after the check)", TenantTier.FREE, { quota: PROBE_QUOTA });
+  await registry.registerTenant(tenantId, "readiness probe (erased after the check)", TenantTier.FREE, { quota: PROBE_QUOTA, probe: true });
 }

@@ -12,6 +12,7 @@ import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";
 import { TenantCache } from "./tenant-cache.js";
 import { changeChannel, type ChangeFeedHandlers } from "./change-feed.js";
 import { copyOnline, type MoveOptions, type MovePhase, type PlacementMove } from "./placement-move.js";
+import { isProbeTenant, PROBE_TENANT_PREFIX } from "./probe-tenants.js";
 
 interface TenantRow {
   id: string;
@@ -79,6 +80,8 @@ export interface RegisterOptions {
   dimension?: number;
   /** Store (cell) to place the tenant in: "home" (default) or a configured cell. */
   store?: string;
+  /** Internal: a readiness probe tenant (`bh-probe-…`), the only ones allowed that reserved, never-billed prefix. */
+  probe?: boolean;
 }
 
 /** Registry settings taken from the configuration. */
@@ -157,6 +160,7 @@ export class TenantRegistry {
    */
   async registerTenant(tenantId: string, tenantName: string, tier: TenantTier, options: RegisterOptions = {}): Promise<Tenant> {
     assertTenantId(tenantId);
+    if (isProbeTenant(tenantId) && !options.probe) throw new ValidationError("tenantId", `the "${PROBE_TENANT_PREFIX}" prefix is reserved for the readiness checks' own tenants (never billed)`);
     if (typeof tenantName !== "string" || tenantName.trim().length === 0 || tenantName.length > 200) {
       throw new ValidationError("tenantName", "must be a non-empty string of at most 200 characters");
     }
