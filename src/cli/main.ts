@@ -39,7 +39,7 @@ program
       { host: opts.host, port: opts.port, database: opts.database, drainTimeoutMs: opts.drainTimeout },
       { host: opts.host === undefined ? "HOST" : "--host", port: opts.port === undefined ? "PORT" : "--port", drainTimeoutMs: opts.drainTimeout === undefined ? "BULKHEAD_DRAIN_TIMEOUT_MS" : "--drain-timeout" },
     );
-    const server = await startServer({ ...settings, drainTimeoutMs: settings.drainTimeoutMs });
+    const server = await startServer(settings);
     server.app.log.info({ url: server.url }, "bulkhead listening");
     const stop = (signal: string) => {
       server.app.log.info({ signal }, "shutting down: draining requests, flushing usage, closing the database");
