@@ -116,6 +116,14 @@ for (const backend of BACKENDS) {
       expect(inQuarantine).toHaveLength(3);
       expect(inQuarantine[0]!.cost_pico).toBe((2n ** 70n).toString());
       expect(await db.queryAsTenant("tenant-b", "SELECT * FROM usage_quarantine")).toEqual([]);
+      // A flush retried after an unknown outcome (its first attempt committed) sends the same events
+      // again: each is written once.
+      const retried = event("tenant-b", { eventId: "7d0f5a52-8f7e-4c55-9d57-3f1f6a0e0b11", quantity: 5 });
+      ledger.record([retried]);
+      await ledger.flush();
+      ledger.record([retried]);
+      await ledger.flush();
+      expect(await sumOf("tenant-b")).toBe(15);
       await ledger.close();
 
       // Every tenant's costs, the report and an allocation still answer.

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { TenantDb } from "../db/db.js";
 
 export type UsageKind = "embedding" | "llm" | "vector_query" | "vector_write";
@@ -6,6 +7,8 @@ const KINDS: ReadonlySet<string> = new Set<UsageKind>(["embedding", "llm", "vect
 /** One metered quantity with its cost in pico-dollars. */
 export interface UsageEvent {
   tenantId: string;
+  /** Given by the ledger when recorded: written once however often its flush is retried. */
+  eventId?: string;
   kind: UsageKind;
   quantity: number;
   costPico: bigint;
@@ -36,10 +39,12 @@ export const periodOf = (d: Date) => d.toISOString().slice(0, 7);
 /** The ledger's columns are bigint: nothing above this can be stored (sums are numeric, so they cannot overflow). */
 export const MAX_BIGINT = 2n ** 63n - 1n;
 
+// ON CONFLICT: a retried flush (its first attempt may have committed) writes each event once.
 const INSERT = `
-  INSERT INTO usage_events (tenant_id, occurred_at, period, kind, model, quantity, cost_pico)
-  SELECT $1, r.occurred_at, r.period, r.kind, r.model, r.quantity, r.cost_pico
-    FROM jsonb_to_recordset($2::jsonb) AS r(occurred_at timestamptz, period text, kind text, model text, quantity bigint, cost_pico bigint)`;
+  INSERT INTO usage_events (tenant_id, event_id, occurred_at, period, kind, model, quantity, cost_pico)
+  SELECT $1, r.event_id, r.occurred_at, r.period, r.kind, r.model, r.quantity, r.cost_pico
+    FROM jsonb_to_recordset($2::jsonb) AS r(event_id uuid, occurred_at timestamptz, period text, kind text, model text, quantity bigint, cost_pico bigint)
+  ON CONFLICT (tenant_id, event_id) DO NOTHING`;
 
 const QUARANTINE = `
   INSERT INTO usage_quarantine (tenant_id, occurred_at, kind, model, quantity, cost_pico, reason)
@@ -70,7 +75,9 @@ const quantityText = (q: number) => (Number.isFinite(q) ? String(q) : null);
 /**
  * The durable usage ledger. Events are buffered in memory and written in batches — one statement
  * per tenant per flush, each under that tenant's row-level-security context — every
- * `flushIntervalMs` or when `maxEvents` are waiting. Loss bound: a process killed between
+ * `flushIntervalMs` or when `maxEvents` are waiting. Each event has an id of its own and is
+ * written at most once, so a flush retried after a deadline (its outcome unknown) bills nothing
+ * twice. Loss bound: a process killed between
  * flushes loses at most the events of the last interval (or of the last `maxEvents`); `close()`
  * and `flush()` write everything.
  *
@@ -97,7 +104,7 @@ export class UsageLedger {
   /** Buffers events; never touches the database on the caller's path. */
   record(events: readonly UsageEvent[]): void {
     if (this.closed) throw new Error("the usage ledger is closed");
-    this.buffer.push(...events);
+    for (const e of events) this.buffer.push(e.eventId ? e : { ...e, eventId: randomUUID() });
     if (this.buffer.length >= this.options.maxEvents) void this.flush().catch(this.options.onError);
   }
 
@@ -184,6 +191,7 @@ export class UsageLedger {
 
   private insert(tenantId: string, events: UsageEvent[]): Promise<unknown> {
     const rows = events.map((e) => ({
+      event_id: e.eventId ?? null,
       occurred_at: e.occurredAt.toISOString(),
       period: periodOf(e.occurredAt),
       kind: e.kind,

@@ -458,6 +458,17 @@ $fn$;
 `;
     },
   },
+  {
+    version: 12,
+    name: "idempotent usage events",
+    sql: ({ schema }) => `
+-- Each usage event carries the id the ledger gave it, unique per tenant: a flush whose outcome was
+-- unknown (its COMMIT sent, then the deadline) is sent again without counting anything twice.
+-- Rows written before this migration have none (NULLs never conflict).
+ALTER TABLE ${q(schema)}.usage_events ADD COLUMN event_id uuid;
+CREATE UNIQUE INDEX usage_events_event_id ON ${q(schema)}.usage_events (tenant_id, event_id);
+`,
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */
