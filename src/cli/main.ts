@@ -8,6 +8,7 @@ import type { CheckResult } from "../readiness/checks.js";
 import { runWalkthrough } from "../demo/walkthrough.js";
 import { addOperatorCommands } from "./operator-commands.js";
 import { EXIT, exitCodeFor } from "./output.js";
+import { describeError, safeError } from "../monitoring/safe-error.js";
 
 const program = new Command()
   .name("bulkhead")
@@ -46,7 +47,8 @@ program
       server.shutdown().then(
         () => process.exit(0),
         (err: unknown) => {
-          console.error(err);
+          // Through the log's error serializer: a driver's error would print its statement and parameters.
+          server.app.log.error({ err }, "shutdown failed");
           process.exit(1);
         },
       );
@@ -122,6 +124,6 @@ program.parseAsync().catch((err: unknown) => {
   }
   if (err instanceof BulkheadError) console.error(`bulkhead: ${err.message} (${err.code})`);
   else if ((err as NodeJS.ErrnoException)?.code === "EADDRINUSE") console.error(`bulkhead: ${(err as Error).message}: another process listens there; choose another --port / PORT`);
-  else console.error(err);
+  else console.error(`bulkhead: ${safeError(err).stack ?? describeError(err)}`); // masked: no statement, parameters or quoted values
   process.exitCode = exitCodeFor(err);
 });

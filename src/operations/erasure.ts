@@ -4,6 +4,7 @@ import type { ApiKeyStore } from "../tenancy/api-keys.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
 import { assertTenantId } from "../tenancy/tenant.js";
+import { describeError } from "../monitoring/safe-error.js";
 
 /**
  * Billing records kept after erasure: usage quantities and amounts per month, no content, needed
@@ -51,7 +52,7 @@ export async function eraseTenant(
   try {
     await proveErased(deps, tenantId, remaining, retained);
   } catch (err) {
-    proofError = `the tenant was erased but the proof could not be completed: ${(err as Error).message}`;
+    proofError = `the tenant was erased but the proof could not be completed: ${describeError(err)}`;
   }
   const verified = proofError === undefined && Object.values(remaining).every((n) => n === 0);
   const report: ErasureReport = { tenantId, erasedAt: new Date(), remaining, retained, verified, ...(proofError ? { proofError } : {}) };

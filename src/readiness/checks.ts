@@ -6,6 +6,7 @@ import type { TenantRegistry } from "../tenancy/registry.js";
 import type { CostAllocationEngine } from "../costs/cost-engine.js";
 import { EMBEDDED_RUNTIME_ROLE } from "../db/pglite-db.js";
 import { whenAllowed } from "../limits/when-allowed.js";
+import { describeError } from "../monitoring/safe-error.js";
 
 export interface CheckResult {
   category: "Security" | "Capacity" | "Cost tracking" | "Performance";
@@ -44,7 +45,7 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
       const [passed, detail] = await fn();
       add(category, name, passed, detail);
     } catch (err) {
-      add(category, name, false, `check failed to run: ${(err as Error).message}`);
+      add(category, name, false, `check failed to run: ${describeError(err)}`);
     }
   };
 
@@ -102,7 +103,7 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
       } catch (err) {
         if (relationVanished(err)) continue;
         const code = (err as { code?: string }).code;
-        return [code === "42501", code === "42501" ? `direct read of ${partition.relname} refused: permission denied` : `unexpected error ${code}: ${(err as Error).message}`];
+        return [code === "42501", code === "42501" ? `direct read of ${partition.relname} refused: permission denied` : `unexpected error: ${describeError(err)}`];
       }
     }
     return [true, partitions.length === 0 ? "no partitions exist yet" : "no partition left to try: all were dropped while checking"];
