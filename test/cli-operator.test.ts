@@ -150,6 +150,24 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
     }
   }, 120_000);
 
+  it.runIf(serverUrl)("keys create-admin mints a working admin key offline over the owner role's URL (DATABASE_OWNER_URL) or the runtime URL", async () => {
+    const schema = newTestSchema();
+    const { bulkhead: bh } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { schema, dimension: 8 } });
+    try {
+      const run = async (env: Record<string, string>) =>
+        JSON.parse((await promisify(execFile)(process.execPath, [cli, "keys", "create-admin", "--name", "break-glass", "--json"], { env: { ...process.env, BULKHEAD_SCHEMA: schema, ...env } })).stdout);
+      const viaOwner = await run({ DATABASE_URL: serverUrl!, DATABASE_OWNER_URL: ownerUrl! });
+      const viaRuntime = await run({ DATABASE_URL: serverUrl!, DATABASE_OWNER_URL: "" });
+      for (const created of [viaOwner, viaRuntime]) {
+        expect(created).toMatchObject({ kind: "admin", name: "break-glass", scopes: [] });
+        expect((await bh.keys.verify(created.key)).keyId).toBe(created.keyId);
+      }
+      expect((await bh.audit.list()).filter((e) => e.action === "key.create").map((e) => e.actor)).toEqual(["cli", "cli"]);
+    } finally {
+      await bh.close();
+    }
+  });
+
   it.runIf(serverUrl)("a move killed mid-copy (SIGKILL) is listed, the tenant keeps working, and `migrate resume` finishes it with nothing lost", async () => {
     const schema = newTestSchema();
     const env = { ...process.env, DATABASE_URL: serverUrl!, BULKHEAD_SCHEMA: schema, BULKHEAD_DIMENSION: "8" };

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
-import { Config, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
+import { Config, loadConfig, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
 import { periodOf } from "../costs/usage-ledger.js";
 import { BulkheadError, MoveConflictError, ValidationError } from "../errors.js";
@@ -369,14 +369,30 @@ export function addOperatorCommands(program: Command): void {
       );
       print(opts.json, created, () => shownOnce(created));
     });
-  common(keys.command("create-admin").description("Mint an admin key offline, on the database itself (--database, DATABASE_URL or DATABASE_OWNER_URL), e.g. when the first one is lost"))
+  common(keys.command("create-admin").description("Mint an admin key offline, on the database itself (the data directory, DATABASE_URL, or the owner role's URL), e.g. when none is at hand"))
     .option("--name <name>", "what the key is for", "admin (minted offline)")
-    .action((opts: Common & { name: string }) =>
-      withBulkhead({ ...opts, database: opts.database ?? (process.env.DATABASE_URL || process.env.DATABASE_OWNER_URL || undefined) }, async (bh) => {
-        const created = await bh.keys.createKey("admin", { name: opts.name, scopes: [...SCOPES] }, ACTOR);
-        print(opts.json, created, () => shownOnce(created));
-      }),
-    );
+    .option("--owner-url <url>", "mint it over the owner role's connection (default: DATABASE_OWNER_URL when the database is a server)")
+    .action(async (opts: Common & { name: string; ownerUrl?: string }) => {
+      // --owner-url, else --database as given, else the owner URL a server deployment sets, else DATABASE_URL / ./bulkhead-data.
+      const ownerUrl = opts.ownerUrl ?? (opts.database === undefined ? process.env.DATABASE_OWNER_URL || undefined : undefined);
+      const mint = (bh: Pick<Bulkhead, "keys">) => bh.keys.createKey("admin", { name: opts.name, scopes: [...SCOPES] }, ACTOR);
+      let created: CreatedView;
+      if (ownerUrl) {
+        // Over the owner role: works whatever the runtime role may write (the control plane is not its to change).
+        const { openOwnerDatabase } = await import("../db/open.js");
+        const { ApiKeyStore } = await import("../tenancy/api-keys.js");
+        const { AuditLog } = await import("../tenancy/audit-log.js");
+        const db = await openOwnerDatabase(ownerUrl, loadConfig().schema);
+        try {
+          created = await mint({ keys: new ApiKeyStore(db, new AuditLog(db), 0) });
+        } finally {
+          await db.close();
+        }
+      } else {
+        created = await withBulkhead(opts, mint);
+      }
+      print(opts.json, created, () => shownOnce(created));
+    });
   remote(keys.command("list").description("Keys, without their secrets"))
     .option("--tenant <tenantId>").option("--admin", "admin keys only")
     .action(async (opts: Common & { tenant?: string; admin?: boolean }) => {

@@ -130,3 +130,21 @@ export async function migrateWithOwner(ownerUrl: string, ctx: MigrationContext):
     await pool.end();
   }
 }
+
+/**
+ * The server's schema over the owner role, for offline administration only (`bulkhead keys
+ * create-admin` with DATABASE_OWNER_URL): no runtime-role checks — the owner is what they refuse —
+ * and no migration; the schema must be current. Never used to serve tenants.
+ */
+export async function openOwnerDatabase(ownerUrl: string, schema: string): Promise<Db> {
+  if (!isServerUrl(ownerUrl)) throw new ConfigError("DATABASE_OWNER_URL must be a postgres:// URL");
+  const db = new PostgresDb(openPool(ownerUrl, schema, 1), schema, ownerUrl);
+  try {
+    const version = await schemaVersion(db);
+    if (version !== SCHEMA_VERSION) throw new DatabaseError(`schema "${schema}" is at version ${version ?? "none"}, this Bulkhead needs ${SCHEMA_VERSION}: run \`bulkhead db migrate\` first`);
+    return db;
+  } catch (err) {
+    await db.close();
+    throw translateError(err, ownerUrl);
+  }
+}
