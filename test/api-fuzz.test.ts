@@ -90,3 +90,33 @@ async function fuzzContext(bh: Bulkhead): Promise<FuzzContext> {
     },
   };
 }
+
+describe("API fuzz: its checks can fail", () => {
+  it("reports a 500 and a 4xx that is not problem+json, each with its exact request", async () => {
+    // A deliberately broken service of one operation: NUL in the name is a 500, an unknown field a plain-JSON 400.
+    const Fastify = (await import("fastify")).default;
+    const broken = Fastify();
+    broken.post("/x", async (request, reply) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      if (typeof body.name === "string" && body.name.includes("\u0000")) return reply.status(500).send({ error: "boom" });
+      if (Object.keys(body).some((k) => k !== "name")) return reply.status(400).send({ error: "unknown field" });
+      return { ok: true };
+    });
+    const base = await broken.listen({ host: "127.0.0.1", port: 0 });
+    try {
+      const doc = {
+        paths: {
+          "/x": { post: { description: "Needs an admin key.", requestBody: { content: { "application/json": { schema: { type: "object", properties: { name: { type: "string" } }, required: ["name"], additionalProperties: false } } } } } },
+        },
+      };
+      const ctx: FuzzContext = { keys: { admin: "a", tenant: "t", tenantReadOnly: "r", revoked: "v" }, tenantId: "t", dimension: 8, pathValue: () => "x", freshTenantId: () => "t" };
+      const report = await runApiFuzz(base, doc, ctx, { seed: 3, perOperation: 200 });
+      const server = report.failures.find((f) => f.status === 500);
+      expect(server, summarize("broken", report)).toBeDefined();
+      expect(server!.inputs[0]!.body).toContain("\\u0000");
+      expect(report.failures.some((f) => f.status === 400 && f.what.startsWith("4xx not problem+json"))).toBe(true);
+    } finally {
+      await broken.close();
+    }
+  });
+});
