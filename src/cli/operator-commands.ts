@@ -301,18 +301,16 @@ export function addOperatorCommands(program: Command): void {
   remote(tenants.command("delete <tenantId>").description("Erase a tenant (vectors, namespace or dedicated index, keys, counters) and prove no row of it is left"))
     .requiredOption("--yes", "confirm")
     .action(async (tenantId: string, opts: Common) => {
-      {
-        type Report = Awaited<ReturnType<Bulkhead["eraseTenant"]>>;
-        const report = await via<Report>(opts, (bh) => bh.eraseTenant(tenantId, ACTOR), (api) => api.delete<Report>(tenantPath(tenantId)));
-        print(opts.json, report, () =>
-          [
-            `erased ${tenantId}: ${report.verified ? "verified, no row left" : "NOT VERIFIED, rows left"}`,
-            ...Object.entries(report.remaining).map(([t, n]) => `  ${n === 0 ? "✓" : "✗"} ${t}: ${n} rows`),
-            ...Object.entries(report.retained).map(([t, n]) => `  kept by the billing retention rule: ${t}: ${n} rows`),
-          ].join("\n"),
-        );
-        if (!report.verified) process.exitCode = 1;
-      }
+      type Report = Awaited<ReturnType<Bulkhead["eraseTenant"]>>;
+      const report = await via<Report>(opts, (bh) => bh.eraseTenant(tenantId, ACTOR), (api) => api.delete<Report>(tenantPath(tenantId)));
+      print(opts.json, report, () =>
+        [
+          `erased ${tenantId}: ${report.verified ? "verified, no row left" : "NOT VERIFIED, rows left"}`,
+          ...Object.entries(report.remaining).map(([t, n]) => `  ${n === 0 ? "✓" : "✗"} ${t}: ${n} rows`),
+          ...Object.entries(report.retained).map(([t, n]) => `  kept by the billing retention rule: ${t}: ${n} rows`),
+        ].join("\n"),
+      );
+      if (!report.verified) process.exitCode = 1;
     });
 
   common(program.command("backup <tenantId>").description("Write one tenant's vectors, metadata and settings to a checksummed gzip file (streamed)"))
@@ -463,11 +461,9 @@ export function addOperatorCommands(program: Command): void {
     );
   remote(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
     .action(async (opts: Common) => {
-      {
-        type Moves = Awaited<ReturnType<Bulkhead["moves"]["list"]>>;
-        const moves = await via<Moves>(opts, (bh) => bh.moves.list(), (api) => api.get<Moves>("/admin/moves"));
-        print(opts.json, moves, () => table(moves as unknown as Record<string, unknown>[], ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
-      }
+      type Moves = Awaited<ReturnType<Bulkhead["moves"]["list"]>>;
+      const moves = await via<Moves>(opts, (bh) => bh.moves.list(), (api) => api.get<Moves>("/admin/moves"));
+      print(opts.json, moves, () => table(moves as unknown as Record<string, unknown>[], ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
     });
   remote(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
     .action(async (opts: Common) => {
@@ -481,28 +477,26 @@ export function addOperatorCommands(program: Command): void {
     .option("--period <yyyy-mm>", "a month from the first tenant's to this one (default: this month)")
     .action(async (opts: Common & { period?: string }) => {
       checkPeriod(opts.period);
-      {
-        type Report = Awaited<ReturnType<Bulkhead["costEngine"]["monthlyReport"]>>;
-        const r = await via<Report>(
-          opts,
-          async (bh) => {
-            checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
-            return bh.costEngine.monthlyReport(opts.period);
-          },
-          async (api) => {
-            checkPeriod(opts.period, earliest((await api.get<{ createdAt: string }[]>("/admin/tenants")).map((t) => t.createdAt)));
-            return api.get<Report>(`/admin/costs/report${opts.period ? `?period=${opts.period}` : ""}`);
-          },
-        );
-        print(opts.json, r, () =>
-          [
-            `${r.period} (fixed costs allocated: ${r.allocationMethod ?? "not yet"})`,
-            table(r.tenants as unknown as Record<string, unknown>[], ["tenantId", "tier", "revenue", "variableCost", "fixedCost", "totalCost", "margin"]),
-            `total: revenue $${r.totals.revenue.toFixed(2)}, cost $${r.totals.totalCost.toFixed(2)}, margin $${r.totals.margin.toFixed(2)}`,
-            r.unprofitable.length ? `unprofitable: ${r.unprofitable.join(", ")}` : "no unprofitable tenant",
-          ].join("\n"),
-        );
-      }
+      type Report = Awaited<ReturnType<Bulkhead["costEngine"]["monthlyReport"]>>;
+      const r = await via<Report>(
+        opts,
+        async (bh) => {
+          checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
+          return bh.costEngine.monthlyReport(opts.period);
+        },
+        async (api) => {
+          checkPeriod(opts.period, earliest((await api.get<{ createdAt: string }[]>("/admin/tenants")).map((t) => t.createdAt)));
+          return api.get<Report>(`/admin/costs/report${opts.period ? `?period=${opts.period}` : ""}`);
+        },
+      );
+      print(opts.json, r, () =>
+        [
+          `${r.period} (fixed costs allocated: ${r.allocationMethod ?? "not yet"})`,
+          table(r.tenants as unknown as Record<string, unknown>[], ["tenantId", "tier", "revenue", "variableCost", "fixedCost", "totalCost", "margin"]),
+          `total: revenue $${r.totals.revenue.toFixed(2)}, cost $${r.totals.totalCost.toFixed(2)}, margin $${r.totals.margin.toFixed(2)}`,
+          r.unprofitable.length ? `unprofitable: ${r.unprofitable.join(", ")}` : "no unprofitable tenant",
+        ].join("\n"),
+      );
     });
   common(costs.command("allocate").description("Allocate a month's fixed costs"))
     .option("--period <yyyy-mm>").option("--total <usd>", "amount (default: the month's real fixed costs)")
