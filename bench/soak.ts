@@ -9,6 +9,7 @@
  *   npm run soak                                    # both databases, 100,000 operations each
  *   npm run soak -- --backend pglite --operations 20000 --seed 42
  *   npm run soak -- --out-dir /tmp                  # results elsewhere
+ *   npm run soak -- --concurrency 4                 # four walks at once over disjoint tenants
  *   npm run soak -- --no-http                       # library calls only (by default a quarter go through HTTP)
  *
  * Replaying a failure: the same --seed gives the same sequence of operations (only the timing of
@@ -29,6 +30,8 @@ const { values: args } = parseArgs({
     operations: { type: "string", default: "100000" },
     seed: { type: "string", default: "20261130" },
     tenants: { type: "string", default: "42" },
+    // Walks at once over disjoint tenants (1: one walk, every operation fixed by the seed).
+    concurrency: { type: "string", default: "1" },
     "out-dir": { type: "string", default: "bench/results" },
     // A quarter of the data calls through the HTTP service with the tenant's key (--no-http: library only).
     http: { type: "boolean", default: true },
@@ -81,6 +84,7 @@ async function soak(backend: string): Promise<boolean> {
       log: (l) => log(`${backend}: ${l}`),
       progressEvery: 5000,
       http: baseUrl ? { baseUrl } : undefined,
+      concurrency: Number(args.concurrency),
     });
   } finally {
     await app?.close();
@@ -89,7 +93,8 @@ async function soak(backend: string): Promise<boolean> {
   }
   const result = {
     benchmark: "soak",
-    command: `npm run soak -- --backend ${backend} --operations ${operations} --seed ${args.seed}${app ? "" : " --no-http"}`,
+    command: `npm run soak -- --backend ${backend} --operations ${operations} --seed ${args.seed}${args.concurrency !== "1" ? ` --concurrency ${args.concurrency}` : ""}${app ? "" : " --no-http"}`,
+    concurrency: Number(args.concurrency),
     date: new Date().toISOString(),
     backend,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier, TIERS } from "../src/config.js";
 import { tierChangeMoves } from "../src/tenancy/registry.js";
@@ -47,10 +48,19 @@ export interface LeakFuzzOptions {
    * again under the same id (they must be refused: that tenant is someone else).
    */
   http?: { baseUrl: string };
+  /**
+   * Walks run at once (default 1), each over its own share of the tenants with its own PRNG stream
+   * (seed + worker × 7919): different tenants' operations then interleave on the connection pool,
+   * while each tenant's own stay in order, so the model still holds. With more than one, the seed
+   * fixes each walk's operations but not how they interleave.
+   */
+  concurrency?: number;
 }
 
 export interface Failure {
   kind: "leak" | "mismatch" | "error";
+  /** Which walk (with `concurrency` > 1) and its operation number. */
+  worker: number;
   op: number;
   tenant: string;
   what: string;
@@ -171,7 +181,25 @@ export function matches(metadata: Record<string, Json>, filter: Record<string, u
 
 /** Runs the fuzzer on an open Bulkhead (dimension 8, cosine, rate limits out of the way). */
 export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promise<LeakFuzzReport> {
-  const rng = new Prng(options.seed);
+  /** One walk: its PRNG, its operation number and its last operations. */
+  interface Lane {
+    worker: number;
+    prng: Prng;
+    op: number;
+    recent: string[];
+  }
+  const lanes = new AsyncLocalStorage<Lane>();
+  const root: Lane = { worker: 0, prng: new Prng(options.seed), op: 0, recent: [] };
+  const lane = () => lanes.getStore() ?? root;
+  /** The current walk's PRNG. */
+  const rng = {
+    next: () => lane().prng.next(),
+    int: (min: number, max: number) => lane().prng.int(min, max),
+    chance: (p: number) => lane().prng.chance(p),
+    pick: <T>(items: readonly T[]) => lane().prng.pick(items),
+    sample: <T>(items: readonly T[], n: number) => lane().prng.sample(items, n),
+    weighted: <K extends string>(weights: Readonly<Record<K, number>>) => lane().prng.weighted(weights),
+  };
   const started = Date.now();
   const tenantCount = options.tenants ?? 42;
   const ids = Array.from({ length: tenantCount }, (_, i) => `fz-${options.seed % 1000}-${String(i).padStart(2, "0")}`);
@@ -180,8 +208,6 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
     seed: options.seed, operations: 0, checks: 0, leaks: 0, mismatches: 0, errors: 0, byOperation: {},
     tenants: tenantCount, annTenants: 0, movesCompleted: 0, erasures: 0, httpCalls: 0, durationMs: 0, failures: [],
   };
-  const recent: string[] = [];
-  let op = 0;
   let current = "";
   const warningsSeen = () => options.warnings?.length ?? 0;
   let warningsChecked = 0;
@@ -189,8 +215,9 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
   const fail = (kind: Failure["kind"], tenant: string, what: string, detail: unknown) => {
     report[kind === "leak" ? "leaks" : kind === "mismatch" ? "mismatches" : "errors"]++;
     const text = typeof detail === "string" ? detail : detail instanceof Error ? `${codeOf(detail)}: ${detail.message}` : JSON.stringify(detail);
-    if (report.failures.length < 50) report.failures.push({ kind, op, tenant, what, detail: truncate(text, 1500), recent: [...recent] });
-    options.log?.(`FAILURE ${kind} op #${op} tenant ${tenant} ${what}: ${truncate(text, 300)}`);
+    const { worker, op, recent } = lane();
+    if (report.failures.length < 50) report.failures.push({ kind, worker, op, tenant, what, detail: truncate(text, 1500), recent: [...recent] });
+    options.log?.(`FAILURE ${kind} walk ${worker} op #${op} tenant ${tenant} ${what}: ${truncate(text, 300)}`);
   };
   /** One comparison; false means `fail` was called. */
   const check = (ok: boolean, kind: "leak" | "mismatch", tenant: string, what: string, detail: () => unknown): boolean => {
@@ -199,9 +226,10 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
     return ok;
   };
   const note = (line: string) => {
+    const l = lane();
     current = line;
-    recent.push(`#${op} ${truncate(line, 300)}`);
-    if (recent.length > 25) recent.shift();
+    l.recent.push(`#${l.op} ${truncate(line, 300)}`);
+    if (l.recent.length > 25) l.recent.shift();
   };
 
   // ---- generators -------------------------------------------------------------------------------
@@ -418,30 +446,43 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
 
   // ---- the walk ---------------------------------------------------------------------------------
   const WEIGHTS: Record<string, number> = { upsert: 28, query: 30, fetch: 14, delete: 8, count: 3, forge: 2, verify: 1, suspend: 0.8, tier: 1.2, erase: 0.4, ...(options.http ? { keys: 1 } : {}) };
-  for (op = 1; op <= options.operations; op++) {
-    // Large tenants are picked more often, so that they do cross the ANN threshold in a short run.
-    const t = rng.chance(0.2) ? rng.pick([...model.values()].filter((m) => m.pool === ID_POOL)) : model.get(rng.pick(ids))!;
-    let kind: string = rng.weighted(WEIGHTS);
-    if (t.status === "erased" && rng.chance(0.4)) kind = "register";
-    else if (t.status === "suspended" && rng.chance(0.3)) kind = "resume";
-    report.byOperation[kind] = (report.byOperation[kind] ?? 0) + 1;
-    try {
-      await step(t, kind);
-    } catch (err) {
-      fail(codeOf(err) === "ISOLATION_VIOLATION" ? "leak" : "error", t.id, `${kind} threw`, err);
-      await resync(t);
+  const workers = Math.max(1, Math.floor(options.concurrency ?? 1));
+  let done = 0;
+  const walk = async (l: Lane, mine: readonly string[]) => {
+    const large = mine.filter((id) => model.get(id)!.pool === ID_POOL);
+    const count = Math.floor(options.operations / workers) + (l.worker < options.operations % workers ? 1 : 0);
+    for (l.op = 1; l.op <= count; l.op++) {
+      // Large tenants are picked more often, so that they do cross the ANN threshold in a short run.
+      const t = large.length && rng.chance(0.2) ? model.get(rng.pick(large))! : model.get(rng.pick(mine))!;
+      let kind: string = rng.weighted(WEIGHTS);
+      if (t.status === "erased" && rng.chance(0.4)) kind = "register";
+      else if (t.status === "suspended" && rng.chance(0.3)) kind = "resume";
+      report.byOperation[kind] = (report.byOperation[kind] ?? 0) + 1;
+      try {
+        await step(t, kind);
+      } catch (err) {
+        fail(codeOf(err) === "ISOLATION_VIOLATION" ? "leak" : "error", t.id, `${kind} threw`, err);
+        await resync(t);
+      }
+      report.operations = ++done;
+      if (warningsSeen() > warningsChecked) {
+        const fresh = options.warnings!.slice(warningsChecked);
+        warningsChecked += fresh.length;
+        for (const w of fresh) if (/move/.test(w)) fail("error", "-", "warning", w);
+      }
+      if (l.op % 97 === 0) for (const id of mine) await settleMove(model.get(id)!, false);
+      if (options.progressEvery && done % options.progressEvery === 0) {
+        const s = (Date.now() - started) / 1000;
+        options.log?.(`${done} ops, ${report.checks} checks, leaks ${report.leaks}, mismatches ${report.mismatches}, errors ${report.errors}, ${Math.round(done / s)} ops/s`);
+      }
     }
-    report.operations = op;
-    if (warningsSeen() > warningsChecked) {
-      for (const w of options.warnings!.slice(warningsChecked)) if (/move/.test(w)) fail("error", "-", "warning", w);
-      warningsChecked = warningsSeen();
-    }
-    if (op % 97 === 0) for (const m of model.values()) await settleMove(m, false);
-    if (options.progressEvery && op % options.progressEvery === 0) {
-      const s = (Date.now() - started) / 1000;
-      options.log?.(`${op} ops, ${report.checks} checks, leaks ${report.leaks}, mismatches ${report.mismatches}, errors ${report.errors}, ${Math.round(op / s)} ops/s`);
-    }
-  }
+  };
+  await Promise.all(
+    Array.from({ length: workers }, (_, w) => {
+      const l: Lane = { worker: w, prng: new Prng(options.seed + w * 7919), op: 0, recent: [] };
+      return lanes.run(l, () => walk(l, ids.filter((_, i) => i % workers === w)));
+    }),
+  );
 
   async function step(t: ModelTenant, kind: string): Promise<void> {
     const usable = t.status === "active";
@@ -583,11 +624,12 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
       }
       case "erase": {
         if (t.status === "erased") return step(t, "register");
-        // Erasure is not raced against other tenants' moves here: that race (issue 12, item 6) has its own regression test.
-        await settleAllMoves();
+        // Its own move must have finished (see settleMove); other tenants' moves may be dropping tables meanwhile.
+        await settleMove(t, true);
         note(`erase ${t.id}`);
         const r = await bh.eraseTenant(t.id, "fuzz");
-        check(r.verified && Object.values(r.remaining).every((n) => n === 0), "leak", t.id, "erase: rows left", () => r.remaining);
+        check(Object.values(r.remaining).every((n) => n === 0), "leak", t.id, "erase: rows left", () => r.remaining);
+        if (!r.verified || r.proofError) fail("error", t.id, "erase: proof not completed", r.proofError ?? "verified false");
         t.status = "erased";
         t.docs.clear();
         t.maybeAnn = false;
@@ -643,7 +685,7 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
   }
 
   // ---- the end: every tenant read back whole ----------------------------------------------------
-  op++;
+  root.op = options.operations + 1;
   current = "final verification";
   await settleAllMoves();
   for (const t of model.values()) {
@@ -664,6 +706,6 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
 /** One line per failure, for test output and the soak log. */
 export function describeFailures(report: LeakFuzzReport): string {
   return report.failures
-    .map((f) => `[${f.kind}] seed ${report.seed} op #${f.op} tenant ${f.tenant}: ${f.what}\n  ${f.detail}\n  recent operations:\n    ${f.recent.join("\n    ")}`)
+    .map((f) => `[${f.kind}] seed ${report.seed} walk ${f.worker} op #${f.op} tenant ${f.tenant}: ${f.what}\n  ${f.detail}\n  recent operations:\n    ${f.recent.join("\n    ")}`)
     .join("\n\n");
 }
