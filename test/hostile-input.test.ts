@@ -83,6 +83,9 @@ for (const backend of BACKENDS) {
       await expect(bh.costEngine.allocateFixedCosts(100, { "tenant-a": 1e308 })).rejects.toMatchObject({ field: "basis.tenant-a" });
       await expect(bh.costEngine.allocateFixedCosts(1e308, "equal")).rejects.toMatchObject({ field: "monthlyFixedCost" });
       await expect(bh.costEngine.reconcile("2026-11", { postgres: 1e308 })).rejects.toMatchObject({ field: "actual.postgres" });
+      // A month before the deployment bills nobody (it used to bill today's tenants).
+      const past = await call("GET", "/admin/costs/report?period=1999-01", admin);
+      expect(past).toMatchObject({ status: 200, body: { tenants: [], totals: { revenue: 0, totalCost: 0 } } });
       // A bounded allocation still works, and its shares still add up.
       const shares = await bh.costEngine.allocateFixedCosts(1_000_000_000, { "tenant-a": 1e12, "tenant-b": 1 });
       expect(Math.round((shares["tenant-a"]! + shares["tenant-b"]!) * 100)).toBe(100_000_000_000);

@@ -85,16 +85,6 @@ const keyPath = (keyId: string) => `/admin/keys/${encodeURIComponent(keyId)}`;
 /** Keys as people read them: an admin key has no scopes (it reaches the admin API, never tenant data). */
 const keyRows = (list: readonly ApiKeyInfo[]) => list.map((k) => ({ ...k, scopes: k.kind === "admin" ? "(admin)" : k.scopes }));
 
-/** A move that is not there is "not found" (exit 3), not a conflict: scripts check for it. */
-async function moveMustExist<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof MoveConflictError && /has no move in progress/.test(err.message)) throw new BulkheadError("MOVE_NOT_FOUND", 404, err.message);
-    throw err;
-  }
-}
-
 /** `--period`: a month this deployment can have billed, checked before anything is opened where possible. */
 function checkPeriod(period: string | undefined, firstTenantCreated?: Date): void {
   if (period === undefined) return;
@@ -436,7 +426,7 @@ export function addOperatorCommands(program: Command): void {
   common(migrate.command("resume <tenantId>").description("Continue an interrupted move from its last checkpoint"))
     .action((tenantId: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        const t = await moveMustExist(() => interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o)));
+        const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o));
         await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index, resumed: true });
         moved(opts, t, "moved");
       }),
@@ -444,7 +434,7 @@ export function addOperatorCommands(program: Command): void {
   common(migrate.command("rollback <tenantId>").description("Discard an interrupted move's copy; the tenant stays where it is"))
     .action((tenantId: string, opts: Common) =>
       withBulkhead(opts, async (bh) => {
-        const t = await moveMustExist(() => bh.registry.rollbackMove(tenantId));
+        const t = await bh.registry.rollbackMove(tenantId);
         await bh.audit.record(ACTOR, "tenant.move.rollback", t.tenantId);
         moved(opts, t, "stays");
       }),
@@ -454,7 +444,7 @@ export function addOperatorCommands(program: Command): void {
       withBulkhead(opts, async (bh) => {
         const limit = rate === "off" ? null : Number(rate);
         if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) throw new ValidationError("vectorsPerSecond", `must be a whole number >= 1 or "off", got "${rate}"`);
-        const t = await moveMustExist(() => bh.registry.limitMoveWrites(tenantId, limit));
+        const t = await bh.registry.limitMoveWrites(tenantId, limit);
         await bh.audit.record(ACTOR, "tenant.move.limit-writes", t.tenantId, { vectorsPerSecond: limit });
         print(opts.json, { tenantId: t.tenantId, moveWriteLimit: t.moveWriteLimit }, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
       }),

@@ -243,7 +243,7 @@ export class CostAllocationEngine implements UsageMeter {
     const period = assertPeriod(options.period ?? currentPeriod());
     const fixed = monthlyFixedCost === undefined ? await this.getFixedCosts() : undefined;
     const totalCents = fixed ? usdToCents(fixed.total, "fixed cost") : this.cents(monthlyFixedCost!, "monthlyFixedCost");
-    const tenants = (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId));
+    const tenants = await this.billableTenants(period);
     const known = new Set(tenants.map((t) => t.tenantId));
 
     const weights = new Map<string, bigint>();
@@ -325,7 +325,7 @@ export class CostAllocationEngine implements UsageMeter {
     assertPeriod(period);
     const run = await this.getAllocation(period);
     const tenants: TenantMargin[] = [];
-    for (const t of (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId))) {
+    for (const t of await this.billableTenants(period)) {
       const s = await this.getTenantCostSummary(t.tenantId, period);
       const revenue = this.config.planPrices[t.tier];
       const margin = revenue - s.totalCost;
@@ -372,7 +372,7 @@ export class CostAllocationEngine implements UsageMeter {
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > LIMITS.amountUsd) throw new ValidationError(`actual.${key}`, `must be an amount in USD from 0 to ${LIMITS.amountUsd}`);
     }
     const variable = { embedding: 0n, llm: 0n, vectorQueries: 0n };
-    for (const t of (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId))) {
+    for (const t of await this.billableTenants(period)) {
       const u = await this.usageOf(t.tenantId, period);
       variable.embedding += u.embedding.cost;
       variable.llm += u.llm.cost;
@@ -397,6 +397,16 @@ export class CostAllocationEngine implements UsageMeter {
       lines.reduce((a, l) => a + l.actual, 0),
     );
     return { period, tolerance, lines, overall, withinTolerance: !overall.flagged && lines.every((l) => !l.flagged) };
+  }
+
+  /**
+   * The tenants a month's bill is about: registered before the month ended (a report for a month
+   * before the deployment bills nobody, not today's tenants), never readiness probe tenants.
+   */
+  private async billableTenants(period: string): Promise<Tenant[]> {
+    const [year, month] = period.split("-").map(Number) as [number, number];
+    const monthEnds = Date.UTC(year, month, 1); // month is 1-based: this is the first instant of the next month
+    return (await this.registry.listTenants()).filter((t) => !isProbeTenant(t.tenantId) && t.createdAt.getTime() < monthEnds);
   }
 
   private cents(usd: number, field: string): bigint {
