@@ -182,7 +182,10 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     moves,
     eraseTenant: (tenantId, actor) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return eraseTenant({ db, cells, registry, keys, audit }, tenantId, actor);
+      return eraseTenant({ db, cells, registry, keys, audit }, tenantId, actor).then(async (report) => {
+        await monitor.forgetTenant(tenantId); // its metric series and latency window go with it
+        return report;
+      });
     },
     backupTenant: (tenantId, file, o) => {
       if (closed) throw new ClosedError("Bulkhead");

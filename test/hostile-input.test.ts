@@ -238,6 +238,19 @@ for (const backend of BACKENDS) {
       expect((await call("POST", "/v1/query", keys["tenant-b"], { vector: vec(1) })).status).toBe(200);
     });
 
+    it("drops an erased tenant's metric series and statistics (probe tenants and erased customers do not pile up in every scrape)", async () => {
+      await start();
+      await call("POST", "/v1/documents", keys["tenant-a"], { documents: [doc("d1")] });
+      await call("POST", "/v1/query", keys["tenant-a"], { vector: vec(1) });
+      await call("POST", "/v1/query", keys["tenant-b"], { vector: vec(1) });
+      expect(await bh.monitor.metricsText()).toContain('tenant="tenant-a"');
+      expect((await call("DELETE", "/admin/tenants/tenant-a", admin)).status).toBe(200);
+      const text = await bh.monitor.metricsText();
+      expect(text).not.toContain('tenant="tenant-a"');
+      expect(text).toContain('tenant="tenant-b"');
+      expect(bh.monitor.getTenantStats("tenant-a").requests).toBe(0);
+    });
+
     it("logs a failed write with ids, method, route and status — never its vectors, metadata text or SQL", async () => {
       await start();
       const canary = "CANARY-text-of-tenant-a-7f3e9";

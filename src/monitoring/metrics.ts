@@ -102,6 +102,26 @@ export class BulkheadMetrics {
     });
   }
 
+  /**
+   * Drops every series of one tenant (an erased tenant's, a readiness probe's): without it each
+   * erased tenant would stay in every scrape for the life of the process.
+   */
+  async forgetTenant(tenantId: string): Promise<void> {
+    for (const metric of this.registry.getMetricsAsArray() as unknown as { get(): Promise<{ values: { labels: Record<string, string | number> }[] }>; remove(labels: Record<string, string | number>): void }[]) {
+      const { values } = await metric.get();
+      const seen = new Set<string>();
+      for (const { labels } of values) {
+        if (labels.tenant !== tenantId) continue;
+        // A histogram reports each bucket (le) and its sum and count; its series is the rest of the labels.
+        const { le: _le, ...series } = labels;
+        const key = JSON.stringify(series);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        metric.remove(series);
+      }
+    }
+  }
+
   /** The Prometheus text exposition. */
   text(): Promise<string> {
     return this.registry.metrics();

@@ -66,6 +66,14 @@ export class TenantMonitor extends EventEmitter<{ alert: [TenantAlert] }> {
     }
   }
 
+  /** Forgets an erased tenant: its window, its alerts and its metric series. */
+  async forgetTenant(tenantId: string): Promise<void> {
+    this.windows.delete(tenantId);
+    this.lastCheck.delete(tenantId);
+    for (const key of this.firing) if (key.startsWith(`${tenantId}\u0000`)) this.firing.delete(key);
+    await this.metrics.forgetTenant(tenantId);
+  }
+
   /** p50/p95/p99 latency, error rate and counts of the tenant's operations in the sliding window. */
   getTenantStats(tenantId: string): TenantStats {
     const window = this.windows.get(tenantId) ?? new LatencyWindow(1);
