@@ -628,8 +628,9 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
         await settleMove(t, true);
         note(`erase ${t.id}`);
         const r = await bh.eraseTenant(t.id, "fuzz");
-        check(Object.values(r.remaining).every((n) => n === 0), "leak", t.id, "erase: rows left", () => r.remaining);
-        if (!r.verified || r.proofError) fail("error", t.id, "erase: proof not completed", r.proofError ?? "verified false");
+        const clean = Object.values(r.remaining).every((n) => n === 0);
+        check(clean, "leak", t.id, "erase: rows left", () => r.remaining);
+        if (r.proofError || (clean && !r.verified)) fail("error", t.id, "erase: proof not completed", r.proofError ?? "verified false with no row left");
         t.status = "erased";
         t.docs.clear();
         t.maybeAnn = false;
