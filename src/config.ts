@@ -33,6 +33,12 @@ export const QUOTA_MINIMUMS: Readonly<Record<keyof TenantQuota, number>> = Objec
   maxConcurrent: 1,
 });
 
+/**
+ * The largest value of any quota field: counts are compared with PostgreSQL integers (the daily
+ * query count is an int), so a larger quota would make every query of the tenant fail.
+ */
+export const QUOTA_MAXIMUM = 2_147_483_647;
+
 /** Vector similarity metric, with Pinecone's names. */
 export type Metric = "cosine" | "euclidean" | "dotproduct";
 
@@ -368,7 +374,7 @@ export function loadConfig(sources: ConfigSources = {}): BulkheadConfig {
         [env[envName] === "" ? undefined : env[envName], envName],
         [codeQuotas[tier]?.[field], `option tierQuotas.${tier}.${field}`],
       ];
-      for (const [raw, label] of candidates) if (raw !== undefined) quota[field] = int(QUOTA_MINIMUMS[field], Number.MAX_SAFE_INTEGER)(raw, label);
+      for (const [raw, label] of candidates) if (raw !== undefined) quota[field] = int(QUOTA_MINIMUMS[field], QUOTA_MAXIMUM)(raw, label);
     }
     tierQuotas[tier] = Object.freeze(quota);
   }

@@ -83,6 +83,16 @@ for (const backend of BACKENDS) {
       await expect(bh.costEngine.allocateFixedCosts(100, { "tenant-a": 1e308 })).rejects.toMatchObject({ field: "basis.tenant-a" });
       await expect(bh.costEngine.allocateFixedCosts(1e308, "equal")).rejects.toMatchObject({ field: "monthlyFixedCost" });
       await expect(bh.costEngine.reconcile("2026-11", { postgres: 1e308 })).rejects.toMatchObject({ field: "actual.postgres" });
+      // Months that cannot have a bill are refused, whatever the route.
+      for (const period of ["9999-12", "0000-01"]) {
+        expect((await call("POST", "/admin/costs/allocate", admin, { total: 115, basis: "equal", period })).status, period).toBe(400);
+        expect((await call("GET", `/admin/costs/report?period=${period}`, admin)).status, period).toBe(400);
+        expect((await call("GET", `/v1/costs?period=${period}`, keys["tenant-b"])).status, period).toBe(400);
+      }
+      // A quota a PostgreSQL integer cannot hold is refused when set, not failing every query after.
+      expect(await call("PUT", "/admin/tenants/tenant-b/quota", admin, { quota: { maxDailyQueries: 2 ** 31 } })).toMatchObject({ status: 400, body: { field: "quota.maxDailyQueries" } });
+      await expect(bh.registry.setQuota("tenant-b", { maxDailyQueries: 2 ** 31 })).rejects.toMatchObject({ field: "quota.maxDailyQueries" });
+      expect((await call("POST", "/v1/query", keys["tenant-b"], { vector: vec(1) })).status).toBe(200);
       // A month before the deployment bills nobody (it used to bill today's tenants).
       const past = await call("GET", "/admin/costs/report?period=1999-01", admin);
       expect(past).toMatchObject({ status: 200, body: { tenants: [], totals: { revenue: 0, totalCost: 0 } } });
@@ -137,6 +147,8 @@ for (const backend of BACKENDS) {
 
     it("refuses text PostgreSQL cannot store (NUL, lone surrogates) in every field with a 400 naming it, writing nothing", async () => {
       await start();
+      // Every request spends a point of the rate limit at the door, refused or not: this test sends many.
+      await bh.registry.setQuota("tenant-a", { requestsPerSecond: 10_000 });
       await call("POST", "/v1/documents", keys["tenant-a"], { documents: [doc("kept")] });
       const a = keys["tenant-a"];
       const cases: [string, string, string, unknown, string][] = [];
@@ -171,6 +183,13 @@ for (const backend of BACKENDS) {
         await expect(bh.registry.registerTenant("tenant-d", bad, TenantTier.FREE)).rejects.toMatchObject({ field: "tenantName" });
         await expect(bh.keys.createKey("tenant", { tenantId: "tenant-a", name: bad }, "test")).rejects.toMatchObject({ field: "name" });
       }
+      // Vectors pgvector cannot score in single precision (null scores rank first): too small for a cosine, too long for any metric.
+      for (const values of [vec(1).map(() => 1e-50), vec(1).map(() => 3.4e38), vec(1).map((v, i) => (i === 0 ? 2e19 : v))]) {
+        expect((await call("POST", "/v1/documents", a, { documents: [{ id: "tiny", values }] })).body.field).toBe("documents[0].values");
+        expect((await call("POST", "/v1/query", a, { vector: values })).body.field).toBe("queryVector");
+      }
+      // Unknown query parameters are refused on every route, not ignored.
+      expect(await call("GET", "/v1/usage?tenant=tenant-b", a)).toMatchObject({ status: 400, body: { field: "tenant" } });
       // A surrogate pair (an emoji) is fine text, escaped or not.
       expect((await call("POST", "/v1/documents", a, '{"documents":[{"id":"emoji","values":' + JSON.stringify(vec(2)) + ',"metadata":{"t":"\\ud83d\\ude00 😀"}}]}')).status).toBe(200);
 
@@ -226,8 +245,15 @@ for (const backend of BACKENDS) {
       // The door spends the request's point and the query does not spend another: the free tier's
       // 10/s + 20 burst serve about 30 (spending twice would serve about 15).
       expect(served).toBeGreaterThanOrEqual(25);
-      // A malformed body is not even parsed: the answer is the 429, with Retry-After.
-      const early = await call("POST", "/v1/query", keys["tenant-a"], "{this is not json");
+      // A malformed body is not even parsed: while the tenant is over its limit, the answer is the 429,
+      // with Retry-After. (Under a loaded machine the limit's window may pass between two requests,
+      // so the tenant is put over a 1/s limit again until the malformed request lands inside it.)
+      await bh.registry.setQuota("tenant-a", { requestsPerSecond: 1, burst: 0 });
+      let early = await call("POST", "/v1/query", keys["tenant-a"], "{this is not json");
+      for (let i = 0; i < 5 && early.status !== 429; i++) {
+        while ((await call("POST", "/v1/query", keys["tenant-a"], { vector: vec(i) })).status !== 429);
+        early = await call("POST", "/v1/query", keys["tenant-a"], "{this is not json");
+      }
       expect(early.status).toBe(429);
       expect(Number(early.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
       expect(early.body).toMatchObject({ code: "RATE_LIMITED" });
@@ -273,6 +299,15 @@ for (const backend of BACKENDS) {
       expect(mine.find((l) => l.msg === "request completed")).toMatchObject({ method: "POST", route: "/v1/documents", status: 500, tenant_id: "tenant-a" });
       // Every request line names its method, route and status.
       for (const l of logs.parsed.filter((x) => x.msg === "request completed")) expect(l).toMatchObject({ method: expect.any(String), route: expect.any(String), status: expect.any(Number) });
+      // A refusal names the field's place, not the tenant's words: metadata keys are the tenant's content.
+      const refusedKey = await call("POST", "/v1/documents", keys["tenant-a"], { documents: [doc("k", { CANARYKEY_patient_ssn: "x\u0000" })] });
+      expect(refusedKey).toMatchObject({ status: 400, body: { field: "documents[0].metadata.CANARYKEY_patient_ssn" } }); // the caller is told
+      expect(logs.raw.join("\n")).not.toContain("CANARYKEY");
+      expect(logs.parsed.find((l) => l.msg === "request refused" && l.code === "VALIDATION_FAILED")).toMatchObject({ field: "documents[0].metadata.*" });
+      // Requests without a valid key, which anyone can send as fast as they like, are summarised, not logged one by one.
+      const before = logs.raw.length;
+      for (let i = 0; i < 40; i++) expect((await call("GET", "/v1/usage", `bh_tenant_nobody${i}_${"x".repeat(20)}`)).status).toBe(401);
+      expect(logs.raw.length - before).toBeLessThanOrEqual(1);
       // Tenant B is untouched by A's failure.
       expect((await call("POST", "/v1/query", keys["tenant-b"], { vector: vec(1) })).status).toBe(200);
     });

@@ -24,6 +24,18 @@ for (const backend of BACKENDS) {
     };
     const tables = async () => (await db.query<{ relname: string }>("SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND relname ~ '^vec_[0-9_]+$' ORDER BY relname", [db.schema])).map((r) => r.relname);
 
+    it("erasing a tenant right after its background move switched reports no failed move (found by the soak)", async () => {
+      const warnings: string[] = [];
+      await open({}, (m) => warnings.push(m));
+      await seed(bh, "tenant-a", 200, new Map());
+      await bh.moves.start("tenant-a", { tier: TenantTier.ENTERPRISE }, "admin:test", 50);
+      await waitFor("the move to switch", async () => (await bh.registry.getMove("tenant-a")) === null, 60_000);
+      expect((await bh.eraseTenant("tenant-a", "admin:test")).verified).toBe(true);
+      await bh.moves.close(); // waits for the run to end, whichever way
+      expect(warnings.filter((w) => w.includes("the move of tenant-a stopped"))).toEqual([]);
+      expect(await bh.moves.list()).toEqual([]);
+    });
+
     it("moves to a dedicated index and back while the tenant writes and reads: nothing acknowledged is lost, nothing foreign is read", async () => {
       await open();
       const model: Model = new Map();

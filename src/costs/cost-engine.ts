@@ -1,7 +1,7 @@
 import type { BulkheadConfig, PriceBook, TenantTier } from "../config.js";
 import { TIERS } from "../config.js";
 import { enterTenantContext, type Db } from "../db/db.js";
-import { ValidationError } from "../errors.js";
+import { shown, ValidationError } from "../errors.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
@@ -101,8 +101,12 @@ export interface Reconciliation {
 const round2 = (x: number) => Math.round(x * 100) / 100;
 const currentPeriod = () => periodOf(new Date());
 
+/** A month that can have a bill: YYYY-MM, from 1970 to this month (a future month has no usage and no allocation yet). */
 function assertPeriod(period: string): string {
-  if (typeof period !== "string" || !/^\d{4}-(0[1-9]|1[0-2])$/.test(period)) throw new ValidationError("period", `must be a month as YYYY-MM, got ${JSON.stringify(period)}`);
+  if (typeof period !== "string" || !/^\d{4}-(0[1-9]|1[0-2])$/.test(period)) throw new ValidationError("period", `must be a month as YYYY-MM, got ${shown(period)}`);
+  const now = currentPeriod();
+  if (period > now) throw new ValidationError("period", `${period} is in the future (this month is ${now})`);
+  if (period < "1970-01") throw new ValidationError("period", `${period} is before any usage could be recorded`);
   return period;
 }
 

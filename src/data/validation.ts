@@ -34,6 +34,16 @@ export function validateVector(values: unknown, dimension: number, field: string
     if (v !== 0) nonZero = true;
   }
   if (metric === "cosine" && !nonZero) throw new ValidationError(field, "is all zeros, which has no cosine similarity");
+  // pgvector computes lengths and distances in single precision: a squared length that overflows
+  // (values above ~1.8e19) or, for cosine, underflows to 0 (values below ~1e-23) scores null —
+  // and null ranks before every real match. Summed here the way pgvector sums, in float32.
+  let squared = 0;
+  for (const v of values as number[]) {
+    const f = Math.fround(v);
+    squared = Math.fround(squared + Math.fround(f * f));
+  }
+  if (!Number.isFinite(squared)) throw new ValidationError(field, "is too long to score in single precision (its squared length overflows); scale it down");
+  if (metric === "cosine" && squared === 0) throw new ValidationError(field, "has no length in single precision (its values are too small); cosine similarity is undefined");
   return values as number[];
 }
 

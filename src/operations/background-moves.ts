@@ -1,4 +1,4 @@
-import { MoveConflictError, MoveNotFoundError } from "../errors.js";
+import { MoveConflictError, MoveNotFoundError, TenantNotFoundError } from "../errors.js";
 import { describeError } from "../monitoring/safe-error.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
 import type { PlacementMove } from "../tenancy/placement-move.js";
@@ -85,6 +85,16 @@ export class BackgroundMoves {
     await Promise.all([...this.runs.keys()].map((id) => this.stop(id)));
   }
 
+  private async tenantExists(tenantId: string): Promise<boolean> {
+    try {
+      await this.registry.getTenant(tenantId);
+      return true;
+    } catch (err) {
+      if (err instanceof TenantNotFoundError) return false;
+      return true; // cannot tell (the database is away): report the failure as it is
+    }
+  }
+
   private run(tenantId: string, actor: string, batchSize?: number): void {
     const stop = new AbortController();
     this.failures.delete(tenantId);
@@ -93,8 +103,11 @@ export class BackgroundMoves {
       .then(async (t) => {
         await this.audit.record(actor, "tenant.move", tenantId, { tier: t.tier, store: t.store, index: t.index });
       })
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
         if (stop.signal.aborted) return; // stopped on purpose: stays recorded, resumable
+        // The tenant was erased while its move ran (erasure takes the move and its copy with it):
+        // nothing is left to resume or roll back, so there is no failure to report.
+        if (!(await this.tenantExists(tenantId))) return;
         // Shown in the move's status (API, CLI): the masked description, as in the logs — no tenant data.
         this.failures.set(tenantId, describeError(err));
         this.onFailure(tenantId, err);

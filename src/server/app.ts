@@ -11,12 +11,12 @@ import { safeError } from "../monitoring/safe-error.js";
 import { adminRoutes } from "./admin-routes.js";
 import { parseJsonBody } from "./json-body.js";
 import { LogTap } from "./log-tap.js";
-import { RefusalLog, RequestLogs } from "./request-logs.js";
+import { fieldForLog, RefusalLog, RequestLogs } from "./request-logs.js";
 import { buildOpenApi } from "./openapi.js";
 import { rateLimitProblem, toProblem } from "./problem.js";
 import { runServiceReadiness } from "./service-readiness.js";
 import { route, type RouteSpec } from "./route-spec.js";
-import { parse, readinessQuery } from "./schemas.js";
+import { noQuery, parse, readinessQuery } from "./schemas.js";
 import { tenantRoutes } from "./tenant-routes.js";
 
 export interface ServerOptions {
@@ -45,7 +45,8 @@ declare module "fastify" {
 /** The body of a route, parsed; a `tenantId` in it must be the key's own. */
 function parseInput(spec: RouteSpec, request: FastifyRequest, key: ApiKeyInfo | null) {
   const body = spec.body ? parse(spec.body, request.body, "body") : undefined;
-  const query = spec.query ? parse(spec.query, request.query, "query") : undefined;
+  // A route without query parameters refuses any: a misspelt or unexpected one must not pass unnoticed.
+  const query = parse(spec.query ?? noQuery, request.query, "query");
   const params = spec.params ? parse(spec.params, request.params, "params") : undefined;
   const claimed = (body as { tenantId?: string } | undefined)?.tenantId;
   if (spec.access === "tenant" && claimed !== undefined && claimed !== key!.tenantId) {
@@ -145,7 +146,11 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   app.setErrorHandler((err, request, reply) => {
     const { problem, headers } = toProblem(err, request.url);
     if (problem.status >= 500) request.log.error({ err }, "request failed");
-    else request.log.info({ code: problem.code, status: problem.status, ...(problem.field ? { field: problem.field } : {}) }, "request refused");
+    else if (problem.status === 401) {
+      // Anyone can send these, as fast as they like: summarised, not one line each.
+      request.refusedEarly = true;
+      refusals.count(null, 401, problem.code);
+    } else request.log.info({ code: problem.code, status: problem.status, ...(typeof problem.field === "string" ? { field: fieldForLog(problem.field) } : {}) }, "request refused");
     return reply.status(problem.status).headers(headers).send(JSON.stringify(problem));
   });
   // Which routes exist is for key holders only: without a valid key, an unknown path is a 401 too (see the onRequest hook).
@@ -212,7 +217,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
           const refusal = spec.operation ? await bh.dataManager.admitRate(key.tenantId!, spec.operation) : null;
           if (refusal) {
             request.refusedEarly = true;
-            refusals.count(refusal.tenantId);
+            refusals.count(refusal.tenantId, 429, "RATE_LIMITED");
             // A tenant that ignored its Retry-After: hold the answer (a timer, no work) for the wait left, capped.
             const hold = refusal.repeated ? Math.min(refusal.retryAfterMs, bh.config.httpRefusalHoldMs) : 0;
             if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));

@@ -28,9 +28,10 @@ export class RequestLogs extends LogController {
 }
 
 /**
- * Refusals at the door are counted per tenant and logged as one line per tenant at most every
- * `intervalMs` ("N requests refused"), not one line each: a flood of thousands a second would
- * otherwise be a flood of log lines, paid for by every tenant. Metrics count each one.
+ * Refusals at the door — a tenant over its rate limit, a request without a valid key — are counted
+ * and logged as one line per (tenant, code) at most every `intervalMs` ("N requests refused"), not
+ * one line each: a flood of thousands a second would otherwise be a flood of log lines, paid for
+ * by every tenant (and, for keyless requests, by anyone on the network). Metrics count each one.
  */
 export class RefusalLog {
   private readonly pending = new Map<string, { count: number; loggedAt: number }>();
@@ -39,15 +40,42 @@ export class RefusalLog {
     private readonly intervalMs = 10_000,
   ) {}
 
-  count(tenantId: string): void {
+  /** `tenantId` null: the caller has no valid key (the line says so, naming no one). */
+  count(tenantId: string | null, status: number, code: string): void {
+    const key = `${tenantId ?? ""}\u0000${code}`;
     const now = Date.now();
-    const entry = this.pending.get(tenantId) ?? { count: 0, loggedAt: -Infinity };
+    const entry = this.pending.get(key) ?? { count: 0, loggedAt: -Infinity };
     entry.count++;
     if (now - entry.loggedAt >= this.intervalMs) {
-      this.log.info({ tenant_id: tenantId, refused: entry.count, status: 429, code: "RATE_LIMITED" }, "requests refused at the door (over the rate limit)");
+      this.log.info({ ...(tenantId ? { tenant_id: tenantId } : {}), refused: entry.count, status, code }, tenantId ? "requests refused at the door (over the rate limit)" : "requests refused at the door (no valid key)");
       entry.count = 0;
       entry.loggedAt = now;
     }
-    this.pending.set(tenantId, entry);
+    this.pending.set(key, entry);
   }
+}
+
+/**
+ * A field path as a log may carry it: the request's structure, not the tenant's words. Metadata
+ * keys and filter field names are the tenant's content (`documents[0].metadata.patient_ssn`), so
+ * they become `*`; operators (`$in`), indexes and the API's own names stay.
+ */
+export function fieldForLog(field: string): string {
+  const parts = field.split(".");
+  let userKeysFollow = false;
+  const out = parts.map((part, i) => {
+    const name = part.replace(/\[\d+\]/g, "");
+    const index = part.slice(name.length);
+    if (i === 0 && name === "filter") {
+      userKeysFollow = true;
+      return part;
+    }
+    if (userKeysFollow && !name.startsWith("$")) return `*${index}`;
+    if (name === "metadata") {
+      userKeysFollow = true;
+      return part;
+    }
+    return part.length > 64 ? `${part.slice(0, 64)}…` : part;
+  });
+  return out.join(".");
 }

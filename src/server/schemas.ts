@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { QUOTA_MINIMUMS, TIERS } from "../config.js";
+import { QUOTA_MAXIMUM, QUOTA_MINIMUMS, TIERS } from "../config.js";
 import { LIMITS } from "../costs/money.js";
 import { ValidationError } from "../errors.js";
 import { SCOPES } from "../tenancy/api-keys.js";
@@ -16,8 +16,10 @@ export const upsertBody = z.object({ documents: z.array(z.object({ id: z.string(
 export const queryBody = z.object({ vector: z.array(z.number()), topK: z.number().int().optional(), filter: filter.optional(), embedTokens: z.number().int().min(0).max(LIMITS.tokensPerCall).optional().describe(`embedding tokens this query used, metered to the tenant (0 to ${LIMITS.tokensPerCall})`), ...callerTenant }).strict();
 export const idsBody = z.object({ ids: z.array(z.string()), ...callerTenant }).strict();
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
+/** Routes without query parameters refuse any (a misspelt one must not pass unnoticed). */
+export const noQuery = z.object({}).strict();
 
-const quota = z.object(Object.fromEntries(Object.entries(QUOTA_MINIMUMS).map(([k, min]) => [k, z.number().int().min(min).optional()]))).strict();
+const quota = z.object(Object.fromEntries(Object.entries(QUOTA_MINIMUMS).map(([k, min]) => [k, z.number().int().min(min).max(QUOTA_MAXIMUM).optional()]))).strict();
 export const registerBody = z
   .object({
     tenantId,
@@ -70,6 +72,9 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  const path = issue.path.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
-  throw new ValidationError(path || where, issue.message);
+  // An unknown key is named itself (`tenant`), not its parent (`query`); bounded, it is the caller's text.
+  const unknown = issue.code === "unrecognized_keys" ? String((issue as { keys?: string[] }).keys?.[0] ?? "").slice(0, 64) : "";
+  const segments = unknown ? [...issue.path, unknown] : issue.path;
+  const path = segments.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
+  throw new ValidationError(path || where, unknown ? "is not a known field" : issue.message);
 }

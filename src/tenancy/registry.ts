@@ -1,7 +1,7 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
-import { HOME_STORE, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
+import { HOME_STORE, QUOTA_MAXIMUM, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
 import { inTenantContext, type Db, type Queryable } from "../db/db.js";
-import { MoveConflictError, MoveNotFoundError, PlacementMovedError, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
+import { MoveConflictError, MoveNotFoundError, PlacementMovedError, shown, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import { assertStorableText } from "../storable-text.js";
 import type { IndexSpec, Placement } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
@@ -104,7 +104,9 @@ function assertQuota(quota: unknown): asserts quota is Partial<TenantQuota> {
   for (const [key, value] of Object.entries(quota)) {
     const minimum = QUOTA_MINIMUMS[key as keyof TenantQuota];
     if (minimum === undefined) throw new ValidationError(`quota.${key}`, `unknown quota (known: ${Object.keys(QUOTA_MINIMUMS).join(", ")})`);
-    if (!Number.isSafeInteger(value) || (value as number) < minimum) throw new ValidationError(`quota.${key}`, `must be a whole number >= ${minimum}, got ${JSON.stringify(value)}`);
+    if (!Number.isSafeInteger(value) || (value as number) < minimum || (value as number) > QUOTA_MAXIMUM) {
+      throw new ValidationError(`quota.${key}`, `must be a whole number from ${minimum} to ${QUOTA_MAXIMUM}, got ${shown(value)}`);
+    }
   }
 }
 
