@@ -228,6 +228,15 @@ for (const backend of BACKENDS) {
         expect((await call("GET", "/v1/usage", undefined, undefined, { authorization: `${scheme} ${keys["tenant-a"]}` })).status, scheme).toBe(200);
       }
       expect(await call("GET", "/admin/moves/tenant-b", admin)).toMatchObject({ status: 404, body: { code: "MOVE_NOT_FOUND" } });
+      // A client sending made-up keys gets 20 lookups a second; after that only keys already known are
+      // checked (no database lookup per made-up id), and a key in use keeps working from the same address.
+      const statuses: number[] = [];
+      for (let i = 0; i < 40; i++) statuses.push((await call("GET", "/v1/usage", `bh_tenant_${String(i).padStart(16, "f")}_${"x".repeat(43)}`)).status);
+      expect(statuses.filter((st) => st === 401).length).toBeGreaterThanOrEqual(20);
+      const throttled = await call("GET", "/v1/usage", `bh_tenant_${"e".repeat(16)}_${"x".repeat(43)}`);
+      if (throttled.status === 429) expect(throttled.body.code).toBe("AUTHENTICATION_THROTTLED");
+      expect(statuses.includes(429) || throttled.status === 429).toBe(true);
+      expect((await call("GET", "/v1/usage", keys["tenant-a"])).status).toBe(200);
       expect(await call("GET", "/admin/moves/nobody-here", admin)).toMatchObject({ status: 404 });
     });
 

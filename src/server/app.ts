@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { pino, type Logger } from "pino";
 import { Counter, Histogram } from "prom-client";
 import type { Bulkhead } from "../bulkhead.js";
-import { ForbiddenError } from "../errors.js";
+import { AuthenticationError, ForbiddenError } from "../errors.js";
 import type { ApiKeyInfo } from "../tenancy/api-keys.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
 import { withDoorAdmission } from "../limits/door-admission.js";
@@ -11,6 +11,7 @@ import { safeError } from "../monitoring/safe-error.js";
 import { adminRoutes } from "./admin-routes.js";
 import { parseJsonBody } from "./json-body.js";
 import { LogTap } from "./log-tap.js";
+import { FailedAuthentications } from "./failed-authentications.js";
 import { fieldForLog, RefusalLog, RequestLogs } from "./request-logs.js";
 import { buildOpenApi } from "./openapi.js";
 import { rateLimitProblem, toProblem } from "./problem.js";
@@ -100,6 +101,17 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       return typeof given === "string" && /^[A-Za-z0-9._-]{1,100}$/.test(given) ? given : randomUUID();
     },
   });
+  const failures = new FailedAuthentications();
+  /** The caller's key, verified; a client over its budget of failures has only known keys checked. */
+  const authenticate = async (request: FastifyRequest) => {
+    try {
+      return await bh.keys.verify(bearer(request), { cachedOnly: failures.overBudget(request.ip) });
+    } catch (err) {
+      // Only failures that cost a key lookup count (a missing or malformed key costs nothing).
+      if (err instanceof AuthenticationError && (err as { lookedUp?: boolean }).lookedUp) failures.failed(request.ip);
+      throw err;
+    }
+  };
   app.decorateRequest("apiKey", null);
   app.decorateRequest("refusedEarly", false);
   app.decorateRequest("admittedAtDoor", false);
@@ -115,7 +127,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   // Which routes exist is for key holders only: an unknown path checks the key before anything
   // else, the body included (a malformed body must not tell a prober that the path is unknown).
   app.addHook("onRequest", async (request) => {
-    if (request.is404) await bh.keys.verify(bearer(request));
+    if (request.is404) await authenticate(request);
   });
   // Everything Fastify actually registers (including the HEAD twins of GET routes), for the readiness check.
   const registered: { method: string; url: string }[] = [];
@@ -146,10 +158,10 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   app.setErrorHandler((err, request, reply) => {
     const { problem, headers } = toProblem(err, request.url);
     if (problem.status >= 500) request.log.error({ err }, "request failed");
-    else if (problem.status === 401) {
+    else if (problem.status === 401 || problem.code === "AUTHENTICATION_THROTTLED") {
       // Anyone can send these, as fast as they like: summarised, not one line each.
       request.refusedEarly = true;
-      refusals.count(null, 401, problem.code);
+      refusals.count(null, problem.status, problem.code);
     } else request.log.info({ code: problem.code, status: problem.status, ...(typeof problem.field === "string" ? { field: fieldForLog(problem.field) } : {}) }, "request refused");
     return reply.status(problem.status).headers(headers).send(JSON.stringify(problem));
   });
@@ -207,7 +219,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       // Authentication runs before the body is read: a caller without a key never gets a large body parsed.
       onRequest: async (request, reply) => {
         if (spec.access === "none") return;
-        const key = await bh.keys.verify(bearer(request));
+        const key = await authenticate(request);
         if (spec.access === "admin" && key.kind !== "admin") throw new ForbiddenError("this route needs an admin key");
         if (spec.access === "tenant") {
           if (key.kind !== "tenant") throw new ForbiddenError("this route needs a tenant key (admin keys do not act as a tenant)");

@@ -163,17 +163,21 @@ export class ApiKeyStore {
   }
 
   /** The key's owner and scopes if `presented` is a valid, unrevoked key; otherwise `AuthenticationError`. */
-  async verify(presented: string | undefined): Promise<ApiKeyInfo> {
+  async verify(presented: string | undefined, options: { cachedOnly?: boolean } = {}): Promise<ApiKeyInfo> {
     if (!presented) throw new AuthenticationError("an API key is required: send it as 'Authorization: Bearer <key>'");
     const match = KEY_PATTERN.exec(presented);
     if (!match) throw new AuthenticationError("the API key is malformed (expected bh_tenant_… or bh_admin_…)");
     const keyId = match[2]!;
+    // A client flooding made-up keys may not make every attempt a database lookup: while it is over
+    // its budget of failures, only keys already in the cache are checked.
+    if (options.cachedOnly && !this.cache.has(keyId)) throw new AuthenticationThrottledError();
     const row = await this.cache.get(keyId, async () => (await this.db.query<KeyRow>(`SELECT ${COLUMNS} FROM api_keys WHERE id = $1`, [keyId]))[0]);
     // Compare a hash even for an unknown id, so timing does not tell which ids exist.
     const expected = row ? Buffer.from(row.hash) : Buffer.alloc(32);
     const ok = timingSafeEqual(sha256(presented), expected) && row !== undefined && row.kind === match[1];
-    if (!ok) throw new AuthenticationError("the API key is not valid");
-    if (row.revoked_at !== null) throw new AuthenticationError("the API key has been revoked");
+    // Failures that cost a lookup are marked: those are what a flood of made-up keys is throttled on.
+    if (!ok) throw Object.assign(new AuthenticationError("the API key is not valid"), { lookedUp: true });
+    if (row.revoked_at !== null) throw Object.assign(new AuthenticationError("the API key has been revoked"), { lookedUp: true });
     this.touch(keyId);
     return toInfo(row);
   }
@@ -232,5 +236,13 @@ export class KeyNotFoundError extends BulkheadError {
 export class KeyRevokedError extends BulkheadError {
   constructor(keyId: string) {
     super("KEY_REVOKED", 409, `API key "${keyId}" is revoked; a revoked key cannot be rotated — create a new key instead`);
+  }
+}
+
+/** Too many failed authentications from this client: keys not already known are refused for a moment, unchecked. */
+export class AuthenticationThrottledError extends BulkheadError {
+  readonly retryAfterMs = 1_000;
+  constructor() {
+    super("AUTHENTICATION_THROTTLED", 429, "too many requests with invalid API keys from this client; retry in a second with a valid key");
   }
 }

@@ -21,6 +21,12 @@ export class TenantCache<V> {
     private readonly keepMisses = true,
   ) {}
 
+  /** Whether `key` has a fresh entry (a hit would not load). */
+  has(key: string): boolean {
+    const hit = this.entries.get(key);
+    return hit !== undefined && hit.expires > this.now() && !this.bypass;
+  }
+
   async get(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const hit = this.entries.get(key);
     if (hit && hit.expires > this.now() && !this.bypass) return hit.value;
