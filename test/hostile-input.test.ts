@@ -190,6 +190,14 @@ for (const backend of BACKENDS) {
       }
       // Unknown query parameters are refused on every route, not ignored.
       expect(await call("GET", "/v1/usage?tenant=tenant-b", a)).toMatchObject({ status: 400, body: { field: "tenant" } });
+      // Bytes that are not UTF-8 are refused, not turned into U+FFFD (which would make distinct ids one).
+      const badBytes = await fetch(`${base}/v1/documents/fetch`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${a}`, "content-type": "application/json" },
+        body: Buffer.concat([Buffer.from('{"ids":["'), Buffer.from([0xff, 0xfe, 0xc0]), Buffer.from('"]}')]),
+      });
+      expect(badBytes.status).toBe(400);
+      expect(await badBytes.json()).toMatchObject({ field: "body" });
       // A surrogate pair (an emoji) is fine text, escaped or not.
       expect((await call("POST", "/v1/documents", a, '{"documents":[{"id":"emoji","values":' + JSON.stringify(vec(2)) + ',"metadata":{"t":"\\ud83d\\ude00 😀"}}]}')).status).toBe(200);
 

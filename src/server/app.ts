@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { pino, type Logger } from "pino";
 import { Counter, Histogram } from "prom-client";
 import type { Bulkhead } from "../bulkhead.js";
-import { AuthenticationError, ForbiddenError } from "../errors.js";
+import { AuthenticationError, ForbiddenError, ValidationError } from "../errors.js";
 import type { ApiKeyInfo } from "../tenancy/api-keys.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
 import { withDoorAdmission } from "../limits/door-admission.js";
@@ -117,9 +117,9 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   app.decorateRequest("admittedAtDoor", false);
   const refusals = new RefusalLog(app.log);
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
     try {
-      done(null, parseJsonBody(body as string));
+      done(null, parseJsonBody(decodeUtf8(body as Buffer)));
     } catch (err) {
       done(err as Error, undefined);
     }
@@ -254,6 +254,19 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     });
   }
   return app;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+/**
+ * A body's text, refused when it is not valid UTF-8: decoding leniently would turn different bytes
+ * into the same U+FFFD characters, so two distinct ids could become one.
+ */
+function decodeUtf8(body: Buffer): string {
+  try {
+    return utf8.decode(body);
+  } catch {
+    throw new ValidationError("body", "is not valid UTF-8 text");
+  }
 }
 
 /** The key from `Authorization: Bearer …` (the scheme is case-insensitive, RFC 9110) or `X-API-Key`. */
