@@ -25,6 +25,10 @@ export function validateId(id: unknown, field: string, limits: Limits): string {
 export function validateVector(values: unknown, dimension: number, field: string, metric: string): number[] {
   if (!Array.isArray(values)) throw new ValidationError(field, `must be an array of ${dimension} numbers`);
   if (values.length !== dimension) throw new ValidationError(field, `has ${values.length} dimensions; this tenant's index has ${dimension}`);
+  // pgvector computes lengths and distances in single precision: a squared length that overflows
+  // (values above ~1.8e19) or, for cosine, underflows to 0 (values below ~1e-23) scores null — and
+  // null ranks before every real match. Summed in the same pass, the way pgvector sums, in float32.
+  let squared = 0;
   let nonZero = false;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
@@ -32,16 +36,10 @@ export function validateVector(values: unknown, dimension: number, field: string
     // pgvector stores float32: a finite double above float32's range would become Infinity.
     if (Math.abs(v) > 3.4e38) throw new ValidationError(`${field}[${i}]`, "is outside the single-precision range");
     if (v !== 0) nonZero = true;
-  }
-  if (metric === "cosine" && !nonZero) throw new ValidationError(field, "is all zeros, which has no cosine similarity");
-  // pgvector computes lengths and distances in single precision: a squared length that overflows
-  // (values above ~1.8e19) or, for cosine, underflows to 0 (values below ~1e-23) scores null —
-  // and null ranks before every real match. Summed here the way pgvector sums, in float32.
-  let squared = 0;
-  for (const v of values as number[]) {
     const f = Math.fround(v);
     squared = Math.fround(squared + Math.fround(f * f));
   }
+  if (metric === "cosine" && !nonZero) throw new ValidationError(field, "is all zeros, which has no cosine similarity");
   if (!Number.isFinite(squared)) throw new ValidationError(field, "is too long to score in single precision (its squared length overflows); scale it down");
   if (metric === "cosine" && squared === 0) throw new ValidationError(field, "has no length in single precision (its values are too small); cosine similarity is undefined");
   return values as number[];
