@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import pg from "pg";
 import { openBulkhead, type BulkheadOptions } from "../src/bulkhead.js";
 import type { Db } from "../src/db/db.js";
@@ -110,3 +111,12 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A TCP port free on 127.0.0.1 right now, for a server a test starts in a child process. */
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });

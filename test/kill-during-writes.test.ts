@@ -1,20 +1,12 @@
 import { spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
-import { dropTestSchemas, newTestSchema, ownerUrl, serverUrl } from "./backends.js";
+import { dropTestSchemas, freePort, newTestSchema, ownerUrl, serverUrl } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
 const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 const vector = (seed: number) => Array.from({ length: 384 }, (_, i) => Math.sin(seed * 3.1 + i) + 1.2);
 
 describe.runIf(serverUrl && ownerUrl)("fault: the service killed (SIGKILL) while tenants write, on the PostgreSQL server", () => {

@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { createBulkhead, type Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { RateLimitedError } from "../src/errors.js";
 import { TenantRateLimiter } from "../src/limits/rate-limiter.js";
-import { vec, waitFor } from "./backends.js";
+import { freePort, vec, waitFor } from "./backends.js";
 
 /** The project's Redis (`.ci/run` makes sure it is up). */
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -15,13 +14,6 @@ const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const clients: Redis[] = [];
 afterAll(() => clients.forEach((c) => c.disconnect()));
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 /** A Redis of this test's own, so stopping it cannot disturb anything else. */
 async function startRedis(port: number): Promise<ChildProcess> {

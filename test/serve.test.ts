@@ -7,18 +7,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
+import { freePort } from "./backends.js";
 
 const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 const vector = (seed: number) => Array.from({ length: 384 }, (_, i) => Math.sin(seed * 3.1 + i) + 1.2);
 

@@ -54,30 +54,17 @@ async function via<T>(opts: Common, local: (bh: Bulkhead) => Promise<T>, remote?
 interface ApiTenant {
   tenantId: string;
   tenantName: string;
-  tier: string;
-  status: "active" | "suspended";
+  tier: Tenant["tier"];
+  status: Tenant["status"];
   store: string;
   index: string;
   namespace: string;
-  isolation: string;
+  isolation: Tenant["isolation"];
   dimension: number;
   quota: TenantQuota;
   moving?: boolean;
 }
 
-const apiTenantView = (t: ApiTenant) => ({
-  tenantId: t.tenantId,
-  name: t.tenantName,
-  tier: t.tier as TenantTier,
-  status: t.status,
-  store: t.store,
-  index: t.index,
-  isolation: t.isolation,
-  dimension: t.dimension,
-  maxDocuments: t.quota.maxDocuments,
-  maxDailyQueries: t.quota.maxDailyQueries,
-  requestsPerSecond: t.quota.requestsPerSecond,
-});
 
 const tenantPath = (tenantId: string) => `/admin/tenants/${encodeURIComponent(tenantId)}`;
 const keyPath = (keyId: string) => `/admin/keys/${encodeURIComponent(keyId)}`;
@@ -106,7 +93,8 @@ const earliest = (dates: (Date | string)[]) => (dates.length ? new Date(Math.min
 /** `--scopes read --scopes write` and `--scopes read,write` both collect both. */
 const collectScopes = (value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(",").map((s) => s.trim()).filter(Boolean)];
 
-const tenantView = (t: Tenant) => ({
+/** A tenant as the CLI shows it: the library's `Tenant` or the admin API's view of one (the same fields). */
+const tenantView = (t: Pick<Tenant, "tenantId" | "tenantName" | "tier" | "status" | "store" | "index" | "isolation" | "dimension" | "quota">) => ({
   tenantId: t.tenantId,
   name: t.tenantName,
   tier: t.tier,
@@ -205,7 +193,7 @@ export function addOperatorCommands(program: Command): void {
           await bh.audit.record(ACTOR, "tenant.register", added.tenantId, { tier: added.tier, store: added.store });
           return tenantView(added);
         },
-        async (api) => apiTenantView(await api.post<ApiTenant>("/admin/tenants", { tenantId, name, tier: t, ...(Object.keys(quota).length ? { quota } : {}), ...(opts.store !== "home" ? { store: opts.store } : {}) })),
+        async (api) => tenantView(await api.post<ApiTenant>("/admin/tenants", { tenantId, name, tier: t, ...(Object.keys(quota).length ? { quota } : {}), ...(opts.store !== "home" ? { store: opts.store } : {}) })),
       );
       print(opts.json, view, () => `registered ${view.tenantId} (${view.tier}) in ${view.index}, ${view.isolation}`);
     });
@@ -220,7 +208,7 @@ export function addOperatorCommands(program: Command): void {
         async (bh) => (await bh.registry.listTenants({ tier: t, status })).map(tenantView),
         async (api) => {
           const q = new URLSearchParams({ ...(t ? { tier: t } : {}), ...(status ? { status } : {}) }).toString();
-          return (await api.get<ApiTenant[]>(`/admin/tenants${q ? `?${q}` : ""}`)).map(apiTenantView);
+          return (await api.get<ApiTenant[]>(`/admin/tenants${q ? `?${q}` : ""}`)).map(tenantView);
         },
       );
       print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "store", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
@@ -238,7 +226,7 @@ export function addOperatorCommands(program: Command): void {
         async (api) => {
           const t = await api.get<ApiTenant>(tenantPath(tenantId));
           const keys = await api.get<ApiKeyInfo[]>(`${tenantPath(tenantId)}/keys`);
-          return { ...apiTenantView(t), namespace: t.namespace, metric: undefined as string | undefined, quota: t.quota as Readonly<TenantQuota>, keys: keys.length, activeKeys: keys.filter((k) => !k.revokedAt).length, costs: undefined as Awaited<ReturnType<Bulkhead["costEngine"]["getTenantCostSummary"]>> | undefined };
+          return { ...tenantView(t), namespace: t.namespace, metric: undefined as string | undefined, quota: t.quota as Readonly<TenantQuota>, keys: keys.length, activeKeys: keys.filter((k) => !k.revokedAt).length, costs: undefined as Awaited<ReturnType<Bulkhead["costEngine"]["getTenantCostSummary"]>> | undefined };
         },
       );
       const costs = view.costs;
@@ -264,7 +252,7 @@ export function addOperatorCommands(program: Command): void {
         },
         async (api) => {
           const t = await api.post<ApiTenant>(`${tenantPath(tenantId)}/tier`, { tier: target });
-          return { ...apiTenantView(t), moving: t[STATUS] === 202 };
+          return { ...tenantView(t), moving: t[STATUS] === 202 };
         },
       );
       print(opts.json, result, () =>
@@ -283,7 +271,7 @@ export function addOperatorCommands(program: Command): void {
             await bh.audit.record(ACTOR, `tenant.${name}`, t.tenantId);
             return tenantView(t);
           },
-          async (api) => apiTenantView(await api.post<ApiTenant>(`${tenantPath(tenantId)}/${name}`)),
+          async (api) => tenantView(await api.post<ApiTenant>(`${tenantPath(tenantId)}/${name}`)),
         );
         print(opts.json, view, () => `${view.tenantId} ${verb}`);
       });
