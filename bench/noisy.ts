@@ -195,7 +195,7 @@ async function main() {
   await owner.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
   await owner.end();
   const redisUrl = process.env.REDIS_URL;
-  const options = { database: process.env.DATABASE_URL, databaseOwnerUrl: process.env.DATABASE_OWNER_URL, env: {}, config: { schema, redisUrl } };
+  const options = { database: process.env.DATABASE_URL, databaseOwnerUrl: process.env.DATABASE_OWNER_URL, databaseDataUrl: process.env.DATABASE_DATA_URL, env: {}, config: { schema, redisUrl } };
   const { bulkhead: bh } = await openBulkhead(options);
   const { bulkhead: other } = await openBulkhead(options);
   try {

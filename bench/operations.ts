@@ -205,7 +205,7 @@ async function main() {
   }
   const cells: Record<string, CellConfig> = args.cells ? { "cell-2": { url: cellUrl(process.env.DATABASE_URL!), ownerUrl: cellUrl(ownerUrl) } } : {};
   const open = (config: Record<string, unknown> = {}) =>
-    openBulkhead({ database: process.env.DATABASE_URL, databaseOwnerUrl: ownerUrl, env: {}, config: { schema, cells, ...config }, warn: () => {} });
+    openBulkhead({ database: process.env.DATABASE_URL, databaseOwnerUrl: ownerUrl, databaseDataUrl: process.env.DATABASE_DATA_URL, env: {}, config: { schema, cells, ...config }, warn: () => {} });
   // Bulk load first, index once (see the storage benchmark's findings).
   let { bulkhead: bh } = await open({ annIndexThreshold: 1_000_000_000 });
   const file = join(tmpdir(), `bulkhead-bench-${process.pid}.bkp.gz`);

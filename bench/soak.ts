@@ -62,6 +62,7 @@ async function soak(backend: string): Promise<boolean> {
   const { bulkhead: bh } = await openBulkhead({
     database: backend === "postgres" ? serverUrl : "memory://",
     databaseOwnerUrl: backend === "postgres" ? ownerUrl : undefined,
+    databaseDataUrl: backend === "postgres" ? process.env.DATABASE_DATA_URL : undefined,
     env: {},
     config: { ...FUZZ_CONFIG, ...(backend === "postgres" ? { schema } : {}) },
     warn: (m) => {

@@ -2,10 +2,14 @@
 # Prepares a PostgreSQL server for Bulkhead (idempotent):
 #   - pgvector built and installed (scripts/install-pgvector.sh), the server started if it is down;
 #   - an owner role that runs migrations and owns every table (bulkhead_owner);
-#   - a runtime login role that owns nothing, is not superuser and has no BYPASSRLS (bulkhead_app);
+#   - a control-plane login role that owns nothing, is not superuser and has no BYPASSRLS (bulkhead_app):
+#     registry, keys, costs, moves;
+#   - a data-plane login role like it (bulkhead_data): tenant data requests, granted tenant data only
+#     (migrations grant it when DATABASE_DATA_URL is set);
 #   - a database owned by the owner role, with the vector extension created by a superuser
-#     (and the same for each database named as an argument: cells, e.g. `setup-postgres.sh bulkhead_cell`).
-# Prints the two URLs to export. Superuser access: SUPERUSER_URL (default: postgres over 127.0.0.1, trust auth).
+#     (and the same for each database named as an argument: cells, e.g. `setup-postgres.sh bulkhead_cell`);
+#   - in each, advisory locks and per-table statistics taken from PUBLIC (scripts/harden-catalogue.sql).
+# Prints the three URLs to export. Superuser access: SUPERUSER_URL (default: postgres over 127.0.0.1, trust auth).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 DB=${BULKHEAD_DB:-bulkhead}
@@ -30,6 +34,9 @@ DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulkhead_app') THEN
     CREATE ROLE bulkhead_app LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bulkhead_data') THEN
+    CREATE ROLE bulkhead_data LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
 END \$\$;
 SQL
 # The database itself, and any named on the command line: more stores (cells) for BULKHEAD_CELLS,
@@ -41,10 +48,12 @@ for db in "$DB" "$@"; do
   psql "postgres://postgres@$HOST:$PORT/$db" -v ON_ERROR_STOP=1 -qAt <<SQL
 CREATE EXTENSION IF NOT EXISTS vector;
 ALTER EXTENSION vector UPDATE;
--- The runtime role may connect and use the vector type, nothing more; migrations grant the rest.
+-- The runtime roles may connect and use the vector type, nothing more; migrations grant the rest.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT CONNECT ON DATABASE "$db" TO bulkhead_app;
+GRANT CONNECT ON DATABASE "$db" TO bulkhead_app, bulkhead_data;
 SQL
+  psql "postgres://postgres@$HOST:$PORT/$db" -qAt -v control_roles=bulkhead_owner,bulkhead_app -f "$here/harden-catalogue.sql" >/dev/null
 done
 echo "export DATABASE_URL=postgres://bulkhead_app@$HOST:$PORT/$DB"
+echo "export DATABASE_DATA_URL=postgres://bulkhead_data@$HOST:$PORT/$DB"
 echo "export DATABASE_OWNER_URL=postgres://bulkhead_owner@$HOST:$PORT/$DB"

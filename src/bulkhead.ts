@@ -32,6 +32,8 @@ export interface BulkheadOptions {
   database?: string;
   /** Owner role's URL; on a server, migrations run over it. Default: `DATABASE_OWNER_URL`. */
   databaseOwnerUrl?: string;
+  /** Data-plane role's URL on a server: tenant data requests connect as it. Default: `DATABASE_DATA_URL`. */
+  databaseDataUrl?: string;
   /** Any other configuration value. */
   config?: ConfigSources["overrides"];
   /** Environment to read instead of `process.env`. */
@@ -94,6 +96,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const overrides = { ...options.config };
   if (options.database !== undefined) overrides.databaseUrl = options.database;
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
+  if (options.databaseDataUrl !== undefined) overrides.databaseDataUrl = options.databaseDataUrl;
   const config = loadConfig({ env: options.env ?? process.env, overrides });
   const warn = options.warn ?? ((m) => console.warn(m));
   const now = options.now ?? Date.now;
@@ -106,7 +109,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     await db.close();
     throw err;
   }
-  const store = new StoreRouter(new PgvectorStore(db, config, warn), new Map(cells.map((c) => [c.name, c])));
+  const store = new StoreRouter(new PgvectorStore(db, db.dataPlane, config, warn), new Map(cells.map((c) => [c.name, c])));
   const closeDatabases = async () => {
     for (const c of cells) await c.db.close();
     await db.close();
@@ -221,11 +224,11 @@ async function openCells(config: BulkheadConfig, warn: (message: string) => void
   const cells: PgvectorCell[] = [];
   try {
     for (const [name, cell] of Object.entries(config.cells)) {
-      const cellConfig = { ...config, databaseUrl: cell.url, databaseOwnerUrl: cell.ownerUrl };
+      const cellConfig = { ...config, databaseUrl: cell.url, databaseOwnerUrl: cell.ownerUrl, databaseDataUrl: cell.dataUrl };
       const db = await openDatabase(cellConfig, warn).catch((err: Error) => {
         throw Object.assign(err, { message: `cell ${name}: ${err.message}` });
       });
-      cells.push(new PgvectorCell(name, db, new PgvectorStore(db, config, warn)));
+      cells.push(new PgvectorCell(name, db, new PgvectorStore(db, db.dataPlane, config, warn)));
       await claimStoreIdentity(db, name);
     }
     return cells;

@@ -75,6 +75,8 @@ export interface CellConfig {
   readonly url: string;
   /** Owner connection that migrates the cell on a server, like `databaseOwnerUrl`. */
   readonly ownerUrl?: string;
+  /** Data-plane connection on a server, like `databaseDataUrl`. */
+  readonly dataUrl?: string;
 }
 
 /** Name of the database Bulkhead's control plane lives in; the first store. */
@@ -111,17 +113,22 @@ export interface BulkheadConfig {
   readonly usageFlushMaxEvents: number;
   /** Allocated-vs-actual deviation beyond which reconciliation flags a category (0.05 = ±5 %). */
   readonly reconciliationTolerance: number;
-  /** Runtime connection: `memory://`, a directory for embedded PGlite, or `postgres://…`. */
+  /** Runtime (control-plane) connection: `memory://`, a directory for embedded PGlite, or `postgres://…`. */
   readonly databaseUrl: string;
   /** Owner connection that runs migrations on a server; the runtime role never owns tables. */
   readonly databaseOwnerUrl: string | undefined;
+  /**
+   * Data-plane connection on a server: the role tenant data requests run as, granted tenant data
+   * under forced RLS and nothing else. Without it they run as the control-plane role (start-up warns).
+   */
+  readonly databaseDataUrl: string | undefined;
   /** PostgreSQL schema holding Bulkhead's tables. */
   readonly schema: string;
   /**
    * More stores (cells) besides the home database, by name: each another database (`postgres://…`,
    * a directory or `memory://`) holding the vectors of the tenants placed there. The tenant
    * catalogue, keys, usage and moves stay in the home database. `BULKHEAD_CELLS` takes JSON like
-   * `{"cell-2":{"url":"postgres://app@db2/bulkhead","ownerUrl":"postgres://owner@db2/bulkhead"}}`.
+   * `{"cell-2":{"url":"postgres://app@db2/bulkhead","ownerUrl":"postgres://owner@db2/bulkhead","dataUrl":"postgres://data@db2/bulkhead"}}`.
    */
   readonly cells: Readonly<Record<string, CellConfig>>;
   readonly poolSize: number;
@@ -240,8 +247,8 @@ const cells: Parser<Readonly<Record<string, CellConfig>>> = (raw, name) => {
       throw new ConfigError(`${name}: cell name ${JSON.stringify(cell)} must be a slug of lower-case letters, digits and - (at most 31) and not "${HOME_STORE}"`);
     }
     const url = text(settings?.url, `${name}.${cell}.url`);
-    const ownerUrl = settings?.ownerUrl === undefined ? undefined : text(settings.ownerUrl, `${name}.${cell}.ownerUrl`);
-    out[cell] = Object.freeze({ url, ...(ownerUrl === undefined ? {} : { ownerUrl }) });
+    const optional = (key: "ownerUrl" | "dataUrl") => (settings?.[key] === undefined ? {} : { [key]: text(settings[key], `${name}.${cell}.${key}`) });
+    out[cell] = Object.freeze({ url, ...optional("ownerUrl"), ...optional("dataUrl") });
   }
   return Object.freeze(out);
 };
@@ -263,6 +270,7 @@ const SETTINGS = {
   maxMetadataBytes: ["BULKHEAD_MAX_METADATA_BYTES", 40_960, int(2, 10_000_000)],
   databaseUrl: ["DATABASE_URL", "memory://", text],
   databaseOwnerUrl: ["DATABASE_OWNER_URL", undefined, text],
+  databaseDataUrl: ["DATABASE_DATA_URL", undefined, text],
   schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
   cells: ["BULKHEAD_CELLS", {}, cells],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],

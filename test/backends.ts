@@ -15,14 +15,16 @@ export interface Backend {
 
 /** The same URL with the database `<name>_cell` (created by `scripts/setup-postgres.sh bulkhead_cell`). */
 const cellDatabase = (url: string) => url.replace(/\/([^/?]+)(\?|$)/, (_m, db: string, rest: string) => `/${db}_cell${rest}`);
-const withCell = (options: BulkheadOptions, cell: { url: string; ownerUrl?: string }): BulkheadOptions => ({ ...options, config: { ...options.config, cells: { "cell-2": cell } } });
+const withCell = (options: BulkheadOptions, cell: { url: string; ownerUrl?: string; dataUrl?: string }): BulkheadOptions => ({ ...options, config: { ...options.config, cells: { "cell-2": cell } } });
 
 const serverUrl = process.env.DATABASE_URL?.startsWith("postgres") ? process.env.DATABASE_URL : undefined;
 const ownerUrl = process.env.DATABASE_OWNER_URL;
+/** The data-plane role's URL (scripts/setup-postgres.sh prints it); the server suites run with the roles split. */
+const dataUrl = process.env.DATABASE_DATA_URL;
 
-if (process.env.CI && (!serverUrl || !ownerUrl)) {
+if (process.env.CI && (!serverUrl || !ownerUrl || !dataUrl)) {
   // In CI the server suites are part of the contract: skipping them must fail the run.
-  throw new Error("CI is set but DATABASE_URL / DATABASE_OWNER_URL are not: the PostgreSQL server suites would be skipped");
+  throw new Error("CI is set but DATABASE_URL / DATABASE_DATA_URL / DATABASE_OWNER_URL are not: the PostgreSQL server suites would be skipped");
 }
 
 const schemas: string[] = [];
@@ -40,9 +42,10 @@ export const postgres: Backend | undefined =
         open: (options = {}) => {
           const schema = `t_${randomBytes(5).toString("hex")}`;
           schemas.push(schema);
-          return openBulkhead({ ...options, database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { ...options.config, schema } });
+          return openBulkhead({ ...options, database: serverUrl, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { ...options.config, schema } });
         },
-        openWithCell: (options = {}) => postgres!.open(withCell(options, { url: cellDatabase(serverUrl), ownerUrl: cellDatabase(ownerUrl) })),
+        openWithCell: (options = {}) =>
+          postgres!.open(withCell(options, { url: cellDatabase(serverUrl), ownerUrl: cellDatabase(ownerUrl), ...(dataUrl ? { dataUrl: cellDatabase(dataUrl) } : {}) })),
       }
     : undefined;
 
@@ -56,7 +59,7 @@ export function newTestSchema(): string {
 /** Two instances sharing one fresh schema on the server, like two service replicas. */
 export async function openServerPair(options: BulkheadOptions = {}): Promise<[Awaited<ReturnType<typeof openBulkhead>>, Awaited<ReturnType<typeof openBulkhead>>]> {
   const schema = newTestSchema();
-  const open = () => openBulkhead({ ...options, database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { ...options.config, schema } });
+  const open = () => openBulkhead({ ...options, database: serverUrl!, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { ...options.config, schema } });
   const first = await open();
   return [first, await open()];
 }
@@ -83,7 +86,7 @@ export async function dropTestSchemas(): Promise<void> {
   }
 }
 
-export { serverUrl, ownerUrl };
+export { serverUrl, ownerUrl, dataUrl };
 
 /** Runs one statement as the owner role (what only a DBA could do) in a Bulkhead's database, or in its cell (`openWithCell`). */
 export async function asOwner(db: Db, statement: string, where: "home" | "cell" = "home"): Promise<void> {

@@ -6,7 +6,7 @@ import { ConfigError, PlacementMovedError, ValidationError } from "../src/errors
 import type { PgvectorCell } from "../src/stores/pgvector/pgvector-cell.js";
 import { PgvectorStore } from "../src/stores/pgvector/pgvector-store.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
-import { asOwner, BACKENDS, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { asOwner, BACKENDS, dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 import { openBulkhead } from "../src/bulkhead.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
 
@@ -103,7 +103,7 @@ for (const backend of BACKENDS) {
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(40);
 
       // A placement from before the move (an instance that missed it) is refused at home and in the cell.
-      await expect(new PgvectorStore(home, bh.config).fetch(atHome.placement, ["d00001"])).rejects.toBeInstanceOf(PlacementMovedError);
+      await expect(new PgvectorStore(home, home.dataPlane, bh.config).fetch(atHome.placement, ["d00001"])).rejects.toBeInstanceOf(PlacementMovedError);
       await bh.registry.moveTenant("tenant-a", { store: "home" });
       await expect(cell.store.fetch(inCell.placement, ["d00001"])).rejects.toBeInstanceOf(PlacementMovedError);
       await expect(cell.store.upsert(inCell.placement, [{ id: "x", values: vec(9), metadata: { tenant_id: "tenant-a" } }], 1000)).rejects.toBeInstanceOf(PlacementMovedError);
@@ -252,14 +252,14 @@ describe.runIf(serverUrl)("a cell configured with another store's database", () 
   it("is refused at start, and the home store's vectors are untouched", async () => {
     const schema = newTestSchema();
     const config = { schema, dimension: 8 };
-    const { bulkhead: first } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config });
+    const { bulkhead: first } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config });
     await first.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
     await first.dataManager.upsertDocuments("tenant-a", [{ id: "a1", values: vec(1) }]);
     await first.close();
     // The home database given again as a cell: reconciling it would drop every home namespace.
     const sameDatabase = openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { ...config, cells: { "cell-2": { url: serverUrl!, ownerUrl } } } });
     await expect(sameDatabase).rejects.toThrow(/store "cell-2" is the database of store "home".*check BULKHEAD_CELLS/);
-    const { bulkhead: again } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config });
+    const { bulkhead: again } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config });
     expect(await again.dataManager.countDocuments("tenant-a")).toBe(1);
     await again.close();
   });

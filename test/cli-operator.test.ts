@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { openBulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
-import { dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
 const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
 const dir = mkdtempSync(join(tmpdir(), "bulkhead-cli-"));
@@ -152,7 +152,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
 
   it.runIf(serverUrl)("keys create-admin mints a working admin key offline over the owner role's URL (DATABASE_OWNER_URL) or the runtime URL", async () => {
     const schema = newTestSchema();
-    const { bulkhead: bh } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { schema, dimension: 8 } });
+    const { bulkhead: bh } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { schema, dimension: 8 } });
     try {
       const run = async (env: Record<string, string>) =>
         JSON.parse((await promisify(execFile)(process.execPath, [cli, "keys", "create-admin", "--name", "break-glass", "--json"], { env: { ...process.env, BULKHEAD_SCHEMA: schema, ...env } })).stdout);
@@ -171,7 +171,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
   it.runIf(serverUrl)("a move killed mid-copy (SIGKILL) is listed, the tenant keeps working, and `migrate resume` finishes it with nothing lost", async () => {
     const schema = newTestSchema();
     const env = { ...process.env, DATABASE_URL: serverUrl!, BULKHEAD_SCHEMA: schema, BULKHEAD_DIMENSION: "8" };
-    const { bulkhead: bh } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, env: {}, config: { schema, dimension: 8 } });
+    const { bulkhead: bh } = await openBulkhead({ database: serverUrl!, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { schema, dimension: 8 } });
     const owner = new pg.Client({ connectionString: ownerUrl });
     await owner.connect();
     try {

@@ -5,7 +5,7 @@ import { TenantTier } from "../src/config.js";
 import { DatabaseTimeoutError } from "../src/db/deadline.js";
 import { DatabaseError } from "../src/errors.js";
 import { buildServer } from "../src/server/app.js";
-import { dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -60,10 +60,13 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
     const proxy = await startBlackHoleProxy({ host: runtime.hostname, port: Number(runtime.port || 5432) });
     const viaProxy = new URL(runtime);
     viaProxy.port = String(proxy.port);
+    // Both planes' connections go through the proxy (the data plane serves the tenants' requests).
+    const dataViaProxy = dataUrl ? Object.assign(new URL(dataUrl), { port: String(proxy.port) }).toString() : undefined;
     const warnings: string[] = [];
     const { bulkhead: bh, db } = await openBulkhead({
       database: viaProxy.toString(),
       databaseOwnerUrl: ownerUrl,
+      databaseDataUrl: dataViaProxy,
       env: {},
       config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: TIMEOUT_MS, dbLongTimeoutMs: LONG_TIMEOUT_MS, poolSize: 4 },
       warn: (m) => warnings.push(m),
@@ -149,7 +152,7 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
   });
 
   it("lets the server cancel a slow statement: 503 with nothing applied, and the connection stays in use", async () => {
-    const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: 500, dbLongTimeoutMs: 1_500, poolSize: 1 } });
+    const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), dbTimeoutMs: 500, dbLongTimeoutMs: 1_500, poolSize: 1 } });
     try {
       const { pid } = (await db.query<{ pid: number }>("SELECT pg_backend_pid() AS pid"))[0]!;
       const slow = await db.query("SELECT pg_sleep(2)").catch((e: unknown) => e);

@@ -360,10 +360,12 @@ describe.runIf(process.env.DATABASE_URL?.startsWith("postgres") && process.env.D
     const proxy = await startProxy({ host: runtime.hostname, port: Number(runtime.port || 5432) });
     const viaProxy = new URL(runtime);
     viaProxy.port = String(proxy.port);
-    // Migrations go straight to the server as the owner; the service's runtime connections go through the proxy.
+    const dataUrl = process.env.DATABASE_DATA_URL;
+    // Migrations go straight to the server as the owner; the service's runtime connections (both planes) go through the proxy.
     const { bulkhead: bh } = await openBulkhead({
       database: viaProxy.toString(),
       databaseOwnerUrl: process.env.DATABASE_OWNER_URL,
+      databaseDataUrl: dataUrl ? Object.assign(new URL(dataUrl), { port: String(proxy.port) }).toString() : undefined,
       env: {},
       config: { dimension: 8, schema: newTestSchema() },
       warn: () => {},

@@ -131,7 +131,7 @@ for (const backend of BACKENDS) {
       // Another move cannot start over this one; a bulk replace (restore) cannot bypass its change log.
       await expect(bh.registry.moveTenant("tenant-a", { tier: TenantTier.ENTERPRISE })).rejects.toBeInstanceOf(MoveConflictError);
       const placement = (await bh.registry.getTenant("tenant-a")).placement;
-      await expect(new PgvectorStore(db, bh.config).replaceAll(placement, (async function* () {})())).rejects.toBeInstanceOf(MoveConflictError);
+      await expect(new PgvectorStore(db, db.dataPlane, bh.config).replaceAll(placement, (async function* () {})())).rejects.toBeInstanceOf(MoveConflictError);
 
       // Resume: continues from page 4 (150 copied), not from the start.
       const resumed: MoveProgress[] = [];
@@ -219,7 +219,7 @@ for (const backend of BACKENDS) {
       await seed(bh, "tenant-a", 10);
       const stale = await bh.registry.getTenant("tenant-a");
       await bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE);
-      const store = new PgvectorStore(db, bh.config);
+      const store = new PgvectorStore(db, db.dataPlane, bh.config);
       await expect(store.query(stale.placement, vec(1), 3, undefined)).rejects.toBeInstanceOf(PlacementMovedError);
       await expect(store.upsert(stale.placement, [{ id: "x", values: vec(5), metadata: { tenant_id: "tenant-a" } }], 1000)).rejects.toBeInstanceOf(PlacementMovedError);
       const count = await bh.registry.withPlacement(stale, (t) => store.count(t.placement));

@@ -103,10 +103,12 @@ const db = program.command("db").description("Database schema");
 db.command("migrate")
   .description("Create or update Bulkhead's schema on a PostgreSQL server, as the owner role")
   .option("--print", "print the SQL for review instead of running it")
-  .option("--runtime-role <role>", "role the service connects as (granted access)", "bulkhead_app")
-  .action(async (opts: { print?: boolean; runtimeRole: string }) => {
+  .option("--runtime-role <role>", "control-plane role the service connects as (DATABASE_URL's)", "bulkhead_app")
+  .option("--data-role <role>", "data-plane role tenant requests connect as (default: DATABASE_DATA_URL's user, if set)")
+  .action(async (opts: { print?: boolean; runtimeRole: string; dataRole?: string }) => {
     const config = loadConfig();
-    const ctx = { schema: config.schema, runtimeRole: opts.runtimeRole, vectorSchema: "public" };
+    const dataRole = opts.dataRole ?? (config.databaseDataUrl ? decodeURIComponent(new URL(config.databaseDataUrl).username) || null : null);
+    const ctx = { schema: config.schema, runtimeRole: opts.runtimeRole, dataRole, vectorSchema: "public" };
     if (opts.print) {
       process.stdout.write(migrationScript(ctx));
       return;

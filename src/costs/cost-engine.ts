@@ -1,6 +1,6 @@
 import type { BulkheadConfig, PriceBook, TenantTier } from "../config.js";
 import { TIERS } from "../config.js";
-import { enterTenantContext, type Db } from "../db/db.js";
+import type { Db } from "../db/db.js";
 import { shown, ValidationError } from "../errors.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -282,11 +282,9 @@ export class CostAllocationEngine implements UsageMeter {
     await this.db.transaction(async (tx) => {
       const [run] = await tx.query<{ id: number }>(sql.insertRun, [period, method, totalCents.toString(), JSON.stringify(breakdown)]);
       for (const [tenantId, cents] of shares) {
-        await enterTenantContext(tx, tenantId);
         const own = dedicatedCents.get(tenantId) ?? 0n;
-        await tx.query(sql.insertAllocation, [run!.id, tenantId, (cents + own).toString(), own.toString()]);
+        await tx.inTenant(tenantId, () => tx.query(sql.insertAllocation, [run!.id, tenantId, (cents + own).toString(), own.toString()]));
       }
-      await enterTenantContext(tx, null);
     });
     return Object.fromEntries([...shares].map(([t, c]) => [t, centsToUsd(c + (dedicatedCents.get(t) ?? 0n))]));
   }

@@ -20,8 +20,18 @@ export type LocalSettings = Readonly<Record<string, string>>;
 
 export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan", "synchronous_commit", "statement_timeout"]);
 
-/** The PostgreSQL setting that row-level security policies compare `tenant_id` with. */
+/** The tenant context: the tenant whose rows row-level security shows (see `current_tenant()`, migration 13). */
 export const TENANT_SETTING = "bulkhead.tenant_id";
+/**
+ * The proof that goes with it: a keyed hash of the tenant id under a secret kept in the database,
+ * readable by the owner and the control-plane role only. Policies admit a context only with its
+ * proof, so a connection that can set the setting but cannot read the secret — the data-plane role,
+ * stolen — sees no tenant's rows.
+ */
+export const TENANT_PROOF_SETTING = "bulkhead.tenant_proof";
+
+/** Makes the proof of a tenant context (`TenantProofs`); absent on handles that never enter one. */
+export type ProveTenant = (tenantId: string) => string;
 
 /**
  * The only door to tenant data. Each call opens a transaction, sets the tenant context with
@@ -38,7 +48,7 @@ export interface TenantDb {
    */
   pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]>;
   /** Several statements in one tenant-scoped transaction; rolled back if `fn` throws. */
-  withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T>;
+  withTenant<T>(tenantId: string, fn: (tx: Transaction) => Promise<T>, settings?: LocalSettings): Promise<T>;
   /**
    * The same database, each call (each statement, in a transaction) given `timeoutMs` instead of
    * the request deadline (`dbTimeoutMs`): for work that is slow by nature — index builds, moves,
@@ -47,15 +57,36 @@ export interface TenantDb {
   withTimeout(timeoutMs: number): TenantDb;
 }
 
-/** The whole database handle. Held by the registry and migrations; data code only gets `TenantDb`. */
+/**
+ * An open transaction. `inTenant` is the one way a transaction switches into a tenant's context
+ * (for the rare control-plane work that must touch several tenants' rows atomically: a move's
+ * switch, a month's allocations); it always leaves it again, even when `fn` throws.
+ */
+export interface Transaction extends Queryable {
+  inTenant<T>(tenantId: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * The whole database handle, connected as the control-plane role: registry, keys, audit, costs,
+ * moves, migrations' checks. Its `TenantDb` methods run as that role too (moves, backups, erasure
+ * proofs); the connections that serve tenants' data requests are `dataPlane`.
+ */
 export interface Db extends TenantDb {
   readonly kind: "pglite" | "postgres";
   /** Schema that holds Bulkhead's tables. */
   readonly schema: string;
-  /** Control-plane statement (registry, capacity) as the runtime role, with no tenant context. */
+  /**
+   * The data plane: tenant data requests (upsert, query, fetch, delete) over connections of the
+   * data-plane role, which can reach tenant data under forced RLS and nothing else. On a server
+   * without `DATABASE_DATA_URL`, the control-plane connections themselves (`dataPlaneRole` null).
+   */
+  readonly dataPlane: TenantDb;
+  /** The role `dataPlane` connects as, when it is a role of its own. */
+  readonly dataPlaneRole: string | null;
+  /** Control-plane statement (registry, capacity), with no tenant context. */
   query<R extends object = Row>(text: string, params?: readonly unknown[]): Promise<R[]>;
-  /** Control-plane transaction as the runtime role, with no tenant context. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Control-plane transaction, with no tenant context until `tx.inTenant`. */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   withTimeout(timeoutMs: number): Db;
   close(): Promise<void>;
 }
@@ -67,8 +98,17 @@ export interface Db extends TenantDb {
  */
 export const relationVanished = (err: unknown): boolean => (err as { code?: string } | null)?.code === "42P01";
 
-/** Builds the statement that sets role (embedded only), tenant and local settings in one call. */
-export function contextStatement(tenantId: string | null, settings: LocalSettings | undefined, role?: string): { text: string; params: string[]; name: string } {
+/** A tenant context to enter: the tenant and its proof (see `TENANT_PROOF_SETTING`). */
+export interface TenantContext {
+  tenantId: string;
+  proof: string;
+}
+
+/**
+ * Builds the statement that sets role (embedded only), tenant context (or, with `null`, none: the
+ * empty string, which no tenant has) and local settings in one call.
+ */
+export function contextStatement(context: TenantContext | null | undefined, settings: LocalSettings | undefined, role?: string): { text: string; params: string[]; name: string } {
   const parts: string[] = [];
   const params: string[] = [];
   const add = (name: string, value: string) => {
@@ -76,7 +116,10 @@ export function contextStatement(tenantId: string | null, settings: LocalSetting
     parts.push(`set_config($${params.length - 1}, $${params.length}, true)`);
   };
   if (role) add("role", role);
-  if (tenantId !== null) add(TENANT_SETTING, tenantId);
+  if (context !== undefined) {
+    add(TENANT_SETTING, context?.tenantId ?? "");
+    add(TENANT_PROOF_SETTING, context?.proof ?? "");
+  }
   for (const [name, value] of Object.entries(settings ?? {})) {
     if (!ALLOWED_SETTINGS.has(name)) throw new Error(`setting ${name} may not be changed per transaction`);
     add(name, value);
@@ -94,19 +137,22 @@ export function toWireValue(value: unknown): string | null {
   return JSON.stringify(value);
 }
 
-/**
- * Switches an open control-plane transaction to one tenant's context (for the rare operations that
- * must touch several tenants' rows atomically: a tier move, storing a month's allocations).
- * Pass `null` to leave every tenant's rows invisible again.
- */
-export async function enterTenantContext(tx: Queryable, tenantId: string | null): Promise<void> {
-  await tx.query("SELECT set_config($1, $2, true)", [TENANT_SETTING, tenantId ?? ""]);
-}
-
-/** Runs `fn` in an open control-plane transaction switched to one tenant's context, then leaves it. */
-export async function inTenantContext<T>(tx: Queryable, tenantId: string, fn: () => Promise<T>): Promise<T> {
-  await enterTenantContext(tx, tenantId);
-  const result = await fn();
-  await enterTenantContext(tx, null);
-  return result;
+/** Gives `tx` its `inTenant`: enters the context of the tenant (proved by `prove`), runs `fn`, leaves it. */
+export function asTransaction(tx: Queryable, prove: ProveTenant): Transaction {
+  const enter = (context: TenantContext | null) => {
+    const { text, params } = contextStatement(context, undefined);
+    return tx.query(text, params);
+  };
+  return {
+    query: (text, params) => tx.query(text, params),
+    async inTenant<T>(tenantId: string, fn: () => Promise<T>): Promise<T> {
+      await enter({ tenantId, proof: prove(tenantId) });
+      try {
+        return await fn();
+      } finally {
+        // A statement that failed has aborted the transaction: leaving is then moot (and would fail too).
+        await enter(null).catch(() => {});
+      }
+    },
+  };
 }

@@ -1,13 +1,18 @@
 import { DatabaseError } from "../errors.js";
 import type { Queryable } from "./db.js";
-import { TENANT_SETTING } from "./db.js";
+import { TENANT_PROOF_SETTING, TENANT_SETTING } from "./db.js";
 
 /** What the migration SQL is rendered with. */
 export interface MigrationContext {
   /** Schema holding Bulkhead's objects. */
   schema: string;
-  /** The login (server) or NOLOGIN (embedded) role the service runs as. */
+  /** The control-plane role: the login (server) or NOLOGIN (embedded) role the service's registry, keys and costs run as. */
   runtimeRole: string;
+  /**
+   * The data-plane role, granted tenant data only (see migration 13 and \`grantDataPlane\`); null
+   * when the service runs without one (a server without DATABASE_DATA_URL).
+   */
+  dataRole?: string | null;
   /** Schema where the pgvector extension lives. */
   vectorSchema: string;
 }
@@ -469,11 +474,133 @@ ALTER TABLE ${q(schema)}.usage_events ADD COLUMN event_id uuid;
 CREATE UNIQUE INDEX usage_events_event_id ON ${q(schema)}.usage_events (tenant_id, event_id);
 `,
   },
+  {
+    version: 13,
+    name: "data-plane role and proved tenant contexts",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const lit = `'${schema.replace(/'/g, "''")}'`;
+      // Doubled quotes: it sits inside format('…'), like migration 1's policy.
+      const policy = `tenant_id = (SELECT ${s}.current_tenant())`;
+      return `
+-- The secret tenant contexts are proved with. Readable by the owner and the control-plane role
+-- (the service computes proofs from it), never by the data-plane role: a data-plane connection
+-- can set any tenant id, but without its proof the policies below show no row.
+CREATE TABLE ${s}.context_secret (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  secret    bytea NOT NULL CHECK (length(secret) = 32)
+);
+-- gen_random_uuid draws from the server's strong random source (pg_strong_random).
+INSERT INTO ${s}.context_secret (secret) VALUES (sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())));
+GRANT SELECT ON ${s}.context_secret TO ${r};
+
+-- The tenant of this transaction's context when its proof is right, else NULL (no row matches).
+-- Policies call it once per statement (a scalar subquery: an InitPlan).
+-- Proof = sha256(secret || sha256(secret || tenant id)), hex: the outer hash makes it immune to length extension.
+CREATE FUNCTION ${s}.current_tenant() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = ${s}, pg_catalog AS $fn$
+  SELECT c.t FROM (SELECT current_setting('${TENANT_SETTING}', true) AS t, current_setting('${TENANT_PROOF_SETTING}', true) AS p) c
+    JOIN context_secret k ON c.p = encode(sha256(k.secret || sha256(k.secret || convert_to(c.t, 'UTF8'))), 'hex')
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.current_tenant() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.current_tenant() TO ${r};
+
+-- Every tenant-data table, now and to come: rows of the proved context only.
+CREATE OR REPLACE FUNCTION ${s}.protect_table(p_table text) RETURNS void
+LANGUAGE plpgsql SET search_path = ${s}, pg_catalog AS $fn$
+BEGIN
+  EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', p_table);
+  EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (${policy.replace(/'/g, "''")}) WITH CHECK (${policy.replace(/'/g, "''")})', p_table);
+END
+$fn$;
+DO $fn$
+DECLARE t text;
+BEGIN
+  FOR t IN SELECT tablename FROM pg_policies WHERE schemaname = ${lit} AND policyname = 'tenant_isolation' LOOP
+    EXECUTE format('ALTER POLICY tenant_isolation ON ${s}.%I USING (${policy.replace(/'/g, "''")}) WITH CHECK (${policy.replace(/'/g, "''")})', t);
+  END LOOP;
+END
+$fn$;
+
+-- Roles of the data plane (granted by grant_data_plane); every vector table created from now on is theirs too.
+CREATE TABLE ${s}.data_plane_roles (role name PRIMARY KEY);
+
+CREATE OR REPLACE FUNCTION ${s}.create_vector_table(p_index_id int, p_dimension int, p_partitioned boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, ${q(vectorSchema)}, pg_catalog AS $fn$
+DECLARE
+  t text := 'vec_' || p_index_id;
+  d name;
+BEGIN
+  EXECUTE format('CREATE TABLE %I (tenant_id text NOT NULL, id text NOT NULL, embedding vector(%s) NOT NULL, '
+    'metadata jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id))%s',
+    t, p_dimension, CASE WHEN p_partitioned THEN ' PARTITION BY LIST (tenant_id)' ELSE '' END);
+  PERFORM protect_table(t);
+  -- Privileges on the parent only: partitions are unreachable directly (and RLS-forced anyway).
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO ${r}', t);
+  FOR d IN SELECT role FROM data_plane_roles LOOP
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, d);
+  END LOOP;
+END
+$fn$;
+
+-- Data-path locks, for the proved context's own tenant only: the data-plane role has no
+-- pg_advisory_* of its own (scripts/setup-postgres.sh revokes them from PUBLIC), so it cannot
+-- take control-plane locks (migrations, placement decisions, builds) or another tenant's.
+CREATE OR REPLACE FUNCTION ${s}.check_placement(p_tenant text, p_epoch int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, pg_catalog AS $fn$
+BEGIN
+  IF p_tenant IS DISTINCT FROM current_tenant() THEN
+    RAISE EXCEPTION 'the transaction is not in a proved context of tenant %', p_tenant USING ERRCODE = '42501';
+  END IF;
+  PERFORM pg_advisory_xact_lock_shared(hashtext('bulkhead.tenant-placement.' || current_schema() || '.' || p_tenant));
+  IF NOT EXISTS (SELECT 1 FROM tenants WHERE id = p_tenant AND placement_epoch = p_epoch) THEN
+    RAISE EXCEPTION 'placement of tenant % changed', p_tenant USING ERRCODE = 'BHP01';
+  END IF;
+END
+$fn$;
+
+-- Serialises one tenant's writers (see the store's lockTenantWrites).
+CREATE FUNCTION ${s}.lock_tenant_writes(p_tenant text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, pg_catalog AS $fn$
+BEGIN
+  IF p_tenant IS DISTINCT FROM current_tenant() THEN
+    RAISE EXCEPTION 'the transaction is not in a proved context of tenant %', p_tenant USING ERRCODE = '42501';
+  END IF;
+  PERFORM pg_advisory_xact_lock(hashtext('bulkhead.documents.' || p_tenant));
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.lock_tenant_writes(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.lock_tenant_writes(text) TO ${r};
+
+-- What the data plane may do, granted to a role (run by migrate for the configured one; idempotent):
+-- tenant data under forced RLS, the data path's counters and change log, the functions it calls.
+-- Nothing of the control plane: no tenants, indexes, keys, audit, usage or cost tables, no DDL functions.
+CREATE FUNCTION ${s}.grant_data_plane(p_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = ${s}, pg_catalog AS $fn$
+DECLARE t text;
+BEGIN
+  INSERT INTO data_plane_roles (role) VALUES (p_role) ON CONFLICT DO NOTHING;
+  EXECUTE format('GRANT USAGE ON SCHEMA ${s} TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON document_counts, daily_query_counts, move_changes TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION current_tenant(), check_placement(text, int), lock_tenant_writes(text), '
+    'count_daily_query(text, date, int), enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
+  FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, p_role);
+  END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */
 export function migrationScript(ctx: MigrationContext): string {
-  return MIGRATIONS.map((m) => `-- migration ${m.version}: ${m.name}\n${m.sql(ctx).trim()}\n`).join("\n");
+  const script = MIGRATIONS.map((m) => `-- migration ${m.version}: ${m.name}\n${m.sql(ctx).trim()}\n`).join("\n");
+  return ctx.dataRole ? `${script}\n-- the data-plane role\nSELECT ${q(ctx.schema)}.grant_data_plane('${ctx.dataRole.replace(/'/g, "''")}');\n` : script;
 }
 
 /** Latest version this code expects. */
@@ -502,6 +629,7 @@ export async function migrate(owner: OwnerConnection, ctx: MigrationContext): Pr
       applied.push(m.version);
     }
     await tx.query(`GRANT SELECT ON ${q(ctx.schema)}.schema_migrations TO ${q(ctx.runtimeRole)}`);
+    if (ctx.dataRole) await tx.query(`SELECT ${q(ctx.schema)}.grant_data_plane($1)`, [ctx.dataRole]);
     return applied;
   });
 }

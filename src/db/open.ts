@@ -4,9 +4,11 @@ import { ConfigError, DatabaseError } from "../errors.js";
 import { acquireDataDirLock } from "./data-dir-lock.js";
 import type { Db, Queryable } from "./db.js";
 import { ensurePgvector, migrate, SCHEMA_VERSION, type MigrationContext, type OwnerConnection } from "./migrations.js";
-import { EMBEDDED_RUNTIME_ROLE, PgliteDb } from "./pglite-db.js";
+import { EMBEDDED_DATA_ROLE, EMBEDDED_RUNTIME_ROLE, PgliteDb } from "./pglite-db.js";
 import { openPool, PostgresDb, translateError } from "./postgres-db.js";
-import { checkRuntimeRole, checkServerVersion } from "./server-checks.js";
+import type { ConnectionPool } from "./connection-pool.js";
+import { checkDataRole, checkRuntimeRole, checkServerVersion } from "./server-checks.js";
+import { TenantProofs } from "./tenant-proofs.js";
 
 /** Where to log start-up warnings. */
 export type Warn = (message: string) => void;
@@ -23,6 +25,9 @@ export async function openDatabase(config: BulkheadConfig, warn: Warn): Promise<
   if (!isServerUrl(url)) return openEmbedded(url, config.schema);
   if (config.databaseOwnerUrl !== undefined && !isServerUrl(config.databaseOwnerUrl)) {
     throw new ConfigError("DATABASE_OWNER_URL must be a postgres:// URL like DATABASE_URL");
+  }
+  if (config.databaseDataUrl !== undefined && !isServerUrl(config.databaseDataUrl)) {
+    throw new ConfigError("DATABASE_DATA_URL must be a postgres:// URL like DATABASE_URL");
   }
   return openServer(url, config, warn);
 }
@@ -48,10 +53,13 @@ async function openEmbedded(location: string, schema: string): Promise<Db> {
     }
   };
   try {
-    await db.exec(`DO $$ BEGIN CREATE ROLE ${EMBEDDED_RUNTIME_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    for (const role of [EMBEDDED_RUNTIME_ROLE, EMBEDDED_DATA_ROLE]) {
+      await db.exec(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+    }
     const owner = db.owner;
     const vectorSchema = await ensurePgvector(owner);
-    await migrate(ownerConnection(owner), { schema, runtimeRole: EMBEDDED_RUNTIME_ROLE, vectorSchema });
+    await migrate(ownerConnection(owner), { schema, runtimeRole: EMBEDDED_RUNTIME_ROLE, dataRole: EMBEDDED_DATA_ROLE, vectorSchema });
+    db.useProofs((await TenantProofs.load(owner)).prove);
     return db;
   } catch (err) {
     await db.close();
@@ -62,31 +70,55 @@ async function openEmbedded(location: string, schema: string): Promise<Db> {
 async function openServer(url: string, config: BulkheadConfig, warn: Warn): Promise<Db> {
   const deadlines = { timeoutMs: config.dbTimeoutMs, longTimeoutMs: config.dbLongTimeoutMs };
   const pool = openPool(url, config.schema, config.poolSize, deadlines);
-  const db = new PostgresDb(pool, config.schema, url, deadlines);
+  // Used until the context secret is read: control-plane statements only.
+  const control = new PostgresDb(pool, config.schema, url, deadlines);
+  const dataUrl = config.databaseDataUrl;
+  let dataPool: ConnectionPool | undefined;
   try {
-    const [who] = await db.query<{ role: string }>("SELECT current_user AS role");
-    const runtimeRole = who!.role;
-    if (config.databaseOwnerUrl) {
-      await migrateWithOwner(config.databaseOwnerUrl, { schema: config.schema, runtimeRole, vectorSchema: "" });
+    const runtimeRole = await currentRole(control);
+    let dataRole: string | null = null;
+    if (dataUrl) {
+      dataPool = openPool(dataUrl, config.schema, config.poolSize, deadlines);
+      dataRole = await currentRole(new PostgresDb(dataPool, config.schema, dataUrl, deadlines)).catch((err) => {
+        throw translateError(err, dataUrl);
+      });
     }
-    const version = await schemaVersion(db);
+    if (config.databaseOwnerUrl) {
+      await migrateWithOwner(config.databaseOwnerUrl, { schema: config.schema, runtimeRole, dataRole, vectorSchema: "" });
+    }
+    const version = await schemaVersion(control);
     if (version !== SCHEMA_VERSION) {
       throw new DatabaseError(
         `schema "${config.schema}" is at version ${version ?? "none"}, this Bulkhead needs ${SCHEMA_VERSION}: ` +
           "set DATABASE_OWNER_URL to the owner role's URL so Bulkhead migrates on start, or run `bulkhead db migrate` with it set",
       );
     }
-    const role = await checkRuntimeRole(db, config.schema);
+    const role = await checkRuntimeRole(control, config.schema);
     if (!role.ok) {
       throw new ConfigError(`DATABASE_URL connects as a role that row-level security cannot contain: ${role.problems.join("; ")}. Connect as a dedicated runtime role (see README, "Running on a PostgreSQL server").`);
     }
-    const verdict = await checkServerVersion(db);
+    if (dataRole) {
+      const verdict = await checkDataRole(control, config.schema, dataRole, runtimeRole);
+      if (!verdict.ok) throw new ConfigError(`DATABASE_DATA_URL connects as a role unfit for the data plane: ${verdict.problems.join("; ")} (see README, "Running on a PostgreSQL server")`);
+      if (verdict.exposures.length) warn(`WARNING: ${verdict.exposures.join("; ")}: run scripts/harden-catalogue.sql as a superuser in this database (scripts/setup-postgres.sh does)`);
+    } else {
+      warn("WARNING: DATABASE_DATA_URL is not set: tenant data requests run as the control-plane role, so a stolen DATABASE_URL reaches keys, tenants and DDL too (see README, \"Running on a PostgreSQL server\")");
+    }
+    const verdict = await checkServerVersion(control);
     if (!verdict.ok) warn(`WARNING: ${verdict.reason}`);
-    return db;
+    const { prove } = await TenantProofs.load(control);
+    const dataPlane = dataPool && dataRole ? { db: new PostgresDb(dataPool, config.schema, dataUrl!, deadlines, prove), role: dataRole } : undefined;
+    return new PostgresDb(pool, config.schema, url, deadlines, prove, dataPlane);
   } catch (err) {
-    await db.close();
+    await pool.end();
+    await dataPool?.end();
     throw translateError(err, url);
   }
+}
+
+async function currentRole(db: Db): Promise<string> {
+  const [who] = await db.query<{ role: string }>("SELECT current_user AS role");
+  return who!.role;
 }
 
 async function schemaVersion(db: Db): Promise<number | null> {
@@ -138,11 +170,12 @@ export async function migrateWithOwner(ownerUrl: string, ctx: MigrationContext):
  */
 export async function openOwnerDatabase(ownerUrl: string, schema: string): Promise<Db> {
   if (!isServerUrl(ownerUrl)) throw new ConfigError("DATABASE_OWNER_URL must be a postgres:// URL");
-  const db = new PostgresDb(openPool(ownerUrl, schema, 1), schema, ownerUrl);
+  const pool = openPool(ownerUrl, schema, 1);
+  const db = new PostgresDb(pool, schema, ownerUrl);
   try {
     const version = await schemaVersion(db);
     if (version !== SCHEMA_VERSION) throw new DatabaseError(`schema "${schema}" is at version ${version ?? "none"}, this Bulkhead needs ${SCHEMA_VERSION}: run \`bulkhead db migrate\` first`);
-    return db;
+    return new PostgresDb(pool, schema, ownerUrl, undefined, (await TenantProofs.load(db)).prove);
   } catch (err) {
     await db.close();
     throw translateError(err, ownerUrl);

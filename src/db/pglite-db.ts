@@ -1,9 +1,11 @@
 import { PGlite } from "@electric-sql/pglite";
 import { vector } from "@electric-sql/pglite-pgvector";
-import { contextStatement, type Db, type LocalSettings, type Queryable, type Row, type Statement } from "./db.js";
+import { asTransaction, contextStatement, type Db, type LocalSettings, type ProveTenant, type Queryable, type Row, type Statement, type TenantDb, type Transaction } from "./db.js";
 
-/** The NOLOGIN role every embedded transaction switches to; it owns nothing and cannot bypass RLS. */
+/** The NOLOGIN role every embedded control-plane transaction switches to; it owns nothing and cannot bypass RLS. */
 export const EMBEDDED_RUNTIME_ROLE = "bulkhead_app";
+/** The NOLOGIN role of embedded data-plane transactions: tenant data under forced RLS, nothing else. */
+export const EMBEDDED_DATA_ROLE = "bulkhead_data";
 
 /**
  * PGlite runs each statement synchronously in WebAssembly and settles its promise as a microtask, so
@@ -22,20 +24,36 @@ export const YIELD_EVERY_MS = 5;
  */
 export class PgliteDb implements Db {
   readonly kind = "pglite" as const;
-
-  /** When this database last let the event loop run (see YIELD_EVERY_MS). */
-  private lastYield = performance.now();
+  readonly dataPlaneRole = EMBEDDED_DATA_ROLE;
+  /** The same database, each transaction switched to the data-plane role instead. */
+  readonly dataPlane: TenantDb;
 
   private constructor(
     private readonly pg: PGlite,
     readonly schema: string,
-  ) {}
+    private readonly role: string,
+    /** Proves tenant contexts; set once the schema is migrated (`useProofs`). */
+    private prove: ProveTenant,
+    /** When this database last let the event loop run (see YIELD_EVERY_MS); shared by both roles' handles. */
+    private readonly yielded: { at: number },
+    isDataPlane = false,
+  ) {
+    this.dataPlane = isDataPlane ? this : new PgliteDb(pg, schema, EMBEDDED_DATA_ROLE, (t) => this.prove(t), yielded, true);
+  }
 
   /** Opens `memory://` or a data directory and loads pgvector. */
   static async open(dataDir: string, schema: string): Promise<PgliteDb> {
     const pg = await PGlite.create(dataDir === "memory://" ? undefined : dataDir, { extensions: { vector } });
     await pg.exec(`SET search_path TO ${schema}, public`);
-    return new PgliteDb(pg, schema);
+    const unproved: ProveTenant = () => {
+      throw new Error("the embedded database is not migrated yet: no tenant context can be entered");
+    };
+    return new PgliteDb(pg, schema, EMBEDDED_RUNTIME_ROLE, unproved, { at: performance.now() });
+  }
+
+  /** Tenant contexts from now on are proved with `prove` (after migrations created the secret). */
+  useProofs(prove: ProveTenant): void {
+    this.prove = prove;
   }
 
   /** The superuser handle, for migrations only. */
@@ -52,7 +70,7 @@ export class PgliteDb implements Db {
     return this.scoped(null, undefined, (tx) => tx.query<R>(text, params));
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.scoped(null, undefined, fn);
   }
 
@@ -68,7 +86,7 @@ export class PgliteDb implements Db {
     });
   }
 
-  withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T> {
+  withTenant<T>(tenantId: string, fn: (tx: Transaction) => Promise<T>, settings?: LocalSettings): Promise<T> {
     return this.scoped(tenantId, settings, fn);
   }
 
@@ -77,16 +95,17 @@ export class PgliteDb implements Db {
     return this;
   }
 
-  private async scoped<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    const ctx = contextStatement(tenantId, settings, EMBEDDED_RUNTIME_ROLE);
+  private async scoped<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    const ctx = contextStatement(tenantId === null ? undefined : { tenantId, proof: this.prove(tenantId) }, settings, this.role);
     // Outside the transaction: yielding inside it would hold PGlite's only connection meanwhile.
-    if (performance.now() - this.lastYield >= YIELD_EVERY_MS) {
+    if (performance.now() - this.yielded.at >= YIELD_EVERY_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      this.lastYield = performance.now();
+      this.yielded.at = performance.now();
     }
     return this.pg.transaction(async (tx) => {
       await tx.query(ctx.text, ctx.params);
-      return fn({ query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await tx.query<R>(text, params as unknown[])).rows });
+      const q: Queryable = { query: async <R extends object>(text: string, params: readonly unknown[] = []) => (await tx.query<R>(text, params as unknown[])).rows };
+      return fn(asTransaction(q, this.prove));
     });
   }
 

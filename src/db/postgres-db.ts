@@ -1,6 +1,6 @@
 import pg from "pg";
 import { BulkheadError, DatabaseError } from "../errors.js";
-import { contextStatement, type Db, type LocalSettings, type Queryable, type Row, type Statement } from "./db.js";
+import { asTransaction, contextStatement, type Db, type LocalSettings, type ProveTenant, type Row, type Statement, type TenantDb, type Transaction } from "./db.js";
 import { AcquireTimeoutError, ConnectionPool } from "./connection-pool.js";
 import { DatabaseTimeoutError, serverStatementTimeout, type TimeoutOutcome } from "./deadline.js";
 import { PipelinedQuery } from "./pipelined-query.js";
@@ -95,6 +95,10 @@ interface Deadline {
 
 const NONE: Deadline = { ms: Infinity };
 
+const noTenantContexts: ProveTenant = () => {
+  throw new Error("this database handle cannot enter tenant contexts (it was opened without the context secret)");
+};
+
 /**
  * A PostgreSQL server through `pg`. Connects as the runtime login role, which must not be superuser,
  * owner or BYPASSRLS (checked at start-up). Tenant statements go out pipelined: context and statement
@@ -111,6 +115,8 @@ const NONE: Deadline = { ms: Infinity };
  */
 export class PostgresDb implements Db {
   readonly kind = "postgres" as const;
+  readonly dataPlane: TenantDb;
+  readonly dataPlaneRole: string | null;
   private readonly target: string;
   private readonly call: Deadline;
   private readonly tx: Deadline;
@@ -121,6 +127,10 @@ export class PostgresDb implements Db {
     private readonly url: string,
     /** The pool's deadlines (see `openPool`); without them, none. */
     deadlines?: PoolDeadlines | { call: Deadline; tx: Deadline },
+    /** Proves tenant contexts (see `TenantProofs`); without it, this handle cannot enter one. */
+    private readonly prove: ProveTenant = noTenantContexts,
+    /** The data-plane connections (another role's pool) and that role; without them, this handle serves the data plane too. */
+    dataPlane?: { db: PostgresDb; role: string },
   ) {
     this.target = describeTarget(url);
     if (!deadlines) [this.call, this.tx] = [NONE, NONE];
@@ -129,17 +139,20 @@ export class PostgresDb implements Db {
       this.call = { ms: deadlines.timeoutMs };
       this.tx = { ms: deadlines.longTimeoutMs, serverMs: serverStatementTimeout(deadlines.longTimeoutMs) };
     }
+    this.dataPlane = dataPlane?.db ?? this;
+    this.dataPlaneRole = dataPlane?.role ?? null;
   }
 
   withTimeout(timeoutMs: number): PostgresDb {
     const deadline = { ms: timeoutMs, serverMs: serverStatementTimeout(timeoutMs) };
-    return new PostgresDb(this.pool, this.schema, this.url, { call: deadline, tx: deadline });
+    const data = this.dataPlaneRole === null ? undefined : { db: (this.dataPlane as PostgresDb).withTimeout(timeoutMs), role: this.dataPlaneRole };
+    return new PostgresDb(this.pool, this.schema, this.url, { call: deadline, tx: deadline }, this.prove, data);
   }
 
   async query<R extends object = Row>(text: string, params: readonly unknown[] = []): Promise<R[]> {
     if (this.call.serverMs !== undefined) {
       // Its own statement_timeout travels with it, in the same round trip and implicit transaction.
-      const [rows] = await this.pipeline(contextStatement(null, withServerTimeout(undefined, this.call)), [{ text, params }]);
+      const [rows] = await this.pipeline(contextStatement(undefined, withServerTimeout(undefined, this.call)), [{ text, params }]);
       return rows as R[];
     }
     const started = performance.now();
@@ -153,7 +166,7 @@ export class PostgresDb implements Db {
     }
   }
 
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.inTransaction(null, undefined, fn);
   }
 
@@ -163,10 +176,10 @@ export class PostgresDb implements Db {
   }
 
   pipelineAsTenant(tenantId: string, statements: readonly Statement[], settings?: LocalSettings): Promise<Row[][]> {
-    return this.pipeline(contextStatement(tenantId, withServerTimeout(settings, this.call)), statements);
+    return this.pipeline(contextStatement({ tenantId, proof: this.prove(tenantId) }, withServerTimeout(settings, this.call)), statements);
   }
 
-  withTenant<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>, settings?: LocalSettings): Promise<T> {
+  withTenant<T>(tenantId: string, fn: (tx: Transaction) => Promise<T>, settings?: LocalSettings): Promise<T> {
     return this.inTransaction(tenantId, settings, fn);
   }
 
@@ -185,7 +198,7 @@ export class PostgresDb implements Db {
     }
   }
 
-  private async inTransaction<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  private async inTransaction<T>(tenantId: string | null, settings: LocalSettings | undefined, fn: (tx: Transaction) => Promise<T>): Promise<T> {
     const deadline = this.tx;
     const started = performance.now();
     const client = await this.connect(started, deadline);
@@ -193,14 +206,17 @@ export class PostgresDb implements Db {
     try {
       const steps: (Statement & { name?: string })[] = [{ text: "BEGIN", params: [] }];
       const local = withServerTimeout(settings, deadline);
-      if (tenantId !== null || local) steps.push(contextStatement(tenantId, local));
+      if (tenantId !== null || local) steps.push(contextStatement(tenantId === null ? undefined : { tenantId, proof: this.prove(tenantId) }, local));
       const begin = new PipelinedQuery(steps.map((s) => ({ ...s, discard: true })));
       client.query(begin as any);
       // Each statement has its own deadline; none of them is applied before COMMIT.
-      const tx: Queryable = {
-        query: async <R extends object>(text: string, params: readonly unknown[] = []) =>
-          (await this.timed(client, client.query<R>(text, params as unknown[]), performance.now(), deadline, "not-applied", "statement in a transaction")).rows,
-      };
+      const tx = asTransaction(
+        {
+          query: async <R extends object>(text: string, params: readonly unknown[] = []) =>
+            (await this.timed(client, client.query<R>(text, params as unknown[]), performance.now(), deadline, "not-applied", "statement in a transaction")).rows,
+        },
+        this.prove,
+      );
       try {
         await this.timed(client, begin.promise, started, deadline, "not-applied", "BEGIN");
         const result = await fn(tx);
@@ -258,5 +274,6 @@ export class PostgresDb implements Db {
 
   async close(): Promise<void> {
     await this.pool.end();
+    if (this.dataPlane !== this) await (this.dataPlane as PostgresDb).close();
   }
 }

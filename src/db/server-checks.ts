@@ -61,3 +61,55 @@ export async function checkRuntimeRole(db: Queryable, schema: string, role?: str
   if (r.owned > 0) problems.push(`${r.role} owns (or is a member of the owner of) ${r.owned} table(s) in schema ${schema}`);
   return { role: r.role, ok: problems.length === 0, problems };
 }
+
+/** Tables the data plane works on besides the vector tables (`vec_<index>`): its counters and a move's change log. */
+const DATA_PLANE_TABLES = ["document_counts", "daily_query_counts", "move_changes"];
+
+export interface DataRoleVerdict extends RoleVerdict {
+  /**
+   * Catalogue functions the role can still call that only a superuser can take away (advisory locks,
+   * per-table statistics and sizes): not fatal, but a stolen credential can take control-plane locks
+   * or read per-namespace row counts. `scripts/harden-catalogue.sql` revokes them.
+   */
+  exposures: string[];
+}
+
+/**
+ * The data-plane role (checked from the control-plane connection, `db`): RLS applies to it, it is
+ * neither the control-plane role nor a member of it, it has what the data path needs (granted by
+ * migrations run with it configured), and nothing of the control plane — no table but the vector
+ * tables and the data path's own, no DDL or provisioning function, not the context secret.
+ */
+export async function checkDataRole(db: Queryable, schema: string, dataRole: string, controlRole: string): Promise<DataRoleVerdict> {
+  const base = await checkRuntimeRole(db, schema, dataRole);
+  if (base.problems.some((p) => p.includes("does not exist"))) return { ...base, exposures: [] };
+  const problems = [...base.problems];
+  const [r] = await db.query<{ member: boolean; granted: boolean; tables: string[]; functions: string[]; advisory: boolean; stats: boolean }>(
+    `SELECT pg_has_role($2::text, $3::text, 'MEMBER') AS member,
+            has_table_privilege($2, format('%I.document_counts', $1::text), 'INSERT')
+              AND has_function_privilege($2, format('%I.check_placement(text, int)', $1::text), 'EXECUTE') AS granted,
+            ARRAY(SELECT c.relname::text FROM pg_class c
+                   WHERE c.relnamespace = $1::text::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+                     AND c.relname !~ '^vec_[0-9]+(_[0-9]+)?$' AND NOT (c.relname = ANY($4::text[]))
+                     AND (has_table_privilege($2, c.oid, 'SELECT') OR has_table_privilege($2, c.oid, 'INSERT')
+                       OR has_table_privilege($2, c.oid, 'UPDATE') OR has_table_privilege($2, c.oid, 'DELETE'))
+                   ORDER BY 1) AS tables,
+            ARRAY(SELECT p.proname::text FROM pg_proc p
+                   WHERE p.pronamespace = $1::text::regnamespace AND p.prosecdef
+                     AND p.proname NOT IN ('current_tenant', 'check_placement', 'lock_tenant_writes')
+                     AND has_function_privilege($2, p.oid, 'EXECUTE')
+                   ORDER BY 1) AS functions,
+            has_function_privilege($2, 'pg_catalog.pg_advisory_xact_lock(bigint)', 'EXECUTE') AS advisory,
+            has_function_privilege($2, 'pg_catalog.pg_stat_get_live_tuples(oid)', 'EXECUTE') AS stats`,
+    [schema, dataRole, controlRole, DATA_PLANE_TABLES],
+  );
+  if (dataRole === controlRole) problems.push(`${dataRole} is the control-plane role itself`);
+  else if (r!.member) problems.push(`${dataRole} is a member of the control-plane role ${controlRole}, so it holds all of its privileges`);
+  if (!r!.granted) problems.push(`${dataRole} lacks the data path's privileges: migrate with DATABASE_DATA_URL set (\`bulkhead db migrate\`, or start with DATABASE_OWNER_URL) so the owner grants them`);
+  if (r!.tables.length) problems.push(`${dataRole} can reach control-plane tables: ${r!.tables.join(", ")}`);
+  if (r!.functions.length) problems.push(`${dataRole} can execute control-plane functions: ${r!.functions.join(", ")}`);
+  const exposures: string[] = [];
+  if (r!.advisory) exposures.push(`${dataRole} can take any advisory lock (control-plane and other tenants' locks)`);
+  if (r!.stats) exposures.push(`${dataRole} can read per-table statistics (row counts of every namespace)`);
+  return { role: dataRole, ok: problems.length === 0, problems, exposures };
+}

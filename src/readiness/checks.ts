@@ -1,5 +1,6 @@
-import { relationVanished, type Db } from "../db/db.js";
-import { checkRuntimeRole, checkServerVersion } from "../db/server-checks.js";
+import { relationVanished, TENANT_PROOF_SETTING, type Db } from "../db/db.js";
+import { checkDataRole, checkRuntimeRole, checkServerVersion } from "../db/server-checks.js";
+import { HOME_STORE } from "../config.js";
 import type { TenantDataManager } from "../data/data-manager.js";
 import { probeCrossTenantIsolation } from "../isolation/cross-tenant-probe.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -73,6 +74,41 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
     const verdict = await checkRuntimeRole(db, db.schema, db.kind === "pglite" ? EMBEDDED_RUNTIME_ROLE : undefined);
     return [verdict.ok, verdict.ok ? `role ${verdict.role}` : verdict.problems.join("; ")];
   }));
+
+  await attempt("Security", "Tenant requests run as a data-plane role that cannot reach the control plane", inEvery(async (db) => {
+    if (db.dataPlaneRole === null) return [false, "DATABASE_DATA_URL is not set: tenant requests run as the control-plane role (keys, tenants, DDL)"];
+    const [{ role: control }] = (await db.query<{ role: string }>("SELECT current_user AS role")) as [{ role: string }];
+    const verdict = await checkDataRole(db, db.schema, db.dataPlaneRole, db.kind === "pglite" ? EMBEDDED_RUNTIME_ROLE : control);
+    // Embedded, nobody can connect: there is no credential to steal, so the catalogue functions stay as they are.
+    const problems = [...verdict.problems, ...(db.kind === "pglite" ? [] : verdict.exposures)];
+    if (problems.length) return [false, problems.join("; ")];
+    return [true, `role ${verdict.role}: tenant data under RLS only${db.kind === "pglite" ? "" : "; no advisory locks or per-table statistics"}`];
+  }));
+
+  await attempt("Security", "A tenant context without its proof shows no rows", async () => {
+    const tenantId = options.probeTenants?.[0] ?? options.sampleTenant;
+    if (!tenantId) return [false, "not run: no tenant given"];
+    const { placement: p } = await registry.getTenant(tenantId);
+    const db = p.store === HOME_STORE ? home : cells.find((c) => c.name === p.store)!.db;
+    // As the data plane, in a transaction rolled back at the end: plant a row, count it with the
+    // proved context, then with the same tenant id and a forged proof.
+    const seen: number[] = [];
+    const rolledBack = new Error("rolled back on purpose");
+    const count = async (q: { query: Db["query"] }) => seen.push((await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM vec_${p.indexId} WHERE id = 'bh-readiness-proof'`))[0]!.n);
+    await db.dataPlane
+      .withTenant(tenantId, async (tx) => {
+        await tx.query(`INSERT INTO vec_${p.indexId} (tenant_id, id, embedding, metadata) VALUES ($1, 'bh-readiness-proof', array_fill(1, ARRAY[$2::int])::real[]::vector, '{}')`, [tenantId, p.dimension]);
+        await count(tx);
+        await tx.query("SELECT set_config($1, $2, true)", [TENANT_PROOF_SETTING, "0".repeat(64)]);
+        await count(tx);
+        throw rolledBack;
+      })
+      .catch((err) => {
+        if (err !== rolledBack) throw err;
+      });
+    const [proved, forged] = seen as [number, number];
+    return [proved === 1 && forged === 0, `a row planted in ${tenantId}'s context: seen ${proved} time(s) with its proof, ${forged} with a forged one (rolled back)`];
+  });
 
   await attempt("Security", "Without tenant context the runtime role sees no rows", inEvery(async (db) => {
     const tables = await db.query<{ relname: string }>(

@@ -1,5 +1,5 @@
 import { HOME_STORE } from "../config.js";
-import type { Queryable, Row, Statement } from "../db/db.js";
+import type { Queryable, Row, Statement, Transaction } from "../db/db.js";
 import { ValidationError } from "../errors.js";
 import type { MetadataFilter } from "./filter.js";
 import type { PgvectorCell } from "./pgvector/pgvector-cell.js";
@@ -115,7 +115,7 @@ export class StoreRouter implements VectorStore {
   }
 
   /** Within one store only: a switch between stores is the registry's (it spans two databases' transactions). */
-  finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
+  finishCopy(tx: Transaction, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
     if (from.store !== to.store) return Promise.reject(new Error("internal: finishCopy across stores"));
     return this.of(from).finishCopy(tx, from, to);
   }

@@ -1,5 +1,5 @@
 import type { Metric } from "../config.js";
-import type { Queryable, Row, Statement } from "../db/db.js";
+import type { Queryable, Row, Statement, Transaction } from "../db/db.js";
 import type { MetadataFilter } from "./filter.js";
 
 /** What a store can do; code asks these flags, never `instanceof`. */
@@ -100,7 +100,7 @@ export interface VectorStore {
    * Online move, the switch: inside the registry's transaction (which holds the tenant's placement
    * lock, so no write is in flight) applies every change still logged and counts both sides.
    */
-  finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }>;
+  finishCopy(tx: Transaction, from: Placement, to: Placement): Promise<{ from: number; to: number }>;
   /** Online move: how many ids writes have logged that the catch-up has not re-copied yet. */
   pendingChanges(from: Placement): Promise<number>;
   /**

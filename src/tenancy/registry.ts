@@ -1,6 +1,6 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
 import { HOME_STORE, QUOTA_MAXIMUM, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
-import { inTenantContext, type Db, type Queryable } from "../db/db.js";
+import type { Db, Queryable, Transaction } from "../db/db.js";
 import { MoveConflictError, MoveNotFoundError, PlacementMovedError, shown, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import { assertStorableText } from "../storable-text.js";
 import type { IndexSpec, Placement } from "../stores/store.js";
@@ -336,7 +336,7 @@ export class TenantRegistry {
       if (src.store === HOME_STORE) {
         await this.store.dropStorage(tx, src);
         if (to.store !== HOME_STORE) {
-          await inTenantContext(tx, tenantId, async () => {
+          await tx.inTenant(tenantId, async () => {
             for (const statement of sql.clearHomeCounters) await tx.query(statement, [tenantId]);
           });
         }
@@ -579,7 +579,7 @@ export class TenantRegistry {
    * both sides counted, and — if they agree — the target cell fenced at the new epoch and the
    * source cell fenced off (or, moving within a cell, its mirror pointed at the target).
    */
-  private async finishSwitch(held: Queryable, home: Queryable, src: Placement, to: Placement): Promise<{ from: number; to: number }> {
+  private async finishSwitch(held: Transaction, home: Transaction, src: Placement, to: Placement): Promise<{ from: number; to: number }> {
     const epoch = src.epoch + 1;
     let counts: { from: number; to: number };
     if (src.store === to.store) {
@@ -607,9 +607,9 @@ export class TenantRegistry {
   }
 
   /** The day's query counts go with the tenant to another store, so a move does not reset its daily quota. */
-  private async carryDailyCounts(held: Queryable, targetTx: Queryable | undefined, src: Placement, to: Placement): Promise<void> {
+  private async carryDailyCounts(held: Transaction, targetTx: Transaction | undefined, src: Placement, to: Placement): Promise<void> {
     const tenantId = src.tenantId;
-    const days = await inTenantContext(held, tenantId, () => held.query<{ day: string; queries: number }>("SELECT day::text, queries FROM daily_query_counts WHERE tenant_id = $1", [tenantId]));
+    const days = await held.inTenant(tenantId, () => held.query<{ day: string; queries: number }>("SELECT day::text, queries FROM daily_query_counts WHERE tenant_id = $1", [tenantId]));
     if (days.length === 0) return;
     const upsert = (q: Queryable) =>
       q.query(
@@ -617,7 +617,7 @@ export class TenantRegistry {
          ON CONFLICT (tenant_id, day) DO UPDATE SET queries = GREATEST(daily_query_counts.queries, EXCLUDED.queries)`,
         [tenantId, JSON.stringify(days)],
       );
-    if (targetTx) await inTenantContext(targetTx, tenantId, () => upsert(targetTx));
+    if (targetTx) await targetTx.inTenant(tenantId, () => upsert(targetTx));
     else await this.store.cell(to.store).db.withTenant(tenantId, upsert);
   }
 
@@ -638,8 +638,8 @@ export class TenantRegistry {
    * Drops what a move created (its target namespace or index and the change log) and forgets the
    * move. In a cell, the copy and the change log go when the caller reconciles the cells after its commit.
    */
-  private async dropMoveTarget(tx: Queryable, current: Tenant, row: MoveRow): Promise<void> {
-    if (current.placement.store === HOME_STORE) await inTenantContext(tx, current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
+  private async dropMoveTarget(tx: Transaction, current: Tenant, row: MoveRow): Promise<void> {
+    if (current.placement.store === HOME_STORE) await tx.inTenant(current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);
     if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
     if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);

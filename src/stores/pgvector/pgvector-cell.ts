@@ -1,5 +1,4 @@
-import type { Db, Queryable } from "../../db/db.js";
-import { inTenantContext } from "../../db/db.js";
+import type { Db, Queryable, Transaction } from "../../db/db.js";
 import type { IndexSpec } from "../store.js";
 import type { PgvectorStore } from "./pgvector-store.js";
 import { sql } from "./pgvector-sql.js";
@@ -83,7 +82,7 @@ export class PgvectorCell {
    * Runs `fn` in a transaction of the tenant's holding its placement lock here exclusively: the
    * tenant's data calls in this cell wait until it commits (the switch of a move).
    */
-  hold<T>(tenantId: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  hold<T>(tenantId: string, fn: (tx: Transaction) => Promise<T>): Promise<T> {
     return this.db.withTenant(tenantId, async (tx) => {
       await tx.query(sql.holdPlacement, [tenantId, this.db.schema]);
       return fn(tx);
@@ -132,7 +131,7 @@ export class PgvectorCell {
            ON CONFLICT (id) DO UPDATE SET index_id = EXCLUDED.index_id, slot = EXCLUDED.slot, placement_epoch = EXCLUDED.placement_epoch`,
           [c.tenant, c.indexId, c.slot, c.epoch],
         );
-        if (!c.moving) await inTenantContext(tx, c.tenant, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [c.tenant]));
+        if (!c.moving) await tx.inTenant(c.tenant, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [c.tenant]));
       }
       report.mirrorsDropped.push(...dropped);
       report.mirrorsChanged.push(...changed.map((c) => c.tenant));

@@ -33,9 +33,10 @@ export const sql = {
   /**
    * Serialises one tenant's writers (sent first, in the same transaction as the write): each write
    * then sees every earlier one committed, so its count of ids that already exist — and the lazily
-   * created counter — cannot race another batch. Other tenants' writes are not held up.
+   * created counter — cannot race another batch. Other tenants' writes are not held up. A function
+   * (migration 13): the data-plane role takes this lock for its proved tenant only, no other.
    */
-  lockTenantWrites: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.documents.' || $1))",
+  lockTenantWrites: "SELECT lock_tenant_writes($1)",
 
   /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
   checkPlacement: "SELECT check_placement($1, $2)",

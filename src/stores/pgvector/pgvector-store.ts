@@ -1,5 +1,5 @@
 import type { BulkheadConfig } from "../../config.js";
-import { inTenantContext, type LocalSettings, type Queryable, type Row, type Statement, type TenantDb } from "../../db/db.js";
+import type { LocalSettings, Queryable, Row, Statement, TenantDb, Transaction } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
 import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
@@ -34,16 +34,19 @@ export class PgvectorStore implements VectorStore {
   readonly name = "postgres";
   readonly capabilities: StoreCapabilities;
 
-  /** The same database with the long deadline, for the calls that are slow by nature (builds, moves, bulk loads). */
+  /** The control plane with the long deadline, for the calls that are slow by nature (builds, moves, bulk loads). */
   private readonly slowDb: TenantDb;
 
   constructor(
-    private readonly db: TenantDb,
+    /** Control-plane connections: provisioning, HNSW builds, moves, bulk replaces. */
+    control: TenantDb,
+    /** Data-plane connections (a role with tenant data only): the tenant's own requests. */
+    private readonly data: TenantDb,
     private readonly settings: HnswSettings,
     /** Where failures that do not fail the caller are logged (an HNSW build after a committed write). */
     private readonly warn: (message: string) => void = (m) => console.warn(m),
   ) {
-    this.slowDb = db.withTimeout(settings.dbLongTimeoutMs);
+    this.slowDb = control.withTimeout(settings.dbLongTimeoutMs);
     this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize });
   }
 
@@ -170,9 +173,9 @@ export class PgvectorStore implements VectorStore {
     });
   }
 
-  async finishCopy(tx: Queryable, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
+  async finishCopy(tx: Transaction, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
     // The registry's transaction has no tenant context (RLS hides every row); enter it for exactly this tenant.
-    return inTenantContext(tx, from.tenantId, async () => {
+    return tx.inTenant(from.tenantId, async () => {
       while ((await this.applyChanges(tx, from, to, 10_000)) > 0);
       const [a] = await tx.query<{ n: number }>(sql.count(from), [from.tenantId]);
       const [b] = await tx.query<{ n: number }>(sql.count(to), [from.tenantId]);
@@ -181,7 +184,7 @@ export class PgvectorStore implements VectorStore {
   }
 
   async pendingChanges(from: Placement): Promise<number> {
-    const [[row]] = (await this.guarded(from, [{ text: sql.pendingChanges, params: [from.tenantId] }])) as [{ n: number }[]];
+    const [[row]] = (await this.guarded(from, [{ text: sql.pendingChanges, params: [from.tenantId] }], undefined, this.slowDb)) as [{ n: number }[]];
     return row!.n;
   }
 
@@ -195,13 +198,13 @@ export class PgvectorStore implements VectorStore {
    * A move to another store, on the target: overwrites `rows` and removes `gone`. In `tx` when the
    * caller holds this database's placement lock for the tenant (the switch), else behind the check.
    */
-  async writeCopies(p: Placement, rows: readonly CopiedRow[], gone: readonly string[], tx?: Queryable): Promise<void> {
+  async writeCopies(p: Placement, rows: readonly CopiedRow[], gone: readonly string[], tx?: Transaction): Promise<void> {
     const statements: Statement[] = [];
     if (rows.length > 0) statements.push({ text: sql.writeCopies(p), params: [p.tenantId, JSON.stringify(rows)] });
     if (gone.length > 0) statements.push({ text: sql.removeCopies(p), params: [p.tenantId, JSON.stringify(gone)] });
     if (statements.length === 0) return;
     if (!tx) return void (await this.guarded(p, statements, undefined, this.slowDb));
-    await inTenantContext(tx, p.tenantId, async () => {
+    await tx.inTenant(p.tenantId, async () => {
       for (const s of statements) await tx.query(s.text, s.params);
     });
   }
@@ -211,7 +214,7 @@ export class PgvectorStore implements VectorStore {
    * their rows (or finds them deleted), hands both to `write` (the target) and only then clears them
    * from the log, so a failure anywhere leaves them logged for the next round. In `tx` during the switch.
    */
-  async drainChanges(from: Placement, limit: number, write: (rows: CopiedRow[], gone: string[]) => Promise<void>, tx?: Queryable): Promise<number> {
+  async drainChanges(from: Placement, limit: number, write: (rows: CopiedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number> {
     const run = async (q: Queryable) => {
       const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
       if (ids.length === 0) return 0;
@@ -221,7 +224,7 @@ export class PgvectorStore implements VectorStore {
       await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);
       return ids.length;
     };
-    if (tx) return inTenantContext(tx, from.tenantId, () => run(tx));
+    if (tx) return tx.inTenant(from.tenantId, () => run(tx));
     return this.slowDb.withTenant(from.tenantId, async (q) => {
       await this.check(q, from);
       return run(q);
@@ -229,8 +232,8 @@ export class PgvectorStore implements VectorStore {
   }
 
   /** The tenant's vectors in `p`, counted in a transaction that holds the placement lock. */
-  countIn(tx: Queryable, p: Placement): Promise<number> {
-    return inTenantContext(tx, p.tenantId, async () => (await tx.query<{ n: number }>(sql.count(p), [p.tenantId]))[0]!.n);
+  countIn(tx: Transaction, p: Placement): Promise<number> {
+    return tx.inTenant(p.tenantId, async () => (await tx.query<{ n: number }>(sql.count(p), [p.tenantId]))[0]!.n);
   }
 
   /** Claims up to `limit` logged ids, then makes `to` equal `from` for them (two statements: see `sql.catchUp`). */
@@ -244,7 +247,7 @@ export class PgvectorStore implements VectorStore {
    * Runs statements in one tenant transaction behind the placement check: they wait while the
    * tenant's placement is being switched and never run against a placement that is no longer current.
    */
-  private async guarded(p: Placement, statements: readonly Statement[], settings?: LocalSettings, db: TenantDb = this.db): Promise<Row[][]> {
+  private async guarded(p: Placement, statements: readonly Statement[], settings?: LocalSettings, db: TenantDb = this.data): Promise<Row[][]> {
     try {
       const [, ...rows] = await db.pipelineAsTenant(p.tenantId, [{ text: sql.checkPlacement, params: [p.tenantId, p.epoch] }, ...statements], settings);
       return rows;
