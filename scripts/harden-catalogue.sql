@@ -1,6 +1,7 @@
 -- Takes from PUBLIC (so from Bulkhead's data-plane role) the catalogue functions that reach past
 -- row-level security, and gives them back to the roles named in :control_roles (comma-separated:
--- the owner and the control-plane role). Run as a superuser in each Bulkhead database; idempotent.
+-- the owner and the control-plane role); and temporary tables, which Bulkhead does not use (a
+-- caller's temporary objects are what a careless SECURITY DEFINER function would read first). Run as a superuser in each Bulkhead database; idempotent.
 --   psql "$SUPERUSER_URL_OF_THAT_DATABASE" -v control_roles=bulkhead_owner,bulkhead_app -f scripts/harden-catalogue.sql
 -- Without it a stolen data-plane credential can still take any advisory lock (stall a migration,
 -- a placement decision, another tenant's writes) and read each namespace's row count and size.
@@ -26,5 +27,6 @@ BEGIN
       EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, trim(r));
     END LOOP;
   END LOOP;
+  EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
 END
 $$;

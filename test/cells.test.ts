@@ -41,7 +41,8 @@ for (const backend of BACKENDS) {
 
       let phase = "before";
       const progress: MoveProgress[] = [];
-      const options = { batchSize: 50, onProgress: (p: MoveProgress) => (progress.push(p), (phase = p.phase)) };
+      // Small batches: the copy must last long enough for writes to land during it, on a fast day too.
+      const options = { batchSize: 20, onProgress: (p: MoveProgress) => (progress.push(p), (phase = p.phase)) };
       const steps: [string, () => Promise<unknown>, { store: string; isolation: string }][] = [
         ["to the cell", () => bh.registry.moveTenant("tenant-a", { store: "cell-2" }, options), { store: "cell-2", isolation: "namespace" }],
         ["enterprise within the cell", () => bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE, options), { store: "cell-2", isolation: "dedicated-index" }],

@@ -36,6 +36,35 @@ async function asDataRole<T>(db: Db, fn: (q: Queryable) => Promise<T>): Promise<
   }
 }
 
+/**
+ * A caller's temporary objects named like Bulkhead's (found by the outside attack run): a temporary
+ * `context_secret` holding a secret the caller knows, then a temporary view of that name whose
+ * function records who runs it. With a SECURITY DEFINER function searching pg_temp first, the first
+ * proved any tenant and the second ran as the owner. Needs a role that may create temporary tables.
+ */
+async function shadowingAttack(q: Queryable, table: string): Promise<{ forgedRows: number; currentTenant: string | null; ranAs: string[] }> {
+  await q.query("CREATE TEMP TABLE context_secret (singleton boolean, secret bytea)");
+  await q.query("INSERT INTO context_secret VALUES (true, '\\x00')");
+  await q.query("GRANT SELECT ON pg_temp.context_secret TO PUBLIC");
+  await q.query(
+    "SELECT set_config('bulkhead.tenant_id', 'tenant-a', true), set_config('bulkhead.tenant_proof', encode(sha256('\\x00'::bytea || sha256('\\x00'::bytea || convert_to('tenant-a', 'UTF8'))), 'hex'), true)",
+  );
+  const [{ n: forgedRows }] = (await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)) as [{ n: number }];
+  const [{ t: currentTenant }] = (await q.query<{ t: string | null }>("SELECT current_tenant() AS t")) as [{ t: string | null }];
+  await q.query("DROP TABLE pg_temp.context_secret");
+  await q.query("CREATE TEMP TABLE loot (who text)");
+  await q.query("GRANT INSERT ON pg_temp.loot TO PUBLIC");
+  await q.query("CREATE FUNCTION pg_temp.steal() RETURNS bytea LANGUAGE plpgsql AS $f$ BEGIN INSERT INTO pg_temp.loot VALUES (current_user); RETURN '\\x00'; END $f$");
+  await q.query("CREATE TEMP VIEW context_secret AS SELECT true AS singleton, pg_temp.steal() AS secret");
+  await q.query("GRANT SELECT ON pg_temp.context_secret TO PUBLIC");
+  await q.query("SELECT current_tenant()");
+  await q.query("SAVEPOINT placement");
+  // Refused (no proof), after reading tenants: what matters is who ran what on the way.
+  await q.query("SELECT check_placement('tenant-a', 0)").catch(() => q.query("ROLLBACK TO SAVEPOINT placement"));
+  const ranAs = (await q.query<{ who: string }>("SELECT who FROM pg_temp.loot")).map((r) => r.who);
+  return { forgedRows, currentTenant, ranAs };
+}
+
 /** The SQLSTATE a statement fails with, or "ok" and its rows' count. */
 async function outcome(q: Queryable, text: string, params: unknown[] = []): Promise<string> {
   try {
@@ -125,6 +154,42 @@ for (const backend of BACKENDS) {
         // Nothing above changed A: its document and count are as written.
         expect((await bh.dataManager.fetchDocuments("tenant-a", ["a-1"])).documents.map((d) => d.metadata.secret)).toEqual(["of A"]);
         expect(await db.queryAsTenant("tenant-a", "SELECT documents::int AS n FROM document_counts")).toEqual([{ n: 1 }]);
+      } finally {
+        await bh.close();
+      }
+    });
+
+    it("cannot forge a proof or run as the owner through temporary objects named like Bulkhead's (pg_temp is searched last)", async () => {
+      const { bulkhead: bh, db } = await backend.open({ config: { dimension: 8 } });
+      try {
+        await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+        await bh.dataManager.upsertDocuments("tenant-a", [{ id: "a-1", values: vec(1), metadata: {} }]);
+        const table = `vec_${(await bh.registry.getTenant("tenant-a")).placement.indexId}`;
+        if (db instanceof PgliteDb) {
+          // Embedded roles keep PostgreSQL's default TEMPORARY privilege: the functions' search path is what stops it.
+          expect(await asDataRole(db, (q) => shadowingAttack(q, table))).toEqual({ forgedRows: 0, currentTenant: null, ranAs: [] });
+          return;
+        }
+        // On a prepared server the data role cannot create temporary objects at all…
+        expect(await asDataRole(db, (q) => outcome(q, "CREATE TEMP TABLE context_secret (secret bytea)"))).toBe("42501");
+        // …and were it allowed to (a role with its privileges plus TEMPORARY), the search path still holds.
+        const superuser = new URL(serverUrl!);
+        superuser.username = "postgres";
+        const su = new pg.Client({ connectionString: superuser.toString() });
+        await su.connect();
+        try {
+          await su.query(`DO $$ BEGIN CREATE ROLE bh_test_temp_attacker NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+          await su.query(`GRANT TEMPORARY ON DATABASE "${superuser.pathname.slice(1)}" TO bh_test_temp_attacker`);
+          await su.query(`GRANT "${db.dataPlaneRole}" TO bh_test_temp_attacker`);
+          await su.query("BEGIN");
+          await su.query(`SET LOCAL search_path = "${db.schema}", public`);
+          await su.query("SET LOCAL ROLE bh_test_temp_attacker");
+          const q: Queryable = { query: async (text, params = []) => (await su.query(text, params as unknown[])).rows };
+          expect(await shadowingAttack(q, table)).toEqual({ forgedRows: 0, currentTenant: null, ranAs: [] });
+        } finally {
+          await su.query("ROLLBACK").catch(() => {});
+          await su.end();
+        }
       } finally {
         await bh.close();
       }

@@ -139,6 +139,14 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
       const erased = JSON.parse((await run("tenants", "delete", "beta", "--yes", "--json", ...url)).stdout);
       expect(erased).toMatchObject({ tenantId: "beta", verified: true });
       expect(JSON.parse((await run("capacity", "--json", ...url)).stdout)).toEqual([expect.objectContaining({ index: "shared-index-1", used: 1 })]);
+      // Moves and cost allocation go through the service too: the move runs in its background.
+      expect((await run("migrate", "limit-writes", "acme", "50", ...url)).code).toBe(3); // no move in progress
+      expect(JSON.parse((await run("migrate", "start", "acme", "--tier", "enterprise", "--json", ...url)).stdout)).toMatchObject({ tenantId: "acme", moving: true });
+      const deadline = Date.now() + 30_000;
+      while (JSON.parse((await run("migrate", "status", "--json", ...url)).stdout).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(JSON.parse((await run("tenants", "show", "acme", "--json", ...url)).stdout)).toMatchObject({ tier: "enterprise", isolation: "dedicated-index" });
+      expect((await run("migrate", "rollback", "acme", ...url)).code).toBe(3);
+      expect(JSON.parse((await run("costs", "allocate", "--total", "100", "--method", "equal", "--json", ...url)).stdout)).toEqual({ acme: 100 });
     } finally {
       server.child.kill("SIGTERM");
     }

@@ -394,49 +394,94 @@ export function addOperatorCommands(program: Command): void {
   }
 
   const migrate = program.command("migrate").description("Move tenants online: to or from a dedicated index, to another shared index or to another store (cell); the tenant keeps working");
-  const moved = (opts: Common, t: Tenant, action: string) => print(opts.json, tenantView(t), () => `${t.tenantId} ${action}: ${t.tier}, ${t.isolation} in ${t.index} (store ${t.store})`);
-  common(migrate.command("start <tenantId>").description("Move a tenant; resolves when its placement has switched (Ctrl-C stops it resumably)"))
+  // Here a move runs in this process and the command ends when it has switched; with --url it runs
+  // in the service's background and the command ends once it has begun.
+  type MoveResult = ReturnType<typeof tenantView> & { moving: boolean };
+  const moveResult = async (api: AdminClient, tenantId: string): Promise<MoveResult> => ({ ...tenantView(await api.get<ApiTenant>(tenantPath(tenantId))), moving: true });
+  const printMove = (opts: Common, r: MoveResult, action: string) =>
+    print(opts.json, r, () =>
+      r.moving
+        ? `${r.tenantId}: moving in the service's background (still ${r.tier}, ${r.isolation} in ${r.index} until it switches); follow it with: bulkhead migrate status --url …`
+        : `${r.tenantId} ${action}: ${r.tier}, ${r.isolation} in ${r.index} (store ${r.store})`,
+    );
+  const batchSizeOf = (raw: string | undefined) => {
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 10_000) throw new ValidationError("--batch-size", `must be a whole number from 1 to 10000, got "${raw}"`);
+    return n;
+  };
+  remote(migrate.command("start <tenantId>").description("Move a tenant; resolves when its placement has switched (Ctrl-C stops it resumably; with --url it runs in the service's background)"))
     .option("--tier <tier>", "new tier (to or from enterprise moves the vectors)")
     .option("--index <name>", "shared index to move to (see capacity)")
     .option("--store <name>", "store to move to: home or a cell of BULKHEAD_CELLS")
-    .option("--batch-size <n>", "vectors per copy transaction", "1000")
-    .action((tenantId: string, opts: Common & { tier?: string; index?: string; store?: string; batchSize: string }) =>
-      withBulkhead(opts, async (bh) => {
-        const batchSize = Number(opts.batchSize);
-        if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > 10_000) throw new ValidationError("--batch-size", `must be a whole number from 1 to 10000, got "${opts.batchSize}"`);
-        if (opts.tier === undefined && opts.index === undefined && opts.store === undefined) throw new ValidationError("--tier", "give at least one of --tier, --index and --store");
-        const target = { tier: opts.tier === undefined ? undefined : tier(opts.tier), index: opts.index, store: opts.store };
-        const t = await interruptible(tenantId, (o) => bh.registry.moveTenant(tenantId, target, { ...o, batchSize }));
-        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index });
-        moved(opts, t, "moved");
-      }),
-    );
-  common(migrate.command("resume <tenantId>").description("Continue an interrupted move from its last checkpoint"))
-    .action((tenantId: string, opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, o));
-        await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index, resumed: true });
-        moved(opts, t, "moved");
-      }),
-    );
-  common(migrate.command("rollback <tenantId>").description("Discard an interrupted move's copy; the tenant stays where it is"))
-    .action((tenantId: string, opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const t = await bh.registry.rollbackMove(tenantId);
-        await bh.audit.record(ACTOR, "tenant.move.rollback", t.tenantId);
-        moved(opts, t, "stays");
-      }),
-    );
-  common(migrate.command("limit-writes <tenantId> <vectorsPerSecond>").description("Hold a moving tenant's writes to this many vectors per second until its move switches (`off` lifts the limit)"))
-    .action((tenantId: string, rate: string, opts: Common) =>
-      withBulkhead(opts, async (bh) => {
-        const limit = rate === "off" ? null : Number(rate);
-        if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1)) throw new ValidationError("vectorsPerSecond", `must be a whole number >= 1 or "off", got "${rate}"`);
-        const t = await bh.registry.limitMoveWrites(tenantId, limit);
-        await bh.audit.record(ACTOR, "tenant.move.limit-writes", t.tenantId, { vectorsPerSecond: limit });
-        print(opts.json, { tenantId: t.tenantId, moveWriteLimit: t.moveWriteLimit }, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
-      }),
-    );
+    .option("--batch-size <n>", "vectors per copy transaction (default 1000)")
+    .action(async (tenantId: string, opts: Common & { tier?: string; index?: string; store?: string; batchSize?: string }) => {
+      const batchSize = batchSizeOf(opts.batchSize);
+      if (opts.tier === undefined && opts.index === undefined && opts.store === undefined) throw new ValidationError("--tier", "give at least one of --tier, --index and --store");
+      const target = { tier: opts.tier === undefined ? undefined : tier(opts.tier), index: opts.index, store: opts.store };
+      const result = await via<MoveResult>(
+        opts,
+        async (bh) => {
+          const t = await interruptible(tenantId, (o) => bh.registry.moveTenant(tenantId, target, { ...o, batchSize: batchSize ?? 1000 }));
+          await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index });
+          return { ...tenantView(t), moving: false };
+        },
+        async (api) => {
+          await api.post(`${tenantPath(tenantId)}/move`, { ...target, batchSize });
+          return moveResult(api, tenantId);
+        },
+      );
+      printMove(opts, result, "moved");
+    });
+  remote(migrate.command("resume <tenantId>").description("Continue an interrupted move from its last checkpoint (with --url, in the service's background)"))
+    .option("--batch-size <n>", "vectors per copy transaction (default: the move's own)")
+    .action(async (tenantId: string, opts: Common & { batchSize?: string }) => {
+      const batchSize = batchSizeOf(opts.batchSize);
+      const result = await via<MoveResult>(
+        opts,
+        async (bh) => {
+          const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, { ...o, ...(batchSize ? { batchSize } : {}) }));
+          await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index, resumed: true });
+          return { ...tenantView(t), moving: false };
+        },
+        async (api) => {
+          await api.post(`/admin/moves/${encodeURIComponent(tenantId)}/resume`, { batchSize });
+          return moveResult(api, tenantId);
+        },
+      );
+      printMove(opts, result, "moved");
+    });
+  remote(migrate.command("rollback <tenantId>").description("Discard an interrupted move's copy; the tenant stays where it is"))
+    .action(async (tenantId: string, opts: Common) => {
+      const t = await via(
+        opts,
+        async (bh) => {
+          const rolled = await bh.registry.rollbackMove(tenantId);
+          await bh.audit.record(ACTOR, "tenant.move.rollback", rolled.tenantId);
+          return tenantView(rolled);
+        },
+        async (api) => tenantView(await api.post<ApiTenant>(`/admin/moves/${encodeURIComponent(tenantId)}/rollback`)),
+      );
+      printMove(opts, { ...t, moving: false }, "stays");
+    });
+  remote(migrate.command("limit-writes <tenantId> <vectorsPerSecond>").description("Hold a moving tenant's writes to this many vectors per second until its move switches (`off` lifts the limit)"))
+    .action(async (tenantId: string, rate: string, opts: Common) => {
+      const limit = rate === "off" ? null : Number(rate);
+      if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1 || limit > 1_000_000)) throw new ValidationError("vectorsPerSecond", `must be a whole number from 1 to 1000000 or "off", got "${rate}"`);
+      const t = await via(
+        opts,
+        async (bh) => {
+          const limited = await bh.registry.limitMoveWrites(tenantId, limit);
+          await bh.audit.record(ACTOR, "tenant.move.limit-writes", limited.tenantId, { vectorsPerSecond: limit });
+          return { tenantId: limited.tenantId, moveWriteLimit: limited.moveWriteLimit };
+        },
+        async (api) => {
+          const limited = await api.call<{ tenantId: string; moveWriteLimit: number | null }>("PUT", `/admin/moves/${encodeURIComponent(tenantId)}/write-limit`, { vectorsPerSecond: limit });
+          return { tenantId: limited.tenantId, moveWriteLimit: limited.moveWriteLimit };
+        },
+      );
+      print(opts.json, t, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
+    });
   remote(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
     .action(async (opts: Common) => {
       type Moves = Awaited<ReturnType<Bulkhead["moves"]["list"]>>;
@@ -476,20 +521,30 @@ export function addOperatorCommands(program: Command): void {
         ].join("\n"),
       );
     });
-  common(costs.command("allocate").description("Allocate a month's fixed costs"))
+  remote(costs.command("allocate").description("Allocate a month's fixed costs"))
     .option("--period <yyyy-mm>").option("--total <usd>", "amount (default: the month's real fixed costs)")
     .option("--method <method>", "variable-cost, queries, storage or equal", "variable-cost")
-    .action((opts: Common & { period?: string; total?: string; method: string }) =>
-      withBulkhead(opts, async (bh) => {
-        checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
-        const total = opts.total === undefined ? undefined : Number(opts.total);
-        if (total !== undefined && !(total >= 0)) throw new ValidationError("--total", `must be an amount in USD >= 0, got "${opts.total}"`);
-        const allocation = await bh.costEngine.allocateFixedCosts(total, opts.method as "equal", { period: opts.period });
-        await bh.audit.record(ACTOR, "costs.allocate", null, { period: opts.period ?? null, total: total ?? null, method: opts.method });
-        const rows = Object.entries(allocation).map(([tenantId, usd]) => ({ tenantId, usd }));
-        print(opts.json, allocation, () => table(rows, ["tenantId", "usd"]));
-      }),
-    );
+    .action(async (opts: Common & { period?: string; total?: string; method: string }) => {
+      checkPeriod(opts.period);
+      const total = opts.total === undefined ? undefined : Number(opts.total);
+      if (total !== undefined && !(total >= 0)) throw new ValidationError("--total", `must be an amount in USD >= 0, got "${opts.total}"`);
+      const method = opts.method as "equal";
+      const allocation = await via<Record<string, number>>(
+        opts,
+        async (bh) => {
+          checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
+          const result = await bh.costEngine.allocateFixedCosts(total, method, { period: opts.period });
+          await bh.audit.record(ACTOR, "costs.allocate", null, { period: opts.period ?? null, total: total ?? null, method });
+          return result;
+        },
+        async (api) => {
+          checkPeriod(opts.period, earliest((await api.get<{ createdAt: string }[]>("/admin/tenants")).map((t) => t.createdAt)));
+          return api.post<Record<string, number>>("/admin/costs/allocate", { period: opts.period, total, basis: method });
+        },
+      );
+      const rows = Object.entries(allocation).map(([tenantId, usd]) => ({ tenantId, usd }));
+      print(opts.json, allocation, () => table(rows, ["tenantId", "usd"]));
+    });
   costs
     .command("plan")
     .description("Monthly cost of each isolation strategy at several tenant counts (the decision card)")

@@ -105,8 +105,9 @@ export interface TenantContext {
 }
 
 /**
- * Builds the statement that sets role (embedded only), tenant context (or, with `null`, none: the
- * empty string, which no tenant has) and local settings in one call.
+ * Builds the statement that sets role (embedded only), tenant context and local settings in one
+ * call. A `null` context leaves every tenant's rows invisible (the empty id, which no tenant has);
+ * `undefined` leaves the context as it is.
  */
 export function contextStatement(context: TenantContext | null | undefined, settings: LocalSettings | undefined, role?: string): { text: string; params: string[]; name: string } {
   const parts: string[] = [];

@@ -481,6 +481,11 @@ CREATE UNIQUE INDEX usage_events_event_id ON ${q(schema)}.usage_events (tenant_i
       const s = q(schema);
       const r = q(runtimeRole);
       const lit = `'${schema.replace(/'/g, "''")}'`;
+      // Every SECURITY DEFINER function's search path: pg_temp last, explicitly. Left out, PostgreSQL
+      // searches pg_temp FIRST for tables, and a caller's temporary table or view named like one of
+      // ours (context_secret, tenants) would be read — or its functions run — with the owner's
+      // rights (found by the outside attack run: a forged proof, the secret, SQL as the owner).
+      const definerPath = `${s}, ${q(vectorSchema)}, pg_catalog, pg_temp`;
       // Doubled quotes: it sits inside format('…'), like migration 1's policy.
       const policy = `tenant_id = (SELECT ${s}.current_tenant())`;
       return `
@@ -501,7 +506,7 @@ GRANT SELECT ON ${s}.context_secret TO ${r};
 -- plpgsql, not SQL: a SQL function's query is planned again in every statement that calls it
 -- (~100 µs per statement on bench:tenant-context); plpgsql keeps its plan for the session.
 CREATE FUNCTION ${s}.current_tenant() RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ${s}, pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
 DECLARE
   t text := current_setting('${TENANT_SETTING}', true);
   k bytea;
@@ -538,7 +543,7 @@ $fn$;
 CREATE TABLE ${s}.data_plane_roles (role name PRIMARY KEY);
 
 CREATE OR REPLACE FUNCTION ${s}.create_vector_table(p_index_id int, p_dimension int, p_partitioned boolean) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, ${q(vectorSchema)}, pg_catalog AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
 DECLARE
   t text := 'vec_' || p_index_id;
   d name;
@@ -559,7 +564,7 @@ $fn$;
 -- pg_advisory_* of its own (scripts/setup-postgres.sh revokes them from PUBLIC), so it cannot
 -- take control-plane locks (migrations, placement decisions, builds) or another tenant's.
 CREATE OR REPLACE FUNCTION ${s}.check_placement(p_tenant text, p_epoch int) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, pg_catalog AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
 BEGIN
   IF p_tenant IS DISTINCT FROM current_tenant() THEN
     RAISE EXCEPTION 'the transaction is not in a proved context of tenant %', p_tenant USING ERRCODE = '42501';
@@ -573,7 +578,7 @@ $fn$;
 
 -- Serialises one tenant's writers (see the store's lockTenantWrites).
 CREATE FUNCTION ${s}.lock_tenant_writes(p_tenant text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${s}, pg_catalog AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
 BEGIN
   IF p_tenant IS DISTINCT FROM current_tenant() THEN
     RAISE EXCEPTION 'the transaction is not in a proved context of tenant %', p_tenant USING ERRCODE = '42501';
@@ -602,6 +607,16 @@ BEGIN
 END
 $fn$;
 REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
+
+-- The same search path for the SECURITY DEFINER functions of earlier migrations (provisioning, builds).
+DO $fn$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = ${lit}::regnamespace AND p.prosecdef LOOP
+    EXECUTE format('ALTER FUNCTION %s SET search_path = ${definerPath.replace(/'/g, "''")}', f);
+  END LOOP;
+END
+$fn$;
 `;
     },
   },

@@ -19,8 +19,9 @@ export const YIELD_EVERY_MS = 5;
 
 /**
  * Embedded PostgreSQL (PGlite, in-process WebAssembly). PGlite has one connection and runs as a
- * superuser, so every transaction switches to the runtime role first; the outer handle is only
- * used by migrations, never inside an open transaction (that would deadlock).
+ * superuser, so every transaction switches to a role first: the control-plane role here, the
+ * data-plane role in `dataPlane` (the same connection). The superuser handle (`owner`) is only used
+ * by migrations, never inside an open transaction (that would deadlock).
  */
 export class PgliteDb implements Db {
   readonly kind = "pglite" as const;

@@ -63,7 +63,10 @@ export interface PoolDeadlines {
 
 /** Opens a pool for `url` whose connections resolve names in `schema` first. */
 export function openPool(url: string, schema: string, max: number, deadlines?: PoolDeadlines): ConnectionPool {
-  const options = [`-c search_path=${schema},public`];
+  // Pinned for every connection: a setting in the startup packet outranks a role's own defaults,
+  // which a role may change for itself (ALTER ROLE … SET): a stolen credential must not be able to
+  // make the service's transactions read-only, RLS-refusing or serializable.
+  const options = [`-c search_path=${schema},public`, "-c default_transaction_read_only=off -c row_security=on -c default_transaction_isolation=read\\ committed"];
   if (deadlines) {
     // Server-side backstops: a statement is cancelled a little before the client's own deadline,
     // and a transaction whose client vanished (timed out, black-holed) does not hold its locks forever.

@@ -67,9 +67,10 @@ const DATA_PLANE_TABLES = ["document_counts", "daily_query_counts", "move_change
 
 export interface DataRoleVerdict extends RoleVerdict {
   /**
-   * Catalogue functions the role can still call that only a superuser can take away (advisory locks,
-   * per-table statistics and sizes): not fatal, but a stolen credential can take control-plane locks
-   * or read per-namespace row counts. `scripts/harden-catalogue.sql` revokes them.
+   * What only a superuser or the database's owner can take away — advisory locks, per-table
+   * statistics and sizes, temporary tables — and role-level settings: not fatal, but a stolen
+   * credential can take control-plane locks, read per-namespace row counts or plant temporary
+   * objects. `scripts/harden-catalogue.sql` revokes them.
    */
   exposures: string[];
 }
@@ -84,7 +85,7 @@ export async function checkDataRole(db: Queryable, schema: string, dataRole: str
   const base = await checkRuntimeRole(db, schema, dataRole);
   if (base.problems.some((p) => p.includes("does not exist"))) return { ...base, exposures: [] };
   const problems = [...base.problems];
-  const [r] = await db.query<{ member: boolean; granted: boolean; tables: string[]; functions: string[]; advisory: boolean; stats: boolean }>(
+  const [r] = await db.query<{ member: boolean; granted: boolean; tables: string[]; functions: string[]; advisory: boolean; stats: boolean; temporary: boolean; settings: string[] | null }>(
     `SELECT pg_has_role($2::text, $3::text, 'MEMBER') AS member,
             has_table_privilege($2, format('%I.document_counts', $1::text), 'INSERT')
               AND has_function_privilege($2, format('%I.check_placement(text, int)', $1::text), 'EXECUTE') AS granted,
@@ -100,7 +101,9 @@ export async function checkDataRole(db: Queryable, schema: string, dataRole: str
                      AND has_function_privilege($2, p.oid, 'EXECUTE')
                    ORDER BY 1) AS functions,
             has_function_privilege($2, 'pg_catalog.pg_advisory_xact_lock(bigint)', 'EXECUTE') AS advisory,
-            has_function_privilege($2, 'pg_catalog.pg_stat_get_live_tuples(oid)', 'EXECUTE') AS stats`,
+            has_function_privilege($2, 'pg_catalog.pg_stat_get_live_tuples(oid)', 'EXECUTE') AS stats,
+            has_database_privilege($2, current_database(), 'TEMPORARY') AS temporary,
+            (SELECT rolconfig FROM pg_roles WHERE rolname = $2::text) AS settings`,
     [schema, dataRole, controlRole, DATA_PLANE_TABLES],
   );
   if (dataRole === controlRole) problems.push(`${dataRole} is the control-plane role itself`);
@@ -111,5 +114,24 @@ export async function checkDataRole(db: Queryable, schema: string, dataRole: str
   const exposures: string[] = [];
   if (r!.advisory) exposures.push(`${dataRole} can take any advisory lock (control-plane and other tenants' locks)`);
   if (r!.stats) exposures.push(`${dataRole} can read per-table statistics (row counts of every namespace)`);
+  if (r!.temporary) exposures.push(`${dataRole} can create temporary tables (objects that could shadow ours in a function without a safe search path)`);
+  if (r!.settings?.length) exposures.push(`${dataRole} has role-level settings (ALTER ROLE … SET ${r!.settings.map((c) => c.split("=")[0]).join(", ")}): a role can set these for itself; check who did`);
   return { role: dataRole, ok: problems.length === 0, problems, exposures };
+}
+
+/**
+ * SECURITY DEFINER functions in the schema whose search path does not end in pg_temp. Without it
+ * PostgreSQL searches the caller's temporary schema first for tables, so a temporary table or view
+ * named like one of ours is what the function reads, with the owner's rights. Migrations pin it
+ * (migration 13); this finds any function that lost it or was added without it.
+ */
+export async function unsafeDefinerFunctions(db: Queryable, schema: string): Promise<string[]> {
+  const rows = await db.query<{ fn: string }>(
+    `SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
+      WHERE p.pronamespace = $1::text::regnamespace AND p.prosecdef
+        AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c ~ '^search_path=.*pg_temp"?$')
+      ORDER BY 1`,
+    [schema],
+  );
+  return rows.map((r) => r.fn);
 }

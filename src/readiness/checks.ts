@@ -1,6 +1,5 @@
 import { relationVanished, TENANT_PROOF_SETTING, type Db } from "../db/db.js";
-import { checkDataRole, checkRuntimeRole, checkServerVersion } from "../db/server-checks.js";
-import { HOME_STORE } from "../config.js";
+import { checkDataRole, checkRuntimeRole, checkServerVersion, unsafeDefinerFunctions } from "../db/server-checks.js";
 import type { TenantDataManager } from "../data/data-manager.js";
 import { probeCrossTenantIsolation } from "../isolation/cross-tenant-probe.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -78,26 +77,30 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
   await attempt("Security", "Tenant requests run as a data-plane role that cannot reach the control plane", inEvery(async (db) => {
     if (db.dataPlaneRole === null) return [false, "DATABASE_DATA_URL is not set: tenant requests run as the control-plane role (keys, tenants, DDL)"];
     const [{ role: control }] = (await db.query<{ role: string }>("SELECT current_user AS role")) as [{ role: string }];
-    const verdict = await checkDataRole(db, db.schema, db.dataPlaneRole, db.kind === "pglite" ? EMBEDDED_RUNTIME_ROLE : control);
+    const verdict = await checkDataRole(db, db.schema, db.dataPlaneRole, control);
     // Embedded, nobody can connect: there is no credential to steal, so the catalogue functions stay as they are.
     const problems = [...verdict.problems, ...(db.kind === "pglite" ? [] : verdict.exposures)];
     if (problems.length) return [false, problems.join("; ")];
     return [true, `role ${verdict.role}: tenant data under RLS only${db.kind === "pglite" ? "" : "; no advisory locks or per-table statistics"}`];
   }));
 
-  await attempt("Security", "A tenant context without its proof shows no rows", async () => {
-    const tenantId = options.probeTenants?.[0] ?? options.sampleTenant;
-    if (!tenantId) return [false, "not run: no tenant given"];
-    const { placement: p } = await registry.getTenant(tenantId);
-    const db = p.store === HOME_STORE ? home : cells.find((c) => c.name === p.store)!.db;
-    // As the data plane, in a transaction rolled back at the end: plant a row, count it with the
-    // proved context, then with the same tenant id and a forged proof.
+  await attempt("Security", "A tenant context without its proof shows no rows", inEvery(async (db) => {
+    // One of this store's tenants (the probe tenant if it lives here): as the data plane, in a
+    // transaction rolled back at the end, plant a row, count it with the proved context, then with
+    // the same tenant id and a forged proof.
+    const [t] = await db.query<{ id: string; index_id: number; dimension: number }>(
+      `SELECT t.id, t.index_id, i.dimension FROM tenants t JOIN indexes i ON i.id = t.index_id
+        WHERE t.placement_epoch >= 0 AND to_regclass(format('vec_%s', t.index_id)) IS NOT NULL -- its vectors live in this database
+        ORDER BY (t.id = $1) DESC, t.id LIMIT 1`,
+      [options.probeTenants?.[0] ?? options.sampleTenant ?? null],
+    );
+    if (!t) return [true, "no tenant in this store yet: no rows to protect"];
     const seen: number[] = [];
     const rolledBack = new Error("rolled back on purpose");
-    const count = async (q: { query: Db["query"] }) => seen.push((await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM vec_${p.indexId} WHERE id = 'bh-readiness-proof'`))[0]!.n);
+    const count = async (q: { query: Db["query"] }) => seen.push((await q.query<{ n: number }>(`SELECT count(*)::int AS n FROM vec_${t.index_id} WHERE id = 'bh-readiness-proof'`))[0]!.n);
     await db.dataPlane
-      .withTenant(tenantId, async (tx) => {
-        await tx.query(`INSERT INTO vec_${p.indexId} (tenant_id, id, embedding, metadata) VALUES ($1, 'bh-readiness-proof', array_fill(1, ARRAY[$2::int])::real[]::vector, '{}')`, [tenantId, p.dimension]);
+      .withTenant(t.id, async (tx) => {
+        await tx.query(`INSERT INTO vec_${t.index_id} (tenant_id, id, embedding, metadata) VALUES ($1, 'bh-readiness-proof', array_fill(1, ARRAY[$2::int])::real[]::vector, '{}')`, [t.id, t.dimension]);
         await count(tx);
         await tx.query("SELECT set_config($1, $2, true)", [TENANT_PROOF_SETTING, "0".repeat(64)]);
         await count(tx);
@@ -107,8 +110,8 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
         if (err !== rolledBack) throw err;
       });
     const [proved, forged] = seen as [number, number];
-    return [proved === 1 && forged === 0, `a row planted in ${tenantId}'s context: seen ${proved} time(s) with its proof, ${forged} with a forged one (rolled back)`];
-  });
+    return [proved === 1 && forged === 0, `a row planted in ${t.id}'s context: seen ${proved} time(s) with its proof, ${forged} with a forged one (rolled back)`];
+  }));
 
   await attempt("Security", "Without tenant context the runtime role sees no rows", inEvery(async (db) => {
     const tables = await db.query<{ relname: string }>(
@@ -127,22 +130,21 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
   }));
 
   await attempt("Security", "Namespace partitions cannot be read around the policies", inEvery(async (db) => {
-    // A few candidates: the first may be dropped (its tenant erased) before we try to read it.
-    const partitions = await db.query<{ relname: string }>(
-      "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relispartition AND c.relkind = 'r' LIMIT 5",
-      [db.schema],
+    // Every partition, for both runtime roles, from the catalogue: a privilege on one would let
+    // that role read it without the parent's policy (RLS stays forced on it, but defence in depth).
+    const [row] = await db.query<{ partitions: number; readable: string[] }>(
+      `SELECT count(*)::int AS partitions,
+              coalesce(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE has_table_privilege(current_user, c.oid, 'SELECT')
+                OR ($2::text IS NOT NULL AND has_table_privilege($2::text, c.oid, 'SELECT'))), '{}') AS readable
+         FROM pg_class c WHERE c.relnamespace = $1::text::regnamespace AND c.relispartition AND c.relkind = 'r'`,
+      [db.schema, db.dataPlaneRole],
     );
-    for (const partition of partitions) {
-      try {
-        await db.query(`SELECT 1 FROM "${partition.relname}" LIMIT 1`);
-        return [false, `the runtime role could select from ${partition.relname} directly`];
-      } catch (err) {
-        if (relationVanished(err)) continue;
-        const code = (err as { code?: string }).code;
-        return [code === "42501", code === "42501" ? `direct read of ${partition.relname} refused: permission denied` : `unexpected error: ${describeError(err)}`];
-      }
-    }
-    return [true, partitions.length === 0 ? "no partitions exist yet" : "no partition left to try: all were dropped while checking"];
+    return [row!.readable.length === 0, row!.readable.length ? `readable directly: ${row!.readable.join(", ")}` : `none of ${row!.partitions} partitions is granted to the runtime roles`];
+  }));
+
+  await attempt("Security", "Every SECURITY DEFINER function pins its search path, pg_temp last", inEvery(async (db) => {
+    const unsafe = await unsafeDefinerFunctions(db, db.schema);
+    return [unsafe.length === 0, unsafe.length ? `a caller's temporary objects could shadow tables in: ${unsafe.join(", ")}` : "checked in the catalogue"];
   }));
 
   await attempt("Security", "PostgreSQL release has the row-level-security fixes", inEvery(async (db) => {
