@@ -88,6 +88,9 @@ export async function dropTestSchemas(): Promise<void> {
 
 export { serverUrl, ownerUrl, dataUrl };
 
+/** The built `bulkhead` command (test/global-setup.ts builds dist/ before the suites run). */
+export const BUILT_CLI = new URL("../dist/cli/main.js", import.meta.url).pathname;
+
 /** Runs one statement as the owner role (what only a DBA could do) in a Bulkhead's database, or in its cell (`openWithCell`). */
 export async function asOwner(db: Db, statement: string, where: "home" | "cell" = "home"): Promise<void> {
   if (db instanceof PgliteDb) return void (await db.owner.query(statement));

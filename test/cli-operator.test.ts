@@ -7,9 +7,9 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { openBulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
-import { dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { BUILT_CLI, dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
-const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
+const cli = BUILT_CLI;
 const dir = mkdtempSync(join(tmpdir(), "bulkhead-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterAll(dropTestSchemas);

@@ -2,11 +2,11 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
-import { dropTestSchemas, freePort, newTestSchema, ownerUrl, serverUrl } from "./backends.js";
+import { BUILT_CLI, dropTestSchemas, freePort, newTestSchema, ownerUrl, serverUrl } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
-const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
+const cli = BUILT_CLI;
 const vector = (seed: number) => Array.from({ length: 384 }, (_, i) => Math.sin(seed * 3.1 + i) + 1.2);
 
 describe.runIf(serverUrl && ownerUrl)("fault: the service killed (SIGKILL) while tenants write, on the PostgreSQL server", () => {

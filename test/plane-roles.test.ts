@@ -6,7 +6,7 @@ import { PgliteDb } from "../src/db/pglite-db.js";
 import { TenantProofs } from "../src/db/tenant-proofs.js";
 import { ConfigError } from "../src/errors.js";
 import { TenantTier } from "../src/config.js";
-import { BACKENDS, dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { asOwner, BACKENDS, dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -220,8 +220,12 @@ for (const backend of BACKENDS) {
         expect(db.dataPlaneRole).not.toBe((await db.query<{ role: string }>("SELECT current_user AS role"))[0]!.role);
         // The readiness checklist says the same.
         const checks = await bh.readiness({ probeTenants: ["tenant-a", "tenant-b"], sampleTenant: "tenant-a" });
-        const names = ["Tenant requests run as a data-plane role that cannot reach the control plane", "A tenant context without its proof shows no rows"];
+        const names = ["Tenant requests run as a data-plane role that cannot reach the control plane", "A tenant context without its proof shows no rows", "Functions that run as the owner cannot be led to a caller's objects"];
         expect(checks.filter((c) => names.includes(c.name)).map((c) => [c.name, c.passed, c.detail])).toEqual(names.map((n) => [n, true, expect.any(String)]));
+        // A function that loses its pinned search path (pg_temp searched first again) fails the checklist, named.
+        await asOwner(db, `ALTER FUNCTION current_tenant() SET search_path = "${db.schema}", pg_catalog`);
+        const pinned = (await bh.readiness()).find((c) => c.name === names[2])!;
+        expect(pinned).toMatchObject({ passed: false, detail: expect.stringContaining("current_tenant()") });
       } finally {
         await bh.close();
       }

@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
-import { freePort } from "./backends.js";
+import { BUILT_CLI, freePort } from "./backends.js";
 
-const cli = join(import.meta.dirname, "..", "dist", "cli", "main.js");
+const cli = BUILT_CLI;
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 

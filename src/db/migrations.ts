@@ -481,11 +481,13 @@ CREATE UNIQUE INDEX usage_events_event_id ON ${q(schema)}.usage_events (tenant_i
       const s = q(schema);
       const r = q(runtimeRole);
       const lit = `'${schema.replace(/'/g, "''")}'`;
-      // Every SECURITY DEFINER function's search path: pg_temp last, explicitly. Left out, PostgreSQL
-      // searches pg_temp FIRST for tables, and a caller's temporary table or view named like one of
-      // ours (context_secret, tenants) would be read — or its functions run — with the owner's
-      // rights (found by the outside attack run: a forged proof, the secret, SQL as the owner).
-      const definerPath = `${s}, ${q(vectorSchema)}, pg_catalog, pg_temp`;
+      // The search path of every function here that runs as the owner (SECURITY DEFINER, or called
+      // by one). pg_temp last, explicitly: left out, PostgreSQL searches it FIRST for tables, and a
+      // caller's temporary table or view named like one of ours (context_secret, tenants) would be
+      // read — or its functions run — with the owner's rights. pg_catalog before the vector
+      // extension's schema: a function there named like a built-in (encode, sha256) would win
+      // otherwise, should anyone ever be able to create one. (Both found by outside attack runs.)
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
       // Doubled quotes: it sits inside format('…'), like migration 1's policy.
       const policy = `tenant_id = (SELECT ${s}.current_tenant())`;
       return `
@@ -608,11 +610,33 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
 
--- The same search path for the SECURITY DEFINER functions of earlier migrations (provisioning, builds).
+-- The HNSW build of migration 11, its existence check qualified: an unqualified to_regclass would
+-- find a caller's temporary relation of that name when the index does not exist yet (build skipped).
+CREATE OR REPLACE FUNCTION ${s}.build_ann_index(p_index_id int, p_slot int, p_opclass text, p_m int, p_ef_construction int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} SET maintenance_work_mem = '256MB' AS $fn$
+DECLARE t text := 'vec_' || p_index_id || COALESCE('_' || p_slot, '');
+BEGIN
+  IF p_opclass NOT IN ('vector_cosine_ops', 'vector_l2_ops', 'vector_ip_ops') THEN
+    RAISE EXCEPTION 'unknown operator class %', p_opclass;
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(hashtext('bulkhead.ann-build.' || current_schema() || '.' || t)) THEN
+    RAISE EXCEPTION 'the HNSW index of % is being built by another transaction', t USING ERRCODE = 'BHA01';
+  END IF;
+  IF to_regclass(format('%I.%I', current_schema(), t || '_hnsw')) IS NOT NULL THEN RETURN; END IF;
+  EXECUTE format('CREATE INDEX %I ON %I.%I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
+    t || '_hnsw', current_schema(), t, p_opclass, p_m, p_ef_construction);
+  EXECUTE format('ANALYZE %I.%I', current_schema(), t);
+END
+$fn$;
+
+-- The same search path for every function of earlier migrations that sets one (the provisioning
+-- functions, and protect_table, which they call as the owner).
 DO $fn$
 DECLARE f regprocedure;
 BEGIN
-  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p WHERE p.pronamespace = ${lit}::regnamespace AND p.prosecdef LOOP
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+            WHERE p.pronamespace = ${lit}::regnamespace
+              AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')) LOOP
     EXECUTE format('ALTER FUNCTION %s SET search_path = ${definerPath.replace(/'/g, "''")}', f);
   END LOOP;
 END

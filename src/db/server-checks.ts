@@ -120,18 +120,39 @@ export async function checkDataRole(db: Queryable, schema: string, dataRole: str
 }
 
 /**
- * SECURITY DEFINER functions in the schema whose search path does not end in pg_temp. Without it
- * PostgreSQL searches the caller's temporary schema first for tables, so a temporary table or view
- * named like one of ours is what the function reads, with the owner's rights. Migrations pin it
- * (migration 13); this finds any function that lost it or was added without it.
+ * Ways a caller could lead the functions that run as the owner (SECURITY DEFINER ones, and those
+ * they call) to objects of its own: a function whose search path is not `<schema>, pg_catalog, …,
+ * pg_temp` (PostgreSQL searches pg_temp FIRST for tables unless it is listed, and a schema before
+ * pg_catalog can shadow built-ins), or a schema on that path where someone other than its owner —
+ * PUBLIC or a runtime role — may create objects. Migration 13 pins the paths; this finds any
+ * function that lost it or was added without it, and a database where PUBLIC kept CREATE.
  */
-export async function unsafeDefinerFunctions(db: Queryable, schema: string): Promise<string[]> {
-  const rows = await db.query<{ fn: string }>(
-    `SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
-      WHERE p.pronamespace = $1::text::regnamespace AND p.prosecdef
-        AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c ~ '^search_path=.*pg_temp"?$')
+export async function ownerFunctionExposures(db: Queryable, schema: string, runtimeRoles: readonly string[]): Promise<string[]> {
+  const functions = await db.query<{ fn: string; path: string | null }>(
+    `SELECT p.oid::regprocedure::text AS fn, (SELECT substr(c, 13) FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%') AS path
+       FROM pg_proc p
+      WHERE p.pronamespace = $1::text::regnamespace
+        AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%'))
       ORDER BY 1`,
     [schema],
   );
-  return rows.map((r) => r.fn);
+  const unsafe = functions.filter((f) => {
+    const path = (f.path ?? "").split(",").map((part) => part.trim().replace(/^"(.*)"$/, "$1"));
+    return !(path[0] === schema && path[1] === "pg_catalog" && path.at(-1) === "pg_temp");
+  });
+  const problems = unsafe.length ? [`functions that run as the owner without a safe search path (<schema>, pg_catalog, …, pg_temp): ${unsafe.map((f) => f.fn).join(", ")}`] : [];
+  // Every schema those paths name, besides pg_catalog and pg_temp.
+  const schemas = [...new Set(functions.flatMap((f) => (f.path ?? "").split(",").map((part) => part.trim().replace(/^"(.*)"$/, "$1"))))].filter((n) => n && n !== "pg_catalog" && n !== "pg_temp");
+  if (schemas.length) {
+    const creators = await db.query<{ schema: string; who: string }>(
+      `SELECT n.nspname::text AS schema, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS who
+         FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+        WHERE n.nspname = ANY($1::text[]) AND a.privilege_type = 'CREATE'
+          AND (a.grantee = 0 OR a.grantee::regrole::text = ANY($2::text[]))
+        ORDER BY 1, 2`,
+      [schemas, runtimeRoles],
+    );
+    for (const c of creators) problems.push(`${c.who} may create objects in schema ${c.schema}, which functions that run as the owner search`);
+  }
+  return problems;
 }

@@ -1,5 +1,5 @@
 import { relationVanished, TENANT_PROOF_SETTING, type Db } from "../db/db.js";
-import { checkDataRole, checkRuntimeRole, checkServerVersion, unsafeDefinerFunctions } from "../db/server-checks.js";
+import { checkDataRole, checkRuntimeRole, checkServerVersion, ownerFunctionExposures } from "../db/server-checks.js";
 import type { TenantDataManager } from "../data/data-manager.js";
 import { probeCrossTenantIsolation } from "../isolation/cross-tenant-probe.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -142,9 +142,10 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
     return [row!.readable.length === 0, row!.readable.length ? `readable directly: ${row!.readable.join(", ")}` : `none of ${row!.partitions} partitions is granted to the runtime roles`];
   }));
 
-  await attempt("Security", "Every SECURITY DEFINER function pins its search path, pg_temp last", inEvery(async (db) => {
-    const unsafe = await unsafeDefinerFunctions(db, db.schema);
-    return [unsafe.length === 0, unsafe.length ? `a caller's temporary objects could shadow tables in: ${unsafe.join(", ")}` : "checked in the catalogue"];
+  await attempt("Security", "Functions that run as the owner cannot be led to a caller's objects", inEvery(async (db) => {
+    const [{ role: control }] = (await db.query<{ role: string }>("SELECT current_user AS role")) as [{ role: string }];
+    const problems = await ownerFunctionExposures(db, db.schema, [control, ...(db.dataPlaneRole ? [db.dataPlaneRole] : [])]);
+    return [problems.length === 0, problems.length ? problems.join("; ") : "search paths pinned (<schema>, pg_catalog, …, pg_temp); nobody but their owners creates in the schemas they name"];
   }));
 
   await attempt("Security", "PostgreSQL release has the row-level-security fixes", inEvery(async (db) => {

@@ -35,9 +35,11 @@ describe("copyOnline's catch-up", () => {
     const move = catchUpAgainst((round, limited) => (limited ? Math.max(0, 1_000 - 100 * (round - (limitedAt ||= round))) : 1_000));
     await move.run;
     expect(move.limits).toHaveLength(1);
-    // Half the rate the second round (the second behind) copied at: 100 ids in at least 8 ms → at most 6,250 vectors/s.
+    // Half the rate the second round (the second behind) copied at: 100 ids in at least 8 ms → at most
+    // 6,250 vectors/s; a Node timer may fire up to 1 ms early as performance.now() sees it (libuv caches
+    // the loop's time), so at most 100 / 7 ms / 2 ≈ 7,143 (6,845 seen once on a loaded machine).
     expect(move.limits[0]).toBeGreaterThan(0);
-    expect(move.limits[0]).toBeLessThanOrEqual(6_250);
+    expect(move.limits[0]).toBeLessThanOrEqual(7_143);
     expect(move.rounds()).toBeGreaterThan(10); // it kept catching up, limited, until a round was small
     expect(move.progress.some((p) => p.writeLimit === move.limits[0])).toBe(true);
   });

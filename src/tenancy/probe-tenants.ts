@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { TenantTier } from "../config.js";
-import type { TenantRegistry } from "./registry.js";
 
 /**
  * Tenants the readiness checks register for themselves. The checks plant canaries, create keys and
@@ -22,6 +21,10 @@ export function newProbeTenantIds(): [string, string] {
 }
 
 /** Registers one probe tenant (free tier, a namespace); erase it when the checks are done, whatever their outcome. */
-export async function registerProbeTenant(registry: TenantRegistry, tenantId: string): Promise<void> {
+export async function registerProbeTenant(
+  // What it needs of the registry (which imports this module: no type import back, no cycle).
+  registry: { registerTenant(tenantId: string, name: string, tier: TenantTier, options: { quota: typeof PROBE_QUOTA; probe: true }): Promise<unknown> },
+  tenantId: string,
+): Promise<void> {
   await registry.registerTenant(tenantId, "readiness probe (erased after the check)", TenantTier.FREE, { quota: PROBE_QUOTA, probe: true });
 }

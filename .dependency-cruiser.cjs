@@ -1,0 +1,76 @@
+/**
+ * Layer rules, checked in CI (`npm run lint:deps`). Layers point down:
+ *
+ *   cli, server, demo         the doors (command line, HTTP)
+ *   bulkhead.ts               composition root: the only place that names concrete parts
+ *   readiness, operations     whole-system work
+ *   data, costs, tenancy      the core
+ *   limits, monitoring, isolation
+ *   stores                    vector stores (drivers under stores/<name>/)
+ *   db                        the only layer that talks to the database drivers
+ *
+ * "error" rules fail the run. "warn" rules list what issue 13 (stores as drivers) still has to
+ * remove; they are reported, not enforced, until it is done.
+ */
+const core = "^src/(data|costs|tenancy|limits|monitoring|isolation|readiness|operations)/";
+
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "A cycle means two modules are one; split or merge them.",
+      from: { path: "^src/" },
+      to: { circular: true },
+    },
+    {
+      name: "database-drivers-only-in-db",
+      severity: "error",
+      comment:
+        "pg and PGlite are reached through src/db (TenantDb / Db) only, so a tenant context is always set the one way. " +
+        "The change feed holds a LISTEN connection of its own (no tenant data goes over it).",
+      from: { path: "^src/", pathNot: ["^src/db/", "^src/tenancy/change-feed\\.ts$", "\\.test\\.ts$"] },
+      to: { path: "node_modules/(pg|@electric-sql/pglite|@electric-sql/pglite-pgvector)/" },
+    },
+    {
+      name: "db-is-the-bottom",
+      severity: "error",
+      comment: "src/db knows nothing of the layers above it.",
+      from: { path: "^src/db/" },
+      to: { path: "^src/", pathNot: ["^src/db/", "^src/errors\\.ts$", "^src/config\\.ts$"] },
+    },
+    {
+      name: "stores-below-the-core",
+      severity: "error",
+      comment: "A store serves the core; it never reaches up into the registry, the data manager, costs or the doors.",
+      from: { path: "^src/stores/" },
+      to: { path: "^src/(data|costs|tenancy|operations|readiness|server|cli|demo)/" },
+    },
+    {
+      name: "core-below-the-doors",
+      severity: "error",
+      comment: "The library works without its HTTP service and CLI.",
+      from: { path: core },
+      to: { path: "^src/(server|cli|demo)/" },
+    },
+    {
+      name: "only-the-cli-imports-the-cli",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/cli/" },
+      to: { path: "^src/cli/" },
+    },
+    {
+      name: "core-names-no-concrete-store",
+      severity: "warn",
+      comment: "Issue 13: the core works through the VectorStore interface; only bulkhead.ts creates a concrete store.",
+      from: { path: core },
+      to: { path: "^src/stores/[^/]+/" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    exclude: { path: "(^|/)dist/" },
+  },
+};
