@@ -488,7 +488,7 @@ CREATE UNIQUE INDEX usage_events_event_id ON ${q(schema)}.usage_events (tenant_i
       // extension's schema: a function there named like a built-in (encode, sha256) would win
       // otherwise, should anyone ever be able to create one. (Both found by outside attack runs.)
       const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
-      // Doubled quotes: it sits inside format('…'), like migration 1's policy.
+      // It sits inside format('…'): it has no quotes to double.
       const policy = `tenant_id = (SELECT ${s}.current_tenant())`;
       return `
 -- The secret tenant contexts are proved with. Readable by the owner and the control-plane role
@@ -525,18 +525,18 @@ GRANT EXECUTE ON FUNCTION ${s}.current_tenant() TO ${r};
 
 -- Every tenant-data table, now and to come: rows of the proved context only.
 CREATE OR REPLACE FUNCTION ${s}.protect_table(p_table text) RETURNS void
-LANGUAGE plpgsql SET search_path = ${s}, pg_catalog AS $fn$
+LANGUAGE plpgsql SET search_path = ${definerPath} AS $fn$
 BEGIN
   EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p_table);
   EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', p_table);
-  EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (${policy.replace(/'/g, "''")}) WITH CHECK (${policy.replace(/'/g, "''")})', p_table);
+  EXECUTE format('CREATE POLICY tenant_isolation ON %I USING (${policy}) WITH CHECK (${policy})', p_table);
 END
 $fn$;
 DO $fn$
 DECLARE t text;
 BEGIN
   FOR t IN SELECT tablename FROM pg_policies WHERE schemaname = ${lit} AND policyname = 'tenant_isolation' LOOP
-    EXECUTE format('ALTER POLICY tenant_isolation ON ${s}.%I USING (${policy.replace(/'/g, "''")}) WITH CHECK (${policy.replace(/'/g, "''")})', t);
+    EXECUTE format('ALTER POLICY tenant_isolation ON ${s}.%I USING (${policy}) WITH CHECK (${policy})', t);
   END LOOP;
 END
 $fn$;
