@@ -9,8 +9,7 @@
  *   stores                    vector stores (drivers under stores/<name>/)
  *   db                        the only layer that talks to the database drivers
  *
- * "error" rules fail the run. "warn" rules list what issue 13 (stores as drivers) still has to
- * remove; they are reported, not enforced, until it is done.
+ * Every rule is an error: it fails the run.
  */
 const core = "^src/(data|costs|tenancy|limits|monitoring|isolation|readiness|operations)/";
 
@@ -61,8 +60,8 @@ module.exports = {
     },
     {
       name: "core-names-no-concrete-store",
-      severity: "warn",
-      comment: "Issue 13: the core works through the VectorStore interface; only bulkhead.ts creates a concrete store.",
+      severity: "error",
+      comment: "The core works through the store interfaces (stores/store.ts); only bulkhead.ts creates a concrete store.",
       from: { path: core },
       to: { path: "^src/stores/[^/]+/" },
     },

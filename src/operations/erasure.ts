@@ -1,10 +1,12 @@
 import { relationVanished, type Db } from "../db/db.js";
-import type { PgvectorCell } from "../stores/pgvector/pgvector-cell.js";
 import type { ApiKeyStore } from "../tenancy/api-keys.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
 import { assertTenantId } from "../tenancy/tenant.js";
 import { describeError } from "../monitoring/safe-error.js";
+
+/** A cell's database, where an erased tenant's rows are looked for too. */
+type ErasureCell = { readonly name: string; readonly db: Db };
 
 /**
  * Billing records kept after erasure: usage quantities and amounts per month, no content, needed
@@ -37,7 +39,7 @@ export interface ErasureReport {
  * its report are written to the audit log. Every cell is scanned the same way.
  */
 export async function eraseTenant(
-  deps: { db: Db; cells: readonly PgvectorCell[]; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog },
+  deps: { db: Db; cells: readonly ErasureCell[]; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog },
   tenantId: string,
   actor: string,
 ): Promise<ErasureReport> {
@@ -60,7 +62,7 @@ export async function eraseTenant(
   return report;
 }
 
-async function proveErased(deps: { db: Db; cells: readonly PgvectorCell[] }, tenantId: string, remaining: Record<string, number>, retained: Record<string, number>): Promise<void> {
+async function proveErased(deps: { db: Db; cells: readonly ErasureCell[] }, tenantId: string, remaining: Record<string, number>, retained: Record<string, number>): Promise<void> {
   const { db } = deps;
   await countTenantRows(db, tenantId, "", remaining, retained);
   // Control-plane rows that name the tenant in other columns.

@@ -126,3 +126,21 @@ export interface VectorStore {
   /** Builds the ANN index for a namespace that has outgrown exact search. Returns true if one was built. */
   buildAnnIndex(placement: Placement): Promise<boolean>;
 }
+
+/** A tenant a cell must hold, as the home database's catalogue says: where, and at which placement epoch. */
+export interface CellClaim {
+  tenant: string;
+  indexId: number;
+  slot: number | null;
+  epoch: number;
+  /** Placed here (true) or the target of a move into or within this cell (false). */
+  placed: boolean;
+  moving: boolean;
+}
+
+/** What `reconcile` changed, for logs and tests. */
+export interface ReconcileReport {
+  mirrorsChanged: string[];
+  mirrorsDropped: string[];
+  storageDropped: string[];
+}

@@ -1,4 +1,4 @@
-import { sql as storeSql } from "../stores/pgvector/pgvector-sql.js";
+import { HOLD_PLACEMENT_SQL } from "../db/placement-lock.js";
 
 /** All control-plane SQL of the tenant registry, as named statements. */
 
@@ -19,8 +19,8 @@ export const registrySql = {
   getTenant: `SELECT ${TENANT_COLUMNS} FROM tenants t JOIN indexes i ON i.id = t.index_id WHERE t.id = $1`,
   listTenants: `SELECT ${TENANT_COLUMNS} FROM tenants t JOIN indexes i ON i.id = t.index_id
                  WHERE ($1::text IS NULL OR t.tier = $1) AND ($2::text IS NULL OR t.status = $2) ORDER BY t.id`,
-  /** The tenant's placement lock, exclusively (see the store's `holdPlacement`). $1 tenant, $2 schema. */
-  lockTenantPlacement: storeSql.holdPlacement,
+  /** The tenant's placement lock, exclusively. $1 tenant, $2 schema. */
+  lockTenantPlacement: HOLD_PLACEMENT_SQL,
   /**
    * Shared indexes ($1: of a dimension, $2: in a store; null for any) with their namespaces in use
    * (tenants plus slots reserved by moves), oldest first.

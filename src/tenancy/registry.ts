@@ -5,7 +5,7 @@ import { MoveConflictError, MoveNotFoundError, PlacementMovedError, shown, Tenan
 import { assertStorableText } from "../storable-text.js";
 import type { IndexSpec, Placement } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
-import type { CellClaim, ReconcileReport } from "../stores/pgvector/pgvector-cell.js";
+import type { CellClaim, ReconcileReport } from "../stores/store.js";
 import { describeCapacity, thresholdCount, type IndexCapacity } from "./capacity.js";
 import { registrySql as sql } from "./registry-sql.js";
 import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";

@@ -1,5 +1,5 @@
 import type { Db, Queryable, Transaction } from "../../db/db.js";
-import type { IndexSpec } from "../store.js";
+import type { CellClaim, IndexSpec, ReconcileReport } from "../store.js";
 import type { PgvectorStore } from "./pgvector-store.js";
 import { sql } from "./pgvector-sql.js";
 import { ConfigError } from "../../errors.js";
@@ -14,24 +14,6 @@ export async function claimStoreIdentity(db: Db, name: string): Promise<void> {
   if (row!.name !== name) {
     throw new ConfigError(`the database configured for store "${name}" is the database of store "${row!.name}" (schema ${db.schema}); every store needs a database of its own — check BULKHEAD_CELLS and DATABASE_URL`);
   }
-}
-
-/** A tenant a cell must hold, as the home database's catalogue says: where, and at which placement epoch. */
-export interface CellClaim {
-  tenant: string;
-  indexId: number;
-  slot: number | null;
-  epoch: number;
-  /** Placed here (true) or the target of a move into or within this cell (false). */
-  placed: boolean;
-  moving: boolean;
-}
-
-/** What `reconcile` changed, for logs and tests. */
-export interface ReconcileReport {
-  mirrorsChanged: string[];
-  mirrorsDropped: string[];
-  storageDropped: string[];
 }
 
 /**

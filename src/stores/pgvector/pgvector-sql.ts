@@ -1,5 +1,6 @@
 import type { Metric } from "../../config.js";
 import type { Placement } from "../store.js";
+import { HOLD_PLACEMENT_SQL } from "../../db/placement-lock.js";
 
 /**
  * All SQL of the pgvector store, as named functions. Table names are derived from integer ids
@@ -40,11 +41,8 @@ export const sql = {
 
   /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
   checkPlacement: "SELECT check_placement($1, $2)",
-  /**
-   * Exclusive form of the per-tenant lock check_placement takes shared: waits for the tenant's data
-   * calls in flight and holds new ones until the transaction ends. $1 tenant, $2 schema.
-   */
-  holdPlacement: "SELECT pg_advisory_xact_lock(hashtext('bulkhead.tenant-placement.' || $2 || '.' || $1))",
+  /** The tenant's placement lock, exclusively (see `HOLD_PLACEMENT_SQL`). $1 tenant, $2 schema. */
+  holdPlacement: HOLD_PLACEMENT_SQL,
 
   /**
    * While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows), logged in
