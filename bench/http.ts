@@ -16,6 +16,9 @@
  *
  *   npm run build && npm run bench:http        # needs DATABASE_URL / DATABASE_OWNER_URL
  *   npm run bench:http -- --seconds 10 --connections 8,32 --out /tmp/http.json
+ *   npm run bench:http -- --bin /tmp/old/dist/cli/main.js --label "before (abc123)" --out /tmp/old.json
+ *
+ * `--bin` runs another build of the service (an older commit's dist/cli/main.js), for a same-day A/B.
  */
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
@@ -32,6 +35,8 @@ const { values: args } = parseArgs({
     tenants: { type: "string", default: "60" },
     vectors: { type: "string", default: "200" },
     out: { type: "string", default: "bench/results/http-postgres.json" },
+    bin: { type: "string" },
+    label: { type: "string", default: "this commit" },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -50,7 +55,7 @@ if (!process.env.DATABASE_URL?.startsWith("postgres") || !process.env.DATABASE_O
 }
 
 async function main() {
-  const service = await startService({ schema, port });
+  const service = await startService({ schema, port, bin: args.bin });
   const { base, admin, call } = service;
   try {
     const space = new EmbeddingSpace(DEFAULT_SPEC);
@@ -127,6 +132,7 @@ async function main() {
     const target = steps.filter((s) => s.throughput >= doubled).sort((a, b) => a.p95Ms - b.p95Ms)[0];
     const report = {
       benchmark: "http",
+      label: args.label,
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
       config: { tenants: TENANTS, vectorsPerTenant: VECTORS, dimension: DEFAULT_SPEC.dimension, mix: "90% query topK 10, 10% upsert of one document", load: "closed loop per connection", expectedLoad: Number(args.expected), rateLimiter: "memory (one instance)", logLevel: "info (one JSON line per request, to /dev/null)" },
