@@ -59,7 +59,10 @@ for (const backend of BACKENDS) {
 
         expect(traffic.stats.errors).toEqual([]);
         expect(traffic.stats.foreign).toEqual([]);
-        expect(traffic.stats.writesByPhase.copying ?? 0).toBeGreaterThan(0); // writes overlapped the copy
+        // Writes overlapped the move (its copy, index build or catch-up: on a fast day the copy of
+        // a few hundred vectors can be over before the writer's next turn).
+        const duringMove = ["copying", "indexing", "catching-up"].reduce((n, phase) => n + (traffic.stats.writesByPhase[phase] ?? 0), 0);
+        expect(duringMove).toBeGreaterThan(0);
         expect(progress.map((p) => p.phase)).toContain("switched");
         const t = await bh.registry.getTenant("tenant-a");
         expect({ store: t.store, isolation: t.isolation }).toEqual(expected);

@@ -6,7 +6,8 @@ import { assertStorableText } from "../storable-text.js";
 import type { IndexSpec, Placement } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
 import type { CellClaim, ReconcileReport } from "../stores/store.js";
-import { describeCapacity, thresholdCount, type IndexCapacity } from "./capacity.js";
+import { describeCapacity, type IndexCapacity } from "./capacity.js";
+import { SlotAllocation, type SharedIndexRow } from "./slot-allocation.js";
 import { registrySql as sql } from "./registry-sql.js";
 import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";
 import { TenantCache } from "./tenant-cache.js";
@@ -62,16 +63,6 @@ export interface MoveTarget {
   store?: string;
 }
 
-interface SharedIndexRow {
-  id: number;
-  name: string;
-  store: string;
-  dimension: number;
-  metric: Metric;
-  max_namespaces: number;
-  used: number;
-}
-
 /** Options for `registerTenant`. */
 export interface RegisterOptions {
   /** Per-tenant quota overrides on top of the tier's defaults. */
@@ -121,6 +112,7 @@ export class TenantRegistry {
   private readonly cache: TenantCache<Tenant>;
   private readonly listeners: ((tenantId: string | null) => void)[] = [];
   private readonly channel: string;
+  private readonly slots: SlotAllocation;
 
   constructor(
     private readonly db: Db,
@@ -130,6 +122,7 @@ export class TenantRegistry {
   ) {
     this.cache = new TenantCache<Tenant>(cacheTtlMs);
     this.channel = changeChannel(db.schema);
+    this.slots = new SlotAllocation(store, config);
   }
 
   /**
@@ -179,7 +172,7 @@ export class TenantRegistry {
     const created = await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
       if ((await tx.query(sql.tenantExists, [tenantId])).length > 0) throw new TenantAlreadyExistsError(tenantId);
-      const [indexId, slot] = isDedicatedTier(tier) ? [await this.createDedicatedIndex(tx, tenantId, dimension, store), null] : await this.claimNamespace(tx, store);
+      const [indexId, slot] = isDedicatedTier(tier) ? [await this.slots.createDedicatedIndex(tx, tenantId, dimension, store), null] : await this.slots.claimNamespace(tx, store);
       await tx.query(sql.insertTenant, [tenantId, tenantName.trim(), tier, JSON.stringify(options.quota ?? {}), indexId, slot]);
       const tenant = await this.load(tx, tenantId);
       await this.store.createNamespace(tx, tenant!.placement);
@@ -521,34 +514,6 @@ export class TenantRegistry {
   }
 
   /**
-   * Picks the oldest shared index of the store with room (or the one named) and its lowest free
-   * slot; provisions ahead of need, in that store.
-   */
-  private async claimNamespace(tx: Queryable, store: string, indexName?: string): Promise<[number, number]> {
-    const indexes = await tx.query<SharedIndexRow>(sql.sharedIndexes, [this.config.dimension, store]);
-    let target = indexes.find((i) => (indexName === undefined ? i.used < i.max_namespaces : i.name === indexName));
-    if (indexName !== undefined) {
-      if (!target) throw new ValidationError("index", `no shared index named ${JSON.stringify(indexName)} in store ${store} holds dimension ${this.config.dimension} (see capacity)`);
-      if (target.used >= target.max_namespaces) throw new ValidationError("index", `${indexName} is full (${target.used} of ${target.max_namespaces} namespaces)`);
-    }
-    if (!target) target = { ...(await this.provisionSharedIndex(tx, store)), used: 0 };
-    const [free] = await tx.query<{ slot: number }>(sql.freeSlot, [target.id, target.max_namespaces]);
-    const usedAfter = target.used + 1;
-    const roomElsewhere = indexes.some((i) => i.id !== target!.id && i.used < i.max_namespaces);
-    if (usedAfter >= thresholdCount(target.max_namespaces, this.config.namespaceProvisionThreshold) && !roomElsewhere) {
-      await this.provisionSharedIndex(tx, store);
-    }
-    return [target.id, free!.slot];
-  }
-
-  private async provisionSharedIndex(tx: Queryable, store: string): Promise<SharedIndexRow> {
-    const [{ n }] = (await tx.query<{ n: number }>(sql.nextSharedNumber, [store])) as [{ n: number }];
-    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `shared-index-${n}`), "shared", this.config.dimension, this.config.metric, this.config.maxNamespacesPerIndex, store]);
-    await this.store.createIndex(tx, index!);
-    return { ...index!, max_namespaces: this.config.maxNamespacesPerIndex, used: 0 };
-  }
-
-  /**
    * Claims the place a move goes to: a dedicated index (enterprise) or a namespace in a shared
    * index, in the store asked for (else the named index's, else the tenant's current one).
    */
@@ -561,7 +526,7 @@ export class TenantRegistry {
     if (isDedicatedTier(tier)) {
       if (target.index !== undefined) throw new ValidationError("index", "an enterprise tenant gets a dedicated index; a shared index cannot be chosen");
       if (current.dedicatedIndex && !changesStore) throw new ValidationError(target.store === undefined ? "tier" : "store", `tenant "${current.tenantId}" already has a dedicated index in store ${store}`);
-      return [await this.createDedicatedIndex(tx, current.tenantId, current.dimension, store), null, store];
+      return [await this.slots.createDedicatedIndex(tx, current.tenantId, current.dimension, store), null, store];
     }
     if (current.dimension !== this.config.dimension) {
       throw new ValidationError("tier", `the tenant's vectors have dimension ${current.dimension}; shared indexes hold ${this.config.dimension}`);
@@ -570,7 +535,7 @@ export class TenantRegistry {
     if (target.index === undefined && !current.dedicatedIndex && !changesStore) {
       throw new ValidationError(target.store === undefined ? "index" : "store", `tenant "${current.tenantId}" is already in store ${store}: name the shared index to move to (or change the tier to enterprise)`);
     }
-    return [...(await this.claimNamespace(tx, store, target.index)), store];
+    return [...(await this.slots.claimNamespace(tx, store, target.index)), store];
   }
 
   /**
@@ -665,12 +630,6 @@ export class TenantRegistry {
     });
   }
 
-  private async createDedicatedIndex(tx: Queryable, tenantId: string, dimension: number, store: string): Promise<number> {
-    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `dedicated-${tenantId}`), "dedicated", dimension, this.config.metric, 1, store]);
-    await this.store.createIndex(tx, index!);
-    return index!.id;
-  }
-
   private async load(q: Queryable, tenantId: string): Promise<Tenant | undefined> {
     const [row] = await q.query<TenantRow>(sql.getTenant, [tenantId]);
     return row && this.toTenant(row);
@@ -714,8 +673,6 @@ export class TenantRegistry {
   }
 }
 
-/** Index names are unique across stores: a cell's carry its name, e.g. "cell-2/shared-index-1". */
-const indexName = (store: string, name: string) => (store === HOME_STORE ? name : `${store}/${name}`);
 
 /** The cells (not home) among a move's source and target stores. */
 const cellsOf = (...places: { store: string }[]) => [...new Set(places.map((p) => p.store).filter((s) => s !== HOME_STORE))];
