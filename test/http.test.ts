@@ -209,7 +209,10 @@ for (const backend of BACKENDS) {
       expect((await call("POST", "/v1/documents/fetch", b, { ids: ["w0", "d00399"] })).body.documents).toEqual([]);
       expect((await call("POST", "/v1/query", b, { vector: vec(7), topK: 100 })).body.matches.map((m: { metadata: { tenant_id: string } }) => m.metadata.tenant_id)).toEqual(Array(50).fill("tenant-b"));
       expect(await bh.dataManager.countDocuments("tenant-b")).toBe(50);
-      const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; actor: string; target: string }[]).filter((e) => e.target === "tenant-a");
+      const auditOf = async () => ((await call("GET", "/admin/audit", admin)).body as { action: string; actor: string; target: string }[]).filter((e) => e.target === "tenant-a");
+      // The move's own entry is written once its switch has committed, a moment after the move is gone.
+      await waitFor("the move's audit entry", async () => (await auditOf()).some((e) => e.action === "tenant.move"));
+      const actions = await auditOf();
       expect(actions.map((e) => e.action)).toEqual(expect.arrayContaining(["tenant.move.start", "tenant.move"]));
       expect(new Set(actions.filter((e) => e.action.startsWith("tenant.move")).map((e) => e.actor)).size).toBe(1); // the admin who asked
     });
@@ -245,8 +248,9 @@ for (const backend of BACKENDS) {
       await waitFor("the resumed move to switch", async () => (await call("GET", "/admin/moves/tenant-a", admin)).status === 404, 60_000);
       expect((await call("GET", "/admin/tenants/tenant-a", admin)).body).toMatchObject({ tier: "enterprise", isolation: "dedicated-index", moving: false });
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(500);
-      const actions = ((await call("GET", "/admin/audit", admin)).body as { action: string; target: string }[]).filter((e) => e.target === "tenant-a").map((e) => e.action);
-      expect(actions).toEqual(expect.arrayContaining(["tenant.move.start", "tenant.move.rollback", "tenant.move.limit-writes", "tenant.move.resume", "tenant.move"]));
+      const actionsOf = async () => ((await call("GET", "/admin/audit", admin)).body as { action: string; target: string }[]).filter((e) => e.target === "tenant-a").map((e) => e.action);
+      await waitFor("the move's audit entry", async () => (await actionsOf()).includes("tenant.move"));
+      expect(await actionsOf()).toEqual(expect.arrayContaining(["tenant.move.start", "tenant.move.rollback", "tenant.move.limit-writes", "tenant.move.resume", "tenant.move"]));
     });
 
     it("answers problem+json: 400 naming the field, 404, 409, 413 for an oversized body, 429 with Retry-After", async () => {

@@ -211,7 +211,10 @@ for (const backend of BACKENDS) {
       await waitFor("the resumed move to switch", async () => (await bh.registry.getMove("tenant-a")) === null, 60_000);
       expect(await bh.registry.getTenant("tenant-a")).toMatchObject({ tier: "enterprise", isolation: "dedicated-index" });
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(301);
-      expect((await bh.audit.list(10)).filter((e) => e.action === "tenant.move")).toEqual([expect.objectContaining({ actor: "admin:test", target: "tenant-a" })]);
+      // The audit entry is written once the switch has committed, a moment after the move is gone.
+      const moveEntries = async () => (await bh.audit.list(10)).filter((e) => e.action === "tenant.move");
+      await waitFor("the move's audit entry", async () => (await moveEntries()).length > 0);
+      expect(await moveEntries()).toEqual([expect.objectContaining({ actor: "admin:test", target: "tenant-a" })]);
     });
 
     it("refuses a stale placement after a switch, and data calls reload it on their own", async () => {
