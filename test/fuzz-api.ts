@@ -205,7 +205,6 @@ function deep(n: number): unknown {
   return v;
 }
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const clone = <T>(v: T): T => (v === undefined ? v : JSON.parse(JSON.stringify(v)));
 const truncate = (s: string, n = 300) => (s.length > n ? `${s.slice(0, n)}… (${s.length} chars)` : s);
 
 /** A valid value for a schema, with live values for the fields the schema cannot describe (vector length, ids). */

@@ -1,5 +1,4 @@
 import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
 import { BUILT_CLI, dropTestSchemas, freePort, newTestSchema, ownerUrl, serverUrl } from "./backends.js";

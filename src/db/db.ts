@@ -30,8 +30,13 @@ export const TENANT_SETTING = "bulkhead.tenant_id";
  */
 export const TENANT_PROOF_SETTING = "bulkhead.tenant_proof";
 
-/** Makes the proof of a tenant context (`TenantProofs`); absent on handles that never enter one. */
+/** Makes the proof of a tenant context (`TenantProofs`). */
 export type ProveTenant = (tenantId: string) => string;
+
+/** The prover of a handle opened before the context secret exists (or without it): it enters no tenant context. */
+export const noTenantContexts: ProveTenant = () => {
+  throw new Error("this database handle cannot enter tenant contexts: it was opened without the context secret (migration 13)");
+};
 
 /**
  * The only door to tenant data. Each call opens a transaction, sets the tenant context with

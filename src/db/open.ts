@@ -23,11 +23,8 @@ const isServerUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
 export async function openDatabase(config: BulkheadConfig, warn: Warn): Promise<Db> {
   const url = config.databaseUrl;
   if (!isServerUrl(url)) return openEmbedded(url, config.schema);
-  if (config.databaseOwnerUrl !== undefined && !isServerUrl(config.databaseOwnerUrl)) {
-    throw new ConfigError("DATABASE_OWNER_URL must be a postgres:// URL like DATABASE_URL");
-  }
-  if (config.databaseDataUrl !== undefined && !isServerUrl(config.databaseDataUrl)) {
-    throw new ConfigError("DATABASE_DATA_URL must be a postgres:// URL like DATABASE_URL");
+  for (const [name, other] of [["DATABASE_OWNER_URL", config.databaseOwnerUrl], ["DATABASE_DATA_URL", config.databaseDataUrl]] as const) {
+    if (other !== undefined && !isServerUrl(other)) throw new ConfigError(`${name} must be a postgres:// URL like DATABASE_URL`);
   }
   return openServer(url, config, warn);
 }

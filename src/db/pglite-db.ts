@@ -1,6 +1,6 @@
 import { PGlite } from "@electric-sql/pglite";
 import { vector } from "@electric-sql/pglite-pgvector";
-import { asTransaction, contextStatement, type Db, type LocalSettings, type ProveTenant, type Queryable, type Row, type Statement, type TenantDb, type Transaction } from "./db.js";
+import { asTransaction, contextStatement, noTenantContexts, type Db, type LocalSettings, type ProveTenant, type Queryable, type Row, type Statement, type TenantDb, type Transaction } from "./db.js";
 
 /** The NOLOGIN role every embedded control-plane transaction switches to; it owns nothing and cannot bypass RLS. */
 export const EMBEDDED_RUNTIME_ROLE = "bulkhead_app";
@@ -46,10 +46,7 @@ export class PgliteDb implements Db {
   static async open(dataDir: string, schema: string): Promise<PgliteDb> {
     const pg = await PGlite.create(dataDir === "memory://" ? undefined : dataDir, { extensions: { vector } });
     await pg.exec(`SET search_path TO ${schema}, public`);
-    const unproved: ProveTenant = () => {
-      throw new Error("the embedded database is not migrated yet: no tenant context can be entered");
-    };
-    return new PgliteDb(pg, schema, EMBEDDED_RUNTIME_ROLE, unproved, { at: performance.now() });
+    return new PgliteDb(pg, schema, EMBEDDED_RUNTIME_ROLE, noTenantContexts, { at: performance.now() });
   }
 
   /** Tenant contexts from now on are proved with `prove` (after migrations created the secret). */

@@ -1,6 +1,6 @@
 import pg from "pg";
 import { BulkheadError, DatabaseError } from "../errors.js";
-import { asTransaction, contextStatement, type Db, type LocalSettings, type ProveTenant, type Row, type Statement, type TenantDb, type Transaction } from "./db.js";
+import { asTransaction, contextStatement, noTenantContexts, type Db, type LocalSettings, type ProveTenant, type Row, type Statement, type TenantDb, type Transaction } from "./db.js";
 import { AcquireTimeoutError, ConnectionPool } from "./connection-pool.js";
 import { DatabaseTimeoutError, serverStatementTimeout, type TimeoutOutcome } from "./deadline.js";
 import { PipelinedQuery } from "./pipelined-query.js";
@@ -98,9 +98,7 @@ interface Deadline {
 
 const NONE: Deadline = { ms: Infinity };
 
-const noTenantContexts: ProveTenant = () => {
-  throw new Error("this database handle cannot enter tenant contexts (it was opened without the context secret)");
-};
+
 
 /**
  * A PostgreSQL server through `pg`. Connects as the runtime login role, which must not be superuser,

@@ -136,13 +136,11 @@ export async function ownerFunctionExposures(db: Queryable, schema: string, runt
       ORDER BY 1`,
     [schema],
   );
-  const unsafe = functions.filter((f) => {
-    const path = (f.path ?? "").split(",").map((part) => part.trim().replace(/^"(.*)"$/, "$1"));
-    return !(path[0] === schema && path[1] === "pg_catalog" && path.at(-1) === "pg_temp");
-  });
+  const paths = functions.map((f) => ({ fn: f.fn, path: (f.path ?? "").split(",").map((part) => part.trim().replace(/^"(.*)"$/, "$1")) }));
+  const unsafe = paths.filter(({ path }) => !(path[0] === schema && path[1] === "pg_catalog" && path.at(-1) === "pg_temp"));
   const problems = unsafe.length ? [`functions that run as the owner without a safe search path (<schema>, pg_catalog, …, pg_temp): ${unsafe.map((f) => f.fn).join(", ")}`] : [];
   // Every schema those paths name, besides pg_catalog and pg_temp.
-  const schemas = [...new Set(functions.flatMap((f) => (f.path ?? "").split(",").map((part) => part.trim().replace(/^"(.*)"$/, "$1"))))].filter((n) => n && n !== "pg_catalog" && n !== "pg_temp");
+  const schemas = [...new Set(paths.flatMap((f) => f.path))].filter((n) => n && n !== "pg_catalog" && n !== "pg_temp");
   if (schemas.length) {
     const creators = await db.query<{ schema: string; who: string }>(
       `SELECT n.nspname::text AS schema, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS who
