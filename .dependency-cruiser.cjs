@@ -2,7 +2,7 @@
  * Layer rules, checked in CI (`npm run lint:deps`). Layers point down:
  *
  *   cli, server, demo         the doors (command line, HTTP)
- *   bulkhead.ts               composition root: the only place that names concrete parts
+ *   bulkhead.ts               composition root (stores/open-stores.ts builds the concrete stores)
  *   readiness, operations     whole-system work
  *   data, costs, tenancy      the core
  *   limits, monitoring, isolation
@@ -59,11 +59,17 @@ module.exports = {
       to: { path: "^src/cli/" },
     },
     {
-      name: "core-names-no-concrete-store",
+      name: "nothing-outside-stores-names-a-concrete-store",
       severity: "error",
-      comment: "The core works through the store interfaces (stores/store.ts); only bulkhead.ts creates a concrete store.",
-      from: { path: core },
+      comment: "Everything works through the store interfaces (stores/store.ts); stores/open-stores.ts is the one place that builds concrete stores.",
+      from: { path: "^src/", pathNot: ["^src/stores/", "\\.test\\.ts$"] },
       to: { path: "^src/stores/[^/]+/" },
+    },
+    {
+      name: "pinecone-sdk-only-in-its-driver",
+      severity: "error",
+      from: { path: "^src/", pathNot: "^src/stores/pinecone/" },
+      to: { path: "node_modules/@pinecone-database/" },
     },
   ],
   options: {

@@ -1,4 +1,4 @@
-import { HOME_STORE, loadConfig, type BulkheadConfig, type ConfigSources } from "./config.js";
+import { loadConfig, type BulkheadConfig, type ConfigSources } from "./config.js";
 import type { Db } from "./db/db.js";
 import { openDatabase } from "./db/open.js";
 import { CostAllocationEngine } from "./costs/cost-engine.js";
@@ -7,9 +7,7 @@ import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
-import { PgvectorStore } from "./stores/pgvector/pgvector-store.js";
-import { claimStoreIdentity, PgvectorCell } from "./stores/pgvector/pgvector-cell.js";
-import { StoreRouter } from "./stores/store-router.js";
+import { openStores, type StoreFactory } from "./stores/open-stores.js";
 import type { VectorStore } from "./stores/store.js";
 import { TenantRegistry } from "./tenancy/registry.js";
 import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
@@ -42,6 +40,11 @@ export interface BulkheadOptions {
   warn?: (message: string) => void;
   /** Clock (ms since the epoch) for daily quotas and statistics; tests inject one. Default `Date.now`. */
   now?: () => number;
+  /**
+   * More stores by name, besides home and the cells, e.g. `{ pc: pinecone({ apiKey, cloud: "aws", region: "us-east-1" }) }`.
+   * Tenants are placed in one with `registerTenant(…, { store })`, by tier with `tierStores`, or moved there.
+   */
+  stores?: Readonly<Record<string, StoreFactory>>;
 }
 
 /** A running Bulkhead: registry, data manager and the configuration they use. */
@@ -53,7 +56,7 @@ export interface Bulkhead {
   readonly costEngine: CostAllocationEngine;
   /** The vector store's name and capabilities. */
   readonly store: Pick<VectorStore, "name" | "capabilities">;
-  /** Names of the stores tenants can live in: "home" and the configured cells (`BULKHEAD_CELLS`). */
+  /** Names of the stores tenants can live in: "home", the configured cells (`BULKHEAD_CELLS`) and remote stores (`BULKHEAD_PINECONE`, `stores`). */
   readonly stores: readonly string[];
   /** Which database engine is underneath. */
   readonly databaseKind: Db["kind"];
@@ -92,7 +95,7 @@ export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bul
 }
 
 /** Internal: the Bulkhead together with its raw database handle (tests attack the database directly). */
-export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db; cells: PgvectorCell[] }> {
+export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db; cells: Awaited<ReturnType<typeof openStores>>["cells"] }> {
   const overrides = { ...options.config };
   if (options.database !== undefined) overrides.databaseUrl = options.database;
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
@@ -101,15 +104,14 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const warn = options.warn ?? ((m) => console.warn(m));
   const now = options.now ?? Date.now;
   const db = await openDatabase(config, warn);
-  let cells: PgvectorCell[];
+  let opened: Awaited<ReturnType<typeof openStores>>;
   try {
-    await claimStoreIdentity(db, HOME_STORE);
-    cells = await openCells(config, warn);
+    opened = await openStores(db, config, warn, options.stores);
   } catch (err) {
     await db.close();
     throw err;
   }
-  const store = new StoreRouter(new PgvectorStore(db, db.dataPlane, config, warn), new Map(cells.map((c) => [c.name, c])));
+  const { router: store, cells } = opened;
   const closeDatabases = async () => {
     for (const c of cells) await c.db.close();
     await db.close();
@@ -185,7 +187,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     moves,
     eraseTenant: (tenantId, actor) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return eraseTenant({ db, cells, registry, keys, audit }, tenantId, actor).then(async (report) => {
+      return eraseTenant({ db, cells, remotes: store.allRemotes(), registry, keys, audit }, tenantId, actor).then(async (report) => {
         await monitor.forgetTenant(tenantId); // its metric series and latency window go with it
         return report;
       });
@@ -200,7 +202,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     },
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return runReadinessChecks({ db, cells, registry, dataManager, costEngine }, o);
+      return runReadinessChecks({ db, cells, remotes: store.allRemotes(), registry, dataManager, costEngine }, o);
     },
     async close() {
       if (closed) return;
@@ -217,23 +219,4 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     },
   };
   return { bulkhead, db, cells };
-}
-
-/** Opens (and migrates) every configured cell: a database like the home one, under the same schema. */
-async function openCells(config: BulkheadConfig, warn: (message: string) => void): Promise<PgvectorCell[]> {
-  const cells: PgvectorCell[] = [];
-  try {
-    for (const [name, cell] of Object.entries(config.cells)) {
-      const cellConfig = { ...config, databaseUrl: cell.url, databaseOwnerUrl: cell.ownerUrl, databaseDataUrl: cell.dataUrl };
-      const db = await openDatabase(cellConfig, warn).catch((err: Error) => {
-        throw Object.assign(err, { message: `cell ${name}: ${err.message}` });
-      });
-      cells.push(new PgvectorCell(name, db, new PgvectorStore(db, db.dataPlane, config, warn)));
-      await claimStoreIdentity(db, name);
-    }
-    return cells;
-  } catch (err) {
-    for (const c of cells) await c.db.close();
-    throw err;
-  }
 }

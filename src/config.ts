@@ -79,6 +79,24 @@ export interface CellConfig {
   readonly dataUrl?: string;
 }
 
+/** A Pinecone project as a store (`BULKHEAD_PINECONE`; the API key comes from `PINECONE_API_KEY`). */
+export interface PineconeConfig {
+  /** The store's name, as tenants' `store` and `tierStores` name it. Default "pinecone". */
+  readonly name: string;
+  readonly cloud: "aws" | "gcp" | "azure";
+  readonly region: string;
+  /** Index names are `<prefix>-<index id>`; one prefix per deployment sharing a project. Default "bulkhead". */
+  readonly indexPrefix: string;
+  /** Namespaces per index the plan allows (Starter 100, Standard 1,000, Enterprise 100,000). Default 1,000. */
+  readonly maxNamespacesPerIndex: number;
+  /** Deadline of each call to Pinecone (ms). Default 10,000. */
+  readonly timeoutMs: number;
+  /** Retries of a call Pinecone answered 5xx. Default 2. */
+  readonly maxRetries: number;
+  /** Pinecone's control plane: only for a local stand-in (tests). */
+  readonly controllerHostUrl?: string;
+}
+
 /** Name of the database Bulkhead's control plane lives in; the first store. */
 export const HOME_STORE = "home";
 
@@ -131,6 +149,15 @@ export interface BulkheadConfig {
    * `{"cell-2":{"url":"postgres://app@db2/bulkhead","ownerUrl":"postgres://owner@db2/bulkhead","dataUrl":"postgres://data@db2/bulkhead"}}`.
    */
   readonly cells: Readonly<Record<string, CellConfig>>;
+  /** Pinecone as a store, or undefined. `BULKHEAD_PINECONE` takes JSON like `{"cloud":"aws","region":"us-east-1","maxNamespacesPerIndex":1000}`. */
+  readonly pinecone: PineconeConfig | undefined;
+  /** `PINECONE_API_KEY`: required with `pinecone`; never logged. */
+  readonly pineconeApiKey: string | undefined;
+  /**
+   * The store a tier's new tenants are placed in (and an upgrade to it moves to), e.g.
+   * `{"enterprise":"pinecone"}`; tiers not named use home. `BULKHEAD_TIER_STORES`.
+   */
+  readonly tierStores: Readonly<Partial<Record<TenantTier, string>>>;
   readonly poolSize: number;
   /**
    * Deadline of each database call of the request path on a server (ms; a statement or a pipeline),
@@ -253,6 +280,50 @@ const cells: Parser<Readonly<Record<string, CellConfig>>> = (raw, name) => {
   return Object.freeze(out);
 };
 
+const jsonObject = (raw: unknown, name: string, example: string): Record<string, unknown> => {
+  let value = raw;
+  if (typeof raw === "string") {
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      throw new ConfigError(`${name} must be JSON like ${example}`);
+    }
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${name} must be a JSON object like ${example}`);
+  return value as Record<string, unknown>;
+};
+
+const pinecone: Parser<PineconeConfig | undefined> = (raw, name) => {
+  if (raw === undefined) return undefined;
+  const v = jsonObject(raw, name, `{"cloud":"aws","region":"us-east-1"}`);
+  const known = ["name", "cloud", "region", "indexPrefix", "maxNamespacesPerIndex", "timeoutMs", "maxRetries", "controllerHostUrl"];
+  for (const key of Object.keys(v)) if (!known.includes(key)) throw new ConfigError(`${name}.${key} is not a setting (known: ${known.join(", ")}; the API key goes in PINECONE_API_KEY)`);
+  const storeName = v.name === undefined ? "pinecone" : text(v.name, `${name}.name`);
+  if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(storeName) || storeName === HOME_STORE) throw new ConfigError(`${name}.name must be a slug of lower-case letters, digits and - (at most 31) and not "${HOME_STORE}"`);
+  const indexPrefix = v.indexPrefix === undefined ? "bulkhead" : text(v.indexPrefix, `${name}.indexPrefix`);
+  if (!/^[a-z0-9][a-z0-9-]{0,29}$/.test(indexPrefix)) throw new ConfigError(`${name}.indexPrefix must be 1-30 lower-case letters, digits and - (Pinecone index names)`);
+  return Object.freeze({
+    name: storeName,
+    cloud: oneOf<"aws" | "gcp" | "azure">(["aws", "gcp", "azure"])(v.cloud ?? "aws", `${name}.cloud`),
+    region: text(v.region ?? "us-east-1", `${name}.region`),
+    indexPrefix,
+    maxNamespacesPerIndex: int(1, 100_000)(v.maxNamespacesPerIndex ?? 1000, `${name}.maxNamespacesPerIndex`),
+    timeoutMs: int(100, 600_000)(v.timeoutMs ?? 10_000, `${name}.timeoutMs`),
+    maxRetries: int(0, 10)(v.maxRetries ?? 2, `${name}.maxRetries`),
+    ...(v.controllerHostUrl === undefined ? {} : { controllerHostUrl: text(v.controllerHostUrl, `${name}.controllerHostUrl`) }),
+  });
+};
+
+const tierStores: Parser<Readonly<Partial<Record<TenantTier, string>>>> = (raw, name) => {
+  const v = jsonObject(raw, name, `{"enterprise":"pinecone"}`);
+  const out: Partial<Record<TenantTier, string>> = {};
+  for (const [tier, store] of Object.entries(v)) {
+    if (!TIERS.includes(tier as TenantTier)) throw new ConfigError(`${name}: ${JSON.stringify(tier)} is not a tier (tiers: ${TIERS.join(", ")})`);
+    out[tier as TenantTier] = text(store, `${name}.${tier}`);
+  }
+  return Object.freeze(out);
+};
+
 /** Scalar settings: config key → environment variable, default and parser. */
 const SETTINGS = {
   dimension: ["BULKHEAD_DIMENSION", 384, int(1, 16_000)],
@@ -273,6 +344,9 @@ const SETTINGS = {
   databaseDataUrl: ["DATABASE_DATA_URL", undefined, text],
   schema: ["BULKHEAD_SCHEMA", "bulkhead", identifier],
   cells: ["BULKHEAD_CELLS", {}, cells],
+  pinecone: ["BULKHEAD_PINECONE", undefined, pinecone],
+  pineconeApiKey: ["PINECONE_API_KEY", undefined, text],
+  tierStores: ["BULKHEAD_TIER_STORES", {}, tierStores],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
   dbTimeoutMs: ["BULKHEAD_DB_TIMEOUT_MS", 5_000, int(100, 3_600_000)],
   dbLongTimeoutMs: ["BULKHEAD_DB_LONG_TIMEOUT_MS", 300_000, int(100, 86_400_000)],

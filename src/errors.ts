@@ -153,6 +153,21 @@ export class DatabaseError extends BulkheadError {
   }
 }
 
+/**
+ * A vector store outside the database (Pinecone) refused or did not answer in time: 503 when it
+ * is down or slow (retry later), 429 when it throttles (`retryAfterMs`). What the store said is
+ * in the message by status only, never its body. Nothing was acknowledged.
+ */
+export class StoreUnavailableError extends BulkheadError {
+  readonly store: string;
+  readonly retryAfterMs: number;
+  constructor(store: string, message: string, options: { throttled?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
+    super(options.throttled ? "STORE_THROTTLED" : "STORE_UNAVAILABLE", options.throttled ? 429 : 503, message, { cause: options.cause });
+    this.store = store;
+    this.retryAfterMs = options.retryAfterMs ?? 1000;
+  }
+}
+
 /** The object was closed and can no longer be used. */
 export class ClosedError extends BulkheadError {
   constructor(what: string) {

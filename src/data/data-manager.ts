@@ -124,9 +124,9 @@ export class TenantDataManager {
     return this.admit(tenant, "query", async (admission) => {
       // Time spent in the gate (rate limit, bulkhead queue) is not isolation work.
       const admitted = performance.now();
-      const { placement, matches: rows, firstRows } = await this.registry.withPlacement(tenant, async ({ placement }) => ({
+      const { placement, matches: rows, queriesToday } = await this.registry.withPlacement(tenant, async ({ placement }) => ({
         placement,
-        ...(await this.store.query(placement, vector, topK, options.filter, admission?.statement)),
+        ...(await this.store.query(placement, vector, topK, options.filter, admission?.count)),
       }));
       const storeMs = performance.now() - admitted;
       assertOwned(rows, tenant.tenantId, "query");
@@ -134,7 +134,7 @@ export class TenantDataManager {
       const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
       const finished = performance.now();
       const overheadMs = validated - started + (finished - admitted - storeMs);
-      this.gate?.observe(tenant, { operation: "query", overheadMs, dailyQueries: admission?.counted(firstRows) });
+      this.gate?.observe(tenant, { operation: "query", overheadMs, dailyQueries: queriesToday });
       return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs, latencyMs: finished - started };
     });
   }

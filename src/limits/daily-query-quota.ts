@@ -1,5 +1,5 @@
-import type { Row, Statement } from "../db/db.js";
 import { QuotaExceededError } from "../errors.js";
+import { DailyQueriesUsedUpError, type DailyQueryCount } from "../stores/store.js";
 
 /** The UTC day of `ms` (`2026-11-27`) and the midnight that ends it. */
 export function utcDay(ms: number): { day: string; resetsAt: Date } {
@@ -7,18 +7,16 @@ export function utcDay(ms: number): { day: string; resetsAt: Date } {
   return { day: d.toISOString().slice(0, 10), resetsAt: new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)) };
 }
 
-/** One query's admission: the statement that counts it, to run first in the query's own transaction. */
+/** One query's admission: the count the store makes before it searches (see `VectorStore.query`). */
 export interface QueryAdmission {
-  statement: Statement;
-  /** The count statement's rows, once it ran: today's count. */
-  counted(rows: readonly Row[] | undefined): number | undefined;
+  count: DailyQueryCount;
 }
 
 /**
- * Queries per tenant per UTC day, counted in PostgreSQL with one atomic conditional increment per
- * query — exact however many instances share the database. The increment travels in the same
- * round trip and transaction as the query itself (`count_daily_query`, first statement of the
- * pipeline): when the day is used up it aborts the transaction, so the vector search never runs.
+ * Queries per tenant per UTC day, counted by the store with one atomic conditional increment per
+ * query — exact however many instances share the database. pgvector makes the increment in the
+ * same round trip and transaction as the query itself; a store without transactions makes it in the
+ * catalogue first. When the day is used up the search never runs.
  * Once a tenant's day is used up this instance refuses from memory until midnight UTC (or until
  * the tenant's quota changes), so refusals cost no database work.
  */
@@ -32,18 +30,14 @@ export class DailyQueryQuota {
     const { day, resetsAt } = utcDay(this.now());
     const known = this.exhausted.get(tenantId);
     if (known?.day === day) throw refusal(tenantId, limit, known.used, resetsAt);
-    return {
-      statement: { text: "SELECT count_daily_query($1, $2::date, $3) AS queries", params: [tenantId, day, limit] },
-      counted: (rows) => (rows?.[0] as { queries?: number } | undefined)?.queries,
-    };
+    return { count: { day, limit } };
   }
 
-  /** The quota refusal a failed query carries (SQLSTATE BHQ02), remembered until midnight; undefined for any other error. */
+  /** The quota refusal a failed query carries, remembered until midnight; undefined for any other error. */
   refusalFrom(err: unknown, tenantId: string, limit: number): QuotaExceededError | undefined {
-    const e = err as { code?: string; detail?: string };
-    if (e?.code !== "BHQ02") return undefined;
+    if (!(err instanceof DailyQueriesUsedUpError)) return undefined;
     const { day, resetsAt } = utcDay(this.now());
-    const used = Number(e.detail ?? limit);
+    const used = err.used;
     this.exhausted.set(tenantId, { day, used });
     return refusal(tenantId, limit, used, resetsAt);
   }

@@ -1,3 +1,4 @@
+import type { RemoteStore } from "../stores/store.js";
 import { relationVanished, type Db } from "../db/db.js";
 import type { ApiKeyStore } from "../tenancy/api-keys.js";
 import type { AuditLog } from "../tenancy/audit-log.js";
@@ -7,6 +8,7 @@ import { describeError } from "../monitoring/safe-error.js";
 
 /** A cell's database, where an erased tenant's rows are looked for too. */
 type ErasureCell = { readonly name: string; readonly db: Db };
+type ErasureRemote = { readonly name: string; readonly store: Pick<RemoteStore, "remaining"> };
 
 /**
  * Billing records kept after erasure: usage quantities and amounts per month, no content, needed
@@ -39,7 +41,7 @@ export interface ErasureReport {
  * its report are written to the audit log. Every cell is scanned the same way.
  */
 export async function eraseTenant(
-  deps: { db: Db; cells: readonly ErasureCell[]; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog },
+  deps: { db: Db; cells: readonly ErasureCell[]; remotes: readonly ErasureRemote[]; registry: TenantRegistry; keys: ApiKeyStore; audit: AuditLog },
   tenantId: string,
   actor: string,
 ): Promise<ErasureReport> {
@@ -62,7 +64,7 @@ export async function eraseTenant(
   return report;
 }
 
-async function proveErased(deps: { db: Db; cells: readonly ErasureCell[] }, tenantId: string, remaining: Record<string, number>, retained: Record<string, number>): Promise<void> {
+async function proveErased(deps: { db: Db; cells: readonly ErasureCell[]; remotes: readonly ErasureRemote[] }, tenantId: string, remaining: Record<string, number>, retained: Record<string, number>): Promise<void> {
   const { db } = deps;
   await countTenantRows(db, tenantId, "", remaining, retained);
   // Control-plane rows that name the tenant in other columns.
@@ -74,6 +76,8 @@ async function proveErased(deps: { db: Db; cells: readonly ErasureCell[] }, tena
     await countTenantRows(cell.db, tenantId, `${cell.name}/`, remaining, retained);
     remaining[`${cell.name}/tenants`] = (await cell.db.query<{ n: number }>("SELECT count(*)::int AS n FROM tenants WHERE id = $1", [tenantId]))[0]!.n;
   }
+  // Every remote store, by listing the tenant's namespace in each of the deployment's indexes.
+  for (const remote of deps.remotes) remaining[`${remote.name}/records`] = await remote.store.remaining(tenantId);
 }
 
 /** Counts the tenant's rows in every table of the database's schema that has a `tenant_id` column (found in the catalog). */

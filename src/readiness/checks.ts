@@ -3,6 +3,7 @@ import { checkDataRole, checkRuntimeRole, checkServerVersion, ownerFunctionExpos
 import type { TenantDataManager } from "../data/data-manager.js";
 import { probeCrossTenantIsolation } from "../isolation/cross-tenant-probe.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
+import type { IndexSpec, RemoteStore } from "../stores/store.js";
 import type { CostAllocationEngine } from "../costs/cost-engine.js";
 import { EMBEDDED_RUNTIME_ROLE } from "../db/pglite-db.js";
 import { whenAllowed } from "../limits/when-allowed.js";
@@ -28,6 +29,8 @@ interface Deps {
   db: Db;
   /** The cells' databases, checked like the home one. */
   cells: readonly { name: string; db: Db }[];
+  /** Stores outside PostgreSQL (Pinecone): reachable, with the indexes the catalogue lists. */
+  remotes: readonly { name: string; store: Pick<RemoteStore, "verify"> }[];
   registry: TenantRegistry;
   dataManager: TenantDataManager;
   costEngine: CostAllocationEngine;
@@ -37,7 +40,7 @@ interface Deps {
  * The reference notebook's production checklist, each line a live check against the running
  * database and data path (the notebook hard-codes most of them as `True`).
  */
-export async function runReadinessChecks({ db: home, cells, registry, dataManager, costEngine }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
+export async function runReadinessChecks({ db: home, cells, remotes, registry, dataManager, costEngine }: Deps, options: ReadinessOptions = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
   const add = (category: CheckResult["category"], name: string, passed: boolean, detail: string) => results.push({ category, name, passed, detail });
   const attempt = async (category: CheckResult["category"], name: string, fn: () => Promise<[boolean, string]>) => {
@@ -152,6 +155,14 @@ export async function runReadinessChecks({ db: home, cells, registry, dataManage
     const v = await checkServerVersion(db);
     return [v.ok, v.reason];
   }));
+
+  for (const remote of remotes) {
+    await attempt("Security", `Store ${remote.name} is reachable and holds the indexes the catalogue lists, with their dimensions and metrics`, async () => {
+      const indexes = await home.query<IndexSpec>("SELECT id, name, kind, dimension, metric, store FROM indexes WHERE store = $1 ORDER BY id", [remote.name]);
+      const problems = await remote.store.verify(indexes);
+      return [problems.length === 0, problems.length ? problems.join("; ") : `${indexes.length} indexes checked; tenants isolated by namespace or dedicated index, tenant_id filter on every query`];
+    });
+  }
 
   await attempt("Security", "Cross-tenant isolation probe", async () => {
     if (!options.probeTenants) return [false, "not run: no pair of tenants given"];

@@ -1,15 +1,18 @@
 import { HOME_STORE } from "../config.js";
-import type { Queryable, Row, Statement, Transaction } from "../db/db.js";
+import type { Queryable, Transaction } from "../db/db.js";
 import { ValidationError } from "../errors.js";
 import type { MetadataFilter } from "./filter.js";
 import type { PgvectorCell } from "./pgvector/pgvector-cell.js";
 import type { PgvectorStore } from "./pgvector/pgvector-store.js";
-import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "./store.js";
+import type { CellClaim, DailyQueryCount, IndexSpec, Match, MovableStore, Placement, ReconcileReport, RemoteStore, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "./store.js";
 
 /**
  * The stores of a deployment behind one `VectorStore`: every call goes to the store its placement
- * (or index) names — the home database's or a cell's — so data code never chooses a database
- * itself. A move between two stores copies through here: pages read on one side, written on the other.
+ * (or index) names, so data code never chooses a store itself. Three kinds:
+ * - home: pgvector in the home database, in the catalogue's own transactions;
+ * - cells: pgvector in other databases, each fenced by its own mirror of the catalogue;
+ * - remote stores (Pinecone): fenced, counted and change-logged by the home catalogue.
+ * A move between two stores copies through here: pages read on one side, written on the other.
  */
 export class StoreRouter implements VectorStore {
   readonly name: string;
@@ -18,6 +21,7 @@ export class StoreRouter implements VectorStore {
   constructor(
     readonly home: PgvectorStore,
     private readonly cells: ReadonlyMap<string, PgvectorCell>,
+    private readonly remotes: ReadonlyMap<string, RemoteStore> = new Map(),
   ) {
     this.name = home.name;
     this.capabilities = home.capabilities;
@@ -25,19 +29,32 @@ export class StoreRouter implements VectorStore {
 
   /** Every store's name, home first. */
   storeNames(): string[] {
-    return [HOME_STORE, ...this.cells.keys()];
+    return [HOME_STORE, ...this.cells.keys(), ...this.remotes.keys()];
   }
 
-  /** Refuses (`ValidationError` naming the known stores) a store that is neither home nor a configured cell. */
+  /** Refuses (`ValidationError` naming the known stores) a store that is not configured. */
   assertStore(name: string): void {
-    if (name !== HOME_STORE) this.cell(name);
+    if (name !== HOME_STORE && !this.remotes.has(name)) this.cell(name);
   }
 
   /** A configured cell; throws a `ValidationError` naming the known stores otherwise. */
   cell(name: string): PgvectorCell {
     const cell = this.cells.get(name);
-    if (!cell) throw new ValidationError("store", `no cell named ${JSON.stringify(name)} is configured (stores: ${this.storeNames().join(", ")}; see BULKHEAD_CELLS)`);
+    if (!cell) throw new ValidationError("store", `no store named ${JSON.stringify(name)} is configured (stores: ${this.storeNames().join(", ")}; see BULKHEAD_CELLS and BULKHEAD_PINECONE)`);
     return cell;
+  }
+
+  /** Whether `name` is a pgvector cell (another database with its own fence), not home or a remote store. */
+  isCell(name: string): boolean {
+    return this.cells.has(name);
+  }
+
+  /**
+   * Whether the home catalogue fences `name`'s data calls and keeps its tenants' counters and
+   * change logs (home and remote stores), rather than a cell's own mirror.
+   */
+  fencedAtHome(name: string): boolean {
+    return !this.cells.has(name);
   }
 
   /** The cells, by name. */
@@ -45,24 +62,44 @@ export class StoreRouter implements VectorStore {
     return [...this.cells.values()];
   }
 
-  /** The pgvector store of a placement's (or index's) store. */
-  of(p: { store: string }): PgvectorStore {
-    return p.store === HOME_STORE ? this.home : this.cell(p.store).store;
+  /** The remote stores. */
+  allRemotes(): { name: string; store: RemoteStore }[] {
+    return [...this.remotes].map(([name, store]) => ({ name, store }));
+  }
+
+  /** Names of the stores reconciled with the catalogue after placement changes: cells and remote stores. */
+  reconciledStores(): string[] {
+    return [...this.cells.keys(), ...this.remotes.keys()];
+  }
+
+  /** Makes store `name` (a cell or a remote store) agree with the catalogue's claims on it. */
+  reconcile(name: string, claims: readonly CellClaim[], indexes: readonly IndexSpec[]): Promise<ReconcileReport> {
+    return (this.remotes.get(name) ?? this.cell(name)).reconcile(claims, indexes);
+  }
+
+  /** The store of a placement (or index). */
+  of(p: { store: string }): MovableStore {
+    return p.store === HOME_STORE ? this.home : (this.remotes.get(p.store) ?? this.cell(p.store).store);
+  }
+
+  /** Capabilities of one store. */
+  capabilitiesOf(store: string): StoreCapabilities {
+    return this.of({ store }).capabilities;
   }
 
   /** In a cell the index is created in the cell's own transaction (before the caller's commits; an orphan is reconciled away). */
   createIndex(tx: Queryable, index: IndexSpec): Promise<void> {
-    return index.store === HOME_STORE ? this.home.createIndex(tx, index) : this.cell(index.store).createIndex(index);
+    return this.isCell(index.store) ? this.cell(index.store).createIndex(index) : this.of(index).createIndex(tx, index);
   }
 
   createNamespace(tx: Queryable, p: Placement): Promise<void> {
-    if (p.store === HOME_STORE) return this.home.createNamespace(tx, p);
+    if (!this.isCell(p.store)) return this.of(p).createNamespace(tx, p);
     return p.slot === null ? Promise.resolve() : this.cell(p.store).createNamespace(p.indexId, p.slot, p.tenantId);
   }
 
-  /** Home only: a cell's storage is dropped by reconciling the cell once the home catalogue no longer claims it. */
+  /** Home only: other stores' storage is dropped by reconciling them once the home catalogue no longer claims it. */
   dropStorage(tx: Queryable, p: Placement): Promise<void> {
-    if (p.store !== HOME_STORE) return Promise.reject(new Error(`internal: storage in cell ${p.store} is dropped by reconciling the cell`));
+    if (p.store !== HOME_STORE) return Promise.reject(new Error(`internal: storage in store ${p.store} is dropped by reconciling it`));
     return this.home.dropStorage(tx, p);
   }
 
@@ -70,8 +107,8 @@ export class StoreRouter implements VectorStore {
     return this.of(p).upsert(p, records, maxDocuments);
   }
 
-  query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, first?: Statement): Promise<{ matches: Match[]; firstRows?: Row[] }> {
-    return this.of(p).query(p, vector, topK, filter, first);
+  query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }> {
+    return this.of(p).query(p, vector, topK, filter, count);
   }
 
   fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {

@@ -1,5 +1,5 @@
 import type { Metric } from "../config.js";
-import type { Queryable, Row, Statement, Transaction } from "../db/db.js";
+import type { Queryable, Transaction } from "../db/db.js";
 import type { MetadataFilter } from "./filter.js";
 
 /** What a store can do; code asks these flags, never `instanceof`. */
@@ -12,6 +12,15 @@ export interface StoreCapabilities {
   readonly dedicatedIndexes: boolean;
   /** Most records one upsert call may carry. */
   readonly maxBatch: number;
+  /** Most namespaces one shared index may hold in this store (the plan's limit), if it has one. */
+  readonly maxNamespacesPerIndex?: number;
+  /**
+   * Writes commit with the catalogue's transaction (pgvector). Without, a batch is written in
+   * several remote requests and the catalogue's counters commit after the store acknowledged.
+   */
+  readonly transactional: boolean;
+  /** Namespaces get an ANN index once they outgrow exact search (`buildAnnIndex`); false when the store always has one. */
+  readonly annIndexes: boolean;
 }
 
 /** Where one tenant's vectors live. Resolved by the registry; the only thing data code scopes by. */
@@ -57,6 +66,17 @@ export interface VectorRecord {
 
 export interface StoredVector extends VectorRecord {
   tenantId: string;
+}
+
+/**
+ * A vector as a move carries it between stores: the vector in pgvector's text form (`[0.1,0.2]`,
+ * so a copy between two PostgreSQL stores re-rounds nothing) and when it was last written.
+ */
+export interface MovedRow {
+  id: string;
+  embedding: string;
+  metadata: Record<string, unknown>;
+  updated_at: Date | string;
 }
 
 /** What an upsert did: records written, how many ids were new to the tenant, and its document count after. */
@@ -109,10 +129,11 @@ export interface VectorStore {
    */
   upsert(placement: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome>;
   /**
-   * The tenant's nearest neighbours. `first`, when given, runs before the search in the same
-   * transaction (the daily query count); if it fails, the search does not run. Its rows come back as `firstRows`.
+   * The tenant's nearest neighbours. With `count`, the query is first counted against the tenant's
+   * daily quota, atomically with every other instance's counts; when the day is used up the store
+   * throws `DailyQueriesUsedUpError` and the search does not run. `queriesToday` is the count after this one.
    */
-  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, first?: Statement): Promise<{ matches: Match[]; firstRows?: Row[] }>;
+  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;
   count(placement: Placement): Promise<number>;
@@ -125,6 +146,48 @@ export interface VectorStore {
   replaceAll(placement: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number>;
   /** Builds the ANN index for a namespace that has outgrown exact search. Returns true if one was built. */
   buildAnnIndex(placement: Placement): Promise<boolean>;
+}
+
+/** A query to count against the tenant's daily quota: the UTC day (`2026-11-30`) and the quota. */
+export interface DailyQueryCount {
+  day: string;
+  limit: number;
+}
+
+/** Thrown by `query` when the tenant's daily quota is used up: `used` queries today, nothing searched. */
+export class DailyQueriesUsedUpError extends Error {
+  constructor(readonly used: number) {
+    super(`the daily query quota is used up (${used} queries today)`);
+    this.name = "DailyQueriesUsedUpError";
+  }
+}
+
+/**
+ * What a move needs of a store beyond `VectorStore`: pages read as stored, copies written,
+ * the change log drained and the tenant counted under the switch's lock (see `StoreRouter`).
+ */
+export interface MovableStore extends VectorStore {
+  /** Up to `limit` rows after `afterId`, in id order, as stored. */
+  copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]>;
+  /** Overwrites `rows` and removes `gone` (in `tx` when the caller holds this store's fence for the tenant). */
+  writeCopies(p: Placement, rows: readonly MovedRow[], gone: readonly string[], tx?: Transaction): Promise<void>;
+  /** Claims logged ids, reads them (or finds them gone), hands both to `write`, then clears them from the log. */
+  drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number>;
+  /** The tenant's vectors in `p`, counted exactly while `tx` holds its fence. */
+  countIn(tx: Transaction, p: Placement): Promise<number>;
+}
+
+/**
+ * A store outside PostgreSQL (Pinecone): fenced, counted and change-logged through the home
+ * catalogue, its storage removed by reconciling it with the catalogue after each commit.
+ */
+export interface RemoteStore extends MovableStore {
+  /** Deletes indexes and namespaces no claim needs. */
+  reconcile(claims: readonly CellClaim[], indexes: readonly IndexSpec[]): Promise<ReconcileReport>;
+  /** Records the tenant still has anywhere in this store, found by listing: erasure's proof. */
+  remaining(tenantId: string): Promise<number>;
+  /** Problems with the indexes the catalogue lists in this store (missing, wrong dimension or metric); [] when none. */
+  verify(indexes: readonly IndexSpec[]): Promise<string[]>;
 }
 
 /** A tenant a cell must hold, as the home database's catalogue says: where, and at which placement epoch. */

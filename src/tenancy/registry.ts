@@ -78,7 +78,7 @@ export interface RegisterOptions {
 /** Registry settings taken from the configuration. */
 export type RegistryConfig = Pick<
   BulkheadConfig,
-  "dimension" | "metric" | "maxNamespacesPerIndex" | "namespaceAlertThreshold" | "namespaceProvisionThreshold" | "tierQuotas" | "annIndexThreshold"
+  "dimension" | "metric" | "maxNamespacesPerIndex" | "namespaceAlertThreshold" | "namespaceProvisionThreshold" | "tierQuotas" | "annIndexThreshold" | "tierStores"
 >;
 
 const isDedicatedTier = (tier: TenantTier) => tier === TenantTier.ENTERPRISE;
@@ -167,7 +167,7 @@ export class TenantRegistry {
     if (options.dimension !== undefined && options.dimension !== this.config.dimension && !isDedicatedTier(tier)) {
       throw new ValidationError("dimension", `shared indexes use dimension ${this.config.dimension}; only enterprise tenants may choose another`);
     }
-    const store = options.store ?? HOME_STORE;
+    const store = options.store ?? this.config.tierStores[tier] ?? HOME_STORE;
     this.store.assertStore(store);
     const created = await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
@@ -180,7 +180,7 @@ export class TenantRegistry {
       return tenant!;
     });
     this.forget(tenantId);
-    if (store !== HOME_STORE) await this.reconcileCells([store]); // the cell's mirror of the tenant, which fences its data there
+    if (this.store.isCell(store)) await this.reconcileCells([store]); // the cell's mirror of the tenant, which fences its data there
     // As committed: no read after the commit that could fail a registration that happened.
     return created;
   }
@@ -320,19 +320,17 @@ export class TenantRegistry {
       const current = await this.lockForPlacementChange(tx, tenantId);
       if (current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
       const src = current.placement;
-      const counts = src.store === HOME_STORE ? await this.finishSwitch(tx, tx, src, to) : await this.store.cell(src.store).hold(tenantId, (held) => this.finishSwitch(held, tx, src, to));
+      const counts = this.store.fencedAtHome(src.store) ? await this.finishSwitch(tx, tx, src, to) : await this.store.cell(src.store).hold(tenantId, (held) => this.finishSwitch(held, tx, src, to));
       if (counts.from !== counts.to) {
         throw new MoveConflictError(tenantId, `move of "${tenantId}" not switched: ${counts.from} vectors in the current placement but ${counts.to} copied; resume or roll it back`);
       }
       await tx.query(sql.movePlacement, [tenantId, row.to_tier, row.to_index_id, row.to_slot, targetIndexed]);
       await tx.query(sql.deleteMove, [tenantId]);
-      if (src.store === HOME_STORE) {
-        await this.store.dropStorage(tx, src);
-        if (to.store !== HOME_STORE) {
-          await tx.inTenant(tenantId, async () => {
-            for (const statement of sql.clearHomeCounters) await tx.query(statement, [tenantId]);
-          });
-        }
+      if (src.store === HOME_STORE) await this.store.dropStorage(tx, src);
+      if (this.store.fencedAtHome(src.store) && !this.store.fencedAtHome(to.store)) {
+        await tx.inTenant(tenantId, async () => {
+          for (const statement of sql.clearHomeCounters) await tx.query(statement, [tenantId]);
+        });
       }
       if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [src.indexId]);
       await this.announce(tx, tenantId);
@@ -434,15 +432,15 @@ export class TenantRegistry {
    * the placement lock, so never in the middle of a switch. Called after every placement change
    * that touches a cell, when a data call is refused twice, and at start-up.
    */
-  async reconcileCells(names: readonly string[] = this.store.allCells().map((c) => c.name)): Promise<Record<string, ReconcileReport>> {
+  async reconcileCells(names: readonly string[] = this.store.reconciledStores()): Promise<Record<string, ReconcileReport>> {
     const reports: Record<string, ReconcileReport> = {};
     for (const name of names) {
-      const cell = this.store.cell(name);
       reports[name] = await this.db.transaction(async (tx) => {
         await tx.query(sql.lockPlacement);
         const claims = await tx.query<{ tenant: string; index_id: number; slot: number | null; epoch: number; placed: boolean; moving: boolean }>(sql.cellClaims, [name]);
         const indexes = await tx.query<IndexSpec>(sql.cellIndexes, [name]);
-        return cell.reconcile(
+        return this.store.reconcile(
+          name,
           claims.map((c): CellClaim => ({ tenant: c.tenant, indexId: c.index_id, slot: c.slot, epoch: c.epoch, placed: c.placed, moving: c.moving })),
           indexes,
         );
@@ -550,20 +548,20 @@ export class TenantRegistry {
     if (src.store === to.store) {
       counts = await this.store.of(src).finishCopy(held, src, to);
     } else {
-      // Across databases: the target is written in the home transaction when it is home (that holds
-      // its placement lock), else behind the target cell's own fence.
+      // Across stores: the target is written in the home transaction when the home catalogue fences
+      // it (that holds its placement lock), else behind the target cell's own fence.
       const target = this.store.of(to);
-      const targetTx = to.store === HOME_STORE ? home : undefined;
+      const targetTx = this.store.fencedAtHome(to.store) ? home : undefined;
       while ((await this.store.of(src).drainChanges(src, 10_000, (rows, gone) => target.writeCopies(to, rows, gone, targetTx), held)) > 0);
       counts = { from: await this.store.of(src).countIn(held, src), to: targetTx ? await target.countIn(targetTx, to) : await target.count(to) };
-      if (counts.from === counts.to) await this.carryDailyCounts(held, targetTx, src, to);
+      if (counts.from === counts.to) await this.carryCounters(held, targetTx, src, to, counts.to);
     }
     if (counts.from !== counts.to) return counts;
-    if (to.store !== HOME_STORE && to.store !== src.store) {
+    if (this.store.isCell(to.store) && to.store !== src.store) {
       const cell = this.store.cell(to.store);
       await cell.hold(src.tenantId, (t) => cell.setMirror(t, src.tenantId, to.indexId, to.slot, epoch));
     }
-    if (src.store !== HOME_STORE) {
+    if (this.store.isCell(src.store)) {
       const cell = this.store.cell(src.store);
       if (to.store === src.store) await cell.setMirror(held, src.tenantId, to.indexId, to.slot, epoch);
       else await cell.retire(held, src.tenantId);
@@ -571,9 +569,17 @@ export class TenantRegistry {
     return counts;
   }
 
-  /** The day's query counts go with the tenant to another store, so a move does not reset its daily quota. */
-  private async carryDailyCounts(held: Transaction, targetTx: Transaction | undefined, src: Placement, to: Placement): Promise<void> {
+  /**
+   * When the tenant's counters live in another catalogue after the move (home ↔ a cell), the day's
+   * query counts go with it, so a move does not reset its daily quota; moving into a store the home
+   * catalogue counts for (Pinecone), its document count is set to what was copied.
+   */
+  private async carryCounters(held: Transaction, targetTx: Transaction | undefined, src: Placement, to: Placement, documents: number): Promise<void> {
     const tenantId = src.tenantId;
+    if (this.store.fencedAtHome(src.store) && this.store.fencedAtHome(to.store)) return; // the same catalogue keeps them
+    if (targetTx && !this.store.of(to).capabilities.transactional) {
+      await targetTx.inTenant(tenantId, () => targetTx.query(sql.setDocumentCount, [tenantId, documents]));
+    }
     const days = await held.inTenant(tenantId, () => held.query<{ day: string; queries: number }>("SELECT day::text, queries FROM daily_query_counts WHERE tenant_id = $1", [tenantId]));
     if (days.length === 0) return;
     const upsert = (q: Queryable) =>
@@ -604,7 +610,7 @@ export class TenantRegistry {
    * move. In a cell, the copy and the change log go when the caller reconciles the cells after its commit.
    */
   private async dropMoveTarget(tx: Transaction, current: Tenant, row: MoveRow): Promise<void> {
-    if (current.placement.store === HOME_STORE) await tx.inTenant(current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
+    if (this.store.fencedAtHome(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);
     if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
     if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);
@@ -674,7 +680,7 @@ export class TenantRegistry {
 }
 
 
-/** The cells (not home) among a move's source and target stores. */
+/** The stores reconciled after a placement change (cells and remote stores: not home) among a move's source and target. */
 const cellsOf = (...places: { store: string }[]) => [...new Set(places.map((p) => p.store).filter((s) => s !== HOME_STORE))];
 
 function toMove(r: MoveRow): PlacementMove {

@@ -1,7 +1,7 @@
 import { HOME_STORE, type BulkheadConfig, type Metric } from "../config.js";
 import type { Queryable } from "../db/db.js";
 import { ValidationError } from "../errors.js";
-import type { IndexSpec } from "../stores/store.js";
+import type { IndexSpec, StoreCapabilities } from "../stores/store.js";
 import { thresholdCount } from "./capacity.js";
 import { registrySql as sql } from "./registry-sql.js";
 
@@ -26,8 +26,8 @@ const indexName = (store: string, name: string) => (store === HOME_STORE ? name 
  */
 export class SlotAllocation {
   constructor(
-    /** Creates an index's storage in its store (the store router). */
-    private readonly store: { createIndex(tx: Queryable, index: IndexSpec): Promise<void> },
+    /** Creates an index's storage in its store, and knows each store's limits (the store router). */
+    private readonly store: { createIndex(tx: Queryable, index: IndexSpec): Promise<void>; capabilitiesOf(store: string): StoreCapabilities },
     private readonly config: Pick<BulkheadConfig, "dimension" | "metric" | "maxNamespacesPerIndex" | "namespaceProvisionThreshold">,
   ) {}
 
@@ -61,8 +61,10 @@ export class SlotAllocation {
 
   private async provisionSharedIndex(tx: Queryable, store: string): Promise<SharedIndexRow> {
     const [{ n }] = (await tx.query<{ n: number }>(sql.nextSharedNumber, [store])) as [{ n: number }];
-    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `shared-index-${n}`), "shared", this.config.dimension, this.config.metric, this.config.maxNamespacesPerIndex, store]);
+    // The configured capacity, within what the store's plan allows (Pinecone: 100 to 100,000 namespaces per index).
+    const max = Math.min(this.config.maxNamespacesPerIndex, this.store.capabilitiesOf(store).maxNamespacesPerIndex ?? Infinity);
+    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `shared-index-${n}`), "shared", this.config.dimension, this.config.metric, max, store]);
     await this.store.createIndex(tx, index!);
-    return { ...index!, max_namespaces: this.config.maxNamespacesPerIndex, used: 0 };
+    return { ...index!, max_namespaces: max, used: 0 };
   }
 }

@@ -1,6 +1,6 @@
 import type { Metric } from "../../config.js";
 import type { Placement } from "../store.js";
-import { HOLD_PLACEMENT_SQL } from "../../db/placement-lock.js";
+import { catalogueSql } from "../catalogue-sql.js";
 
 /**
  * All SQL of the pgvector store, as named functions. Table names are derived from integer ids
@@ -26,32 +26,11 @@ export const vectorLiteral = (values: readonly number[]) => JSON.stringify(value
 const overwrite = "ON CONFLICT (tenant_id, id) DO UPDATE SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at";
 
 export const sql = {
+  ...catalogueSql,
   createIndex: "SELECT create_vector_table($1, $2, $3)",
   createNamespace: "SELECT create_namespace($1, $2, $3)",
   dropStorage: "SELECT drop_vector_storage($1, $2)",
   buildAnnIndex: "SELECT build_ann_index($1, $2, $3, $4, $5)",
-
-  /**
-   * Serialises one tenant's writers (sent first, in the same transaction as the write): each write
-   * then sees every earlier one committed, so its count of ids that already exist — and the lazily
-   * created counter — cannot race another batch. Other tenants' writes are not held up. A function
-   * (migration 13): the data-plane role takes this lock for its proved tenant only, no other.
-   */
-  lockTenantWrites: "SELECT lock_tenant_writes($1)",
-
-  /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
-  checkPlacement: "SELECT check_placement($1, $2)",
-  /** The tenant's placement lock, exclusively (see `HOLD_PLACEMENT_SQL`). $1 tenant, $2 schema. */
-  holdPlacement: HOLD_PLACEMENT_SQL,
-
-  /**
-   * While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows), logged in
-   * the write's transaction. An id already logged is updated rather than skipped, so the write holds
-   * its log row locked until it commits (see `claimChanges`).
-   */
-  logUpserted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text) ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id`,
-  /** The same for a delete: $1 tenant, $2 JSON array of ids. */
-  logDeleted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, jsonb_array_elements_text($2::jsonb) ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id`,
 
   /**
    * $1 tenant, $2 JSON array of {id, embedding, metadata}, $3 the tenant's document quota. One
@@ -117,11 +96,6 @@ export const sql = {
     INSERT INTO ${tableOf(p)} (tenant_id, id, embedding, metadata)
     SELECT $1, r.id, r.embedding::vector, r.metadata FROM jsonb_to_recordset($2::jsonb) AS r(id text, embedding text, metadata jsonb)`,
 
-  /** $1 tenant, $2 the tenant's document count, set outright. */
-  setDocumentCount: `
-    INSERT INTO document_counts (tenant_id, documents) VALUES ($1, $2)
-    ON CONFLICT (tenant_id) DO UPDATE SET documents = EXCLUDED.documents`,
-
   count: (p: Placement) => `SELECT count(*)::int AS n FROM ${tableOf(p)} WHERE tenant_id = $1`,
 
   /** A move between stores reads rows as stored: $1 tenant, $2 the last id read (or null), $3 page size. */
@@ -144,12 +118,6 @@ export const sql = {
   /** $1 tenant, $2 JSON array of ids that are gone on the other side. */
   removeCopies: (p: Placement) => `DELETE FROM ${tableOf(p)} WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
 
-  /** $1 tenant: ids its writes logged that the move has not re-copied yet. */
-  pendingChanges: "SELECT count(*)::int AS n FROM move_changes WHERE tenant_id = $1",
-
-  /** $1 tenant, $2 JSON array of ids the move has re-copied. */
-  forgetChanges: "DELETE FROM move_changes WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))",
-
   /** A move's copy: $1 tenant, $2 the last id copied (or null), $3 page size. Returns how many and the new last id. */
   copyPage: (from: Placement, to: Placement) => `
     WITH page AS (
@@ -160,12 +128,6 @@ export const sql = {
       ${overwrite}
       RETURNING t.id)
     SELECT count(*)::int AS copied, max(id) AS last_id FROM written`,
-
-  /**
-   * A move's catch-up, first statement: $1 tenant, $2 most ids. Locks logged ids; a write still in
-   * flight on one of them holds its log row (see `logUpserted`), so this waits until it commits.
-   */
-  claimChanges: "SELECT id FROM move_changes WHERE tenant_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
 
   /**
    * Second statement, in the same transaction (so with a snapshot taken after the claim): $1 tenant,

@@ -2,19 +2,15 @@ import type { BulkheadConfig } from "../../config.js";
 import type { LocalSettings, Queryable, Row, Statement, TenantDb, Transaction } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
-import type { IndexSpec, Match, Placement, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "../store.js";
+import { DailyQueriesUsedUpError, type DailyQueryCount, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
 import { describeError } from "../../monitoring/safe-error.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
 type StoredRow = { tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> };
 
-/** A row as stored, carried by a move to another store (the vector as text, so no value is re-rounded on the way). */
-export interface CopiedRow {
-  id: string;
-  embedding: string;
-  metadata: Record<string, unknown>;
-  updated_at: Date | string;
-}
+
+/** SQLSTATE BHQ02 (raised by count_daily_query, its detail the day's count) becomes the typed refusal. */
+const dailyQuotaError = (err: unknown) => ((err as { code?: string }).code === "BHQ02" ? new DailyQueriesUsedUpError(Number((err as { detail?: string }).detail)) : err);
 
 /** SQLSTATE BHP01 (raised by check_placement) becomes the typed error data code retries on. */
 const placementError = (err: unknown, p: Placement) => ((err as { code?: string }).code === "BHP01" ? new PlacementMovedError(p.tenantId) : err);
@@ -30,7 +26,7 @@ const BUILD_IN_PROGRESS = "BHA01";
  * exactly (every tenant gets exact-search recall); once one outgrows `annIndexThreshold` it gets an
  * HNSW index of its own, so a small tenant's results never depend on a graph built over others.
  */
-export class PgvectorStore implements VectorStore {
+export class PgvectorStore implements MovableStore {
   readonly name = "postgres";
   readonly capabilities: StoreCapabilities;
 
@@ -47,7 +43,7 @@ export class PgvectorStore implements VectorStore {
     private readonly warn: (message: string) => void = (m) => console.warn(m),
   ) {
     this.slowDb = control.withTimeout(settings.dbLongTimeoutMs);
-    this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize });
+    this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize, transactional: true, annIndexes: true });
   }
 
   async createIndex(tx: Queryable, index: IndexSpec): Promise<void> {
@@ -85,15 +81,23 @@ export class PgvectorStore implements VectorStore {
     }
   }
 
-  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, first?: Statement): Promise<{ matches: Match[]; firstRows?: Row[] }> {
+  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }> {
     const compiled = compileFilter(filter, 4);
     const search: Statement = { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
     const settings = this.searchSettings(p, compiled.params.length > 0);
-    // The daily count is the transaction's only write: its commit need not wait for a WAL flush (a
-    // crash forgets at most a fraction of a second of counts; billing relies on the usage ledger).
-    const all = await this.guarded(p, first ? [first, search] : [search], first ? { ...settings, synchronous_commit: "off" } : settings);
+    // The count runs first in the same transaction (a used-up day aborts it before the search). It
+    // is the transaction's only write: its commit need not wait for a WAL flush (a crash forgets at
+    // most a fraction of a second of counts; billing relies on the usage ledger).
+    const first = count && { text: sql.countDailyQuery, params: [p.tenantId, count.day, count.limit] };
+    let all: Row[][];
+    try {
+      all = await this.guarded(p, first ? [first, search] : [search], first ? { ...settings, synchronous_commit: "off" } : settings);
+    } catch (err) {
+      throw dailyQuotaError(err);
+    }
     const rows = all.at(-1) as { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[];
-    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), firstRows: first ? all[0] : undefined };
+    const queriesToday = first ? (all[0]![0] as { queries: number }).queries : undefined;
+    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), queriesToday };
   }
 
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
@@ -189,8 +193,8 @@ export class PgvectorStore implements VectorStore {
   }
 
   /** A move to another store, step 1 on the source: up to `limit` rows after `afterId`, in id order, as stored. */
-  async copySource(p: Placement, afterId: string | null, limit: number): Promise<CopiedRow[]> {
-    const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }], undefined, this.slowDb)) as unknown as [CopiedRow[]];
+  async copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]> {
+    const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }], undefined, this.slowDb)) as unknown as [MovedRow[]];
     return rows;
   }
 
@@ -198,7 +202,7 @@ export class PgvectorStore implements VectorStore {
    * A move to another store, on the target: overwrites `rows` and removes `gone`. In `tx` when the
    * caller holds this database's placement lock for the tenant (the switch), else behind the check.
    */
-  async writeCopies(p: Placement, rows: readonly CopiedRow[], gone: readonly string[], tx?: Transaction): Promise<void> {
+  async writeCopies(p: Placement, rows: readonly MovedRow[], gone: readonly string[], tx?: Transaction): Promise<void> {
     const statements: Statement[] = [];
     if (rows.length > 0) statements.push({ text: sql.writeCopies(p), params: [p.tenantId, JSON.stringify(rows)] });
     if (gone.length > 0) statements.push({ text: sql.removeCopies(p), params: [p.tenantId, JSON.stringify(gone)] });
@@ -214,11 +218,11 @@ export class PgvectorStore implements VectorStore {
    * their rows (or finds them deleted), hands both to `write` (the target) and only then clears them
    * from the log, so a failure anywhere leaves them logged for the next round. In `tx` during the switch.
    */
-  async drainChanges(from: Placement, limit: number, write: (rows: CopiedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number> {
+  async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number> {
     const run = async (q: Queryable) => {
       const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
       if (ids.length === 0) return 0;
-      const rows = await q.query<CopiedRow>(sql.rowsOf(from), [from.tenantId, JSON.stringify(ids)]);
+      const rows = await q.query<MovedRow>(sql.rowsOf(from), [from.tenantId, JSON.stringify(ids)]);
       const present = new Set(rows.map((r) => r.id));
       await write(rows, ids.filter((id) => !present.has(id)));
       await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);

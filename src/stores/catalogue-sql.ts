@@ -1,0 +1,67 @@
+import { HOLD_PLACEMENT_SQL } from "../db/placement-lock.js";
+
+/**
+ * The catalogue's side of every tenant data call, whichever store holds the vectors: the placement
+ * fence, the tenant's write lock, its document and daily-query counters and a move's change log.
+ * The pgvector store sends these in the same transaction as its own statements; a store outside
+ * the database (Pinecone) runs them in a catalogue transaction around its remote call.
+ */
+export const catalogueSql = {
+  /**
+   * Serialises one tenant's writers (sent first, in the same transaction as the write): each write
+   * then sees every earlier one committed, so its count of ids that already exist — and the lazily
+   * created counter — cannot race another batch. Other tenants' writes are not held up. A function
+   * (migration 13): the data-plane role takes this lock for its proved tenant only, no other.
+   */
+  lockTenantWrites: "SELECT lock_tenant_writes($1)",
+
+  /** $1 tenant, $2 the placement epoch the caller resolved: sent first in every data transaction (see migration 6). */
+  checkPlacement: "SELECT check_placement($1, $2)",
+
+  /** The tenant's placement lock, exclusively (see `HOLD_PLACEMENT_SQL`). $1 tenant, $2 schema. */
+  holdPlacement: HOLD_PLACEMENT_SQL,
+
+  /**
+   * While a move copies the tenant: $1 tenant, $2 JSON array of {id} (an upsert's rows), logged in
+   * the write's transaction. An id already logged is updated rather than skipped, so the write holds
+   * its log row locked until it commits (see `claimChanges`).
+   */
+  logUpserted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text) ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id`,
+
+  /** The same for a delete: $1 tenant, $2 JSON array of ids. */
+  logDeleted: `INSERT INTO move_changes (tenant_id, id) SELECT $1, jsonb_array_elements_text($2::jsonb) ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id`,
+
+  /** $1 tenant, $2 the tenant's document count, set outright. */
+  setDocumentCount: `
+    INSERT INTO document_counts (tenant_id, documents) VALUES ($1, $2)
+    ON CONFLICT (tenant_id) DO UPDATE SET documents = EXCLUDED.documents`,
+
+  /** $1 tenant: ids its writes logged that the move has not re-copied yet. */
+  pendingChanges: "SELECT count(*)::int AS n FROM move_changes WHERE tenant_id = $1",
+
+  /** $1 tenant, $2 JSON array of ids the move has re-copied. */
+  forgetChanges: "DELETE FROM move_changes WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+
+  /**
+   * A move's catch-up, first statement: $1 tenant, $2 most ids. Locks logged ids; a write still in
+   * flight on one of them holds its log row (see `logUpserted`), so this waits until it commits.
+   */
+  claimChanges: "SELECT id FROM move_changes WHERE tenant_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
+
+  /** $1 tenant, $2 the UTC day, $3 the daily quota: counts one query, or aborts with SQLSTATE BHQ02 (detail: the day's count) when the day is used up. */
+  countDailyQuery: "SELECT count_daily_query($1, $2::date, $3) AS queries",
+
+  /**
+   * $1 tenant, $2 ids new to the tenant, $3 its document quota: adds them to its counter and aborts
+   * with SQLSTATE BHQ01 if that takes it past the quota (for a store that counts outside its own writes).
+   */
+  addDocuments: `
+    WITH counted AS (
+      INSERT INTO document_counts AS c (tenant_id, documents) VALUES ($1, $2)
+      ON CONFLICT (tenant_id) DO UPDATE SET documents = c.documents + EXCLUDED.documents
+      RETURNING c.documents)
+    SELECT enforce_document_quota(documents, $2, $3)::int AS documents FROM counted`,
+
+  /** $1 tenant, $2 ids removed. */
+  removeDocuments: "UPDATE document_counts SET documents = GREATEST(documents - $2, 0) WHERE tenant_id = $1",
+};
