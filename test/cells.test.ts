@@ -244,7 +244,7 @@ for (const backend of BACKENDS) {
 
     it("refuses unknown stores and pointless moves, naming the field", async () => {
       await open();
-      await expect(bh.registry.moveTenant("tenant-a", { store: "cell-9" })).rejects.toThrow(/no cell named "cell-9".*stores: home, cell-2/);
+      await expect(bh.registry.moveTenant("tenant-a", { store: "cell-9" })).rejects.toThrow(/no store named "cell-9".*stores: home, cell-2/);
       await expect(bh.registry.moveTenant("tenant-a", { store: "home" })).rejects.toMatchObject({ field: "store" });
       await bh.registry.moveTenant("tenant-a", { store: "cell-2" });
       await expect(bh.registry.moveTenant("tenant-a", { index: "shared-index-1", store: "cell-2" })).rejects.toBeInstanceOf(ValidationError);

@@ -137,7 +137,7 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
       expect((await run("tenants", "list")).map((t: { store: string }) => t.store)).toEqual(["cell-2"]);
       const unknown = await promisify(execFile)(process.execPath, [cli, "migrate", "start", "acme", "--store", "cell-9", "--database", home], { env }).catch((e: { code: number; stderr: string }) => e);
       expect(unknown).toMatchObject({ code: 2 });
-      expect((unknown as { stderr: string }).stderr).toContain('no cell named "cell-9"');
+      expect((unknown as { stderr: string }).stderr).toContain('no store named "cell-9"');
       expect(await run("migrate", "start", "acme", "--store", "home")).toMatchObject({ store: "home", index: "shared-index-1" });
       expect(await run("tenants", "add", "zeta", "Zeta", "--store", "cell-2")).toMatchObject({ tenantId: "zeta", store: "cell-2", index: "cell-2/shared-index-1" });
 

@@ -39,10 +39,41 @@ const pineconeSetup: Setup = {
     return { bh: bulkhead, standin };
   },
 };
+/**
+ * Opt-in: the live service. `PINECONE_API_KEY=… npx vitest run test/store-conformance.test.ts`
+ * runs this suite against your own Pinecone project too (serverless indexes named `bhtest-<run>-<id>`
+ * are created in PINECONE_CLOUD / PINECONE_REGION, default aws / us-east-1, and deleted as tenants
+ * are erased; reconciliation removes any a failed run leaves at the next start with the same prefix).
+ */
+const liveKey = process.env.PINECONE_API_KEY;
+const liveSetup: Setup = {
+  name: "pinecone (live)",
+  async open(options = {}) {
+    const { bulkhead } = await pglite.open({
+      ...options,
+      config: {
+        ...options.config,
+        pinecone: {
+          name: "pinecone",
+          cloud: (process.env.PINECONE_CLOUD ?? "aws") as "aws",
+          region: process.env.PINECONE_REGION ?? "us-east-1",
+          indexPrefix: `bhtest-${process.pid}`,
+          maxNamespacesPerIndex: 100,
+          timeoutMs: 60_000,
+          maxRetries: 3,
+        },
+        pineconeApiKey: liveKey,
+        tierStores: { free: "pinecone", pro: "pinecone", enterprise: "pinecone" },
+      },
+    });
+    return { bh: bulkhead };
+  },
+};
 const SETUPS: Setup[] = [
   { name: "pgvector (pglite)", open: async (o) => ({ bh: (await pglite.open(o)).bulkhead }) },
   ...(postgres ? [{ name: "pgvector (postgres)", open: async (o?: BulkheadOptions) => ({ bh: (await postgres!.open(o)).bulkhead }) }] : []),
   pineconeSetup,
+  ...(liveKey ? [liveSetup] : []),
 ];
 
 afterAll(async () => {

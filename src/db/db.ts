@@ -143,21 +143,30 @@ export function toWireValue(value: unknown): string | null {
   return JSON.stringify(value);
 }
 
-/** Gives `tx` its `inTenant`: enters the context of the tenant (proved by `prove`), runs `fn`, leaves it. */
+/**
+ * Gives `tx` its `inTenant`: enters the context of the tenant (proved by `prove`), runs `fn`, and
+ * returns to the context it was in. Nesting is safe: inside the same tenant's context it just runs
+ * `fn` (a move's switch writes the target inside the source's drain, both in one transaction).
+ */
 export function asTransaction(tx: Queryable, prove: ProveTenant): Transaction {
-  const enter = (context: TenantContext | null) => {
-    const { text, params } = contextStatement(context, undefined);
+  let current: string | null = null;
+  const enter = (tenantId: string | null) => {
+    const { text, params } = contextStatement(tenantId === null ? null : { tenantId, proof: prove(tenantId) }, undefined);
     return tx.query(text, params);
   };
   return {
     query: (text, params) => tx.query(text, params),
     async inTenant<T>(tenantId: string, fn: () => Promise<T>): Promise<T> {
-      await enter({ tenantId, proof: prove(tenantId) });
+      if (current === tenantId) return fn();
+      const previous = current;
+      await enter(tenantId);
+      current = tenantId;
       try {
         return await fn();
       } finally {
+        current = previous;
         // A statement that failed has aborted the transaction: leaving is then moot (and would fail too).
-        await enter(null).catch(() => {});
+        await enter(previous).catch(() => {});
       }
     },
   };

@@ -23,11 +23,12 @@ export type StoreFactory = (name: string, context: StoreContext) => RemoteStore;
  * `BULKHEAD_PINECONE` and `PINECONE_API_KEY` configure the same thing from the environment.
  */
 export function pinecone(settings: Pick<PineconeSettings, "apiKey"> & Partial<PineconeSettings>): StoreFactory {
-  return (name, { home, warn }) =>
+  return (name, { home, config, warn }) =>
     new PineconeStore(
       name,
       { cloud: "aws", region: "us-east-1", indexPrefix: "bulkhead", maxNamespacesPerIndex: 1000, timeoutMs: 10_000, maxRetries: 2, ...settings },
       home.dataPlane,
+      home.withTimeout(config.dbLongTimeoutMs),
       warn,
     );
 }

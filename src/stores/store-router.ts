@@ -144,7 +144,10 @@ export class StoreRouter implements VectorStore {
 
   catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
     if (from.store === to.store) return this.of(from).catchUp(from, to, limit);
-    return this.of(from).drainChanges(from, limit, (rows, gone) => this.of(to).writeCopies(to, rows, gone));
+    // When the home catalogue fences both sides (Pinecone ↔ home), the target is written in the
+    // source's claim transaction: a second home transaction would wait for it (embedded: one connection).
+    const shared = this.fencedAtHome(from.store) && this.fencedAtHome(to.store);
+    return this.of(from).drainChanges(from, limit, (rows, gone, held) => this.of(to).writeCopies(to, rows, gone, shared ? held : undefined));
   }
 
   pendingChanges(from: Placement): Promise<number> {

@@ -171,8 +171,11 @@ export interface MovableStore extends VectorStore {
   copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]>;
   /** Overwrites `rows` and removes `gone` (in `tx` when the caller holds this store's fence for the tenant). */
   writeCopies(p: Placement, rows: readonly MovedRow[], gone: readonly string[], tx?: Transaction): Promise<void>;
-  /** Claims logged ids, reads them (or finds them gone), hands both to `write`, then clears them from the log. */
-  drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number>;
+  /**
+   * Claims logged ids, reads them (or finds them gone), hands both to `write` with the transaction
+   * holding the claim (a target fenced by the same catalogue writes in it), then clears them from the log.
+   */
+  drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[], held: Transaction) => Promise<void>, tx?: Transaction): Promise<number>;
   /** The tenant's vectors in `p`, counted exactly while `tx` holds its fence. */
   countIn(tx: Transaction, p: Placement): Promise<number>;
 }

@@ -218,13 +218,13 @@ export class PgvectorStore implements MovableStore {
    * their rows (or finds them deleted), hands both to `write` (the target) and only then clears them
    * from the log, so a failure anywhere leaves them logged for the next round. In `tx` during the switch.
    */
-  async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number> {
-    const run = async (q: Queryable) => {
+  async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[], held: Transaction) => Promise<void>, tx?: Transaction): Promise<number> {
+    const run = async (q: Transaction) => {
       const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
       if (ids.length === 0) return 0;
       const rows = await q.query<MovedRow>(sql.rowsOf(from), [from.tenantId, JSON.stringify(ids)]);
       const present = new Set(rows.map((r) => r.id));
-      await write(rows, ids.filter((id) => !present.has(id)));
+      await write(rows, ids.filter((id) => !present.has(id)), q);
       await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);
       return ids.length;
     };

@@ -70,6 +70,8 @@ export class PineconeStore implements RemoteStore {
     private readonly settings: PineconeSettings,
     /** The home catalogue's data plane: fence, counters and change log of every data call. */
     private readonly catalogue: TenantDb,
+    /** The home catalogue's control plane (long deadline): a move's reads and clears of the change log. */
+    private readonly mover: TenantDb,
     private readonly warn: (message: string) => void = (m) => console.warn(m),
   ) {
     this.capabilities = Object.freeze({
@@ -248,7 +250,7 @@ export class PineconeStore implements RemoteStore {
   }
 
   async copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]> {
-    const rows = await this.fenced(p, false, async () => this.fetchRows(p, await this.listIds(p, afterId, Math.min(limit, LIST_PAGE))));
+    const rows = await this.fenced(p, false, async () => this.fetchRows(p, await this.listIds(p, afterId, Math.min(limit, LIST_PAGE))), this.mover);
     return rows.map(toMoved);
   }
 
@@ -263,7 +265,7 @@ export class PineconeStore implements RemoteStore {
   }
 
   async pendingChanges(from: Placement): Promise<number> {
-    return this.fenced(from, false, async (tx) => (await tx.query<{ n: number }>(sql.pendingChanges, [from.tenantId]))[0]!.n);
+    return this.fenced(from, false, async (tx) => (await tx.query<{ n: number }>(sql.pendingChanges, [from.tenantId]))[0]!.n, this.mover);
   }
 
   /** Within this store, the switch's last changes and counts (the registry's transaction holds the tenant). */
@@ -276,18 +278,18 @@ export class PineconeStore implements RemoteStore {
    * Claims up to `limit` ids the tenant's writes logged in the catalogue, reads them here (or finds
    * them gone), hands both to `write` and only then clears them from the log. In `tx` during the switch.
    */
-  async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[]) => Promise<void>, tx?: Transaction): Promise<number> {
-    const run = async (q: Queryable) => {
+  async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[], held: Transaction) => Promise<void>, tx?: Transaction): Promise<number> {
+    const run = async (q: Transaction) => {
       const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
       if (ids.length === 0) return 0;
       const rows = (await this.fetchRows(from, ids)).map(toMoved);
       const present = new Set(rows.map((r) => r.id));
-      await write(rows, ids.filter((id) => !present.has(id)));
+      await write(rows, ids.filter((id) => !present.has(id)), q);
       await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);
       return ids.length;
     };
     if (tx) return tx.inTenant(from.tenantId, () => run(tx));
-    return this.fenced(from, false, run);
+    return this.fenced(from, false, run, this.mover);
   }
 
   /** The switch's count: exact, by listing every id (describe_index_stats may lag). */
@@ -365,9 +367,9 @@ export class PineconeStore implements RemoteStore {
    * the tenant's placement lock shared: a switch waits for it) and, for writes, holds the tenant's
    * write lock (its writes are serialised, so counting new ids cannot race).
    */
-  private async fenced<T>(p: Placement, write: boolean, fn: (tx: Transaction) => Promise<T>): Promise<T> {
+  private async fenced<T>(p: Placement, write: boolean, fn: (tx: Transaction) => Promise<T>, db: TenantDb = this.catalogue): Promise<T> {
     try {
-      return await this.catalogue.withTenant(p.tenantId, async (tx) => {
+      return await db.withTenant(p.tenantId, async (tx) => {
         await tx.query(sql.checkPlacement, [p.tenantId, p.epoch]);
         if (write) await tx.query(sql.lockTenantWrites, [p.tenantId]);
         return fn(tx);

@@ -1,0 +1,231 @@
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Bulkhead, BulkheadOptions } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import { StoreUnavailableError } from "../src/errors.js";
+import { buildServer } from "../src/server/index.js";
+import type { MoveProgress } from "../src/tenancy/placement-move.js";
+import { pglite, vec } from "./backends.js";
+import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
+import { PineconeStandin, STANDIN_LIMITS } from "./pinecone-standin.js";
+
+/**
+ * The Pinecone store's own behaviour, against the local stand-in of Pinecone's API (the shared
+ * behaviour is in store-conformance.test.ts): moves into and out of Pinecone while the tenant
+ * works, Pinecone's failures as Bulkhead's errors, the plan's namespace limit, and the stand-in
+ * itself holding to Pinecone's request models and limits.
+ */
+const standins: PineconeStandin[] = [];
+afterAll(async () => {
+  for (const s of standins) await s.close();
+});
+
+async function openWithPinecone(options: { config?: BulkheadOptions["config"]; cell?: boolean; pinecone?: Record<string, unknown> } = {}) {
+  const standin = await new PineconeStandin().start();
+  standins.push(standin);
+  const config = {
+    dimension: 8,
+    annIndexThreshold: 300,
+    ...options.config,
+    pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 1_000, maxRetries: 1, controllerHostUrl: standin.url, ...options.pinecone },
+    pineconeApiKey: standin.key,
+  } as BulkheadOptions["config"];
+  const opened = options.cell ? await pglite.openWithCell({ config }) : await pglite.open({ config });
+  return { bh: opened.bulkhead, standin };
+}
+
+describe("pinecone store", () => {
+  let bh: Bulkhead;
+  let standin: PineconeStandin;
+  afterEach(() => bh?.close());
+
+  it("moves a tenant home → Pinecone → a dedicated Pinecone index → a cell → home while it writes and reads: nothing lost, nothing foreign", async () => {
+    ({ bh, standin } = await openWithPinecone({ cell: true }));
+    expect(bh.stores).toEqual(["home", "cell-2", "pinecone"]);
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+    await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+    await bh.dataManager.upsertDocuments("tenant-b", [{ id: "b1", values: vec(1) }]);
+    const model: Model = new Map();
+    await seed(bh, "tenant-a", 400, model);
+    await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxDailyQueries: 100_000 });
+    let phase = "before";
+    const options = { batchSize: 20, onProgress: (p: MoveProgress) => (phase = p.phase) };
+    const steps: [() => Promise<unknown>, { store: string; isolation: string }][] = [
+      [() => bh.registry.moveTenant("tenant-a", { store: "pinecone" }, options), { store: "pinecone", isolation: "namespace" }],
+      [() => bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE, options), { store: "pinecone", isolation: "dedicated-index" }],
+      [() => bh.registry.moveTenant("tenant-a", { store: "cell-2", tier: TenantTier.PRO }, options), { store: "cell-2", isolation: "namespace" }],
+      [() => bh.registry.moveTenant("tenant-a", { store: "pinecone" }, options), { store: "pinecone", isolation: "namespace" }],
+      [() => bh.registry.moveTenant("tenant-a", { store: "home" }, options), { store: "home", isolation: "namespace" }],
+    ];
+    for (const [step, [move, expected]] of steps.entries()) {
+      let moving = true;
+      const traffic = liveTraffic(bh, model, () => !moving, () => phase);
+      await move();
+      await new Promise((r) => setTimeout(r, 30));
+      moving = false;
+      await traffic.finished;
+      expect(traffic.stats.errors).toEqual([]);
+      expect(traffic.stats.foreign).toEqual([]);
+      expect(traffic.stats.writes).toBeGreaterThan(0);
+      const t = await bh.registry.getTenant("tenant-a");
+      expect({ store: t.store, isolation: t.isolation }).toEqual(expected);
+      await expectEqualsModel(bh, model);
+      // The document quota counts from the right number wherever the tenant now lives.
+      await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxDocuments: model.size + 1 });
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: `quota-probe-${step}`, values: vec(7) }]);
+      model.set(`quota-probe-${step}`, { values: vec(7), metadata: { tenant_id: "tenant-a" } });
+      await expect(bh.dataManager.upsertDocuments("tenant-a", [{ id: "one-too-many", values: vec(8) }])).rejects.toMatchObject({ quota: "maxDocuments" });
+      await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxDailyQueries: 100_000 });
+      if (t.store !== "pinecone") {
+        // Nothing of the tenant is left in Pinecone once it has left.
+        expect([...standin.indexes.values()].flatMap((i) => [...i.namespaces.keys()])).not.toContain("tenant-a");
+      }
+    }
+    expect((await bh.dataManager.fetchDocuments("tenant-b", ["b1"])).documents).toHaveLength(1);
+  });
+
+  it("rolls back a move into Pinecone: the copy is deleted, the tenant stays and keeps its data", async () => {
+    ({ bh, standin } = await openWithPinecone());
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+    const model: Model = new Map();
+    await seed(bh, "tenant-a", 250, model);
+    const stop = new AbortController();
+    await expect(bh.registry.moveTenant("tenant-a", { store: "pinecone" }, { batchSize: 50, signal: stop.signal, onProgress: (p) => p.copied >= 100 && stop.abort() })).rejects.toThrow(/abort/i);
+    expect(standin.records(`bh-2`, "tenant-a").length).toBeGreaterThan(0);
+    await bh.registry.rollbackMove("tenant-a");
+    expect(standin.records(`bh-2`, "tenant-a")).toEqual([]);
+    expect((await bh.registry.getTenant("tenant-a")).store).toBe("home");
+    await expectEqualsModel(bh, model);
+  });
+
+  it("answers Pinecone's throttling as the tenant's 429 and its outages as 503, nothing counted, no payload in the message", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "1", values: vec(1) }]);
+    const secret = "a-secret-payload-value";
+
+    standin.failNext(1, 429, "/vectors/upsert");
+    const throttled = await bh.dataManager.upsertDocuments("tenant-a", [{ id: "2", values: vec(2), metadata: { secret } }]).catch((e) => e);
+    expect(throttled).toBeInstanceOf(StoreUnavailableError);
+    expect(throttled).toMatchObject({ status: 429, code: "STORE_THROTTLED" });
+    expect(throttled.message).not.toContain(secret);
+    expect(await bh.dataManager.countDocuments("tenant-a")).toBe(1);
+
+    // One 503 is retried by the SDK (upserts are idempotent): the write goes through.
+    standin.failNext(1, 503, "/vectors/upsert");
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "2", values: vec(2) }]);
+    // More 503s than retries: refused, and the counter did not move.
+    standin.failNext(5, 503, "/vectors/upsert");
+    const down = await bh.dataManager.upsertDocuments("tenant-a", [{ id: "3", values: vec(3), metadata: { secret } }]).catch((e) => e);
+    expect(down).toMatchObject({ status: 503, code: "STORE_UNAVAILABLE" });
+    expect(down.message).not.toContain(secret);
+    standin.failures.length = 0;
+    await bh.registry.setQuota("tenant-a", { maxDocuments: 3 });
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "3", values: vec(3) }]); // 3 of 3: the refused write was not counted
+
+    // A Pinecone slower than the deadline: refused in bounded time.
+    standin.delayMs = 3_000;
+    const started = Date.now();
+    const slow = await bh.dataManager.queryDocuments("tenant-a", vec(1)).catch((e) => e);
+    expect(slow).toMatchObject({ status: 503, code: "STORE_UNAVAILABLE" });
+    expect(slow.message).toMatch(/did not answer in time/);
+    expect(Date.now() - started).toBeLessThan(2_900);
+    standin.delayMs = 0;
+  });
+
+  it("serves the failure over HTTP as problem+json with Retry-After, for that tenant only", async () => {
+    ({ bh, standin } = await openWithPinecone());
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { store: "pinecone" });
+    await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+    const keyA = (await bh.keys.createKey("tenant", { tenantId: "tenant-a" }, "test")).key;
+    const keyB = (await bh.keys.createKey("tenant", { tenantId: "tenant-b" }, "test")).key;
+    const app = await buildServer(bh, { logDestination: false });
+    try {
+      const doc = { documents: [{ id: "1", values: vec(1) }] };
+      standin.failNext(1, 429);
+      const a = await app.inject({ method: "POST", url: "/v1/documents", headers: { authorization: `Bearer ${keyA}` }, payload: doc });
+      expect(a.statusCode).toBe(429);
+      expect(a.headers["content-type"]).toMatch(/problem\+json/);
+      expect(a.headers["retry-after"]).toBeDefined();
+      expect(a.json()).toMatchObject({ code: "STORE_THROTTLED" });
+      const b = await app.inject({ method: "POST", url: "/v1/documents", headers: { authorization: `Bearer ${keyB}` }, payload: doc });
+      expect(b.statusCode).toBe(200); // B lives at home: Pinecone's trouble is not B's
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("keeps shared indexes within the plan's namespace limit and provisions the next one ahead of need", async () => {
+    ({ bh, standin } = await openWithPinecone({ pinecone: { maxNamespacesPerIndex: 2 }, config: { tierStores: { free: "pinecone" } } }));
+    for (const id of ["t-1", "t-2", "t-3"]) await bh.registry.registerTenant(id, id, TenantTier.FREE);
+    const capacity = (await bh.registry.getCapacity()).filter((c) => c.index.startsWith("pinecone/"));
+    expect(capacity.map((c) => [c.index, c.used, c.max])).toEqual([
+      ["pinecone/shared-index-1", 2, 2],
+      ["pinecone/shared-index-2", 1, 2],
+      ["pinecone/shared-index-3", 0, 2],
+    ]);
+    expect(standin.indexes.size).toBe(3);
+  });
+
+  it("starts only with an API key, and refuses a tier mapped to a store that does not exist", async () => {
+    await expect(pglite.open({ config: { pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 1000, maxRetries: 1 } } })).rejects.toThrow(/PINECONE_API_KEY/);
+    await expect(pglite.open({ config: { tierStores: { enterprise: "nowhere" } } })).rejects.toThrow(/tier enterprise names store "nowhere"/);
+  });
+});
+
+describe("pinecone stand-in", () => {
+  let standin: PineconeStandin;
+  afterEach(() => standin?.close());
+
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(standin.url + path, {
+      method,
+      headers: { "api-key": standin.key, "x-pinecone-api-version": "2026-04", "content-type": "application/json", ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json().catch(() => undefined)) as any };
+  };
+  const index = async () => {
+    standin = await new PineconeStandin().start();
+    expect((await call("POST", "/indexes", { name: "ix", dimension: 2, metric: "cosine", spec: { serverless: { cloud: "aws", region: "us-east-1" } } })).status).toBe(201);
+  };
+
+  it("holds requests to Pinecone's models and limits", async () => {
+    await index();
+    expect((await call("GET", "/indexes", undefined, { "api-key": "wrong" })).status).toBe(401);
+    expect((await call("POST", "/indexes", { name: "Bad_Name", dimension: 2, spec: { serverless: { cloud: "aws", region: "x" } } })).status).toBe(400);
+    expect((await call("POST", "/indexes", { name: "ix", dimension: 2, spec: { serverless: { cloud: "aws", region: "x" } } })).status).toBe(409);
+    const v = (id: string) => ({ id, values: [1, 0] });
+    expect((await call("POST", "/data/ix/vectors/upsert", { vectors: [v("a")], namespace: "n", surprise: 1 })).status).toBe(400); // unknown field
+    expect((await call("POST", "/data/ix/vectors/upsert", { vectors: [{ id: "a", values: [1, 0, 0] }], namespace: "n" })).status).toBe(400); // dimension
+    expect((await call("POST", "/data/ix/vectors/upsert", { vectors: Array.from({ length: STANDIN_LIMITS.upsertVectors + 1 }, (_, i) => v(`v${i}`)), namespace: "n" })).status).toBe(400);
+    expect((await call("POST", "/data/ix/vectors/upsert", { vectors: [{ ...v("a"), metadata: { big: "x".repeat(STANDIN_LIMITS.metadataBytes) } }], namespace: "n" })).status).toBe(400);
+    expect((await call("POST", "/data/ix/vectors/upsert", { vectors: [{ ...v("a"), metadata: { nested: { no: 1 } } }], namespace: "n" })).status).toBe(400);
+    expect((await call("POST", "/data/ix/query", { topK: STANDIN_LIMITS.topK + 1, vector: [1, 0], namespace: "n" })).status).toBe(400);
+    const ids = Array.from({ length: STANDIN_LIMITS.fetchIds + 1 }, (_, i) => `ids=v${i}`).join("&");
+    expect((await call("GET", `/data/ix/vectors/fetch?${ids}&namespace=n`)).status).toBe(400);
+    expect((await call("POST", "/data/ix/vectors/delete", { namespace: "n", filter: { a: 1 } })).status).toBe(400); // serverless: no delete by filter
+  });
+
+  it("creates namespaces on first upsert, pages ids in bytewise order, applies writes late when asked and throttles per namespace", async () => {
+    await index();
+    expect((await call("GET", "/data/ix/namespaces")).body.namespaces).toEqual([]);
+    await call("POST", "/data/ix/vectors/upsert", { vectors: ["b", "a", "é", "Z"].map((id) => ({ id, values: [1, 0] })), namespace: "n" });
+    const first = await call("GET", "/data/ix/vectors/list?namespace=n&limit=2");
+    expect(first.body.vectors.map((v: { id: string }) => v.id)).toEqual(["Z", "a"]);
+    const second = await call("GET", `/data/ix/vectors/list?namespace=n&limit=2&paginationToken=${first.body.pagination.next}`);
+    expect(second.body.vectors.map((v: { id: string }) => v.id)).toEqual(["b", "é"]);
+    expect(second.body.pagination).toBeUndefined();
+
+    standin.consistencyDelayMs = 200;
+    await call("POST", "/data/ix/vectors/upsert", { vectors: [{ id: "late", values: [0, 1] }], namespace: "n" });
+    expect((await call("GET", "/data/ix/vectors/fetch?ids=late&namespace=n")).body.vectors).toEqual({});
+    await new Promise((r) => setTimeout(r, 250));
+    expect(Object.keys((await call("GET", "/data/ix/vectors/fetch?ids=late&namespace=n")).body.vectors)).toEqual(["late"]);
+
+    standin.namespaceRate = 3;
+    const statuses = [];
+    for (let i = 0; i < 6; i++) statuses.push((await call("POST", "/data/ix/query", { topK: 1, vector: [1, 0], namespace: "n" })).status);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect((await call("POST", "/data/ix/query", { topK: 1, vector: [1, 0], namespace: "other" })).status).toBe(200);
+  });
+});
