@@ -19,6 +19,7 @@ export {
   ConfigError,
   DatabaseError,
   ClosedError,
+  StoreUnavailableError,
 } from "./errors.js";
 export { DatabaseTimeoutError, type TimeoutOutcome } from "./db/deadline.js";
 export { TenantRegistry, type RegisterOptions } from "./tenancy/registry.js";
@@ -29,7 +30,9 @@ export type { IndexCapacity } from "./tenancy/capacity.js";
 export { TenantDataManager, type UpsertResult, type QueryResult, type QueryOptions, type QueryMatch, type FetchResult, type DeleteResult } from "./data/data-manager.js";
 export type { DocumentInput } from "./data/validation.js";
 export type { MetadataFilter } from "./stores/filter.js";
-export type { VectorStore, StoreCapabilities, Placement } from "./stores/store.js";
+export type { VectorStore, MovableStore, RemoteStore, StoreCapabilities, Placement } from "./stores/store.js";
+export { pinecone, type StoreFactory, type StoreContext } from "./stores/open-stores.js";
+export type { PineconeSettings } from "./stores/pinecone/pinecone-store.js";
 export { testCrossTenantIsolation, probeCrossTenantIsolation, type ProbeReport, type ProbeAttempt } from "./isolation/cross-tenant-probe.js";
 export type { CheckResult, ReadinessOptions } from "./readiness/checks.js";
 export { TenantMonitor, type TenantAlert } from "./monitoring/tenant-monitor.js";
