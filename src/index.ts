@@ -31,8 +31,7 @@ export { TenantDataManager, type UpsertResult, type QueryResult, type QueryOptio
 export type { DocumentInput } from "./data/validation.js";
 export type { MetadataFilter } from "./stores/filter.js";
 export type { VectorStore, MovableStore, RemoteStore, StoreCapabilities, Placement } from "./stores/store.js";
-export { pinecone, type StoreFactory, type StoreContext } from "./stores/open-stores.js";
-export type { PineconeSettings } from "./stores/pinecone/pinecone-store.js";
+export { pinecone, type StoreFactory, type StoreContext, type PineconeSettings } from "./stores/open-stores.js";
 export { testCrossTenantIsolation, probeCrossTenantIsolation, type ProbeReport, type ProbeAttempt } from "./isolation/cross-tenant-probe.js";
 export type { CheckResult, ReadinessOptions } from "./readiness/checks.js";
 export { TenantMonitor, type TenantAlert } from "./monitoring/tenant-monitor.js";

@@ -6,6 +6,8 @@ import { claimStoreIdentity, PgvectorCell } from "./pgvector/pgvector-cell.js";
 import { PgvectorStore } from "./pgvector/pgvector-store.js";
 import { PineconeStore, type PineconeSettings } from "./pinecone/pinecone-store.js";
 import type { RemoteStore } from "./store.js";
+
+export type { PineconeSettings };
 import { StoreRouter } from "./store-router.js";
 
 /** What a store factory gets: the home database (whose catalogue fences remote stores), the configuration and the log. */
