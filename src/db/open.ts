@@ -29,13 +29,21 @@ export async function openDatabase(config: BulkheadConfig, warn: Warn): Promise<
   return openServer(url, config, warn);
 }
 
+/**
+ * In-memory databases of this process start as copies of the first one, taken right after it was
+ * migrated (per schema): a copy opens in ~0.8 s where creating and migrating takes ~3 s on this
+ * machine kind (tests open hundreds). Each copy gets a context secret of its own.
+ */
+const memoryImages = new Map<string, Promise<File | Blob>>();
+
 async function openEmbedded(location: string, schema: string): Promise<Db> {
   const dir = location === "memory://" ? location : resolve(location.replace(/^file:\/\//, ""));
   // One process per data directory, refused before PGlite touches a file (see data-dir-lock.ts).
   const release = dir === "memory://" ? () => {} : acquireDataDirLock(dir);
+  const image = dir === "memory://" ? await memoryImages.get(schema)?.catch(() => undefined) : undefined;
   let db: PgliteDb;
   try {
-    db = await PgliteDb.open(dir, schema);
+    db = await PgliteDb.open(dir, schema, image);
   } catch (err) {
     release();
     throw new DatabaseError(`could not open the embedded database at ${dir}: ${(err as Error).message}`, { cause: err });
@@ -50,12 +58,22 @@ async function openEmbedded(location: string, schema: string): Promise<Db> {
     }
   };
   try {
-    for (const role of [EMBEDDED_RUNTIME_ROLE, EMBEDDED_DATA_ROLE]) {
-      await db.exec(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
-    }
     const owner = db.owner;
-    const vectorSchema = await ensurePgvector(owner);
-    await migrate(ownerConnection(owner), { schema, runtimeRole: EMBEDDED_RUNTIME_ROLE, dataRole: EMBEDDED_DATA_ROLE, vectorSchema });
+    if (image) {
+      await owner.query(NEW_CONTEXT_SECRET);
+    } else {
+      for (const role of [EMBEDDED_RUNTIME_ROLE, EMBEDDED_DATA_ROLE]) {
+        await db.exec(`DO $$ BEGIN CREATE ROLE ${role} NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$`);
+      }
+      const vectorSchema = await ensurePgvector(owner);
+      await migrate(ownerConnection(owner), { schema, runtimeRole: EMBEDDED_RUNTIME_ROLE, dataRole: EMBEDDED_DATA_ROLE, vectorSchema });
+      if (dir === "memory://" && !memoryImages.has(schema)) {
+        // Taken before anything else runs in this database, so copies start exactly as migrated.
+        const taken = db.image();
+        memoryImages.set(schema, taken);
+        await taken;
+      }
+    }
     db.useProofs((await TenantProofs.load(owner)).prove);
     return db;
   } catch (err) {
@@ -63,6 +81,9 @@ async function openEmbedded(location: string, schema: string): Promise<Db> {
     throw err;
   }
 }
+
+/** A fresh context secret (as migration 13 draws it), for a database copied from another. */
+const NEW_CONTEXT_SECRET = "UPDATE context_secret SET secret = sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()))";
 
 async function openServer(url: string, config: BulkheadConfig, warn: Warn): Promise<Db> {
   const deadlines = { timeoutMs: config.dbTimeoutMs, longTimeoutMs: config.dbLongTimeoutMs };

@@ -42,11 +42,19 @@ export class PgliteDb implements Db {
     this.dataPlane = isDataPlane ? this : new PgliteDb(pg, schema, EMBEDDED_DATA_ROLE, (t) => this.prove(t), yielded, true);
   }
 
-  /** Opens `memory://` or a data directory and loads pgvector. */
-  static async open(dataDir: string, schema: string): Promise<PgliteDb> {
-    const pg = await PGlite.create(dataDir === "memory://" ? undefined : dataDir, { extensions: { vector } });
+  /**
+   * Opens `memory://` or a data directory and loads pgvector. `image` (from `image()`) starts an
+   * in-memory database as a copy of another one.
+   */
+  static async open(dataDir: string, schema: string, image?: File | Blob): Promise<PgliteDb> {
+    const pg = await PGlite.create(dataDir === "memory://" ? undefined : dataDir, { extensions: { vector }, ...(image ? { loadDataDir: image } : {}) });
     await pg.exec(`SET search_path TO ${schema}, public`);
     return new PgliteDb(pg, schema, EMBEDDED_RUNTIME_ROLE, noTenantContexts, { at: performance.now() });
+  }
+
+  /** The whole database as a tarball, to start copies of it with `open(…, image)`. */
+  image(): Promise<File | Blob> {
+    return this.pg.dumpDataDir("none");
   }
 
   /** Tenant contexts from now on are proved with `prove` (after migrations created the secret). */
