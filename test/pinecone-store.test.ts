@@ -154,6 +154,19 @@ describe("pinecone store", () => {
     }
   });
 
+  it("places and moves tenants by tier: enterprise lives in Pinecone, the other tiers at home", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { enterprise: "pinecone" } } }));
+    expect((await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO)).store).toBe("home");
+    expect((await bh.registry.registerTenant("tenant-e", "E", TenantTier.ENTERPRISE)).store).toBe("pinecone");
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "1", values: vec(1) }]);
+    const up = await bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE);
+    expect({ store: up.store, isolation: up.isolation }).toEqual({ store: "pinecone", isolation: "dedicated-index" });
+    const down = await bh.registry.changeTier("tenant-a", TenantTier.FREE);
+    expect({ store: down.store, isolation: down.isolation }).toEqual({ store: "home", isolation: "namespace" });
+    expect((await bh.dataManager.fetchDocuments("tenant-a", ["1"])).documents).toHaveLength(1);
+    expect((await bh.registry.changeTier("tenant-a", TenantTier.PRO)).store).toBe("home"); // free → pro: both at home, quota only
+  });
+
   it("keeps shared indexes within the plan's namespace limit and provisions the next one ahead of need", async () => {
     ({ bh, standin } = await openWithPinecone({ pinecone: { maxNamespacesPerIndex: 2 }, config: { tierStores: { free: "pinecone" } } }));
     for (const id of ["t-1", "t-2", "t-3"]) await bh.registry.registerTenant(id, id, TenantTier.FREE);

@@ -1,5 +1,4 @@
 import type { TenantQuota, TenantTier } from "../config.js";
-import { tierChangeMoves } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import type { Scope } from "../tenancy/api-keys.js";
 import { route, type RouteContext, type RouteSpec } from "./route-spec.js";
@@ -116,7 +115,7 @@ export const adminRoutes: RouteSpec[] = [
       "tenant.tier",
       async ({ bh, params, body, actor, reply }) => {
         const tier = body.tier as TenantTier;
-        if (!tierChangeMoves((await bh.registry.getTenant(params.tenantId)).tier, tier)) return bh.registry.changeTier(params.tenantId, tier);
+        if (!bh.registry.tierChangeMoves(await bh.registry.getTenant(params.tenantId), tier)) return bh.registry.changeTier(params.tenantId, tier);
         await bh.moves.start(params.tenantId, { tier }, actor);
         return accepted(reply, params.tenantId, await bh.registry.getTenant(params.tenantId));
       },

@@ -1,18 +1,21 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
 import { HOME_STORE, QUOTA_MAXIMUM, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
-import type { Db, Queryable, Transaction } from "../db/db.js";
-import { MoveConflictError, MoveNotFoundError, PlacementMovedError, shown, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
+import type { Db, Queryable } from "../db/db.js";
+import { PlacementMovedError, shown, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import { assertStorableText } from "../storable-text.js";
-import type { IndexSpec, Placement } from "../stores/store.js";
+import type { Placement, ReconcileReport } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
-import type { CellClaim, ReconcileReport } from "../stores/store.js";
 import { describeCapacity, type IndexCapacity } from "./capacity.js";
 import { SlotAllocation, type SharedIndexRow } from "./slot-allocation.js";
 import { registrySql as sql } from "./registry-sql.js";
-import { assertTenantId, type Tenant, type TenantStatus } from "./tenant.js";
+import { assertTenantId, isDedicatedTier, storeOfTier, tierChangeMoves, type Tenant, type TenantStatus } from "./tenant.js";
 import { TenantCache } from "./tenant-cache.js";
 import { changeChannel, type ChangeFeedHandlers } from "./change-feed.js";
-import { copyOnline, type MoveOptions, type MovePhase, type PlacementMove } from "./placement-move.js";
+import type { MoveOptions, PlacementMove } from "./placement-move.js";
+import { cellsOf, MoveCoordinator, type MoveTarget } from "./move-coordinator.js";
+import { StoreReconciliation } from "./store-reconciliation.js";
+
+export type { MoveTarget };
 import { isProbeTenant, PROBE_TENANT_PREFIX } from "./probe-tenants.js";
 
 interface TenantRow {
@@ -36,32 +39,7 @@ interface TenantRow {
   metric: Metric;
 }
 
-interface MoveRow {
-  tenant: string;
-  to_tier: TenantTier;
-  to_slot: number | null;
-  phase: MovePhase;
-  copy_cursor: string | null;
-  copied: number;
-  total: number;
-  to_ann_indexed: boolean;
-  write_limit: number | null;
-  started_at: Date | string;
-  updated_at: Date | string;
-  to_index_id: number;
-  to_index_name: string;
-  to_index_kind: "shared" | "dedicated";
-  to_store: string;
-}
 
-/** Where to move a tenant: a new tier (to or from enterprise moves it), another shared index, and/or another store (cell). */
-export interface MoveTarget {
-  tier?: TenantTier;
-  /** Name of the shared index to move to; by default the oldest with room (in the target store). */
-  index?: string;
-  /** Store to move to: "home" or a configured cell; by default the named index's, else the tenant's current one. */
-  store?: string;
-}
 
 /** Options for `registerTenant`. */
 export interface RegisterOptions {
@@ -81,9 +59,7 @@ export type RegistryConfig = Pick<
   "dimension" | "metric" | "maxNamespacesPerIndex" | "namespaceAlertThreshold" | "namespaceProvisionThreshold" | "tierQuotas" | "annIndexThreshold" | "tierStores"
 >;
 
-const isDedicatedTier = (tier: TenantTier) => tier === TenantTier.ENTERPRISE;
-/** Whether changing between these tiers moves the tenant's vectors (to or from a dedicated index). */
-export const tierChangeMoves = (from: TenantTier, to: TenantTier) => isDedicatedTier(from) !== isDedicatedTier(to);
+export { tierChangeMoves };
 
 function assertTier(tier: unknown): asserts tier is TenantTier {
   if (!TIERS.includes(tier as TenantTier)) throw new ValidationError("tier", `must be one of ${TIERS.join(", ")}, got ${JSON.stringify(tier)}`);
@@ -113,6 +89,8 @@ export class TenantRegistry {
   private readonly listeners: ((tenantId: string | null) => void)[] = [];
   private readonly channel: string;
   private readonly slots: SlotAllocation;
+  private readonly reconciliation: StoreReconciliation;
+  private readonly moves: MoveCoordinator;
 
   constructor(
     private readonly db: Db,
@@ -123,6 +101,15 @@ export class TenantRegistry {
     this.cache = new TenantCache<Tenant>(cacheTtlMs);
     this.channel = changeChannel(db.schema);
     this.slots = new SlotAllocation(store, config);
+    this.reconciliation = new StoreReconciliation(db, store);
+    this.moves = new MoveCoordinator(db, store, config, this.slots, this.reconciliation, {
+      getTenant: (id) => this.getTenant(id),
+      lockForPlacementChange: (tx, id) => this.lockForPlacementChange(tx, id),
+      announce: (tx, id) => this.announce(tx, id),
+      forget: (id) => this.forget(id),
+      ensureAnnIndex: (t) => this.ensureAnnIndex(t),
+      assertTier,
+    });
   }
 
   /**
@@ -167,7 +154,7 @@ export class TenantRegistry {
     if (options.dimension !== undefined && options.dimension !== this.config.dimension && !isDedicatedTier(tier)) {
       throw new ValidationError("dimension", `shared indexes use dimension ${this.config.dimension}; only enterprise tenants may choose another`);
     }
-    const store = options.store ?? this.config.tierStores[tier] ?? HOME_STORE;
+    const store = options.store ?? storeOfTier(this.config.tierStores, tier) ?? HOME_STORE;
     this.store.assertStore(store);
     const created = await this.db.transaction(async (tx) => {
       await tx.query(sql.lockPlacement);
@@ -241,9 +228,18 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     assertTier(tier);
     const current = await this.getTenant(tenantId);
-    if (tierChangeMoves(current.tier, tier)) return this.moveTenant(tenantId, { tier }, options);
+    if (this.tierChangeMoves(current, tier)) return this.moveTenant(tenantId, { tier }, options);
     await this.update(tenantId, sql.setTier, [tenantId, tier]);
     return this.getTenant(tenantId);
+  }
+
+  /**
+   * Whether changing the tenant to `tier` moves its vectors: the placement kind changes (to or from
+   * a dedicated index), or the new tier lives in another store (`BULKHEAD_TIER_STORES`).
+   */
+  tierChangeMoves(tenant: Tenant, tier: TenantTier): boolean {
+    const store = storeOfTier(this.config.tierStores, tier);
+    return tierChangeMoves(tenant.tier, tier) || (store !== undefined && store !== tenant.store);
   }
 
   /**
@@ -274,89 +270,18 @@ export class TenantRegistry {
    * The first step of `moveTenant` alone: the target claimed and the move recorded, ready for
    * `resumeMove` (which the service runs in the background, see `BackgroundMoves`).
    */
-  async beginMove(tenantId: string, target: MoveTarget): Promise<PlacementMove> {
-    assertTenantId(tenantId);
-    if (target.tier !== undefined) assertTier(target.tier);
-    if (target.index !== undefined && (typeof target.index !== "string" || target.index.length === 0)) throw new ValidationError("index", "must be the name of a shared index");
-    if (target.store !== undefined) this.store.assertStore(target.store);
-    // Sizes the progress bar; read before the placement lock, which holds the tenant's data calls.
-    const total = await this.store.count((await this.getTenant(tenantId)).placement).catch(() => 0);
-    await this.db.transaction(async (tx) => {
-      const current = await this.lockForPlacementChange(tx, tenantId);
-      if (current.placement.moving) throw new MoveConflictError(tenantId, `tenant "${tenantId}" is already being moved; resume or roll back that move first`);
-      const tier = target.tier ?? current.tier;
-      const [indexId, slot, store] = await this.placeMoveTarget(tx, current, tier, target);
-      await tx.query(sql.insertMove, [tenantId, tier, indexId, slot, total]);
-      const to = this.moveTargetPlacement(current, { to_index_id: indexId, to_slot: slot, to_ann_indexed: false, to_store: store });
-      await this.store.createNamespace(tx, to);
-      await tx.query(sql.bumpEpoch, [tenantId]);
-      await this.announce(tx, tenantId);
-    });
-    this.forget(tenantId);
-    return toMove(await this.loadMove(tenantId));
+  beginMove(tenantId: string, target: MoveTarget): Promise<PlacementMove> {
+    return this.moves.beginMove(tenantId, target);
   }
 
   /** Continues a recorded move from its last checkpoint to the switch. */
-  async resumeMove(tenantId: string, options: MoveOptions = {}): Promise<Tenant> {
-    assertTenantId(tenantId);
-    const from = await this.getTenant(tenantId);
-    const row = await this.loadMove(tenantId);
-    const to = this.moveTargetPlacement(from, row);
-    // Cells fenced at the move's epoch (source) and holding the target's mirror before any copy.
-    await this.reconcileCells(cellsOf(from.placement, to));
-    const { targetIndexed } = await copyOnline(
-      this.store,
-      from.placement,
-      to,
-      { phase: row.phase, cursor: row.copy_cursor, copied: row.copied, targetIndexed: row.to_ann_indexed, total: row.total },
-      {
-        annIndexThreshold: this.config.annIndexThreshold,
-        save: async (c) => void (await this.db.query(sql.saveMove, [tenantId, c.phase, c.cursor, c.copied, c.targetIndexed])),
-        limitWrites: async (vectorsPerSecond) => void (await this.limitMoveWrites(tenantId, vectorsPerSecond)),
-      },
-      options,
-    );
-    await this.db.transaction(async (tx) => {
-      const current = await this.lockForPlacementChange(tx, tenantId);
-      if (current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
-      const src = current.placement;
-      const counts = this.store.fencedAtHome(src.store) ? await this.finishSwitch(tx, tx, src, to) : await this.store.cell(src.store).hold(tenantId, (held) => this.finishSwitch(held, tx, src, to));
-      if (counts.from !== counts.to) {
-        throw new MoveConflictError(tenantId, `move of "${tenantId}" not switched: ${counts.from} vectors in the current placement but ${counts.to} copied; resume or roll it back`);
-      }
-      await tx.query(sql.movePlacement, [tenantId, row.to_tier, row.to_index_id, row.to_slot, targetIndexed]);
-      await tx.query(sql.deleteMove, [tenantId]);
-      if (src.store === HOME_STORE) await this.store.dropStorage(tx, src);
-      if (this.store.fencedAtHome(src.store) && !this.store.fencedAtHome(to.store)) {
-        await tx.inTenant(tenantId, async () => {
-          for (const statement of sql.clearHomeCounters) await tx.query(statement, [tenantId]);
-        });
-      }
-      if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [src.indexId]);
-      await this.announce(tx, tenantId);
-    });
-    this.forget(tenantId);
-    await this.reconcileCells(cellsOf(from.placement, to)); // drops what the tenant left in a cell
-    const moved = await this.getTenant(tenantId);
-    options.onProgress?.({ tenantId, phase: "switched", copied: row.total, total: row.total, caughtUp: 0 });
-    await this.ensureAnnIndex(moved);
-    return this.getTenant(tenantId);
+  resumeMove(tenantId: string, options: MoveOptions = {}): Promise<Tenant> {
+    return this.moves.resumeMove(tenantId, options);
   }
 
   /** Discards a recorded move: the copy and its change log are dropped, the tenant stays where it is. */
-  async rollbackMove(tenantId: string): Promise<Tenant> {
-    assertTenantId(tenantId);
-    const cells = await this.db.transaction(async (tx) => {
-      const current = await this.lockForPlacementChange(tx, tenantId);
-      const row = await this.loadMove(tenantId, tx);
-      await this.dropMoveTarget(tx, current, row);
-      await tx.query(sql.bumpEpoch, [tenantId]);
-      await this.announce(tx, tenantId);
-      return cellsOf(current.placement, { store: row.to_store });
-    });
-    this.forget(tenantId);
-    await this.reconcileCells(cells); // the source fenced at the new epoch, the target's copy dropped
-    return this.getTenant(tenantId);
+  rollbackMove(tenantId: string): Promise<Tenant> {
+    return this.moves.rollbackMove(tenantId);
   }
 
   /**
@@ -365,32 +290,34 @@ export class TenantRegistry {
    * tenant writes faster than it can catch up; an operator can set or lift it. Writes over it are
    * refused with `RateLimitedError` (HTTP 429 with Retry-After), like any rate limit.
    */
-  async limitMoveWrites(tenantId: string, vectorsPerSecond: number | null): Promise<Tenant> {
-    assertTenantId(tenantId);
-    if (vectorsPerSecond !== null && (!Number.isSafeInteger(vectorsPerSecond) || vectorsPerSecond < 1)) {
-      throw new ValidationError("vectorsPerSecond", `must be a whole number >= 1 (or null to lift the limit), got ${JSON.stringify(vectorsPerSecond)}`);
-    }
-    await this.db.transaction(async (tx) => {
-      if ((await tx.query(sql.setMoveWriteLimit, [tenantId, vectorsPerSecond])).length === 0) {
-        throw new MoveNotFoundError(tenantId);
-      }
-      await this.announce(tx, tenantId);
-    });
-    this.forget(tenantId);
-    return this.getTenant(tenantId);
+  limitMoveWrites(tenantId: string, vectorsPerSecond: number | null): Promise<Tenant> {
+    return this.moves.limitMoveWrites(tenantId, vectorsPerSecond);
   }
 
   /** The tenant's move in progress, or null. */
-  async getMove(tenantId: string): Promise<PlacementMove | null> {
-    assertTenantId(tenantId);
-    const [row] = await this.db.query<MoveRow>(sql.getMove, [tenantId]);
-    return row ? toMove(row) : null;
+  getMove(tenantId: string): Promise<PlacementMove | null> {
+    return this.moves.getMove(tenantId);
   }
 
   /** Every move in progress (an interrupted one stays listed until resumed or rolled back). */
-  async listMoves(): Promise<PlacementMove[]> {
-    return (await this.db.query<MoveRow>(sql.listMoves)).map(toMove);
+  listMoves(): Promise<PlacementMove[]> {
+    return this.moves.listMoves();
   }
+
+  /**
+   * Makes every cell and remote store (or those named) agree with the catalogue: fences at the
+   * current epochs, mirrors of exactly the tenants placed or moving there, and nothing else left in
+   * them. Called after every placement change that touches one, when a data call is refused twice, and at start-up.
+   */
+  reconcileCells(names?: readonly string[]): Promise<Record<string, ReconcileReport>> {
+    return this.reconciliation.reconcile(names);
+  }
+
+
+
+
+
+
 
   /** Refuses the tenant's data operations until resumed. Data is kept. */
   suspendTenant(tenantId: string): Promise<Tenant> {
@@ -414,8 +341,8 @@ export class TenantRegistry {
     assertTenantId(tenantId);
     const cells = await this.db.transaction(async (tx) => {
       const tenant = await this.lockForPlacementChange(tx, tenantId);
-      const move = tenant.placement.moving ? await this.loadMove(tenantId, tx) : undefined;
-      if (move) await this.dropMoveTarget(tx, tenant, move);
+      const move = tenant.placement.moving ? await this.moves.loadMove(tenantId, tx) : undefined;
+      if (move) await this.moves.dropMoveTarget(tx, tenant, move);
       if (tenant.placement.store === HOME_STORE) await this.store.dropStorage(tx, tenant.placement);
       await tx.query(sql.deleteTenant, [tenantId]);
       if (tenant.dedicatedIndex) await tx.query(sql.deleteIndex, [tenant.placement.indexId]);
@@ -426,28 +353,6 @@ export class TenantRegistry {
     await this.reconcileCells(cells); // the tenant's vectors, counters and mirror in a cell
   }
 
-  /**
-   * Makes every cell (or those named) agree with the catalogue: fences at the current epochs,
-   * mirrors of exactly the tenants placed or moving there, and nothing else left in them. Runs under
-   * the placement lock, so never in the middle of a switch. Called after every placement change
-   * that touches a cell, when a data call is refused twice, and at start-up.
-   */
-  async reconcileCells(names: readonly string[] = this.store.reconciledStores()): Promise<Record<string, ReconcileReport>> {
-    const reports: Record<string, ReconcileReport> = {};
-    for (const name of names) {
-      reports[name] = await this.db.transaction(async (tx) => {
-        await tx.query(sql.lockPlacement);
-        const claims = await tx.query<{ tenant: string; index_id: number; slot: number | null; epoch: number; placed: boolean; moving: boolean }>(sql.cellClaims, [name]);
-        const indexes = await tx.query<IndexSpec>(sql.cellIndexes, [name]);
-        return this.store.reconcile(
-          name,
-          claims.map((c): CellClaim => ({ tenant: c.tenant, indexId: c.index_id, slot: c.slot, epoch: c.epoch, placed: c.placed, moving: c.moving })),
-          indexes,
-        );
-      });
-    }
-    return reports;
-  }
 
   /** Namespaces in use per shared index, e.g. `{ "shared-index-1": 2 }`. */
   async getNamespaceUsage(): Promise<Record<string, number>> {
@@ -511,86 +416,8 @@ export class TenantRegistry {
     for (const listener of this.listeners) listener(tenantId);
   }
 
-  /**
-   * Claims the place a move goes to: a dedicated index (enterprise) or a namespace in a shared
-   * index, in the store asked for (else the named index's, else the tenant's current one).
-   */
-  private async placeMoveTarget(tx: Queryable, current: Tenant, tier: TenantTier, target: MoveTarget): Promise<[number, number | null, string]> {
-    const named = target.index === undefined ? undefined : (await tx.query<{ store: string }>(sql.indexByName, [target.index]))[0];
-    if (target.index !== undefined && !named) throw new ValidationError("index", `no shared index named ${JSON.stringify(target.index)} (see capacity)`);
-    const store = target.store ?? named?.store ?? current.store;
-    if (named && named.store !== store) throw new ValidationError("index", `${target.index} is in store ${named.store}, not ${store}`);
-    const changesStore = store !== current.store;
-    if (isDedicatedTier(tier)) {
-      if (target.index !== undefined) throw new ValidationError("index", "an enterprise tenant gets a dedicated index; a shared index cannot be chosen");
-      if (current.dedicatedIndex && !changesStore) throw new ValidationError(target.store === undefined ? "tier" : "store", `tenant "${current.tenantId}" already has a dedicated index in store ${store}`);
-      return [await this.slots.createDedicatedIndex(tx, current.tenantId, current.dimension, store), null, store];
-    }
-    if (current.dimension !== this.config.dimension) {
-      throw new ValidationError("tier", `the tenant's vectors have dimension ${current.dimension}; shared indexes hold ${this.config.dimension}`);
-    }
-    if (target.index === current.index) throw new ValidationError("index", `tenant "${current.tenantId}" is already in ${target.index}`);
-    if (target.index === undefined && !current.dedicatedIndex && !changesStore) {
-      throw new ValidationError(target.store === undefined ? "index" : "store", `tenant "${current.tenantId}" is already in store ${store}: name the shared index to move to (or change the tier to enterprise)`);
-    }
-    return [...(await this.slots.claimNamespace(tx, store, target.index)), store];
-  }
 
-  /**
-   * The switch's work in the source database, with the tenant held there (`held`: the home
-   * transaction, or the source cell's holding its placement lock): the last logged changes copied,
-   * both sides counted, and — if they agree — the target cell fenced at the new epoch and the
-   * source cell fenced off (or, moving within a cell, its mirror pointed at the target).
-   */
-  private async finishSwitch(held: Transaction, home: Transaction, src: Placement, to: Placement): Promise<{ from: number; to: number }> {
-    const epoch = src.epoch + 1;
-    let counts: { from: number; to: number };
-    if (src.store === to.store) {
-      counts = await this.store.of(src).finishCopy(held, src, to);
-    } else {
-      // Across stores: the target is written in the home transaction when the home catalogue fences
-      // it (that holds its placement lock), else behind the target cell's own fence.
-      const target = this.store.of(to);
-      const targetTx = this.store.fencedAtHome(to.store) ? home : undefined;
-      while ((await this.store.of(src).drainChanges(src, 10_000, (rows, gone) => target.writeCopies(to, rows, gone, targetTx), held)) > 0);
-      counts = { from: await this.store.of(src).countIn(held, src), to: targetTx ? await target.countIn(targetTx, to) : await target.count(to) };
-      if (counts.from === counts.to) await this.carryCounters(held, targetTx, src, to, counts.to);
-    }
-    if (counts.from !== counts.to) return counts;
-    if (this.store.isCell(to.store) && to.store !== src.store) {
-      const cell = this.store.cell(to.store);
-      await cell.hold(src.tenantId, (t) => cell.setMirror(t, src.tenantId, to.indexId, to.slot, epoch));
-    }
-    if (this.store.isCell(src.store)) {
-      const cell = this.store.cell(src.store);
-      if (to.store === src.store) await cell.setMirror(held, src.tenantId, to.indexId, to.slot, epoch);
-      else await cell.retire(held, src.tenantId);
-    }
-    return counts;
-  }
 
-  /**
-   * When the tenant's counters live in another catalogue after the move (home ↔ a cell), the day's
-   * query counts go with it, so a move does not reset its daily quota; moving into a store the home
-   * catalogue counts for (Pinecone), its document count is set to what was copied.
-   */
-  private async carryCounters(held: Transaction, targetTx: Transaction | undefined, src: Placement, to: Placement, documents: number): Promise<void> {
-    const tenantId = src.tenantId;
-    if (this.store.fencedAtHome(src.store) && this.store.fencedAtHome(to.store)) return; // the same catalogue keeps them
-    if (targetTx && !this.store.of(to).capabilities.transactional) {
-      await targetTx.inTenant(tenantId, () => targetTx.query(sql.setDocumentCount, [tenantId, documents]));
-    }
-    const days = await held.inTenant(tenantId, () => held.query<{ day: string; queries: number }>("SELECT day::text, queries FROM daily_query_counts WHERE tenant_id = $1", [tenantId]));
-    if (days.length === 0) return;
-    const upsert = (q: Queryable) =>
-      q.query(
-        `INSERT INTO daily_query_counts (tenant_id, day, queries) SELECT $1, d.day, d.queries FROM jsonb_to_recordset($2::jsonb) AS d(day date, queries int)
-         ON CONFLICT (tenant_id, day) DO UPDATE SET queries = GREATEST(daily_query_counts.queries, EXCLUDED.queries)`,
-        [tenantId, JSON.stringify(days)],
-      );
-    if (targetTx) await targetTx.inTenant(tenantId, () => upsert(targetTx));
-    else await this.store.cell(to.store).db.withTenant(tenantId, upsert);
-  }
 
   /**
    * Takes the placement lock (no concurrent placement decisions) and the tenant's placement lock
@@ -605,36 +432,8 @@ export class TenantRegistry {
     return tenant;
   }
 
-  /**
-   * Drops what a move created (its target namespace or index and the change log) and forgets the
-   * move. In a cell, the copy and the change log go when the caller reconciles the cells after its commit.
-   */
-  private async dropMoveTarget(tx: Transaction, current: Tenant, row: MoveRow): Promise<void> {
-    if (this.store.fencedAtHome(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
-    await tx.query(sql.deleteMove, [current.tenantId]);
-    if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
-    if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);
-  }
 
-  private async loadMove(tenantId: string, q: Queryable = this.db): Promise<MoveRow> {
-    const [row] = await q.query<MoveRow>(sql.getMove, [tenantId]);
-    if (!row) throw new MoveNotFoundError(tenantId);
-    return row;
-  }
 
-  /** The placement a move fills: the target index and slot, under the tenant's current epoch. */
-  private moveTargetPlacement(current: Tenant, row: Pick<MoveRow, "to_index_id" | "to_slot" | "to_ann_indexed" | "to_store"> & { to_index_name?: string }): Placement {
-    return Object.freeze({
-      ...current.placement,
-      store: row.to_store,
-      indexId: row.to_index_id,
-      index: row.to_index_name ?? "",
-      slot: row.to_slot,
-      isolation: row.to_slot === null ? "dedicated-index" : "namespace",
-      annIndexed: row.to_ann_indexed,
-      moving: false,
-    });
-  }
 
   private async load(q: Queryable, tenantId: string): Promise<Tenant | undefined> {
     const [row] = await q.query<TenantRow>(sql.getTenant, [tenantId]);
@@ -680,21 +479,4 @@ export class TenantRegistry {
 }
 
 
-/** The stores reconciled after a placement change (cells and remote stores: not home) among a move's source and target. */
-const cellsOf = (...places: { store: string }[]) => [...new Set(places.map((p) => p.store).filter((s) => s !== HOME_STORE))];
 
-function toMove(r: MoveRow): PlacementMove {
-  return {
-    tenantId: r.tenant,
-    toTier: r.to_tier,
-    toStore: r.to_store,
-    toIndex: r.to_index_name,
-    toSlot: r.to_slot,
-    phase: r.phase,
-    copied: r.copied,
-    total: r.total,
-    writeLimit: r.write_limit,
-    startedAt: new Date(r.started_at),
-    updatedAt: new Date(r.updated_at),
-  };
-}

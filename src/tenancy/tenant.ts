@@ -1,4 +1,4 @@
-import type { Metric, TenantQuota, TenantTier } from "../config.js";
+import { HOME_STORE, TenantTier, type Metric, type TenantQuota } from "../config.js";
 import { shown, ValidationError } from "../errors.js";
 import type { Placement } from "../stores/store.js";
 
@@ -44,3 +44,16 @@ export function assertTenantId(id: unknown, field = "tenantId"): asserts id is s
     throw new ValidationError(field, `must match ${TENANT_ID_PATTERN.source} (2-63 lower-case letters, digits and hyphens, starting with a letter or digit), got ${shown(id)}`);
   }
 }
+
+/** Enterprise tenants get an index of their own; the other tiers a namespace in a shared index. */
+export const isDedicatedTier = (tier: TenantTier) => tier === TenantTier.ENTERPRISE;
+
+/** Whether changing between these tiers moves the tenant's vectors (to or from a dedicated index). */
+export const tierChangeMoves = (from: TenantTier, to: TenantTier) => isDedicatedTier(from) !== isDedicatedTier(to);
+
+/**
+ * The store a tier lives in under `BULKHEAD_TIER_STORES`: the one named, home for tiers not named
+ * — or undefined when no tier is mapped (tenants then stay in whatever store they are in).
+ */
+export const storeOfTier = (tierStores: Readonly<Partial<Record<TenantTier, string>>>, tier: TenantTier): string | undefined =>
+  Object.keys(tierStores).length === 0 ? undefined : (tierStores[tier] ?? HOME_STORE);
