@@ -116,7 +116,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     for (const c of cells) await c.db.close();
     await db.close();
   };
-  const registry = new TenantRegistry(db, store, config, config.tenantCacheTtlMs);
+  const registry = new TenantRegistry(db, store, config, config.tenantCacheTtlMs, warn);
   const ledger = new UsageLedger(db, {
     flushIntervalMs: config.usageFlushIntervalMs,
     maxEvents: config.usageFlushMaxEvents,

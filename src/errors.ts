@@ -154,17 +154,27 @@ export class DatabaseError extends BulkheadError {
 }
 
 /**
- * A vector store outside the database (Pinecone) refused or did not answer in time: 503 when it
+ * A vector store outside the database (Pinecone) failed or did not answer in time: 503 when it
  * is down or slow (retry later), 429 when it throttles (`retryAfterMs`). What the store said is
- * in the message by status only, never its body. Nothing was acknowledged.
+ * in the message by status only, never its body. Nothing was acknowledged (a write may have been
+ * applied in part: writes are idempotent, retry them).
  */
 export class StoreUnavailableError extends BulkheadError {
   readonly store: string;
   readonly retryAfterMs: number;
-  constructor(store: string, message: string, options: { throttled?: boolean; retryAfterMs?: number; cause?: unknown } = {}) {
-    super(options.throttled ? "STORE_THROTTLED" : "STORE_UNAVAILABLE", options.throttled ? 429 : 503, message, { cause: options.cause });
+  constructor(store: string, message: string, options: { throttled?: boolean; retryAfterMs?: number } = {}) {
+    super(options.throttled ? "STORE_THROTTLED" : "STORE_UNAVAILABLE", options.throttled ? 429 : 503, message);
     this.store = store;
     this.retryAfterMs = options.retryAfterMs ?? 1000;
+  }
+}
+
+/** A vector store outside the database refused what it was sent (too large for it): the caller's request, not an outage. Nothing was written. */
+export class StoreRejectedError extends BulkheadError {
+  readonly store: string;
+  constructor(store: string, message: string) {
+    super("STORE_REJECTED", 400, message);
+    this.store = store;
   }
 }
 

@@ -111,8 +111,8 @@ export class PineconeStandin {
   readonly indexes = new Map<string, Index>();
   /** Every request, as `METHOD /path` (no query, no body): tests read which calls were made. */
   readonly requests: string[] = [];
-  /** Answers the next `count` requests with `status` (optionally only those whose path contains `path`). */
-  failures: { count: number; status: number; path?: string }[] = [];
+  /** Answers the next `count` requests with `status` (optionally only those whose path contains `path`, after letting `skip` of them through). */
+  failures: { count: number; status: number; path?: string; skip?: number }[] = [];
   delayMs = 0;
   namespaceRate: number;
   consistencyDelayMs: number;
@@ -148,8 +148,8 @@ export class PineconeStandin {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  failNext(count: number, status: number, path?: string): void {
-    this.failures.push({ count, status, path });
+  failNext(count: number, status: number, path?: string, skip = 0): void {
+    this.failures.push({ count, status, path, skip });
   }
 
   /** Records of a namespace as a read would see them now. */
@@ -175,7 +175,8 @@ export class PineconeStandin {
       if (req.headers["api-key"] !== this.apiKey) throw new HttpError(401, "invalid API key", "UNAUTHENTICATED");
       if (!req.headers["x-pinecone-api-version"]) throw new HttpError(400, "missing X-Pinecone-Api-Version header");
       const failure = this.failures.find((f) => f.count > 0 && (!f.path || url.pathname.includes(f.path)));
-      if (failure) {
+      if (failure?.skip) failure.skip--;
+      else if (failure) {
         failure.count--;
         throw new HttpError(failure.status, `injected failure ${failure.status}`);
       }

@@ -1,7 +1,11 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Bulkhead, BulkheadOptions } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
-import { StoreUnavailableError } from "../src/errors.js";
+import { StoreUnavailableError, ValidationError } from "../src/errors.js";
+import { describeError } from "../src/monitoring/safe-error.js";
 import { buildServer } from "../src/server/index.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
 import { pglite, vec } from "./backends.js";
@@ -165,6 +169,162 @@ describe("pinecone store", () => {
     expect({ store: down.store, isolation: down.isolation }).toEqual({ store: "home", isolation: "namespace" });
     expect((await bh.dataManager.fetchDocuments("tenant-a", ["1"])).documents).toHaveLength(1);
     expect((await bh.registry.changeTier("tenant-a", TenantTier.PRO)).store).toBe("home"); // free → pro: both at home, quota only
+  });
+
+  // ---- Found by an outside attack run on the first version (each failed then).
+
+  it("a restore survives the store being reconciled meanwhile, and refuses a staged copy that came out short", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } }, pinecone: { timeoutMs: 5_000 } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+    await bh.registry.registerTenant("tenant-c", "C", TenantTier.PRO);
+    const model: Model = new Map();
+    await seed(bh, "tenant-a", 600, model);
+    const dir = await mkdtemp(join(tmpdir(), "bh-pc-"));
+    try {
+      const file = join(dir, "a.bhb");
+      await bh.backupTenant("tenant-a", file);
+      standin.delayMs = 20;
+      const restore = bh.restoreTenant(file);
+      while (standin.records("bh-1", "tenant-a.restore").length === 0) await new Promise((r) => setTimeout(r, 5));
+      await bh.registry.deleteTenant("tenant-c"); // reconciles the Pinecone store mid-restore
+      expect((await restore).documents).toBe(600);
+      standin.delayMs = 0;
+      await expectEqualsModel(bh, model);
+      expect(standin.records("bh-1", "tenant-a.restore")).toEqual([]);
+
+      // A staged copy that does not list whole (records lost or not yet visible): nothing changes.
+      await bh.dataManager.deleteDocuments("tenant-a", ["d00000"]);
+      model.delete("d00000");
+      standin.consistencyDelayMs = 60_000;
+      await expect(bh.restoreTenant(file)).rejects.toThrow(/nothing was changed/);
+      standin.consistencyDelayMs = 0;
+      await expectEqualsModel(bh, model);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("erasure deletes the tenant's namespace however late its writes become visible, and reports (never throws) when Pinecone fails", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+    await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+    standin.consistencyDelayMs = 200;
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "pii", values: vec(1), metadata: { email: "alice@example.com" } }]);
+    await bh.eraseTenant("tenant-a", "test");
+    await new Promise((r) => setTimeout(r, 300)); // every acknowledged write visible by now
+    standin.consistencyDelayMs = 0;
+    expect(standin.records("bh-1", "tenant-a")).toEqual([]);
+
+    await bh.dataManager.upsertDocuments("tenant-b", [{ id: "1", values: vec(1) }]);
+    standin.failNext(20, 503); // Pinecone down through the deletion and the proof
+    const report = await bh.eraseTenant("tenant-b", "test");
+    expect(report.verified).toBe(false);
+    expect(report.proofError).toMatch(/STORE_UNAVAILABLE|Pinecone/);
+    expect((await bh.audit.list()).filter((e) => e.action === "tenant.erase").map((e) => e.target)).toContain("tenant-b");
+    standin.failures.length = 0;
+    await bh.registry.reconcileCells(); // the backstop deletes what the failed deletion left
+    expect(standin.records("bh-1", "tenant-b")).toEqual([]);
+  });
+
+  it("keeps the document quota exact when a batch spans several Pinecone requests and one of them fails", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { dimension: 384, tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { ...UNLIMITED, maxDocuments: 500 } });
+    // Values that print long (25 bytes each): 300 such records are more than one 2 MB request.
+    const heavy = (i: number) => ({ id: `h${i}`, values: Array.from({ length: 384 }, (_, k) => (k === 0 ? 1 : -1.2345678901234567e-300)) });
+    await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 300 }, (_, i) => heavy(i)));
+    expect(standin.records("bh-1", "tenant-a")).toHaveLength(300);
+    expect(standin.requests.filter((r) => r.endsWith("/vectors/upsert")).length).toBeGreaterThan(1);
+    await bh.dataManager.deleteDocuments("tenant-a", Array.from({ length: 300 }, (_, i) => `h${i}`));
+
+    // The batch's first request goes through; the next ones fail (the SDK's retry included).
+    standin.failNext(5, 500, "/vectors/upsert", 1);
+    await expect(bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 300 }, (_, i) => heavy(1000 + i)))).rejects.toMatchObject({ code: "STORE_UNAVAILABLE" });
+    standin.failures.length = 0;
+    const stored = standin.records("bh-1", "tenant-a").length;
+    expect(stored).toBeGreaterThan(0); // written in part ...
+    expect(stored).toBeLessThan(300);
+    expect(await bh.dataManager.countDocuments("tenant-a")).toBe(stored); // ... and counted as exactly that
+    // So the quota still holds: 300 more would pass 500; what is left fits exactly.
+    await expect(bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 300 }, (_, i) => heavy(2000 + i)))).rejects.toMatchObject({ quota: "maxDocuments" });
+    await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 500 - stored }, (_, i) => heavy(3000 + i)));
+    expect(standin.records("bh-1", "tenant-a")).toHaveLength(500);
+  });
+
+  it("keeps the document quota exact however stale Pinecone's reads are: deletes and re-upserts, double deletes", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { ...UNLIMITED, maxDocuments: 5 } });
+    await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 5 }, (_, i) => ({ id: `d${i}`, values: vec(i) })));
+    standin.consistencyDelayMs = 150;
+    for (let i = 0; i < 10; i++) {
+      await bh.dataManager.deleteDocuments("tenant-a", ["d0"]);
+      expect((await bh.dataManager.deleteDocuments("tenant-a", ["d0"])).deleted).toBe(0); // gone already: counted once
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "d0", values: vec(i) }]);
+      await expect(bh.dataManager.upsertDocuments("tenant-a", [{ id: `extra-${i}`, values: vec(i) }])).rejects.toMatchObject({ quota: "maxDocuments" });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    standin.consistencyDelayMs = 0;
+    expect(standin.records("bh-1", "tenant-a")).toHaveLength(5);
+    expect(await bh.dataManager.countDocuments("tenant-a")).toBe(5);
+  });
+
+  it("never holds the catalogue while Pinecone works: another tenant's requests finish while A's slow calls are in flight", async () => {
+    ({ bh, standin } = await openWithPinecone());
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { store: "pinecone", quota: UNLIMITED });
+    await bh.registry.registerTenant("tenant-b", "B", TenantTier.FREE);
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "1", values: vec(1) }]);
+    await bh.dataManager.upsertDocuments("tenant-b", [{ id: "1", values: vec(1) }]);
+    standin.delayMs = 800;
+    const order: string[] = [];
+    const slow = Array.from({ length: 4 }, () => bh.dataManager.queryDocuments("tenant-a", vec(1)).then(() => order.push("a")));
+    await new Promise((r) => setTimeout(r, 50)); // A's calls are at Pinecone now
+    for (let i = 0; i < 5; i++) await bh.dataManager.queryDocuments("tenant-b", vec(i)).then(() => order.push("b"));
+    await Promise.all(slow);
+    standin.delayMs = 0;
+    expect(order.slice(0, 5)).toEqual(["b", "b", "b", "b", "b"]);
+  });
+
+  it("refuses what Pinecone cannot take before sending it, and answers its refusals as the caller's 4xx: long ids, huge filters, oversized records", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+    await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+    // 100 ids of 300 bytes: fetched in several short requests, written, read back, moved out and in.
+    const docs = Array.from({ length: 100 }, (_, i) => ({ id: `${"x".repeat(295)}${String(i).padStart(5, "0")}`, values: vec(i) }));
+    await bh.dataManager.upsertDocuments("tenant-a", docs);
+    expect((await bh.dataManager.fetchDocuments("tenant-a", docs.map((d) => d.id))).documents).toHaveLength(100);
+    await bh.registry.moveTenant("tenant-a", { store: "home" });
+    await bh.registry.moveTenant("tenant-a", { store: "pinecone" });
+    expect(await bh.dataManager.countDocuments("tenant-a")).toBe(100);
+    // A filter within Bulkhead's limits but far past what a request should carry: 400, and B is unaffected.
+    const huge = Object.fromEntries(Array.from({ length: 8 }, (_, f) => [`f${f}`, { $in: Array.from({ length: 1000 }, (_, i) => `${"v".repeat(290)}${i}`) }]));
+    await expect(bh.dataManager.queryDocuments("tenant-a", vec(1), { filter: huge })).rejects.toBeInstanceOf(ValidationError);
+    await bh.dataManager.upsertDocuments("tenant-b", [{ id: "1", values: vec(1) }]);
+    expect((await bh.dataManager.fetchDocuments("tenant-b", ["1"])).documents).toHaveLength(1);
+    // Pinecone refusing a request is the caller's 400, not an outage.
+    standin.failNext(1, 400, "/query");
+    await expect(bh.dataManager.queryDocuments("tenant-b", vec(1))).rejects.toMatchObject({ status: 400, code: "STORE_REJECTED" });
+  });
+
+  it("says only the status of a Pinecone failure: no URL, no document id, no body, in the error or in what is logged", async () => {
+    const logged: string[] = [];
+    const standin = await new PineconeStandin().start();
+    standins.push(standin);
+    const opened = await pglite.open({
+      warn: (m) => logged.push(m),
+      config: { dimension: 8, pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 1_000, maxRetries: 0, controllerHostUrl: standin.url }, pineconeApiKey: standin.key, tierStores: { pro: "pinecone" } } as BulkheadOptions["config"],
+    });
+    bh = opened.bulkhead;
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "canary-7f3a9", values: vec(1) }]);
+    for (const status of [409, 500, 503]) {
+      standin.failNext(1, status, "/vectors/fetch");
+      const err = await bh.dataManager.fetchDocuments("tenant-a", ["canary-7f3a9"]).catch((e) => e);
+      for (const text of [err.message, describeError(err), ...logged]) {
+        expect(text).not.toContain("canary-7f3a9");
+        expect(text).not.toContain("127.0.0.1");
+        expect(text).not.toContain("injected failure");
+        expect(text).not.toContain(standin.key);
+      }
+    }
   });
 
   it("keeps shared indexes within the plan's namespace limit and provisions the next one ahead of need", async () => {

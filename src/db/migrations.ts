@@ -644,6 +644,47 @@ $fn$;
 `;
     },
   },
+  {
+    version: 14,
+    name: "record ids of tenants in stores outside PostgreSQL",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const lit = `'${schema.replace(/'/g, "''")}'`;
+      // The search path every function run as the owner has (migration 13).
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+      return `
+-- The ids each tenant holds in a store outside PostgreSQL (Pinecone), kept by the catalogue in the
+-- fence of every write: which ids of a batch are new (the document quota) and which a delete
+-- removed, exactly, whatever the remote store's read consistency — and without asking it first.
+CREATE TABLE ${s}.remote_ids (
+  tenant_id text NOT NULL REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  id        text NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+);
+SELECT ${s}.protect_table('remote_ids');
+GRANT SELECT, INSERT, DELETE ON ${s}.remote_ids TO ${r};
+
+-- The data plane's grants (migration 13), with remote_ids.
+CREATE OR REPLACE FUNCTION ${s}.grant_data_plane(p_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = ${definerPath} AS $fn$
+DECLARE t text;
+BEGIN
+  INSERT INTO data_plane_roles (role) VALUES (p_role) ON CONFLICT DO NOTHING;
+  EXECUTE format('GRANT USAGE ON SCHEMA ${s} TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON document_counts, daily_query_counts, move_changes TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, DELETE ON remote_ids TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION current_tenant(), check_placement(text, int), lock_tenant_writes(text), '
+    'count_daily_query(text, date, int), enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
+  FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, p_role);
+  END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

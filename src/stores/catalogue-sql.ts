@@ -64,4 +64,24 @@ export const catalogueSql = {
 
   /** $1 tenant, $2 ids removed. */
   removeDocuments: "UPDATE document_counts SET documents = GREATEST(documents - $2, 0) WHERE tenant_id = $1",
+
+  /** $1 tenant, $2 ids given back (a failed delete undone): added without the quota check. */
+  restoreDocuments: `
+    INSERT INTO document_counts AS c (tenant_id, documents) VALUES ($1, $2)
+    ON CONFLICT (tenant_id) DO UPDATE SET documents = c.documents + EXCLUDED.documents`,
+
+  /**
+   * A store outside PostgreSQL: $1 tenant, $2 JSON array of ids, recorded as the tenant's; returns
+   * those that were new to it (what its quota counts).
+   */
+  recordIds: `INSERT INTO remote_ids (tenant_id, id) SELECT $1, jsonb_array_elements_text($2::jsonb) ON CONFLICT DO NOTHING RETURNING id`,
+
+  /** $1 tenant, $2 JSON array of ids no longer the tenant's; returns those it had. */
+  forgetIds: "DELETE FROM remote_ids WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb)) RETURNING id",
+
+  /** $1 tenant: every id recorded for it (it left the store, or its data is being replaced). */
+  forgetAllIds: "DELETE FROM remote_ids WHERE tenant_id = $1",
+
+  /** $1 tenant: how many ids it holds in the store. */
+  countIds: "SELECT count(*)::int AS n FROM remote_ids WHERE tenant_id = $1",
 };

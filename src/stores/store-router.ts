@@ -97,10 +97,23 @@ export class StoreRouter implements VectorStore {
     return p.slot === null ? Promise.resolve() : this.cell(p.store).createNamespace(p.indexId, p.slot, p.tenantId);
   }
 
-  /** Home only: other stores' storage is dropped by reconciling them once the home catalogue no longer claims it. */
+  /** Home only, in the catalogue's transaction: other stores' storage goes after the commit (`dropAfterCommit`). */
   dropStorage(tx: Queryable, p: Placement): Promise<void> {
-    if (p.store !== HOME_STORE) return Promise.reject(new Error(`internal: storage in store ${p.store} is dropped by reconciling it`));
+    if (p.store !== HOME_STORE) return Promise.reject(new Error(`internal: storage in store ${p.store} is dropped after the catalogue commits`));
     return this.home.dropStorage(tx, p);
+  }
+
+  /**
+   * Storage a committed placement change left: deleted now in a remote store; a cell's goes when
+   * the cell is reconciled; home's went in the catalogue's transaction.
+   */
+  async dropAfterCommit(p: Placement): Promise<void> {
+    await this.remotes.get(p.store)?.dropStorage(undefined, p);
+  }
+
+  /** Whether `name` is a store outside PostgreSQL (its tenants' ids recorded in the catalogue). */
+  isRemote(name: string): boolean {
+    return this.remotes.has(name);
   }
 
   upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {

@@ -185,6 +185,8 @@ export interface MovableStore extends VectorStore {
  * catalogue, its storage removed by reconciling it with the catalogue after each commit.
  */
 export interface RemoteStore extends MovableStore {
+  /** Deletes a placement's storage after the catalogue committed its change (no transaction to join). */
+  dropStorage(tx: Queryable | undefined, placement: Placement): Promise<void>;
   /** Deletes indexes and namespaces no claim needs. */
   reconcile(claims: readonly CellClaim[], indexes: readonly IndexSpec[]): Promise<ReconcileReport>;
   /** Records the tenant still has anywhere in this store, found by listing: erasure's proof. */

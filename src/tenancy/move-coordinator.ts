@@ -7,6 +7,7 @@ import { copyOnline, type MoveOptions, type MovePhase, type PlacementMove } from
 import { registrySql as sql } from "./registry-sql.js";
 import type { SlotAllocation } from "./slot-allocation.js";
 import type { StoreReconciliation } from "./store-reconciliation.js";
+import { describeError } from "../monitoring/safe-error.js";
 import { assertTenantId, isDedicatedTier, storeOfTier, type Tenant } from "./tenant.js";
 
 export interface MoveRow {
@@ -47,6 +48,8 @@ export interface RegistryHost {
   forget(tenantId: string): void;
   ensureAnnIndex(tenant: Tenant): Promise<boolean>;
   assertTier(tier: unknown): asserts tier is TenantTier;
+  /** Where failures after a commit are logged (they are not thrown: the change happened). */
+  warn(message: string): void;
 }
 
 
@@ -112,7 +115,7 @@ export class MoveCoordinator {
       },
       options,
     );
-    await this.db.transaction(async (tx) => {
+    const left = await this.db.transaction(async (tx) => {
       const current = await this.host.lockForPlacementChange(tx, tenantId);
       if (current.placement.epoch !== from.placement.epoch) throw new MoveConflictError(tenantId, `tenant "${tenantId}" changed while it was being moved (rolled back or deleted elsewhere)`);
       const src = current.placement;
@@ -128,11 +131,14 @@ export class MoveCoordinator {
           for (const statement of sql.clearHomeCounters) await tx.query(statement, [tenantId]);
         });
       }
+      // Leaving a store outside PostgreSQL: the catalogue's record of the tenant's ids there goes too.
+      if (this.store.isRemote(src.store) && !this.store.isRemote(to.store)) await tx.inTenant(tenantId, () => tx.query(sql.forgetRemoteIds, [tenantId]));
       if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [src.indexId]);
       await this.host.announce(tx, tenantId);
+      return src;
     });
     this.host.forget(tenantId);
-    await this.reconciliation.reconcile(cellsOf(from.placement, to)); // drops what the tenant left in a cell
+    await this.cleanUp(tenantId, cellsOf(from.placement, to), [left]); // what the tenant left in a cell or a remote store
     const moved = await this.host.getTenant(tenantId);
     options.onProgress?.({ tenantId, phase: "switched", copied: row.total, total: row.total, caughtUp: 0 });
     await this.host.ensureAnnIndex(moved);
@@ -142,16 +148,16 @@ export class MoveCoordinator {
   /** Discards a recorded move: the copy and its change log are dropped, the tenant stays where it is. */
   async rollbackMove(tenantId: string): Promise<Tenant> {
     assertTenantId(tenantId);
-    const cells = await this.db.transaction(async (tx) => {
+    const [cells, target] = await this.db.transaction(async (tx) => {
       const current = await this.host.lockForPlacementChange(tx, tenantId);
       const row = await this.loadMove(tenantId, tx);
-      await this.dropMoveTarget(tx, current, row);
+      const target = await this.dropMoveTarget(tx, current, row);
       await tx.query(sql.bumpEpoch, [tenantId]);
       await this.host.announce(tx, tenantId);
-      return cellsOf(current.placement, { store: row.to_store });
+      return [cellsOf(current.placement, { store: row.to_store }), target] as const;
     });
     this.host.forget(tenantId);
-    await this.reconciliation.reconcile(cells); // the source fenced at the new epoch, the target's copy dropped
+    await this.cleanUp(tenantId, cells, [target]); // the source fenced at the new epoch, the target's copy dropped
     return this.host.getTenant(tenantId);
   }
 
@@ -275,11 +281,27 @@ export class MoveCoordinator {
    * Drops what a move created (its target namespace or index and the change log) and forgets the
    * move. In a cell, the copy and the change log go when the caller reconciles the cells after its commit.
    */
-  async dropMoveTarget(tx: Transaction, current: Tenant, row: MoveRow): Promise<void> {
+  async dropMoveTarget(tx: Transaction, current: Tenant, row: MoveRow): Promise<Placement> {
+    const target = this.moveTargetPlacement(current, row);
     if (this.store.fencedAtHome(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
+    // A copy into a store outside PostgreSQL recorded its ids; the tenant stays where it is.
+    if (this.store.isRemote(row.to_store) && !this.store.isRemote(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query(sql.forgetRemoteIds, [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);
-    if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, this.moveTargetPlacement(current, row));
+    if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, target);
     if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);
+    return target;
+  }
+
+  /**
+   * After a placement change committed: the storage it left in a remote store deleted, and the
+   * cells and remote stores involved reconciled. Failures are logged, not thrown — the change has
+   * happened; reconciliation repairs what is left at the next change, refusal or start.
+   */
+  async cleanUp(tenantId: string, stores: readonly string[], left: readonly Placement[]): Promise<void> {
+    for (const p of left) {
+      await this.store.dropAfterCommit(p).catch((err) => this.host.warn(`bulkhead: deleting what tenant ${tenantId} left in store ${p.store} failed; reconciliation will: ${describeError(err)}`));
+    }
+    await this.reconciliation.reconcile(stores).catch((err) => this.host.warn(`bulkhead: reconciling ${stores.join(", ")} after a change of tenant ${tenantId} failed; it is retried at the next change, refusal or start: ${describeError(err)}`));
   }
 
   async loadMove(tenantId: string, q: Queryable = this.db): Promise<MoveRow> {

@@ -97,6 +97,7 @@ export class TenantRegistry {
     private readonly store: StoreRouter,
     private readonly config: RegistryConfig,
     cacheTtlMs = 300_000,
+    private readonly warn: (message: string) => void = (m) => console.warn(m),
   ) {
     this.cache = new TenantCache<Tenant>(cacheTtlMs);
     this.channel = changeChannel(db.schema);
@@ -109,6 +110,7 @@ export class TenantRegistry {
       forget: (id) => this.forget(id),
       ensureAnnIndex: (t) => this.ensureAnnIndex(t),
       assertTier,
+      warn: (m) => this.warn(m),
     });
   }
 
@@ -339,18 +341,20 @@ export class TenantRegistry {
   /** Deletes the tenant, its vectors and its namespace or dedicated index; the namespace slot is freed. */
   async deleteTenant(tenantId: string): Promise<void> {
     assertTenantId(tenantId);
-    const cells = await this.db.transaction(async (tx) => {
+    const [stores, left] = await this.db.transaction(async (tx) => {
       const tenant = await this.lockForPlacementChange(tx, tenantId);
       const move = tenant.placement.moving ? await this.moves.loadMove(tenantId, tx) : undefined;
-      if (move) await this.moves.dropMoveTarget(tx, tenant, move);
+      const target = move ? await this.moves.dropMoveTarget(tx, tenant, move) : undefined;
       if (tenant.placement.store === HOME_STORE) await this.store.dropStorage(tx, tenant.placement);
       await tx.query(sql.deleteTenant, [tenantId]);
       if (tenant.dedicatedIndex) await tx.query(sql.deleteIndex, [tenant.placement.indexId]);
       await this.announce(tx, tenantId);
-      return cellsOf(tenant.placement, { store: move?.to_store ?? HOME_STORE });
+      return [cellsOf(tenant.placement, { store: move?.to_store ?? HOME_STORE }), [tenant.placement, ...(target ? [target] : [])]] as const;
     });
     this.forget(tenantId);
-    await this.reconcileCells(cells); // the tenant's vectors, counters and mirror in a cell
+    // Its vectors in a remote store, and its vectors, counters and mirror in a cell. The deletion has
+    // committed: a failure here is logged, and erasure's proof reports what is left.
+    await this.moves.cleanUp(tenantId, stores, left);
   }
 
 

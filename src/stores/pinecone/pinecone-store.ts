@@ -1,6 +1,6 @@
 import { Pinecone, type Index, type RecordMetadata } from "@pinecone-database/pinecone";
 import type { Queryable, TenantDb, Transaction } from "../../db/db.js";
-import { MoveConflictError, PlacementMovedError, QuotaExceededError, StoreUnavailableError } from "../../errors.js";
+import { BulkheadError, MoveConflictError, PlacementMovedError, QuotaExceededError, StoreRejectedError, StoreUnavailableError, ValidationError } from "../../errors.js";
 import { catalogueSql as sql } from "../catalogue-sql.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import {
@@ -40,9 +40,38 @@ export interface PineconeSettings {
 /** Pinecone's published limits that shape calls: records per upsert, ids per fetch, ids per list page. */
 const UPSERT_RECORDS = 1000;
 const UPSERT_BYTES = 2 * 1024 * 1024 - 64 * 1024; // 2 MB per request, less room for the envelope
-const FETCH_IDS = 100;
 const LIST_PAGE = 100;
 const DELETE_IDS = 1000;
+/** Ids per fetch, and the most characters of ids in one fetch's query string. */
+const FETCH_IDS = 100;
+const FETCH_URL_CHARS = 6_000;
+/** The most a query's filter (with the tenant scope) may be as JSON: larger requests are refused before they are sent. */
+const MAX_FILTER_BYTES = 64 * 1024;
+
+/** A tenant's restore staging namespace (tenant ids cannot hold ".", so no tenant's namespace is one). */
+const staging = (p: Placement): Placement => ({ ...p, namespace: `${p.namespace}.restore` });
+
+/** Ids in batches for GET requests: at most FETCH_IDS, and at most FETCH_URL_CHARS of encoded ids. */
+function urlBatches(ids: readonly string[]): string[][] {
+  const batches: string[][] = [];
+  let batch: string[] = [];
+  let chars = 0;
+  for (const id of ids) {
+    const size = encodeURIComponent(id).length + 5;
+    if (batch.length > 0 && (batch.length === FETCH_IDS || chars + size > FETCH_URL_CHARS)) {
+      batches.push(batch);
+      batch = [];
+      chars = 0;
+    }
+    batch.push(id);
+    chars += size;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
+/** An error's class name only: what a log line may say of a failure whose message could carry a URL or ids. */
+const safeName = (err: unknown) => (err as { code?: string; name?: string })?.code ?? (err as Error)?.name ?? "error";
 
 /**
  * Vectors in Pinecone serverless indexes: a namespace per tenant in a shared index, or a dedicated
@@ -128,111 +157,174 @@ export class PineconeStore implements RemoteStore {
     if (p.slot !== null) await this.dropNamespace(p);
   }
 
-  /** Storage outside the catalogue's database is dropped by `reconcile`, after the catalogue commits. */
-  dropStorage(): Promise<void> {
-    return Promise.reject(new Error(`internal: storage in store ${this.name} is dropped by reconciling it`));
+  /**
+   * Deletes a placement's storage: the tenant's namespace (and any restore staging) in a shared
+   * index, or the dedicated index. Called after the catalogue committed the change; reconciliation
+   * is the backstop when this fails.
+   */
+  async dropStorage(_tx: Queryable | undefined, p: Placement): Promise<void> {
+    if (p.slot === null) {
+      await this.removeIfThere("deleting an index", () => this.pc.deleteIndex(this.indexName(p)));
+      this.indexes.delete(this.indexName(p));
+      return;
+    }
+    await this.dropNamespace(p);
+    await this.dropNamespace(staging(p));
   }
 
+  /**
+   * 1. In the catalogue (fenced, committed): the batch's ids recorded — those new to the tenant are
+   *    counted against its quota (refused whole past it) — and, during a move, logged.
+   * 2. The records written to Pinecone (idempotent; several requests past 1,000 records or 2 MB).
+   * 3. In the catalogue again: the placement checked once more (a move that switched meanwhile
+   *    means the write is redone on the new placement), and logged again during a move.
+   * No catalogue transaction is held while Pinecone works. If the write fails, the new ids of the
+   * records not written are forgotten again, and the error says how much was written.
+   */
   async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
-    return this.fenced(p, true, async (tx) => {
-      const existing = await this.existingIds(p, records.map((r) => r.id));
-      const added = records.length - existing.size;
+    const ids = JSON.stringify(records.map((r) => r.id));
+    const { added, documents } = await this.fenced(p, async (tx) => {
+      const fresh = new Set((await tx.query<{ id: string }>(sql.recordIds, [p.tenantId, ids])).map((r) => r.id));
       let documents: number;
       try {
-        documents = (await tx.query<{ documents: number }>(sql.addDocuments, [p.tenantId, added, maxDocuments]))[0]!.documents;
+        documents = (await tx.query<{ documents: number }>(sql.addDocuments, [p.tenantId, fresh.size, maxDocuments]))[0]!.documents;
       } catch (err) {
         if ((err as { code?: string }).code !== "BHQ01") throw err;
         const current = Number((err as { detail?: string }).detail);
         throw new QuotaExceededError("maxDocuments", maxDocuments, current, `tenant "${p.tenantId}" stores ${current} of its ${maxDocuments} documents; this batch would add more than the ${maxDocuments - current} left, so none of it was written`);
       }
       if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, JSON.stringify(records.map((r) => ({ id: r.id })))]);
-      await this.write(p, records);
-      return { upserted: records.length, added, documents };
+      return { added: fresh, documents };
     });
+    try {
+      await this.write(p, records);
+    } catch (err) {
+      const written = (err as { written?: number }).written ?? 0;
+      const unwritten = records.slice(written).map((r) => r.id).filter((id) => added.has(id));
+      if (unwritten.length > 0) {
+        await this.fenced(p, async (tx) => {
+          await tx.query(sql.forgetIds, [p.tenantId, JSON.stringify(unwritten)]);
+          await tx.query(sql.removeDocuments, [p.tenantId, unwritten.length]);
+        }, { checked: false }).catch((e) => this.warn(`bulkhead: after a failed write of tenant ${p.tenantId} to store ${this.name}, forgetting its unwritten ids failed (its document count may be high by ${unwritten.length}): ${safeName(e)}`));
+      }
+      throw err;
+    }
+    await this.fenced(p, async (tx) => {
+      if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, JSON.stringify(records.map((r) => ({ id: r.id })))]);
+    });
+    return { upserted: records.length, added: added.size, documents };
   }
 
   async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }> {
     compileFilter(filter, 1); // validates it with the same rules and limits as every store; throws ValidationError
     const scoped = filter && Object.keys(filter).length > 0 ? { $and: [{ tenant_id: { $eq: p.tenantId } }, filter] } : { tenant_id: { $eq: p.tenantId } };
-    return this.fenced(p, false, async (tx) => {
-      let queriesToday: number | undefined;
-      if (count) {
-        try {
-          queriesToday = (await tx.query<{ queries: number }>(sql.countDailyQuery, [p.tenantId, count.day, count.limit]))[0]!.queries;
-        } catch (err) {
-          if ((err as { code?: string }).code === "BHQ02") throw new DailyQueriesUsedUpError(Number((err as { detail?: string }).detail));
-          throw err;
-        }
+    if (Buffer.byteLength(JSON.stringify(scoped)) > MAX_FILTER_BYTES) throw new ValidationError("filter", `is larger than the ${MAX_FILTER_BYTES} bytes this store (Pinecone) takes as JSON`);
+    const queriesToday = await this.fenced(p, async (tx) => {
+      if (!count) return undefined;
+      try {
+        return (await tx.query<{ queries: number }>(sql.countDailyQuery, [p.tenantId, count.day, count.limit]))[0]!.queries;
+      } catch (err) {
+        if ((err as { code?: string }).code === "BHQ02") throw new DailyQueriesUsedUpError(Number((err as { detail?: string }).detail));
+        throw err;
       }
-      const answer = await this.remote("querying", () => this.ns(p).query({ vector: [...vector], topK, filter: scoped, includeMetadata: true }));
-      const matches = answer.matches.map((m) => ({
-        id: m.id,
-        // Pinecone reports euclidean as the squared distance; Bulkhead's scores are distances in every store.
-        score: p.metric === "euclidean" ? Math.sqrt(m.score ?? 0) : (m.score ?? 0),
-        metadata: (m.metadata ?? {}) as Record<string, unknown>,
-        tenantId: String((m.metadata as { tenant_id?: unknown } | undefined)?.tenant_id ?? ""),
-      }));
-      return { matches, queriesToday };
     });
+    const answer = await this.remote("querying", () => this.ns(p).query({ vector: [...vector], topK, filter: scoped, includeMetadata: true }));
+    await this.recheck(p);
+    const matches = answer.matches.map((m) => ({
+      id: m.id,
+      // Pinecone reports euclidean as the squared distance; Bulkhead's scores are distances in every store.
+      score: p.metric === "euclidean" ? Math.sqrt(m.score ?? 0) : (m.score ?? 0),
+      metadata: (m.metadata ?? {}) as Record<string, unknown>,
+      tenantId: String((m.metadata as { tenant_id?: unknown } | undefined)?.tenant_id ?? ""),
+    }));
+    return { matches, queriesToday };
   }
 
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
-    return this.fenced(p, false, () => this.fetchRows(p, ids));
+    await this.recheck(p);
+    const rows = await this.fetchRows(p, ids);
+    await this.recheck(p);
+    return rows;
   }
 
+  /** Like `upsert`: the ids removed from the catalogue's record first (only those the tenant had count), then from Pinecone. */
   async delete(p: Placement, ids: readonly string[]): Promise<number> {
-    return this.fenced(p, true, async (tx) => {
-      const existing = await this.existingIds(p, ids);
-      if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, JSON.stringify(ids)]);
-      for (let i = 0; i < ids.length; i += DELETE_IDS) await this.remote("deleting", () => this.ns(p).deleteMany({ ids: ids.slice(i, i + DELETE_IDS) as string[] }));
-      if (existing.size > 0) await tx.query(sql.removeDocuments, [p.tenantId, existing.size]);
-      return existing.size;
+    const json = JSON.stringify(ids);
+    const removed = await this.fenced(p, async (tx) => {
+      const gone = (await tx.query<{ id: string }>(sql.forgetIds, [p.tenantId, json])).map((r) => r.id);
+      if (gone.length > 0) await tx.query(sql.removeDocuments, [p.tenantId, gone.length]);
+      if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, json]);
+      return gone;
     });
+    try {
+      for (let i = 0; i < ids.length; i += DELETE_IDS) await this.remote("deleting", () => this.ns(p).deleteMany({ ids: ids.slice(i, i + DELETE_IDS) as string[] }));
+    } catch (err) {
+      // Not deleted (or not all): the records stay the tenant's, counted as before. Deleting is idempotent: retry.
+      if (removed.length > 0) {
+        await this.fenced(p, async (tx) => {
+          await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(removed)]);
+          await tx.query(sql.restoreDocuments, [p.tenantId, removed.length]);
+        }, { checked: false }).catch((e) => this.warn(`bulkhead: after a failed delete of tenant ${p.tenantId} in store ${this.name}, restoring its ids failed (its document count may be low by ${removed.length}): ${safeName(e)}`));
+      }
+      throw err;
+    }
+    await this.fenced(p, async (tx) => {
+      if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, json]);
+    });
+    return removed.length;
   }
 
-  /** Pinecone's namespace count (describe_index_stats): cheap, and — like everything Pinecone reads — eventually consistent. */
+  /** The tenant's ids as the catalogue records them (exact; Pinecone's own statistics lag behind writes). */
   async count(p: Placement): Promise<number> {
-    return this.fenced(p, false, async () => {
-      const stats = await this.remote("counting", () => this.index(p).describeIndexStats());
-      return stats.namespaces?.[p.namespace]?.recordCount ?? 0;
-    });
+    return this.fenced(p, async (tx) => (await tx.query<{ n: number }>(sql.countIds, [p.tenantId]))[0]!.n);
   }
 
   async page(p: Placement, afterId: string | null, limit: number): Promise<StoredVector[]> {
-    return this.fenced(p, false, async () => this.fetchRows(p, await this.listIds(p, afterId, limit)));
+    await this.recheck(p);
+    const rows = await this.fetchRows(p, await this.listIds(p, afterId, limit));
+    await this.recheck(p);
+    return rows;
   }
 
   /**
    * Pinecone cannot swap a namespace's contents at once. The batches go to a staging namespace
-   * first (a failure there — the backup file failing its re-check — leaves the tenant untouched);
-   * then, with the tenant's writes held, the live namespace is cleared and the staged records
-   * copied in, and the staging namespace deleted. A failure during that last copy is reported
-   * (nothing acknowledged) and leaves the tenant partly restored: restore again.
+   * first; its listing must then hold exactly what was staged (a failure so far — the backup file
+   * failing its re-check, a staging record missing — leaves the tenant untouched). Then, with the
+   * tenant's writes held, the live namespace is cleared, the staged records copied in and the
+   * catalogue's ids and count set. A failure during that last copy is reported (nothing
+   * acknowledged) and leaves the tenant partly restored: restore again.
    */
   async replaceAll(p: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number> {
     if (p.moving) throw new MoveConflictError(p.tenantId, `tenant "${p.tenantId}" is being moved; finish or roll back the move before replacing its data`);
-    const staging = { ...p, namespace: `${p.namespace}.restore` };
-    await this.dropNamespace(staging);
+    const side = staging(p);
+    await this.dropNamespace(side);
     try {
-      let n = 0;
+      const ids: string[] = [];
       for await (const batch of batches) {
         if (batch.length === 0) continue;
-        await this.write(staging, batch);
-        n += batch.length;
+        await this.write(side, batch);
+        for (const r of batch) ids.push(r.id);
       }
-      return await this.fenced(p, true, async (tx) => {
+      const staged = await this.countListed(side);
+      if (staged !== ids.length) {
+        throw new StoreUnavailableError(this.name, `the restore staged ${ids.length} records in store ${this.name} (Pinecone) but ${staged} are listed there (still settling, or removed meanwhile); nothing was changed — retry the restore`);
+      }
+      return await this.fenced(p, async (tx) => {
+        await tx.query(sql.lockTenantWrites, [p.tenantId]);
         await this.dropNamespace(p);
         for (let after: string | null = null; ; ) {
-          const ids = await this.listIds(staging, after, LIST_PAGE);
-          if (ids.length === 0) break;
-          await this.write(p, await this.fetchRows(staging, ids));
-          after = ids.at(-1)!;
+          const page = await this.listIds(side, after, LIST_PAGE);
+          if (page.length === 0) break;
+          await this.write(p, await this.fetchRows(side, page));
+          after = page.at(-1)!;
         }
-        await tx.query(sql.setDocumentCount, [p.tenantId, n]);
-        return n;
-      });
+        await tx.query(sql.forgetAllIds, [p.tenantId]);
+        for (let i = 0; i < ids.length; i += 10_000) await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(ids.slice(i, i + 10_000))]);
+        await tx.query(sql.setDocumentCount, [p.tenantId, ids.length]);
+        return ids.length;
+      }, { db: this.mover });
     } finally {
-      await this.dropNamespace(staging).catch((err) => this.warn(`bulkhead: deleting the restore staging namespace of tenant ${p.tenantId} in store ${this.name} failed (reconciliation removes it): ${(err as Error).name}`));
+      await this.dropNamespace(side).catch((err) => this.warn(`bulkhead: deleting the restore staging namespace of tenant ${p.tenantId} in store ${this.name} failed (reconciliation removes it): ${safeName(err)}`));
     }
   }
 
@@ -250,33 +342,43 @@ export class PineconeStore implements RemoteStore {
   }
 
   async copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]> {
-    const rows = await this.fenced(p, false, async () => this.fetchRows(p, await this.listIds(p, afterId, Math.min(limit, LIST_PAGE))), this.mover);
-    return rows.map(toMoved);
+    return (await this.page(p, afterId, Math.min(limit, LIST_PAGE))).map(toMoved);
   }
 
-  /** Overwrites `rows` and removes `gone` in the target (idempotent; the catalogue's change log says what to re-copy). */
-  async writeCopies(p: Placement, rows: readonly MovedRow[], gone: readonly string[]): Promise<void> {
+  /**
+   * Overwrites `rows` and removes `gone` in the target, keeping the catalogue's record of the
+   * tenant's ids in step (recorded before writing: a copy that fails is redone, or rolled back).
+   */
+  async writeCopies(p: Placement, rows: readonly MovedRow[], gone: readonly string[], tx?: Transaction): Promise<void> {
+    const record = async (q: Queryable) => {
+      if (rows.length > 0) await q.query(sql.recordIds, [p.tenantId, JSON.stringify(rows.map((r) => r.id))]);
+      if (gone.length > 0) await q.query(sql.forgetIds, [p.tenantId, JSON.stringify(gone)]);
+    };
+    if (tx) await tx.inTenant(p.tenantId, () => record(tx));
+    else await this.mover.withTenant(p.tenantId, record);
     if (rows.length > 0) await this.write(p, rows.map(fromMoved));
     for (let i = 0; i < gone.length; i += DELETE_IDS) await this.remote("deleting", () => this.ns(p).deleteMany({ ids: gone.slice(i, i + DELETE_IDS) as string[] }));
   }
 
   catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
-    return this.drainChanges(from, limit, (rows, gone) => this.writeCopies(to, rows, gone));
+    return this.drainChanges(from, limit, (rows, gone, held) => this.writeCopies(to, rows, gone, held));
   }
 
   async pendingChanges(from: Placement): Promise<number> {
-    return this.fenced(from, false, async (tx) => (await tx.query<{ n: number }>(sql.pendingChanges, [from.tenantId]))[0]!.n, this.mover);
+    return this.fenced(from, async (tx) => (await tx.query<{ n: number }>(sql.pendingChanges, [from.tenantId]))[0]!.n, { db: this.mover });
   }
 
   /** Within this store, the switch's last changes and counts (the registry's transaction holds the tenant). */
   async finishCopy(tx: Transaction, from: Placement, to: Placement): Promise<{ from: number; to: number }> {
-    while ((await this.drainChanges(from, 10_000, (rows, gone) => this.writeCopies(to, rows, gone), tx)) > 0);
+    while ((await this.drainChanges(from, 10_000, (rows, gone) => this.writeCopies(to, rows, gone, tx), tx)) > 0);
     return { from: await this.countIn(tx, from), to: await this.countIn(tx, to) };
   }
 
   /**
    * Claims up to `limit` ids the tenant's writes logged in the catalogue, reads them here (or finds
-   * them gone), hands both to `write` and only then clears them from the log. In `tx` during the switch.
+   * them gone), hands both to `write` and only then clears them from the log. In `tx` during the
+   * switch; otherwise in a catalogue transaction of its own, held while Pinecone is read (a move's
+   * catch-up, on the control plane: its claim must hold the logged ids until they are copied).
    */
   async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[], held: Transaction) => Promise<void>, tx?: Transaction): Promise<number> {
     const run = async (q: Transaction) => {
@@ -289,18 +391,12 @@ export class PineconeStore implements RemoteStore {
       return ids.length;
     };
     if (tx) return tx.inTenant(from.tenantId, () => run(tx));
-    return this.fenced(from, false, run, this.mover);
+    return this.fenced(from, run, { db: this.mover });
   }
 
-  /** The switch's count: exact, by listing every id (describe_index_stats may lag). */
-  async countIn(_tx: Transaction, p: Placement): Promise<number> {
-    let n = 0;
-    for (let after: string | null = null; ; ) {
-      const ids = await this.listIds(p, after, LIST_PAGE);
-      n += ids.length;
-      if (ids.length < LIST_PAGE) return n;
-      after = ids.at(-1)!;
-    }
+  /** The switch's count: exact, by listing every id in Pinecone (what the copy really holds). */
+  countIn(_tx: Transaction, p: Placement): Promise<number> {
+    return this.countListed(p);
   }
 
   // ---- Reconciliation and erasure: this store agrees with the catalogue.
@@ -324,7 +420,8 @@ export class PineconeStore implements RemoteStore {
       if (spec.kind !== "shared") continue;
       const claimed = new Set(claims.filter((c) => c.indexId === spec.id).map((c) => c.tenant));
       for (const namespace of await this.namespacesOf(name)) {
-        if (claimed.has(namespace)) continue;
+        // A claimed tenant's own namespace, or its restore being staged (a restore in progress).
+        if (claimed.has(namespace) || claimed.has(namespace.replace(/\.restore$/, ""))) continue;
         await this.removeIfThere("deleting a namespace", () => this.index({ indexId: spec.id }).deleteNamespace(namespace));
         report.storageDropped.push(`${name}/${namespace}`);
       }
@@ -363,21 +460,25 @@ export class PineconeStore implements RemoteStore {
   // ---- Internals.
 
   /**
-   * Runs `fn` in a catalogue transaction of the tenant that passed the placement check (so it holds
-   * the tenant's placement lock shared: a switch waits for it) and, for writes, holds the tenant's
-   * write lock (its writes are serialised, so counting new ids cannot race).
+   * Runs `fn` in a short catalogue transaction of the tenant behind the placement check (so a
+   * switch in progress is waited for, and a stale placement refused with `PlacementMovedError`).
+   * Never held across a call to Pinecone on the data path: an embedded database has one connection.
    */
-  private async fenced<T>(p: Placement, write: boolean, fn: (tx: Transaction) => Promise<T>, db: TenantDb = this.catalogue): Promise<T> {
+  private async fenced<T>(p: Placement, fn: (tx: Transaction) => Promise<T>, options: { db?: TenantDb; checked?: boolean } = {}): Promise<T> {
     try {
-      return await db.withTenant(p.tenantId, async (tx) => {
-        await tx.query(sql.checkPlacement, [p.tenantId, p.epoch]);
-        if (write) await tx.query(sql.lockTenantWrites, [p.tenantId]);
+      return await (options.db ?? this.catalogue).withTenant(p.tenantId, async (tx) => {
+        if (options.checked !== false) await tx.query(sql.checkPlacement, [p.tenantId, p.epoch]);
         return fn(tx);
       });
     } catch (err) {
       if ((err as { code?: string }).code === "BHP01") throw new PlacementMovedError(p.tenantId);
       throw err;
     }
+  }
+
+  /** The placement check alone: before a read (a switch in progress is waited for) and after it (a switch meanwhile means the read may have seen a dropped placement: redone). */
+  private recheck(p: Placement): Promise<void> {
+    return this.fenced(p, async () => undefined);
   }
 
   private index(p: { indexId: number }): Index<RecordMetadata> {
@@ -391,31 +492,44 @@ export class PineconeStore implements RemoteStore {
     return this.index(p).namespace(p.namespace);
   }
 
-  /** Upserts in requests of at most 1,000 records and ~2 MB. Idempotent (same ids, same values), so a retried request is safe. */
+  /**
+   * Upserts in requests of at most 1,000 records and 2 MB, each record measured as the JSON it is
+   * sent as. Idempotent (same ids, same values), so a retried request is safe. A failure carries
+   * `written`: how many of `records` (in order) had been acknowledged before it.
+   */
   private async write(p: Placement, records: readonly VectorRecord[]): Promise<void> {
-    let chunk: VectorRecord[] = [];
+    let written = 0;
+    let chunk: { id: string; values: number[]; metadata: RecordMetadata }[] = [];
     let bytes = 0;
     const flush = async () => {
       if (chunk.length === 0) return;
-      const batch = chunk.map((r) => ({ id: r.id, values: [...r.values], metadata: r.metadata as RecordMetadata }));
+      const batch = chunk;
       chunk = [];
       bytes = 0;
-      await this.remote("writing", () => this.ns(p).upsert({ records: batch }));
+      try {
+        await this.remote("writing", () => this.ns(p).upsert({ records: batch }));
+      } catch (err) {
+        throw Object.assign(err as Error, { written });
+      }
+      written += batch.length;
     };
     for (const r of records) {
-      const size = r.id.length * 3 + r.values.length * 24 + Buffer.byteLength(JSON.stringify(r.metadata));
-      if (chunk.length === UPSERT_RECORDS || (chunk.length > 0 && bytes + size > UPSERT_BYTES)) await flush();
-      chunk.push(r);
+      const record = { id: r.id, values: [...r.values], metadata: r.metadata as RecordMetadata };
+      const size = Buffer.byteLength(JSON.stringify(record)) + 1;
+      if (size > UPSERT_BYTES) throw Object.assign(new ValidationError("documents", `a record of ${size} bytes as JSON is larger than a Pinecone request may be (${UPSERT_BYTES})`), { written });
+      if (chunk.length === UPSERT_RECORDS || bytes + size > UPSERT_BYTES) await flush();
+      chunk.push(record);
       bytes += size;
     }
     await flush();
   }
 
+  /** Fetches by id, in GET requests whose query string stays short (ids are up to 512 bytes; URLs are not). */
   private async fetchRows(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
     const rows: StoredVector[] = [];
-    for (let i = 0; i < ids.length; i += FETCH_IDS) {
-      const answer = await this.remote("reading", () => this.ns(p).fetch({ ids: ids.slice(i, i + FETCH_IDS) as string[] }));
-      for (const id of ids.slice(i, i + FETCH_IDS)) {
+    for (const batch of urlBatches(ids)) {
+      const answer = await this.remote("reading", () => this.ns(p).fetch({ ids: batch }));
+      for (const id of batch) {
         const r = answer.records[id];
         if (!r) continue;
         const metadata = (r.metadata ?? {}) as Record<string, unknown>;
@@ -425,8 +539,15 @@ export class PineconeStore implements RemoteStore {
     return rows;
   }
 
-  private async existingIds(p: Placement, ids: readonly string[]): Promise<Set<string>> {
-    return new Set((await this.fetchRows(p, ids)).map((r) => r.id));
+  /** Every id listed in a namespace, counted. */
+  private async countListed(p: Placement): Promise<number> {
+    let n = 0;
+    for (let after: string | null = null; ; ) {
+      const ids = await this.listIds(p, after, LIST_PAGE);
+      n += ids.length;
+      if (ids.length < LIST_PAGE) return n;
+      after = ids.at(-1)!;
+    }
   }
 
   /**
@@ -460,7 +581,13 @@ export class PineconeStore implements RemoteStore {
     return Object.keys(stats.namespaces ?? {});
   }
 
+  /**
+   * Empties and deletes a namespace. The delete-all goes first: it is a write, ordered after every
+   * write Pinecone acknowledged — also those not visible yet, of a namespace that may not even be
+   * listed yet (a namespace delete would find nothing and leave them to appear later).
+   */
   private async dropNamespace(p: Placement): Promise<void> {
+    await this.removeIfThere("emptying a namespace", () => this.ns(p).deleteAll());
     await this.removeIfThere("deleting a namespace", () => this.ns(p).deleteNamespace(p.namespace));
   }
 
@@ -491,15 +618,42 @@ export class PineconeStore implements RemoteStore {
 const toMoved = (r: StoredVector): MovedRow => ({ id: r.id, embedding: JSON.stringify(r.values), metadata: r.metadata, updated_at: new Date().toISOString() });
 const fromMoved = (r: MovedRow): VectorRecord => ({ id: r.id, values: JSON.parse(r.embedding) as number[], metadata: r.metadata });
 
-/** Pinecone's errors as Bulkhead's: 429 throttled, everything else unavailable; `missing` for a 404. */
-function toStoreError(store: string, what: string, err: unknown): StoreUnavailableError & { missing: boolean } {
+/**
+ * Pinecone's errors as Bulkhead's: 429 throttled; a refusal of what was sent (400, 413, 414, 422,
+ * 431) `StoreRejectedError`; everything else unavailable; `missing` for a 404. The SDK's error is
+ * not kept as the cause: its message holds the request URL (index host, document ids) and
+ * Pinecone's body, which no log line may carry.
+ */
+function toStoreError(store: string, what: string, err: unknown): BulkheadError & { missing: boolean } {
+  if (err instanceof BulkheadError) return Object.assign(err, { missing: false });
   const e = err as { name?: string; status?: number; message?: string; cause?: unknown };
-  const status = typeof e?.status === "number" ? e.status : statusIn(e?.message);
-  const timedOut = e?.name === "TimeoutError" || e?.name === "AbortError" || (e?.cause as { name?: string } | undefined)?.name === "TimeoutError";
-  if (status === 429) return Object.assign(new StoreUnavailableError(store, `Pinecone throttled ${what} (429); retry shortly`, { throttled: true, cause: err }), { missing: false });
-  const reason = timedOut ? "did not answer in time" : status ? `answered ${status}` : `could not be reached (${e?.name ?? "error"})`;
-  return Object.assign(new StoreUnavailableError(store, `store ${store} (Pinecone) ${reason} while ${what}; nothing was acknowledged — retry later`, { cause: err }), { missing: status === 404 || e?.name === "PineconeNotFoundError" });
+  const status = typeof e?.status === "number" ? e.status : (SDK_ERROR_STATUS[e?.name ?? ""] ?? statusIn(e?.message));
+  const timedOut = e?.name === "TimeoutError" || e?.name === "AbortError" || (e?.cause as { name?: string } | undefined)?.name === "TimeoutError" || /timed? ?out|aborted/i.test(e?.message ?? "");
+  const missing = status === 404 || e?.name === "PineconeNotFoundError";
+  if (status === 429) return Object.assign(new StoreUnavailableError(store, `Pinecone throttled ${what} (429); retry shortly`, { throttled: true }), { missing });
+  if (status !== undefined && [400, 413, 414, 422, 431].includes(status)) return Object.assign(new StoreRejectedError(store, `store ${store} (Pinecone) refused ${what} (${status}): the request is more than it takes; nothing was written`), { missing });
+  const reason = timedOut
+    ? "did not answer in time"
+    : status
+      ? `answered ${status}`
+      : e?.name === "PineconeMaxRetriesExceededError"
+        ? "kept failing (5xx, retried)"
+        : `could not be reached (${e?.name ?? "error"})`;
+  return Object.assign(new StoreUnavailableError(store, `store ${store} (Pinecone) ${reason} while ${what}; retry later`), { missing });
 }
+
+/** The SDK's error classes for the statuses it maps (others are PineconeUnmappedHttpError, status in the message). */
+const SDK_ERROR_STATUS: Record<string, number> = {
+  PineconeBadRequestError: 400,
+  PineconeAuthorizationError: 401,
+  PineconeNotFoundError: 404,
+  PineconeMethodNotAllowedError: 405,
+  PineconeConflictError: 409,
+  PineconeUnprocessableEntityError: 422,
+  PineconeInternalServerError: 500,
+  PineconeNotImplementedError: 501,
+  PineconeUnavailableError: 503,
+};
 
 const statusIn = (message: string | undefined) => {
   const m = /Status: (\d{3})/.exec(message ?? "") ?? /status (\d{3})/.exec(message ?? "");
