@@ -59,6 +59,12 @@ export interface PriceBook {
   /** Per-model input/output prices, e.g. `{ "gpt-4o-mini": { inputPer1KTokens: 0.00015, outputPer1KTokens: 0.0006 } }`. */
   llmModels: Readonly<Record<string, Readonly<ModelPrice>>>;
   vectorQuery: number;
+  /**
+   * USD per read unit a store reports for a query (Pinecone serverless: $16 per million on the
+   * Standard plan — check yours). A query whose store reports read units is priced by them instead
+   * of `vectorQuery`.
+   */
+  storeReadUnit: number;
   /** Base cost of one vector index per month (shared or dedicated). */
   vectorIndexMonthly: number;
   postgresMonthly: number;
@@ -377,6 +383,7 @@ const PRICE_SETTINGS: Record<Exclude<keyof PriceBook, "llmModels">, [string, num
   embeddingPer1KTokens: ["BULKHEAD_PRICE_EMBEDDING_PER_1K_TOKENS", 0.0001],
   llmPer1KTokens: ["BULKHEAD_PRICE_LLM_PER_1K_TOKENS", 0.002],
   vectorQuery: ["BULKHEAD_PRICE_VECTOR_QUERY", 0.00001],
+  storeReadUnit: ["BULKHEAD_PRICE_STORE_READ_UNIT", 0.000016],
   vectorIndexMonthly: ["BULKHEAD_PRICE_VECTOR_INDEX_MONTHLY", 50],
   postgresMonthly: ["BULKHEAD_PRICE_POSTGRES_MONTHLY", 30],
   loadBalancerMonitoringMonthly: ["BULKHEAD_PRICE_LOAD_BALANCER_MONITORING_MONTHLY", 35],

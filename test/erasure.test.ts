@@ -28,7 +28,7 @@ for (const backend of BACKENDS) {
 
       const report = await bh.eraseTenant("tenant-a", "test");
       expect(report.verified).toBe(true);
-      expect(report.remaining).toEqual({ daily_query_counts: 0, document_counts: 0, move_changes: 0, tenants: 0, api_keys: 0, placement_moves: 0, ...Object.fromEntries(Object.keys(report.remaining).filter((t) => t.startsWith("vec_")).map((t) => [t, 0])) });
+      expect(report.remaining).toEqual({ daily_query_counts: 0, document_counts: 0, move_changes: 0, remote_ids: 0, tenants: 0, api_keys: 0, placement_moves: 0, ...Object.fromEntries(Object.keys(report.remaining).filter((t) => t.startsWith("vec_")).map((t) => [t, 0])) });
       expect(Object.keys(report.remaining).some((t) => t.startsWith("vec_"))).toBe(true);
       expect(report.retained.usage_events).toBeGreaterThan(0);
 

@@ -327,6 +327,19 @@ describe("pinecone store", () => {
     }
   });
 
+  it("meters a Pinecone query by the read units Pinecone reports, a pgvector query at the flat price", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { usageFlushIntervalMs: 20, prices: { vectorQuery: 0.5, storeReadUnit: 0.001 } } as BulkheadOptions["config"] }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { store: "pinecone" });
+    await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+    for (const t of ["tenant-a", "tenant-b"]) {
+      await bh.dataManager.upsertDocuments(t, [{ id: "1", values: vec(1) }]);
+      await bh.dataManager.queryDocuments(t, vec(1));
+    }
+    await bh.costEngine.flush();
+    expect((await bh.costEngine.getTenantCostSummary("tenant-a")).breakdown.vectorQueries).toBe(0.001); // 1 read unit
+    expect((await bh.costEngine.getTenantCostSummary("tenant-b")).breakdown.vectorQueries).toBe(0.5);
+  });
+
   it("keeps shared indexes within the plan's namespace limit and provisions the next one ahead of need", async () => {
     ({ bh, standin } = await openWithPinecone({ pinecone: { maxNamespacesPerIndex: 2 }, config: { tierStores: { free: "pinecone" } } }));
     for (const id of ["t-1", "t-2", "t-3"]) await bh.registry.registerTenant(id, id, TenantTier.FREE);

@@ -123,7 +123,7 @@ type CostConfig = Pick<BulkheadConfig, "prices" | "planPrices" | "reconciliation
 
 /** What `TenantDataManager` reports as it works, so its operations are metered without the caller doing anything. */
 export interface UsageMeter {
-  meterVectorQuery(tenantId: string, embedTokens?: number): void;
+  meterVectorQuery(tenantId: string, embedTokens?: number, readUnits?: number): void;
   meterVectorWrite(tenantId: string, count: number): void;
 }
 
@@ -133,7 +133,7 @@ export interface UsageMeter {
  * reports turn both into margins against each tier's plan price.
  */
 export class CostAllocationEngine implements UsageMeter {
-  private readonly pico: { embedding: bigint; llm: bigint; vectorQuery: bigint; models: Map<string, { input: bigint; output: bigint }> };
+  private readonly pico: { embedding: bigint; llm: bigint; vectorQuery: bigint; storeReadUnit: bigint; models: Map<string, { input: bigint; output: bigint }> };
 
   constructor(
     private readonly db: Db,
@@ -149,6 +149,7 @@ export class CostAllocationEngine implements UsageMeter {
       embedding: perToken(p.embeddingPer1KTokens, "prices.embeddingPer1KTokens"),
       llm: perToken(p.llmPer1KTokens, "prices.llmPer1KTokens"),
       vectorQuery: usdToPico(p.vectorQuery, "prices.vectorQuery"),
+      storeReadUnit: usdToPico(p.storeReadUnit, "prices.storeReadUnit"),
       models: new Map(Object.entries(p.llmModels).map(([m, mp]) => [m, { input: perToken(mp.inputPer1KTokens, `prices.llmModels.${m}`), output: perToken(mp.outputPer1KTokens, `prices.llmModels.${m}`) }])),
     };
   }
@@ -198,10 +199,17 @@ export class CostAllocationEngine implements UsageMeter {
     return picoToUsd(events.reduce((sum, e) => sum + e.costPico, 0n));
   }
 
-  /** Meter hook for `TenantDataManager`: one vector query (plus embedding tokens when known). */
-  meterVectorQuery(tenantId: string, embedTokens = 0): void {
+  /**
+   * Meter hook for `TenantDataManager`: one vector query (plus embedding tokens when known), priced
+   * by the read units its store reported (Pinecone) or else at the flat query price. A store's
+   * figure is trusted only as a whole number within `LIMITS.vectorQueriesPerCall`; anything else is
+   * priced flat, so no answer from a store can break a bill.
+   */
+  meterVectorQuery(tenantId: string, embedTokens = 0, readUnits?: number): void {
     const now = new Date();
-    const events: UsageEvent[] = [{ tenantId, kind: "vector_query", quantity: 1, costPico: this.pico.vectorQuery, occurredAt: now }];
+    const units = readUnits !== undefined && Number.isSafeInteger(readUnits) && readUnits >= 0 && readUnits <= LIMITS.vectorQueriesPerCall ? readUnits : undefined;
+    const costPico = units === undefined ? this.pico.vectorQuery : BigInt(units) * this.pico.storeReadUnit;
+    const events: UsageEvent[] = [{ tenantId, kind: "vector_query", quantity: 1, costPico, occurredAt: now }];
     if (embedTokens > 0) events.push({ tenantId, kind: "embedding", quantity: embedTokens, costPico: BigInt(embedTokens) * this.pico.embedding, occurredAt: now });
     this.ledger.record(events);
   }

@@ -120,7 +120,7 @@ export class StoreRouter implements VectorStore {
     return this.of(p).upsert(p, records, maxDocuments);
   }
 
-  query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }> {
+  query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number; readUnits?: number }> {
     return this.of(p).query(p, vector, topK, filter, count);
   }
 

@@ -131,9 +131,10 @@ export interface VectorStore {
   /**
    * The tenant's nearest neighbours. With `count`, the query is first counted against the tenant's
    * daily quota, atomically with every other instance's counts; when the day is used up the store
-   * throws `DailyQueriesUsedUpError` and the search does not run. `queriesToday` is the count after this one.
+   * throws `DailyQueriesUsedUpError` and the search does not run. `queriesToday` is the count after
+   * this one; `readUnits`, what the search cost in a store that reports it (Pinecone), for metering.
    */
-  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }>;
+  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number; readUnits?: number }>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;
   count(placement: Placement): Promise<number>;

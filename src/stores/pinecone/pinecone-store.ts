@@ -215,7 +215,7 @@ export class PineconeStore implements RemoteStore {
     return { upserted: records.length, added: added.size, documents };
   }
 
-  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }> {
+  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number; readUnits?: number }> {
     compileFilter(filter, 1); // validates it with the same rules and limits as every store; throws ValidationError
     const scoped = filter && Object.keys(filter).length > 0 ? { $and: [{ tenant_id: { $eq: p.tenantId } }, filter] } : { tenant_id: { $eq: p.tenantId } };
     if (Buffer.byteLength(JSON.stringify(scoped)) > MAX_FILTER_BYTES) throw new ValidationError("filter", `is larger than the ${MAX_FILTER_BYTES} bytes this store (Pinecone) takes as JSON`);
@@ -237,7 +237,7 @@ export class PineconeStore implements RemoteStore {
       metadata: (m.metadata ?? {}) as Record<string, unknown>,
       tenantId: String((m.metadata as { tenant_id?: unknown } | undefined)?.tenant_id ?? ""),
     }));
-    return { matches, queriesToday };
+    return { matches, queriesToday, readUnits: answer.usage?.readUnits };
   }
 
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
