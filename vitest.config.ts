@@ -1,14 +1,26 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Three layers, each runnable alone (`npm run test:unit`, `test:conformance`, `test:system`):
+ * - unit: pure modules, no database;
+ * - conformance: the library against every backend and store (PGlite; the PostgreSQL server when
+ *   configured; Pinecone through its local stand-in);
+ * - system: the built binary and the HTTP service, end to end (dist/ built once first).
+ */
+const SYSTEM = ["test/cli.test.ts", "test/cli-operator.test.ts", "test/serve.test.ts", "test/kill-during-writes.test.ts", "test/http.test.ts", "test/api-fuzz.test.ts"];
+
 export default defineConfig({
   test: {
-    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
-    // dist/ built once from the current sources (the CLI and service tests run the built binary).
-    globalSetup: ["test/global-setup.ts"],
     // PGlite boots a WebAssembly Postgres per suite; the server suites share one cluster.
     testTimeout: 60_000,
     hookTimeout: 120_000,
     fileParallelism: true,
     maxWorkers: 2,
+    projects: [
+      { extends: true, test: { name: "unit", include: ["src/**/*.test.ts"] } },
+      { extends: true, test: { name: "conformance", include: ["test/**/*.test.ts"], exclude: SYSTEM } },
+      // dist/ built once from the current sources (the CLI and service tests run the built binary).
+      { extends: true, test: { name: "system", include: SYSTEM, globalSetup: ["test/global-setup.ts"] } },
+    ],
   },
 });

@@ -340,6 +340,87 @@ describe("pinecone store", () => {
     expect((await bh.costEngine.getTenantCostSummary("tenant-b")).breakdown.vectorQueries).toBe(0.5);
   });
 
+  // ---- Found by a second outside attack run.
+
+  it("moves out of Pinecone with the default batch size, and when the tenant deletes during the copy", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+    const model: Model = new Map();
+    await seed(bh, "tenant-a", 250, model);
+    await bh.registry.moveTenant("tenant-a", { store: "home" }); // default batch: 1,000 (Pinecone lists 100 at a time)
+    await expectEqualsModel(bh, model);
+    await bh.registry.moveTenant("tenant-a", { store: "pinecone" });
+    let deleted = false;
+    await bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE, {
+      batchSize: 50,
+      onProgress: (p) => {
+        if (p.phase === "copying" && p.copied === 50 && !deleted) {
+          deleted = true;
+          void bh.dataManager.deleteDocuments("tenant-a", ["d00075"]).then(() => model.delete("d00075"));
+        }
+      },
+    });
+    expect(deleted).toBe(true);
+    expect((await bh.registry.getTenant("tenant-a")).isolation).toBe("dedicated-index");
+    await expectEqualsModel(bh, model);
+  });
+
+  it("moves out of Pinecone while its reads lag its writes: nothing acknowledged lost, nothing deleted back, counts exact", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { ...UNLIMITED, maxDocuments: 30 } });
+    const model: Model = new Map();
+    await seed(bh, "tenant-a", 10, model);
+    standin.consistencyDelayMs = 1_000;
+    await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 15 }, (_, i) => ({ id: `new${i}`, values: vec(100 + i) })));
+    for (let i = 0; i < 15; i++) model.set(`new${i}`, { values: vec(100 + i), metadata: { tenant_id: "tenant-a" } });
+    expect((await bh.dataManager.deleteDocuments("tenant-a", ["d00000", "d00001"])).deleted).toBe(2);
+    model.delete("d00000");
+    model.delete("d00001");
+    // Either the move waits for Pinecone to settle, or it is refused and resumed: never decided on a lagging read.
+    await bh.registry.moveTenant("tenant-a", { store: "home" }, { batchSize: 20 }).catch(async (err) => {
+      expect(String(err.message)).toMatch(/settled|lag/);
+      await new Promise((r) => setTimeout(r, 1_100));
+      return bh.registry.resumeMove("tenant-a");
+    });
+    standin.consistencyDelayMs = 0;
+    expect((await bh.registry.getTenant("tenant-a")).store).toBe("home");
+    await expectEqualsModel(bh, model);
+    await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 30 - model.size }, (_, i) => ({ id: `fill${i}`, values: vec(i) })));
+    await expect(bh.dataManager.upsertDocuments("tenant-a", [{ id: "over", values: vec(1) }])).rejects.toMatchObject({ quota: "maxDocuments" });
+  });
+
+  it("a restore that fails while swapping says the tenant is partly restored, with true counts; restoring again completes it", async () => {
+    ({ bh, standin } = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } }));
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+    const model: Model = new Map();
+    await seed(bh, "tenant-a", 250, model);
+    const dir = await mkdtemp(join(tmpdir(), "bh-pc-"));
+    try {
+      const file = join(dir, "a.bhb");
+      await bh.backupTenant("tenant-a", file);
+      await bh.dataManager.deleteDocuments("tenant-a", ["d00000"]);
+      // Staging takes one upsert (250 records); the swap's first page goes through, the second fails.
+      standin.failNext(5, 503, "/vectors/upsert", 2);
+      await expect(bh.restoreTenant(file)).rejects.toThrow(/partly restored, 100 of 250/);
+      standin.failures.length = 0;
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(standin.records("bh-1", "tenant-a").length);
+      expect((await bh.restoreTenant(file)).documents).toBe(250);
+      await expectEqualsModel(bh, model);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("bills a move's target dedicated index to the tenant moving, not to everyone", async () => {
+    ({ bh, standin } = await openWithPinecone());
+    for (const id of ["tenant-a", "tenant-b", "tenant-c"]) await bh.registry.registerTenant(id, id, TenantTier.PRO);
+    await bh.registry.beginMove("tenant-a", { tier: TenantTier.ENTERPRISE });
+    const shares = await bh.costEngine.allocateFixedCosts(undefined, "equal");
+    expect(Math.abs(shares["tenant-b"]! - shares["tenant-c"]!)).toBeLessThanOrEqual(0.01); // cents split by largest remainder
+    expect(Math.abs(shares["tenant-a"]! - shares["tenant-b"]! - bh.config.prices.vectorIndexMonthly)).toBeLessThanOrEqual(0.01);
+    await bh.registry.rollbackMove("tenant-a");
+  });
+
   it("keeps shared indexes within the plan's namespace limit and provisions the next one ahead of need", async () => {
     ({ bh, standin } = await openWithPinecone({ pinecone: { maxNamespacesPerIndex: 2 }, config: { tierStores: { free: "pinecone" } } }));
     for (const id of ["t-1", "t-2", "t-3"]) await bh.registry.registerTenant(id, id, TenantTier.FREE);

@@ -229,7 +229,8 @@ export class CostAllocationEngine implements UsageMeter {
     const rows = await this.db.query<{ name: string; kind: string; owner: string | null }>(sql.indexes);
     const p = this.config.prices;
     const dedicated: Record<string, number> = {};
-    for (const r of rows) if (r.kind === "dedicated" && r.owner) dedicated[r.owner] = p.vectorIndexMonthly;
+    // A tenant moving between two dedicated indexes owes both while the move lasts.
+    for (const r of rows) if (r.kind === "dedicated" && r.owner) dedicated[r.owner] = (dedicated[r.owner] ?? 0) + p.vectorIndexMonthly;
     const shared = rows.filter((r) => r.kind === "shared").length;
     // Each cell is one more PostgreSQL database to pay for.
     const databases = 1 + Object.keys(this.config.cells).length;

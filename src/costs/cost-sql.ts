@@ -4,7 +4,11 @@ export const costSql = {
   usageByKind: `SELECT kind, COALESCE(sum(quantity), 0)::text AS quantity, COALESCE(sum(cost_pico), 0)::text AS cost_pico
                   FROM usage_events WHERE tenant_id = $1 AND period = $2 GROUP BY kind`,
   /** Indexes that exist, with the owner of each dedicated one. */
-  indexes: `SELECT i.name, i.kind, t.id AS owner FROM indexes i LEFT JOIN tenants t ON t.index_id = i.id AND i.kind = 'dedicated' ORDER BY i.id`,
+  /** Every index, and for a dedicated one its owner: the tenant placed in it, or moving to it (a move's target is billed to the tenant moving, not shared). */
+  indexes: `SELECT i.name, i.kind, COALESCE(t.id, m.tenant) AS owner FROM indexes i
+              LEFT JOIN tenants t ON t.index_id = i.id AND i.kind = 'dedicated'
+              LEFT JOIN placement_moves m ON m.to_index_id = i.id AND i.kind = 'dedicated'
+             ORDER BY i.id`,
   insertRun: `INSERT INTO allocation_runs (period, method, total_cents, breakdown) VALUES ($1, $2, $3, $4) RETURNING id`,
   insertAllocation: `INSERT INTO cost_allocations (run_id, tenant_id, cents, dedicated_cents) VALUES ($1, $2, $3, $4)`,
   latestRun: `SELECT id, method, total_cents::text AS total_cents, breakdown FROM allocation_runs WHERE period = $1 ORDER BY id DESC LIMIT 1`,

@@ -82,6 +82,12 @@ export const catalogueSql = {
   /** $1 tenant: every id recorded for it (it left the store, or its data is being replaced). */
   forgetAllIds: "DELETE FROM remote_ids WHERE tenant_id = $1",
 
+  /** $1 tenant, $2 the last id of the previous page (or null), $3 page size: its recorded ids, in order. */
+  pageIds: "SELECT id FROM remote_ids WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3",
+
+  /** $1 tenant, $2 JSON array of ids: those recorded as the tenant's. */
+  recordedAmong: "SELECT id FROM remote_ids WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))",
+
   /** $1 tenant: how many ids it holds in the store. */
   countIds: "SELECT count(*)::int AS n FROM remote_ids WHERE tenant_id = $1",
 };

@@ -4,7 +4,7 @@ import { ValidationError } from "../errors.js";
 import type { MetadataFilter } from "./filter.js";
 import type { PgvectorCell } from "./pgvector/pgvector-cell.js";
 import type { PgvectorStore } from "./pgvector/pgvector-store.js";
-import type { CellClaim, DailyQueryCount, IndexSpec, Match, MovableStore, Placement, ReconcileReport, RemoteStore, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "./store.js";
+import type { CellClaim, CopiedPage, DailyQueryCount, IndexSpec, Match, MovableStore, Placement, ReconcileReport, RemoteStore, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "./store.js";
 
 /**
  * The stores of a deployment behind one `VectorStore`: every call goes to the store its placement
@@ -148,11 +148,11 @@ export class StoreRouter implements VectorStore {
     return this.of(p).buildAnnIndex(p);
   }
 
-  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }> {
+  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<CopiedPage> {
     if (from.store === to.store) return this.of(from).copyPage(from, to, afterId, limit);
-    const rows = await this.of(from).copySource(from, afterId, limit);
-    await this.of(to).writeCopies(to, rows, []);
-    return { copied: rows.length, lastId: rows.at(-1)?.id ?? null };
+    const page = await this.of(from).copySource(from, afterId, limit);
+    await this.of(to).writeCopies(to, page.rows, []);
+    return { copied: page.rows.length, lastId: page.lastId, done: page.done };
   }
 
   catchUp(from: Placement, to: Placement, limit: number): Promise<number> {

@@ -79,6 +79,13 @@ export interface MovedRow {
   updated_at: Date | string;
 }
 
+/** One page of a move's copy: rows copied, the cursor after it, and whether the source is exhausted. */
+export interface CopiedPage {
+  copied: number;
+  lastId: string | null;
+  done: boolean;
+}
+
 /** What an upsert did: records written, how many ids were new to the tenant, and its document count after. */
 export interface UpsertOutcome {
   upserted: number;
@@ -110,7 +117,7 @@ export interface VectorStore {
    * Online move, step 1: copies up to `limit` of the tenant's vectors with ids after `afterId` from
    * `from` to `to`, in id order, overwriting what `to` holds for them. Idempotent, so a crashed move resumes.
    */
-  copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }>;
+  copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<CopiedPage>;
   /**
    * Online move, step 2: takes up to `limit` ids that writes logged since the move began and makes
    * `to` equal `from` for them (copied again, or removed when deleted). Returns how many it took.
@@ -168,8 +175,11 @@ export class DailyQueriesUsedUpError extends Error {
  * the change log drained and the tenant counted under the switch's lock (see `StoreRouter`).
  */
 export interface MovableStore extends VectorStore {
-  /** Up to `limit` rows after `afterId`, in id order, as stored. */
-  copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]>;
+  /**
+   * Up to `limit` rows after `afterId`, in id order, as stored; `lastId` is where the next page
+   * starts and `done` whether nothing follows (a page can hold fewer rows than ids it covered).
+   */
+  copySource(p: Placement, afterId: string | null, limit: number): Promise<{ rows: MovedRow[]; lastId: string | null; done: boolean }>;
   /** Overwrites `rows` and removes `gone` (in `tx` when the caller holds this store's fence for the tenant). */
   writeCopies(p: Placement, rows: readonly MovedRow[], gone: readonly string[], tx?: Transaction): Promise<void>;
   /**

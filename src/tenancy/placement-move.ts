@@ -98,11 +98,9 @@ export async function copyOnline(
   while (state.phase === "copying") {
     options.signal?.throwIfAborted();
     const page = await store.copyPage(from, to, state.cursor, batch);
-    if (page.copied > 0) {
-      state.cursor = page.lastId;
-      state.copied += page.copied;
-    }
-    if (page.copied < batch) state.phase = "indexing";
+    if (page.lastId !== null) state.cursor = page.lastId;
+    state.copied += page.copied;
+    if (page.done) state.phase = "indexing";
     await step();
   }
   if (state.phase === "indexing") {

@@ -2,7 +2,7 @@ import type { BulkheadConfig } from "../../config.js";
 import type { LocalSettings, Queryable, Row, Statement, TenantDb, Transaction } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
-import { DailyQueriesUsedUpError, type DailyQueryCount, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
+import { DailyQueriesUsedUpError, type DailyQueryCount, type CopiedPage, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
 import { describeError } from "../../monitoring/safe-error.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
@@ -165,9 +165,9 @@ export class PgvectorStore implements MovableStore {
     }
   }
 
-  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }> {
+  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<CopiedPage> {
     const [[row]] = (await this.guarded(from, [{ text: sql.copyPage(from, to), params: [from.tenantId, afterId, limit] }], undefined, this.slowDb)) as [{ copied: number; last_id: string | null }[]];
-    return { copied: row!.copied, lastId: row!.last_id };
+    return { copied: row!.copied, lastId: row!.last_id, done: row!.copied < limit };
   }
 
   catchUp(from: Placement, to: Placement, limit: number): Promise<number> {
@@ -193,9 +193,9 @@ export class PgvectorStore implements MovableStore {
   }
 
   /** A move to another store, step 1 on the source: up to `limit` rows after `afterId`, in id order, as stored. */
-  async copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]> {
+  async copySource(p: Placement, afterId: string | null, limit: number): Promise<{ rows: MovedRow[]; lastId: string | null; done: boolean }> {
     const [rows] = (await this.guarded(p, [{ text: sql.copySource(p), params: [p.tenantId, afterId, limit] }], undefined, this.slowDb)) as unknown as [MovedRow[]];
-    return rows;
+    return { rows, lastId: rows.at(-1)?.id ?? afterId, done: rows.length < limit };
   }
 
   /**

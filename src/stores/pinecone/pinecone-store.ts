@@ -6,6 +6,7 @@ import { compileFilter, type MetadataFilter } from "../filter.js";
 import {
   DailyQueriesUsedUpError,
   type CellClaim,
+  type CopiedPage,
   type DailyQueryCount,
   type IndexSpec,
   type Match,
@@ -279,9 +280,13 @@ export class PineconeStore implements RemoteStore {
     return this.fenced(p, async (tx) => (await tx.query<{ n: number }>(sql.countIds, [p.tenantId]))[0]!.n);
   }
 
+  /**
+   * Which records the tenant has is the catalogue's record (exact); their values are read from
+   * Pinecone, waiting briefly for any that are not readable yet (see `settledRows`).
+   */
   async page(p: Placement, afterId: string | null, limit: number): Promise<StoredVector[]> {
-    await this.recheck(p);
-    const rows = await this.fetchRows(p, await this.listIds(p, afterId, limit));
+    const ids = await this.fenced(p, async (tx) => (await tx.query<{ id: string }>(sql.pageIds, [p.tenantId, afterId, limit])).map((r) => r.id));
+    const rows = await this.settledRows(p, ids);
     await this.recheck(p);
     return rows;
   }
@@ -289,42 +294,54 @@ export class PineconeStore implements RemoteStore {
   /**
    * Pinecone cannot swap a namespace's contents at once. The batches go to a staging namespace
    * first; its listing must then hold exactly what was staged (a failure so far — the backup file
-   * failing its re-check, a staging record missing — leaves the tenant untouched). Then, with the
-   * tenant's writes held, the live namespace is cleared, the staged records copied in and the
-   * catalogue's ids and count set. A failure during that last copy is reported (nothing
-   * acknowledged) and leaves the tenant partly restored: restore again.
+   * failing its re-check, a staging record missing — leaves the tenant untouched). Then the swap:
+   * the catalogue's record of the tenant emptied, the live namespace emptied, and the staged
+   * records copied in page by page, each page recorded and counted as it lands — so a failure
+   * during the swap leaves the tenant partly restored with true counts, the staged copy kept, and
+   * says so: restore again. (A write the tenant makes while the swap runs may be replaced by it.)
    */
   async replaceAll(p: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number> {
     if (p.moving) throw new MoveConflictError(p.tenantId, `tenant "${p.tenantId}" is being moved; finish or roll back the move before replacing its data`);
     const side = staging(p);
     await this.dropNamespace(side);
+    let keepStaging = false;
     try {
-      const ids: string[] = [];
+      let staged = 0;
       for await (const batch of batches) {
         if (batch.length === 0) continue;
         await this.write(side, batch);
-        for (const r of batch) ids.push(r.id);
+        staged += batch.length;
       }
-      const staged = await this.countListed(side);
-      if (staged !== ids.length) {
-        throw new StoreUnavailableError(this.name, `the restore staged ${ids.length} records in store ${this.name} (Pinecone) but ${staged} are listed there (still settling, or removed meanwhile); nothing was changed — retry the restore`);
+      const listed = await this.countListed(side);
+      if (listed !== staged) {
+        throw new StoreUnavailableError(this.name, `the restore staged ${staged} records in store ${this.name} (Pinecone) but ${listed} are listed there (still settling, or removed meanwhile); nothing was changed — retry the restore`);
       }
-      return await this.fenced(p, async (tx) => {
-        await tx.query(sql.lockTenantWrites, [p.tenantId]);
+      await this.fenced(p, async (tx) => {
+        await tx.query(sql.forgetAllIds, [p.tenantId]);
+        await tx.query(sql.setDocumentCount, [p.tenantId, 0]);
+      }, { db: this.mover });
+      keepStaging = true;
+      let restored = 0;
+      try {
         await this.dropNamespace(p);
         for (let after: string | null = null; ; ) {
           const page = await this.listIds(side, after, LIST_PAGE);
           if (page.length === 0) break;
-          await this.write(p, await this.fetchRows(side, page));
+          await this.write(p, await this.settledRows(side, page));
+          await this.fenced(p, async (tx) => {
+            await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(page)]);
+            await tx.query(sql.restoreDocuments, [p.tenantId, page.length]);
+          }, { db: this.mover, checked: false });
+          restored += page.length;
           after = page.at(-1)!;
         }
-        await tx.query(sql.forgetAllIds, [p.tenantId]);
-        for (let i = 0; i < ids.length; i += 10_000) await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(ids.slice(i, i + 10_000))]);
-        await tx.query(sql.setDocumentCount, [p.tenantId, ids.length]);
-        return ids.length;
-      }, { db: this.mover });
+      } catch (err) {
+        throw new StoreUnavailableError(this.name, `the restore of tenant "${p.tenantId}" failed while swapping in the staged copy (${safeName(err)}): the tenant is partly restored, ${restored} of ${staged} records, counted as such; the staged copy is kept — restore again`);
+      }
+      keepStaging = false;
+      return staged;
     } finally {
-      await this.dropNamespace(side).catch((err) => this.warn(`bulkhead: deleting the restore staging namespace of tenant ${p.tenantId} in store ${this.name} failed (reconciliation removes it): ${safeName(err)}`));
+      if (!keepStaging) await this.dropNamespace(side).catch((err) => this.warn(`bulkhead: deleting the restore staging namespace of tenant ${p.tenantId} in store ${this.name} failed (reconciliation removes it): ${safeName(err)}`));
     }
   }
 
@@ -335,14 +352,17 @@ export class PineconeStore implements RemoteStore {
 
   // ---- Moves (see StoreRouter): this store as a move's source or target, through the catalogue's change log.
 
-  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<{ copied: number; lastId: string | null }> {
-    const rows = await this.copySource(from, afterId, limit);
-    await this.writeCopies(to, rows, []);
-    return { copied: rows.length, lastId: rows.at(-1)?.id ?? null };
+  async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<CopiedPage> {
+    const page = await this.copySource(from, afterId, limit);
+    await this.writeCopies(to, page.rows, []);
+    return { copied: page.rows.length, lastId: page.lastId, done: page.done };
   }
 
-  async copySource(p: Placement, afterId: string | null, limit: number): Promise<MovedRow[]> {
-    return (await this.page(p, afterId, Math.min(limit, LIST_PAGE))).map(toMoved);
+  /** A page of the tenant's recorded ids with their records (the catalogue decides what exists, not a lagging listing). */
+  async copySource(p: Placement, afterId: string | null, limit: number): Promise<{ rows: MovedRow[]; lastId: string | null; done: boolean }> {
+    const ids = await this.fenced(p, async (tx) => (await tx.query<{ id: string }>(sql.pageIds, [p.tenantId, afterId, limit])).map((r) => r.id), { db: this.mover });
+    const rows = (await this.settledRows(p, ids)).map(toMoved);
+    return { rows, lastId: ids.at(-1) ?? afterId, done: ids.length < limit };
   }
 
   /**
@@ -384,8 +404,10 @@ export class PineconeStore implements RemoteStore {
     const run = async (q: Transaction) => {
       const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
       if (ids.length === 0) return 0;
-      const rows = (await this.fetchRows(from, ids)).map(toMoved);
-      const present = new Set(rows.map((r) => r.id));
+      // Present or gone as the catalogue records it; a lagging read decides neither.
+      const recorded = (await q.query<{ id: string }>(sql.recordedAmong, [from.tenantId, JSON.stringify(ids)])).map((r) => r.id);
+      const rows = (await this.settledRows(from, recorded)).map(toMoved);
+      const present = new Set(recorded);
       await write(rows, ids.filter((id) => !present.has(id)), q);
       await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);
       return ids.length;
@@ -394,9 +416,18 @@ export class PineconeStore implements RemoteStore {
     return this.fenced(from, run, { db: this.mover });
   }
 
-  /** The switch's count: exact, by listing every id in Pinecone (what the copy really holds). */
-  countIn(_tx: Transaction, p: Placement): Promise<number> {
-    return this.countListed(p);
+  /**
+   * The switch's count, by listing every id in Pinecone (what is really there). For the tenant's
+   * current placement (the move's source) the listing must also equal the catalogue's record: while
+   * Pinecone has not settled, the switch is refused (resume the move later) rather than decided on a lagging read.
+   */
+  async countIn(tx: Transaction, p: Placement): Promise<number> {
+    const listed = await this.countListed(p);
+    if (p.moving) {
+      const recorded = await tx.inTenant(p.tenantId, async () => (await tx.query<{ n: number }>(sql.countIds, [p.tenantId]))[0]!.n);
+      if (recorded !== listed) throw new StoreUnavailableError(this.name, `store ${this.name} (Pinecone) lists ${listed} of the ${recorded} records tenant "${p.tenantId}" has: it has not settled; the move was not switched — resume it shortly`);
+    }
+    return listed;
   }
 
   // ---- Reconciliation and erasure: this store agrees with the catalogue.
@@ -537,6 +568,23 @@ export class PineconeStore implements RemoteStore {
       }
     }
     return rows;
+  }
+
+  /**
+   * The records of `ids`, all of them: ids the catalogue records but Pinecone does not return yet
+   * (its reads lag its writes) are asked for again, a few times over ~3 s; then the read is refused
+   * as not settled — never answered with records missing.
+   */
+  private async settledRows(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
+    const found = new Map<string, StoredVector>();
+    let missing = [...ids];
+    for (let attempt = 0; ; attempt++) {
+      for (const r of await this.fetchRows(p, missing)) found.set(r.id, r);
+      missing = missing.filter((id) => !found.has(id));
+      if (missing.length === 0) return ids.map((id) => found.get(id)!);
+      if (attempt === 4) throw new StoreUnavailableError(this.name, `store ${this.name} (Pinecone) does not return ${missing.length} record(s) of tenant "${p.tenantId}" yet (its reads lag its writes); retry shortly`);
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
   }
 
   /** Every id listed in a namespace, counted. */
