@@ -85,7 +85,7 @@ describe("pinecone store", () => {
       }
     }
     expect((await bh.dataManager.fetchDocuments("tenant-b", ["b1"])).documents).toHaveLength(1);
-  });
+  }, 180_000); // five moves under live traffic: ~20 s alone, several times that on a loaded 2-core machine
 
   it("rolls back a move into Pinecone: the copy is deleted, the tenant stays and keeps its data", async () => {
     ({ bh, standin } = await openWithPinecone());
