@@ -1,5 +1,6 @@
 import type { Metric } from "../config.js";
 import type { Queryable, Transaction } from "../db/db.js";
+import { QuotaExceededError } from "../errors.js";
 import type { MetadataFilter } from "./filter.js";
 
 /** What a store can do; code asks these flags, never `instanceof`. */
@@ -154,6 +155,16 @@ export interface VectorStore {
   replaceAll(placement: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number>;
   /** Builds the ANN index for a namespace that has outgrown exact search. Returns true if one was built. */
   buildAnnIndex(placement: Placement): Promise<boolean>;
+}
+
+/** The refusal of a batch that would take the tenant past its document quota (SQLSTATE BHQ01's detail: its count before). */
+export function documentQuotaRefusal(tenantId: string, maxDocuments: number, current: number): QuotaExceededError {
+  return new QuotaExceededError(
+    "maxDocuments",
+    maxDocuments,
+    current,
+    `tenant "${tenantId}" stores ${current} of its ${maxDocuments} documents; this batch would add more than the ${maxDocuments - current} left, so none of it was written`,
+  );
 }
 
 /** A query to count against the tenant's daily quota: the UTC day (`2026-11-30`) and the quota. */

@@ -1,8 +1,8 @@
 import type { BulkheadConfig } from "../../config.js";
 import type { LocalSettings, Queryable, Row, Statement, TenantDb, Transaction } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
-import { MoveConflictError, PlacementMovedError, QuotaExceededError } from "../../errors.js";
-import { DailyQueriesUsedUpError, type DailyQueryCount, type CopiedPage, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
+import { MoveConflictError, PlacementMovedError } from "../../errors.js";
+import { DailyQueriesUsedUpError, documentQuotaRefusal, type DailyQueryCount, type CopiedPage, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
 import { describeError } from "../../monitoring/safe-error.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
@@ -71,13 +71,7 @@ export class PgvectorStore implements MovableStore {
     } catch (err) {
       const e = err as { code?: string; detail?: string };
       if (e.code !== "BHQ01") throw err;
-      const current = Number(e.detail);
-      throw new QuotaExceededError(
-        "maxDocuments",
-        maxDocuments,
-        current,
-        `tenant "${p.tenantId}" stores ${current} of its ${maxDocuments} documents; this batch would add more than the ${maxDocuments - current} left, so none of it was written`,
-      );
+      throw documentQuotaRefusal(p.tenantId, maxDocuments, Number(e.detail));
     }
   }
 

@@ -1,10 +1,11 @@
 import { Pinecone, type Index, type RecordMetadata } from "@pinecone-database/pinecone";
 import type { Queryable, TenantDb, Transaction } from "../../db/db.js";
-import { BulkheadError, MoveConflictError, PlacementMovedError, QuotaExceededError, StoreRejectedError, StoreUnavailableError, ValidationError } from "../../errors.js";
+import { BulkheadError, MoveConflictError, PlacementMovedError, StoreRejectedError, StoreUnavailableError, ValidationError } from "../../errors.js";
 import { catalogueSql as sql } from "../catalogue-sql.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import {
   DailyQueriesUsedUpError,
+  documentQuotaRefusal,
   type CellClaim,
   type CopiedPage,
   type DailyQueryCount,
@@ -180,7 +181,7 @@ export class PineconeStore implements RemoteStore {
    * 3. In the catalogue again: the placement checked once more (a move that switched meanwhile
    *    means the write is redone on the new placement), and logged again during a move.
    * No catalogue transaction is held while Pinecone works. If the write fails, the new ids of the
-   * records not written are forgotten again, and the error says how much was written.
+   * records not written are forgotten again (the error carries `written`: how many were).
    */
   async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
     const ids = JSON.stringify(records.map((r) => r.id));
@@ -191,8 +192,7 @@ export class PineconeStore implements RemoteStore {
         documents = (await tx.query<{ documents: number }>(sql.addDocuments, [p.tenantId, fresh.size, maxDocuments]))[0]!.documents;
       } catch (err) {
         if ((err as { code?: string }).code !== "BHQ01") throw err;
-        const current = Number((err as { detail?: string }).detail);
-        throw new QuotaExceededError("maxDocuments", maxDocuments, current, `tenant "${p.tenantId}" stores ${current} of its ${maxDocuments} documents; this batch would add more than the ${maxDocuments - current} left, so none of it was written`);
+        throw documentQuotaRefusal(p.tenantId, maxDocuments, Number((err as { detail?: string }).detail));
       }
       if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, JSON.stringify(records.map((r) => ({ id: r.id })))]);
       return { added: fresh, documents };
