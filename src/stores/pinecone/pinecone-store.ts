@@ -468,8 +468,13 @@ export class PineconeStore implements RemoteStore {
       if (!ix.name.startsWith(`${this.settings.indexPrefix}-`)) continue;
       const index = this.pc.index({ name: ix.name, host: ix.host });
       for (const namespace of [tenantId, `${tenantId}.restore`]) {
-        const page = await this.remote("listing", () => index.namespace(namespace).listPaginated({ limit: LIST_PAGE }));
-        n += page.vectors?.length ?? 0;
+        try {
+          const page = await this.remote("listing", () => index.namespace(namespace).listPaginated({ limit: LIST_PAGE }));
+          n += page.vectors?.length ?? 0;
+        } catch (err) {
+          // An index deleted since it was listed (another tenant's dedicated index, erased meanwhile) holds nothing.
+          if (!(err as { missing?: boolean }).missing) throw err;
+        }
       }
     }
     return n;
