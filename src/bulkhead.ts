@@ -8,7 +8,7 @@ import { TenantDataManager } from "./data/data-manager.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
 import { openStores, type StoreFactory } from "./stores/open-stores.js";
-import type { VectorStore } from "./stores/store.js";
+import type { StoreCapabilities, VectorStore } from "./stores/store.js";
 import { TenantRegistry } from "./tenancy/registry.js";
 import { TenantChangeFeed, changeChannel } from "./tenancy/change-feed.js";
 import { ApiKeyStore } from "./tenancy/api-keys.js";
@@ -58,6 +58,8 @@ export interface Bulkhead {
   readonly store: Pick<VectorStore, "name" | "capabilities">;
   /** Names of the stores tenants can live in: "home", the configured cells (`BULKHEAD_CELLS`) and remote stores (`BULKHEAD_PINECONE`, `stores`). */
   readonly stores: readonly string[];
+  /** What each store can do, by name (code and tests read these, never a store's name). */
+  readonly storeCapabilities: Readonly<Record<string, StoreCapabilities>>;
   /** Which database engine is underneath. */
   readonly databaseKind: Db["kind"];
   /** Per-tenant statistics (`getTenantStats`), alerts (`on("alert")`) and Prometheus metrics (`metricsText()`). */
@@ -180,6 +182,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     costEngine,
     store: { name: store.name, capabilities: store.capabilities },
     stores: store.storeNames(),
+    storeCapabilities: Object.freeze(Object.fromEntries(store.storeNames().map((name) => [name, store.capabilitiesOf(name)]))),
     databaseKind: db.kind,
     monitor,
     keys,

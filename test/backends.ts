@@ -4,6 +4,7 @@ import pg from "pg";
 import { openBulkhead, type BulkheadOptions } from "../src/bulkhead.js";
 import type { Db } from "../src/db/db.js";
 import { PgliteDb } from "../src/db/pglite-db.js";
+import { PineconeStandin } from "./pinecone-standin.js";
 
 export interface Backend {
   name: string;
@@ -63,6 +64,40 @@ export async function openServerPair(options: BulkheadOptions = {}): Promise<[Aw
   const first = await open();
   return [first, await open()];
 }
+
+/**
+ * Every tenant in Pinecone — a local stand-in of its API, one per open, closed with the Bulkhead —
+ * and the catalogue on PGlite. `standin` gives the stand-in of the last open (fault injection).
+ */
+export const pineconeStandin: Backend & { standin?: PineconeStandin } = {
+  name: "pinecone (stand-in)",
+  async open(options = {}) {
+    const standin = await new PineconeStandin().start();
+    pineconeStandin.standin = standin;
+    const opened = await pglite.open({
+      ...options,
+      config: {
+        ...options.config,
+        pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 5_000, maxRetries: 1, controllerHostUrl: standin.url },
+        pineconeApiKey: standin.key,
+        tierStores: { free: "pinecone", pro: "pinecone", enterprise: "pinecone" },
+      } as BulkheadOptions["config"],
+    }).catch(async (err) => {
+      await standin.close();
+      throw err;
+    });
+    const close = opened.bulkhead.close.bind(opened.bulkhead);
+    (opened.bulkhead as { close: () => Promise<void> }).close = async () => {
+      try {
+        await close();
+      } finally {
+        await standin.close();
+      }
+    };
+    return opened;
+  },
+  openWithCell: () => Promise.reject(new Error("the Pinecone backend has no cell")),
+};
 
 /** Every backend the conformance suites run against. */
 export const BACKENDS: Backend[] = [pglite, ...(postgres ? [postgres] : [])];

@@ -553,11 +553,17 @@ export async function runLeakFuzz(bh: Bulkhead, options: LeakFuzzOptions): Promi
         const via = channel();
         note(`delete (${via.name}) ${t.id} ${canonical(chosen)}`);
         if (!usable) return expectRefusal(t, "delete", () => via.delete(t, chosen), via);
+        const before = await bh.registry.getTenant(t.id).catch(() => undefined);
         const res = await via.delete(t, chosen);
+        const after = await bh.registry.getTenant(t.id).catch(() => undefined);
         const want = chosen.filter((i) => t.docs.has(i)).length;
         // More deleted than the caller owns would mean another tenant's rows were touched.
         check(res.deleted <= want, "leak", t.id, "delete: deleted more than the caller owns", () => ({ got: res.deleted, want }));
-        check(res.deleted >= want, "mismatch", t.id, "delete: count", () => ({ got: res.deleted, want }));
+        // A store without transactions can report a delete that raced a move's switch as fewer
+        // (the switch applied it, its redo found it done: README, Pinecone's known limits); the
+        // documents themselves are checked like any others.
+        const raced = before && after && before.placement.epoch !== after.placement.epoch && [before.store, after.store].some((s) => !bh.storeCapabilities[s]?.transactional);
+        if (!raced) check(res.deleted >= want, "mismatch", t.id, "delete: count", () => ({ got: res.deleted, want }));
         for (const i of chosen) t.docs.delete(i);
         return;
       }

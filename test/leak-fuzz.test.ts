@@ -1,34 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { buildServer } from "../src/server/app.js";
-import type { BulkheadOptions } from "../src/bulkhead.js";
-import { BACKENDS, dropTestSchemas, pglite, type Backend } from "./backends.js";
+import { BACKENDS, dropTestSchemas, pineconeStandin } from "./backends.js";
 import { describeFailures, FUZZ_CONFIG, runLeakFuzz } from "./fuzz-leak.js";
-import { PineconeStandin } from "./pinecone-standin.js";
 
-const standins: PineconeStandin[] = [];
-afterAll(async () => {
-  for (const s of standins) await s.close();
-  await dropTestSchemas();
-});
-
-/** Every tenant in Pinecone (its local stand-in), the catalogue on PGlite: the same walk, the same model. */
-const pineconeBackend: Backend = {
-  name: "pinecone (stand-in)",
-  async open(options: BulkheadOptions = {}) {
-    const standin = await new PineconeStandin().start();
-    standins.push(standin);
-    return pglite.open({
-      ...options,
-      config: {
-        ...options.config,
-        pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 5_000, maxRetries: 1, controllerHostUrl: standin.url },
-        pineconeApiKey: standin.key,
-        tierStores: { free: "pinecone", pro: "pinecone", enterprise: "pinecone" },
-      } as BulkheadOptions["config"],
-    });
-  },
-  openWithCell: () => Promise.reject(new Error("not used")),
-};
+afterAll(dropTestSchemas);
 
 // The seed is printed and can be pinned to replay a failure: LEAK_FUZZ_SEED=1234 npx vitest run test/leak-fuzz.test.ts
 const SEED = Number(process.env.LEAK_FUZZ_SEED ?? 20261130);
@@ -37,7 +12,8 @@ const OPERATIONS = Number(process.env.LEAK_FUZZ_OPERATIONS ?? 3000);
 // LEAK_FUZZ_CONCURRENCY=1 gives one walk whose every operation the seed fixes.
 const CONCURRENCY = Number(process.env.LEAK_FUZZ_CONCURRENCY ?? 4);
 
-for (const backend of [...BACKENDS, pineconeBackend]) {
+// Every tenant in Pinecone too (its stand-in): the same walk, the same model.
+for (const backend of [...BACKENDS, pineconeStandin]) {
   describe(`${backend.name}: leak fuzzer`, () => {
     it(`${OPERATIONS} random operations (${CONCURRENCY} walks at once) of 42 tenants with colliding ids match the model, with no row of another tenant ever returned`, async () => {
       const warnings: string[] = [];

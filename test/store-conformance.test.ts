@@ -5,8 +5,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Bulkhead, BulkheadOptions } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { QuotaExceededError, ValidationError } from "../src/errors.js";
-import { dropTestSchemas, pglite, postgres } from "./backends.js";
-import { PineconeStandin } from "./pinecone-standin.js";
+import { dropTestSchemas, pglite, pineconeStandin, postgres } from "./backends.js";
+import type { PineconeStandin } from "./pinecone-standin.js";
 
 /**
  * One suite, every store: pgvector on PGlite, pgvector on the server, and Pinecone (its local
@@ -21,22 +21,11 @@ interface Setup {
   open(options?: BulkheadOptions): Promise<{ bh: Bulkhead; standin?: PineconeStandin }>;
 }
 
-const standins: PineconeStandin[] = [];
 const pineconeSetup: Setup = {
-  name: "pinecone (stand-in)",
+  name: pineconeStandin.name,
   async open(options = {}) {
-    const standin = await new PineconeStandin().start();
-    standins.push(standin);
-    const { bulkhead } = await pglite.open({
-      ...options,
-      config: {
-        ...options.config,
-        pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 2_000, maxRetries: 2, controllerHostUrl: standin.url },
-        pineconeApiKey: standin.key,
-        tierStores: { free: "pinecone", pro: "pinecone", enterprise: "pinecone" },
-      },
-    });
-    return { bh: bulkhead, standin };
+    const { bulkhead } = await pineconeStandin.open(options);
+    return { bh: bulkhead, standin: pineconeStandin.standin };
   },
 };
 /**
@@ -76,10 +65,7 @@ const SETUPS: Setup[] = [
   ...(liveKey ? [liveSetup] : []),
 ];
 
-afterAll(async () => {
-  for (const s of standins) await s.close();
-  await dropTestSchemas();
-});
+afterAll(dropTestSchemas);
 
 for (const setup of SETUPS) {
   describe(`store conformance: ${setup.name}`, () => {

@@ -65,7 +65,7 @@ export const catalogueSql = {
   /** $1 tenant, $2 ids removed. */
   removeDocuments: "UPDATE document_counts SET documents = GREATEST(documents - $2, 0) WHERE tenant_id = $1",
 
-  /** $1 tenant, $2 ids given back (a failed delete undone): added without the quota check. */
+  /** $1 tenant, $2 ids added without the quota check (a restore counting what it swapped in). */
   restoreDocuments: `
     INSERT INTO document_counts AS c (tenant_id, documents) VALUES ($1, $2)
     ON CONFLICT (tenant_id) DO UPDATE SET documents = c.documents + EXCLUDED.documents`,

@@ -248,31 +248,23 @@ export class PineconeStore implements RemoteStore {
     return rows;
   }
 
-  /** Like `upsert`: the ids removed from the catalogue's record first (only those the tenant had count), then from Pinecone. */
+  /**
+   * Deleted in Pinecone first, then forgotten in the catalogue's record (only ids the tenant had
+   * count) behind a second placement check: when a move switched meanwhile, nothing is forgotten
+   * and the delete is redone on the new placement — counted there once. A failed delete changes no count.
+   */
   async delete(p: Placement, ids: readonly string[]): Promise<number> {
     const json = JSON.stringify(ids);
-    const removed = await this.fenced(p, async (tx) => {
-      const gone = (await tx.query<{ id: string }>(sql.forgetIds, [p.tenantId, json])).map((r) => r.id);
-      if (gone.length > 0) await tx.query(sql.removeDocuments, [p.tenantId, gone.length]);
-      if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, json]);
-      return gone;
-    });
-    try {
-      for (let i = 0; i < ids.length; i += DELETE_IDS) await this.remote("deleting", () => this.ns(p).deleteMany({ ids: ids.slice(i, i + DELETE_IDS) as string[] }));
-    } catch (err) {
-      // Not deleted (or not all): the records stay the tenant's, counted as before. Deleting is idempotent: retry.
-      if (removed.length > 0) {
-        await this.fenced(p, async (tx) => {
-          await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(removed)]);
-          await tx.query(sql.restoreDocuments, [p.tenantId, removed.length]);
-        }, { checked: false }).catch((e) => this.warn(`bulkhead: after a failed delete of tenant ${p.tenantId} in store ${this.name}, restoring its ids failed (its document count may be low by ${removed.length}): ${safeName(e)}`));
-      }
-      throw err;
-    }
     await this.fenced(p, async (tx) => {
       if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, json]);
     });
-    return removed.length;
+    for (let i = 0; i < ids.length; i += DELETE_IDS) await this.remote("deleting", () => this.ns(p).deleteMany({ ids: ids.slice(i, i + DELETE_IDS) as string[] }));
+    return this.fenced(p, async (tx) => {
+      const gone = (await tx.query<{ id: string }>(sql.forgetIds, [p.tenantId, json])).length;
+      if (gone > 0) await tx.query(sql.removeDocuments, [p.tenantId, gone]);
+      if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, json]);
+      return gone;
+    });
   }
 
   /** The tenant's ids as the catalogue records them (exact; Pinecone's own statistics lag behind writes). */
@@ -286,7 +278,7 @@ export class PineconeStore implements RemoteStore {
    */
   async page(p: Placement, afterId: string | null, limit: number): Promise<StoredVector[]> {
     const ids = await this.fenced(p, async (tx) => (await tx.query<{ id: string }>(sql.pageIds, [p.tenantId, afterId, limit])).map((r) => r.id));
-    const rows = await this.settledRows(p, ids);
+    const rows = await this.settledRows(p, ids, this.recordedIn(p));
     await this.recheck(p);
     return rows;
   }
@@ -327,7 +319,7 @@ export class PineconeStore implements RemoteStore {
         for (let after: string | null = null; ; ) {
           const page = await this.listIds(side, after, LIST_PAGE);
           if (page.length === 0) break;
-          await this.write(p, await this.settledRows(side, page));
+          await this.write(p, await this.settledRows(side, page, async (missing) => missing));
           await this.fenced(p, async (tx) => {
             await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(page)]);
             await tx.query(sql.restoreDocuments, [p.tenantId, page.length]);
@@ -361,7 +353,7 @@ export class PineconeStore implements RemoteStore {
   /** A page of the tenant's recorded ids with their records (the catalogue decides what exists, not a lagging listing). */
   async copySource(p: Placement, afterId: string | null, limit: number): Promise<{ rows: MovedRow[]; lastId: string | null; done: boolean }> {
     const ids = await this.fenced(p, async (tx) => (await tx.query<{ id: string }>(sql.pageIds, [p.tenantId, afterId, limit])).map((r) => r.id), { db: this.mover });
-    const rows = (await this.settledRows(p, ids)).map(toMoved);
+    const rows = (await this.settledRows(p, ids, this.recordedIn(p, undefined, this.mover))).map(toMoved);
     return { rows, lastId: ids.at(-1) ?? afterId, done: ids.length < limit };
   }
 
@@ -396,21 +388,27 @@ export class PineconeStore implements RemoteStore {
 
   /**
    * Claims up to `limit` ids the tenant's writes logged in the catalogue, reads them here (or finds
-   * them gone), hands both to `write` and only then clears them from the log. In `tx` during the
-   * switch; otherwise in a catalogue transaction of its own, held while Pinecone is read (a move's
-   * catch-up, on the control plane: its claim must hold the logged ids until they are copied).
+   * them gone), hands both to `write` and only then clears them from the log. The claim holds the
+   * logged ids: a write of one of them that is still between Pinecone and its second catalogue step
+   * waits for the claim, so its record can be recorded yet not (or no longer) in Pinecone:
+   * - in a catch-up round such ids stay logged for the next round (nothing is decided on them);
+   * - at the switch (`tx`) they are copied as gone: that write's second step then finds the
+   *   placement switched and redoes it on the target; a write whose acknowledgement Pinecone does
+   *   not show yet is caught by the switch's count (listing against the record).
    */
   async drainChanges(from: Placement, limit: number, write: (rows: MovedRow[], gone: string[], held: Transaction) => Promise<void>, tx?: Transaction): Promise<number> {
     const run = async (q: Transaction) => {
       const ids = (await q.query<{ id: string }>(sql.claimChanges, [from.tenantId, limit])).map((r) => r.id);
       if (ids.length === 0) return 0;
-      // Present or gone as the catalogue records it; a lagging read decides neither.
-      const recorded = (await q.query<{ id: string }>(sql.recordedAmong, [from.tenantId, JSON.stringify(ids)])).map((r) => r.id);
-      const rows = (await this.settledRows(from, recorded)).map(toMoved);
-      const present = new Set(recorded);
-      await write(rows, ids.filter((id) => !present.has(id)), q);
-      await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(ids)]);
-      return ids.length;
+      const recorded = new Set((await q.query<{ id: string }>(sql.recordedAmong, [from.tenantId, JSON.stringify(ids)])).map((r) => r.id));
+      const rows = (await this.fetchRows(from, [...recorded])).map(toMoved);
+      const found = new Set(rows.map((r) => r.id));
+      const unsettled = tx ? [] : [...recorded].filter((id) => !found.has(id));
+      const gone = ids.filter((id) => !found.has(id) && !unsettled.includes(id));
+      const done = ids.filter((id) => !unsettled.includes(id));
+      await write(rows, gone, q);
+      await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(done)]);
+      return done.length;
     };
     if (tx) return tx.inTenant(from.tenantId, () => run(tx));
     return this.fenced(from, run, { db: this.mover });
@@ -580,16 +578,24 @@ export class PineconeStore implements RemoteStore {
    * (its reads lag its writes) are asked for again, a few times over ~3 s; then the read is refused
    * as not settled — never answered with records missing.
    */
-  private async settledRows(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
+  private async settledRows(p: Placement, ids: readonly string[], recorded: (ids: string[]) => Promise<string[]>): Promise<StoredVector[]> {
     const found = new Map<string, StoredVector>();
     let missing = [...ids];
     for (let attempt = 0; ; attempt++) {
       for (const r of await this.fetchRows(p, missing)) found.set(r.id, r);
       missing = missing.filter((id) => !found.has(id));
-      if (missing.length === 0) return ids.map((id) => found.get(id)!);
+      // A record deleted meanwhile is not missing: its delete reached Pinecone before the catalogue forgot it.
+      if (missing.length > 0) missing = await recorded(missing);
+      if (missing.length === 0) return ids.filter((id) => found.has(id)).map((id) => found.get(id)!);
       if (attempt === 4) throw new StoreUnavailableError(this.name, `store ${this.name} (Pinecone) does not return ${missing.length} record(s) of tenant "${p.tenantId}" yet (its reads lag its writes); retry shortly`);
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
+  }
+
+  /** Which of `ids` the catalogue records as the tenant's, read in `q` or in a transaction of its own. */
+  private recordedIn(p: Placement, q?: Queryable, db: TenantDb = this.catalogue): (ids: string[]) => Promise<string[]> {
+    const read = async (on: Queryable, ids: string[]) => (await on.query<{ id: string }>(sql.recordedAmong, [p.tenantId, JSON.stringify(ids)])).map((r) => r.id);
+    return (ids) => (q ? read(q, ids) : db.withTenant(p.tenantId, (tx) => read(tx, ids)));
   }
 
   /** Every id listed in a namespace, counted. */
