@@ -103,6 +103,17 @@ export interface PineconeConfig {
   readonly controllerHostUrl?: string;
 }
 
+/** What `BULKHEAD_PINECONE` and `pinecone({…})` fall back to. */
+export const PINECONE_DEFAULTS = Object.freeze({
+  name: "pinecone",
+  cloud: "aws" as const,
+  region: "us-east-1",
+  indexPrefix: "bulkhead",
+  maxNamespacesPerIndex: 1000,
+  timeoutMs: 10_000,
+  maxRetries: 2,
+});
+
 /** Name of the database Bulkhead's control plane lives in; the first store. */
 export const HOME_STORE = "home";
 
@@ -304,18 +315,18 @@ const pinecone: Parser<PineconeConfig | undefined> = (raw, name) => {
   const v = jsonObject(raw, name, `{"cloud":"aws","region":"us-east-1"}`);
   const known = ["name", "cloud", "region", "indexPrefix", "maxNamespacesPerIndex", "timeoutMs", "maxRetries", "controllerHostUrl"];
   for (const key of Object.keys(v)) if (!known.includes(key)) throw new ConfigError(`${name}.${key} is not a setting (known: ${known.join(", ")}; the API key goes in PINECONE_API_KEY)`);
-  const storeName = v.name === undefined ? "pinecone" : text(v.name, `${name}.name`);
+  const storeName = v.name === undefined ? PINECONE_DEFAULTS.name : text(v.name, `${name}.name`);
   if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(storeName) || storeName === HOME_STORE) throw new ConfigError(`${name}.name must be a slug of lower-case letters, digits and - (at most 31) and not "${HOME_STORE}"`);
-  const indexPrefix = v.indexPrefix === undefined ? "bulkhead" : text(v.indexPrefix, `${name}.indexPrefix`);
+  const indexPrefix = v.indexPrefix === undefined ? PINECONE_DEFAULTS.indexPrefix : text(v.indexPrefix, `${name}.indexPrefix`);
   if (!/^[a-z0-9][a-z0-9-]{0,29}$/.test(indexPrefix)) throw new ConfigError(`${name}.indexPrefix must be 1-30 lower-case letters, digits and - (Pinecone index names)`);
   return Object.freeze({
     name: storeName,
-    cloud: oneOf<"aws" | "gcp" | "azure">(["aws", "gcp", "azure"])(v.cloud ?? "aws", `${name}.cloud`),
-    region: text(v.region ?? "us-east-1", `${name}.region`),
+    cloud: oneOf<"aws" | "gcp" | "azure">(["aws", "gcp", "azure"])(v.cloud ?? PINECONE_DEFAULTS.cloud, `${name}.cloud`),
+    region: text(v.region ?? PINECONE_DEFAULTS.region, `${name}.region`),
     indexPrefix,
-    maxNamespacesPerIndex: int(1, 100_000)(v.maxNamespacesPerIndex ?? 1000, `${name}.maxNamespacesPerIndex`),
-    timeoutMs: int(100, 600_000)(v.timeoutMs ?? 10_000, `${name}.timeoutMs`),
-    maxRetries: int(0, 10)(v.maxRetries ?? 2, `${name}.maxRetries`),
+    maxNamespacesPerIndex: int(1, 100_000)(v.maxNamespacesPerIndex ?? PINECONE_DEFAULTS.maxNamespacesPerIndex, `${name}.maxNamespacesPerIndex`),
+    timeoutMs: int(100, 600_000)(v.timeoutMs ?? PINECONE_DEFAULTS.timeoutMs, `${name}.timeoutMs`),
+    maxRetries: int(0, 10)(v.maxRetries ?? PINECONE_DEFAULTS.maxRetries, `${name}.maxRetries`),
     ...(v.controllerHostUrl === undefined ? {} : { controllerHostUrl: text(v.controllerHostUrl, `${name}.controllerHostUrl`) }),
   });
 };

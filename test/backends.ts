@@ -65,6 +65,14 @@ export async function openServerPair(options: BulkheadOptions = {}): Promise<[Aw
   return [first, await open()];
 }
 
+/** Configuration that points a Bulkhead's Pinecone store at `standin` (index prefix "bh"); `settings` override. */
+export function standinConfig(standin: PineconeStandin, settings: Record<string, unknown> = {}) {
+  return {
+    pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 5_000, maxRetries: 1, controllerHostUrl: standin.url, ...settings },
+    pineconeApiKey: standin.key,
+  } as BulkheadOptions["config"];
+}
+
 /**
  * Every tenant in Pinecone — a local stand-in of its API, one per open, closed with the Bulkhead —
  * and the catalogue on PGlite. `standin` gives the stand-in of the last open (fault injection).
@@ -76,12 +84,7 @@ export const pineconeStandin: Backend & { standin?: PineconeStandin } = {
     pineconeStandin.standin = standin;
     const opened = await pglite.open({
       ...options,
-      config: {
-        ...options.config,
-        pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 5_000, maxRetries: 1, controllerHostUrl: standin.url },
-        pineconeApiKey: standin.key,
-        tierStores: { free: "pinecone", pro: "pinecone", enterprise: "pinecone" },
-      } as BulkheadOptions["config"],
+      config: { ...options.config, ...standinConfig(standin), tierStores: { free: "pinecone", pro: "pinecone", enterprise: "pinecone" } },
     }).catch(async (err) => {
       await standin.close();
       throw err;

@@ -8,7 +8,7 @@ import { StoreUnavailableError, ValidationError } from "../src/errors.js";
 import { describeError } from "../src/monitoring/safe-error.js";
 import { buildServer } from "../src/server/index.js";
 import type { MoveProgress } from "../src/tenancy/placement-move.js";
-import { pglite, vec } from "./backends.js";
+import { pglite, standinConfig, vec } from "./backends.js";
 import { expectEqualsModel, liveTraffic, seed, UNLIMITED, type Model } from "./live-traffic.js";
 import { PineconeStandin, STANDIN_LIMITS } from "./pinecone-standin.js";
 
@@ -30,8 +30,7 @@ async function openWithPinecone(options: { config?: BulkheadOptions["config"]; c
     dimension: 8,
     annIndexThreshold: 300,
     ...options.config,
-    pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 1_000, maxRetries: 1, controllerHostUrl: standin.url, ...options.pinecone },
-    pineconeApiKey: standin.key,
+    ...standinConfig(standin, { timeoutMs: 1_000, ...options.pinecone }),
   } as BulkheadOptions["config"];
   const opened = options.cell ? await pglite.openWithCell({ config }) : await pglite.open({ config });
   return { bh: opened.bulkhead, standin };
@@ -310,7 +309,7 @@ describe("pinecone store", () => {
     standins.push(standin);
     const opened = await pglite.open({
       warn: (m) => logged.push(m),
-      config: { dimension: 8, pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 1_000, maxRetries: 0, controllerHostUrl: standin.url }, pineconeApiKey: standin.key, tierStores: { pro: "pinecone" } } as BulkheadOptions["config"],
+      config: { dimension: 8, ...standinConfig(standin, { timeoutMs: 1_000, maxRetries: 0 }), tierStores: { pro: "pinecone" } },
     });
     bh = opened.bulkhead;
     await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);

@@ -27,7 +27,7 @@ export const registerBody = z
     tier: z.enum(TIERS as [string, ...string[]]),
     quota: quota.optional(),
     dimension: z.number().int().optional(),
-    store: z.string().min(1).max(100).optional().describe("store to place the tenant in: home (default) or a configured cell"),
+    store: z.string().min(1).max(100).optional().describe("store to place the tenant in: home (default), a configured cell or Pinecone (default: its tier's, BULKHEAD_TIER_STORES)"),
   })
   .strict();
 export const tierBody = z.object({ tier: z.enum(TIERS as [string, ...string[]]) }).strict();
@@ -36,7 +36,7 @@ export const moveBody = z
   .object({
     tier: z.enum(TIERS as [string, ...string[]]).optional().describe("new tier: to or from enterprise moves to or from a dedicated index"),
     index: z.string().min(1).max(100).optional().describe("shared index to move to (see /admin/capacity)"),
-    store: z.string().min(1).max(100).optional().describe("store to move to: home or a configured cell"),
+    store: z.string().min(1).max(100).optional().describe("store to move to: home, a configured cell or Pinecone"),
     batchSize,
   })
   .strict()

@@ -1,4 +1,4 @@
-import { HOME_STORE, type BulkheadConfig } from "../config.js";
+import { HOME_STORE, PINECONE_DEFAULTS, type BulkheadConfig } from "../config.js";
 import type { Db } from "../db/db.js";
 import { openDatabase } from "../db/open.js";
 import { ConfigError } from "../errors.js";
@@ -28,7 +28,7 @@ export function pinecone(settings: Pick<PineconeSettings, "apiKey"> & Partial<Pi
   return (name, { home, config, warn }) =>
     new PineconeStore(
       name,
-      { cloud: "aws", region: "us-east-1", indexPrefix: "bulkhead", maxNamespacesPerIndex: 1000, timeoutMs: 10_000, maxRetries: 2, ...settings },
+      { ...PINECONE_DEFAULTS, ...settings },
       home.dataPlane,
       home.withTimeout(config.dbLongTimeoutMs),
       warn,

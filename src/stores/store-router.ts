@@ -1,6 +1,6 @@
 import { HOME_STORE } from "../config.js";
 import type { Queryable, Transaction } from "../db/db.js";
-import { ValidationError } from "../errors.js";
+import { shown, ValidationError } from "../errors.js";
 import type { MetadataFilter } from "./filter.js";
 import type { PgvectorCell } from "./pgvector/pgvector-cell.js";
 import type { PgvectorStore } from "./pgvector/pgvector-store.js";
@@ -40,7 +40,7 @@ export class StoreRouter implements VectorStore {
   /** A configured cell; throws a `ValidationError` naming the known stores otherwise. */
   cell(name: string): PgvectorCell {
     const cell = this.cells.get(name);
-    if (!cell) throw new ValidationError("store", `no store named ${JSON.stringify(name)} is configured (stores: ${this.storeNames().join(", ")}; see BULKHEAD_CELLS and BULKHEAD_PINECONE)`);
+    if (!cell) throw new ValidationError("store", `no store named ${shown(name)} is configured (stores: ${this.storeNames().join(", ")}; see BULKHEAD_CELLS and BULKHEAD_PINECONE)`);
     return cell;
   }
 

@@ -4,6 +4,7 @@ import { MoveConflictError, MoveNotFoundError, ValidationError } from "../errors
 import type { Placement } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
 import { copyOnline, type MoveOptions, type MovePhase, type PlacementMove } from "./placement-move.js";
+import { catalogueSql } from "../stores/catalogue-sql.js";
 import { registrySql as sql } from "./registry-sql.js";
 import type { SlotAllocation } from "./slot-allocation.js";
 import type { StoreReconciliation } from "./store-reconciliation.js";
@@ -132,7 +133,7 @@ export class MoveCoordinator {
         });
       }
       // Leaving a store outside PostgreSQL: the catalogue's record of the tenant's ids there goes too.
-      if (this.store.isRemote(src.store) && !this.store.isRemote(to.store)) await tx.inTenant(tenantId, () => tx.query(sql.forgetRemoteIds, [tenantId]));
+      if (this.store.isRemote(src.store) && !this.store.isRemote(to.store)) await tx.inTenant(tenantId, () => tx.query(catalogueSql.forgetAllIds, [tenantId]));
       if (current.dedicatedIndex) await tx.query(sql.deleteIndex, [src.indexId]);
       await this.host.announce(tx, tenantId);
       return src;
@@ -263,7 +264,7 @@ export class MoveCoordinator {
     const tenantId = src.tenantId;
     if (this.store.fencedAtHome(src.store) && this.store.fencedAtHome(to.store)) return; // the same catalogue keeps them
     if (targetTx && !this.store.of(to).capabilities.transactional) {
-      await targetTx.inTenant(tenantId, () => targetTx.query(sql.setDocumentCount, [tenantId, documents]));
+      await targetTx.inTenant(tenantId, () => targetTx.query(catalogueSql.setDocumentCount, [tenantId, documents]));
     }
     const days = await held.inTenant(tenantId, () => held.query<{ day: string; queries: number }>("SELECT day::text, queries FROM daily_query_counts WHERE tenant_id = $1", [tenantId]));
     if (days.length === 0) return;
@@ -285,7 +286,7 @@ export class MoveCoordinator {
     const target = this.moveTargetPlacement(current, row);
     if (this.store.fencedAtHome(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query("DELETE FROM move_changes WHERE tenant_id = $1", [current.tenantId]));
     // A copy into a store outside PostgreSQL recorded its ids; the tenant stays where it is.
-    if (this.store.isRemote(row.to_store) && !this.store.isRemote(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query(sql.forgetRemoteIds, [current.tenantId]));
+    if (this.store.isRemote(row.to_store) && !this.store.isRemote(current.placement.store)) await tx.inTenant(current.tenantId, () => tx.query(catalogueSql.forgetAllIds, [current.tenantId]));
     await tx.query(sql.deleteMove, [current.tenantId]);
     if (row.to_store === HOME_STORE) await this.store.dropStorage(tx, target);
     if (row.to_index_kind === "dedicated") await tx.query(sql.deleteIndex, [row.to_index_id]);

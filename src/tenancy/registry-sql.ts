@@ -69,10 +69,6 @@ export const registrySql = {
                SELECT t.id, m.to_index_id, m.to_slot, t.placement_epoch, false, true
                  FROM placement_moves m JOIN indexes i ON i.id = m.to_index_id JOIN tenants t ON t.id = m.tenant WHERE i.store = $1`,
   cellIndexes: "SELECT id, name, kind, dimension, metric, store FROM indexes WHERE store = $1 ORDER BY id",
-  /** $1 tenant, $2 its document count, set outright (it moved into a store the home catalogue counts for). */
-  setDocumentCount: `INSERT INTO document_counts (tenant_id, documents) VALUES ($1, $2) ON CONFLICT (tenant_id) DO UPDATE SET documents = EXCLUDED.documents`,
-  /** $1 tenant: the ids recorded for it in a store outside PostgreSQL (it left that store). */
-  forgetRemoteIds: "DELETE FROM remote_ids WHERE tenant_id = $1",
   /** A tenant's counters and change log at home, cleared when it moves to a cell (the cell keeps its own). */
   clearHomeCounters: [
     "DELETE FROM document_counts WHERE tenant_id = $1",

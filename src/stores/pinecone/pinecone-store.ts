@@ -33,7 +33,7 @@ export interface PineconeSettings {
   indexPrefix: string;
   /** Namespaces per serverless index on the plan (Starter 100, Standard 1,000, Enterprise 100,000). */
   maxNamespacesPerIndex: number;
-  /** Deadline of every call to Pinecone, retries included. */
+  /** Deadline of each request to Pinecone (a retried request gets it again). */
   timeoutMs: number;
   /** Retries of a call Pinecone answered 5xx (every call Bulkhead makes is idempotent). */
   maxRetries: number;
@@ -78,11 +78,11 @@ const safeName = (err: unknown) => (err as { code?: string; name?: string })?.co
 /**
  * Vectors in Pinecone serverless indexes: a namespace per tenant in a shared index, or a dedicated
  * index. Pinecone cannot join a PostgreSQL transaction, so every data call is fenced by the home
- * catalogue instead: a catalogue transaction (data-plane role, tenant context proved) checks the
- * placement epoch and holds the tenant's placement lock shared around the remote call — a move's
- * switch waits for calls in flight and a stale placement is refused, exactly as in pgvector —
- * and keeps the tenant's document counter, daily query count and a move's change log. The remote
- * call runs inside that transaction, so the counters commit only if Pinecone acknowledged it.
+ * catalogue instead, in short catalogue transactions (data-plane role, tenant context proved) and
+ * never one held while Pinecone works: the placement epoch is checked after the remote call (and
+ * before a write), so a call that raced a move's switch is refused with `PlacementMovedError` and
+ * redone on the new placement. The catalogue also keeps the tenant's document counter, daily
+ * query count, a move's change log and the record of which ids the tenant has here (`remote_ids`).
  *
  * Tenant scope is never taken from input: the namespace is the placement's, every record carries
  * `tenant_id` in its metadata, every query's filter is ANDed under `tenant_id = <tenant>`, and every
@@ -93,8 +93,6 @@ export class PineconeStore implements RemoteStore {
   readonly capabilities: StoreCapabilities;
   private readonly pc: Pinecone;
   private readonly indexes = new Map<string, Index<RecordMetadata>>();
-  /** Where the last page of a namespace listing ended: a page read after `lastId` continues from there. */
-  private readonly cursors = new Map<string, string>();
 
   constructor(
     readonly name: string,
@@ -185,6 +183,7 @@ export class PineconeStore implements RemoteStore {
    */
   async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
     const ids = JSON.stringify(records.map((r) => r.id));
+    const logged = JSON.stringify(records.map((r) => ({ id: r.id })));
     const { added, documents } = await this.fenced(p, async (tx) => {
       const fresh = new Set((await tx.query<{ id: string }>(sql.recordIds, [p.tenantId, ids])).map((r) => r.id));
       let documents: number;
@@ -194,7 +193,7 @@ export class PineconeStore implements RemoteStore {
         if ((err as { code?: string }).code !== "BHQ01") throw err;
         throw documentQuotaRefusal(p.tenantId, maxDocuments, Number((err as { detail?: string }).detail));
       }
-      if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, JSON.stringify(records.map((r) => ({ id: r.id })))]);
+      if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, logged]);
       return { added: fresh, documents };
     });
     try {
@@ -211,7 +210,7 @@ export class PineconeStore implements RemoteStore {
       throw err;
     }
     await this.fenced(p, async (tx) => {
-      if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, JSON.stringify(records.map((r) => ({ id: r.id })))]);
+      if (p.moving) await tx.query(sql.logUpserted, [p.tenantId, logged]);
     });
     return { upserted: records.length, added: added.size, documents };
   }
@@ -220,8 +219,7 @@ export class PineconeStore implements RemoteStore {
     compileFilter(filter, 1); // validates it with the same rules and limits as every store; throws ValidationError
     const scoped = filter && Object.keys(filter).length > 0 ? { $and: [{ tenant_id: { $eq: p.tenantId } }, filter] } : { tenant_id: { $eq: p.tenantId } };
     if (Buffer.byteLength(JSON.stringify(scoped)) > MAX_FILTER_BYTES) throw new ValidationError("filter", `is larger than the ${MAX_FILTER_BYTES} bytes this store (Pinecone) takes as JSON`);
-    const queriesToday = await this.fenced(p, async (tx) => {
-      if (!count) return undefined;
+    const queriesToday = count && await this.fenced(p, async (tx) => {
       try {
         return (await tx.query<{ queries: number }>(sql.countDailyQuery, [p.tenantId, count.day, count.limit]))[0]!.queries;
       } catch (err) {
@@ -241,8 +239,8 @@ export class PineconeStore implements RemoteStore {
     return { matches, queriesToday, readUnits: answer.usage?.readUnits };
   }
 
+  /** Read, then the placement checked: a read that raced a switch is redone on the new placement. */
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
-    await this.recheck(p);
     const rows = await this.fetchRows(p, ids);
     await this.recheck(p);
     return rows;
@@ -316,16 +314,14 @@ export class PineconeStore implements RemoteStore {
       let restored = 0;
       try {
         await this.dropNamespace(p);
-        for (let after: string | null = null; ; ) {
-          const page = await this.listIds(side, after, LIST_PAGE);
-          if (page.length === 0) break;
+        for await (const page of this.listPages(side)) {
+          // Listed in staging, so every one of them must be read: none is "deleted meanwhile".
           await this.write(p, await this.settledRows(side, page, async (missing) => missing));
           await this.fenced(p, async (tx) => {
             await tx.query(sql.recordIds, [p.tenantId, JSON.stringify(page)]);
             await tx.query(sql.restoreDocuments, [p.tenantId, page.length]);
           }, { db: this.mover, checked: false });
           restored += page.length;
-          after = page.at(-1)!;
         }
       } catch (err) {
         throw new StoreUnavailableError(this.name, `the restore of tenant "${p.tenantId}" failed while swapping in the staged copy (${safeName(err)}): the tenant is partly restored, ${restored} of ${staged} records, counted as such; the staged copy is kept — restore again`);
@@ -403,9 +399,9 @@ export class PineconeStore implements RemoteStore {
       const recorded = new Set((await q.query<{ id: string }>(sql.recordedAmong, [from.tenantId, JSON.stringify(ids)])).map((r) => r.id));
       const rows = (await this.fetchRows(from, [...recorded])).map(toMoved);
       const found = new Set(rows.map((r) => r.id));
-      const unsettled = tx ? [] : [...recorded].filter((id) => !found.has(id));
-      const gone = ids.filter((id) => !found.has(id) && !unsettled.includes(id));
-      const done = ids.filter((id) => !unsettled.includes(id));
+      const unsettled = new Set(tx ? [] : [...recorded].filter((id) => !found.has(id)));
+      const gone = ids.filter((id) => !found.has(id) && !unsettled.has(id));
+      const done = ids.filter((id) => !unsettled.has(id));
       await write(rows, gone, q);
       await q.query(sql.forgetChanges, [from.tenantId, JSON.stringify(done)]);
       return done.length;
@@ -601,38 +597,19 @@ export class PineconeStore implements RemoteStore {
   /** Every id listed in a namespace, counted. */
   private async countListed(p: Placement): Promise<number> {
     let n = 0;
-    for (let after: string | null = null; ; ) {
-      const ids = await this.listIds(p, after, LIST_PAGE);
-      n += ids.length;
-      if (ids.length < LIST_PAGE) return n;
-      after = ids.at(-1)!;
-    }
+    for await (const ids of this.listPages(p)) n += ids.length;
+    return n;
   }
 
-  /**
-   * Up to `limit` ids after `afterId`, in Pinecone's (bytewise) order. Pinecone pages with opaque
-   * tokens, not ids: the token that followed the previous page is remembered by its last id, so a
-   * streaming reader (backup, a move's copy) continues where it was; otherwise the listing starts
-   * over and skips to `afterId`.
-   */
-  private async listIds(p: Placement, afterId: string | null, limit: number): Promise<string[]> {
-    const key = (id: string) => `${this.indexName(p)}\u0000${p.namespace}\u0000${id}`;
-    let token = afterId === null ? undefined : this.cursors.get(key(afterId));
-    const ids: string[] = [];
-    const skip = afterId !== null && token === undefined ? Buffer.from(afterId, "utf8") : null;
-    for (;;) {
+  /** A namespace's ids, page by page (Pinecone's bytewise order), from the first to the last. */
+  private async *listPages(p: Placement): AsyncGenerator<string[]> {
+    for (let token: string | undefined; ; ) {
       const page = await this.remote("listing", () => this.ns(p).listPaginated({ limit: LIST_PAGE, ...(token ? { paginationToken: token } : {}) }));
-      for (const v of page.vectors ?? []) if (v.id && (!skip || Buffer.compare(Buffer.from(v.id, "utf8"), skip) > 0) && ids.length < limit) ids.push(v.id);
+      const ids = (page.vectors ?? []).flatMap((v) => (v.id ? [v.id] : []));
+      if (ids.length > 0) yield ids;
       token = page.pagination?.next;
-      if (!token || ids.length >= limit) break;
+      if (!token) return;
     }
-    if (afterId !== null) this.cursors.delete(key(afterId));
-    // Only a page that ended exactly at a page boundary has a token that continues right after it.
-    if (token && ids.length > 0 && ids.length === limit && limit === LIST_PAGE) {
-      if (this.cursors.size > 1000) this.cursors.clear();
-      this.cursors.set(key(ids.at(-1)!), token);
-    }
-    return ids;
   }
 
   private async namespacesOf(indexName: string): Promise<string[]> {
