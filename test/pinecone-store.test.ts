@@ -36,6 +36,18 @@ async function openWithPinecone(options: { config?: BulkheadOptions["config"]; c
   return { bh: opened.bulkhead, standin };
 }
 
+/** Backs the tenant up to a file in a fresh directory, runs `fn` with it, and removes the directory. */
+async function withBackup(bh: Bulkhead, tenantId: string, fn: (file: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "bh-pc-"));
+  try {
+    const file = join(dir, `${tenantId}.bhb`);
+    await bh.backupTenant(tenantId, file);
+    await fn(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 describe("pinecone store", () => {
   let bh: Bulkhead;
   let standin: PineconeStandin;
@@ -178,10 +190,7 @@ describe("pinecone store", () => {
     await bh.registry.registerTenant("tenant-c", "C", TenantTier.PRO);
     const model: Model = new Map();
     await seed(bh, "tenant-a", 600, model);
-    const dir = await mkdtemp(join(tmpdir(), "bh-pc-"));
-    try {
-      const file = join(dir, "a.bhb");
-      await bh.backupTenant("tenant-a", file);
+    await withBackup(bh, "tenant-a", async (file) => {
       standin.delayMs = 20;
       const restore = bh.restoreTenant(file);
       while (standin.records("bh-1", "tenant-a.restore").length === 0) await new Promise((r) => setTimeout(r, 5));
@@ -198,9 +207,7 @@ describe("pinecone store", () => {
       await expect(bh.restoreTenant(file)).rejects.toThrow(/nothing was changed/);
       standin.consistencyDelayMs = 0;
       await expectEqualsModel(bh, model);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("erasure deletes the tenant's namespace however late its writes become visible, and reports (never throws) when Pinecone fails", async () => {
@@ -393,10 +400,7 @@ describe("pinecone store", () => {
     await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
     const model: Model = new Map();
     await seed(bh, "tenant-a", 250, model);
-    const dir = await mkdtemp(join(tmpdir(), "bh-pc-"));
-    try {
-      const file = join(dir, "a.bhb");
-      await bh.backupTenant("tenant-a", file);
+    await withBackup(bh, "tenant-a", async (file) => {
       await bh.dataManager.deleteDocuments("tenant-a", ["d00000"]);
       // Staging takes one upsert (250 records); the swap's first page goes through, the second fails.
       standin.failNext(5, 503, "/vectors/upsert", 2);
@@ -405,9 +409,7 @@ describe("pinecone store", () => {
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(standin.records("bh-1", "tenant-a").length);
       expect((await bh.restoreTenant(file)).documents).toBe(250);
       await expectEqualsModel(bh, model);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("bills a move's target dedicated index to the tenant moving, not to everyone", async () => {
@@ -435,6 +437,15 @@ describe("pinecone store", () => {
   it("starts only with an API key, and refuses a tier mapped to a store that does not exist", async () => {
     await expect(pglite.open({ config: { pinecone: { name: "pinecone", cloud: "aws", region: "us-east-1", indexPrefix: "bh", maxNamespacesPerIndex: 100, timeoutMs: 1000, maxRetries: 1 } } })).rejects.toThrow(/PINECONE_API_KEY/);
     await expect(pglite.open({ config: { tierStores: { enterprise: "nowhere" } } })).rejects.toThrow(/tier enterprise names store "nowhere"/);
+    // An unknown store named with a huge or hostile string: a 400 that does not echo it back.
+    const { bulkhead } = await pglite.open();
+    try {
+      const err = await bulkhead.registry.registerTenant("tenant-x", "X", TenantTier.PRO, { store: `\u0000${"x".repeat(1_000_000)}` }).catch((e) => e);
+      expect(err).toBeInstanceOf(ValidationError);
+      expect(err.message.length).toBeLessThan(300);
+    } finally {
+      await bulkhead.close();
+    }
   });
 });
 
