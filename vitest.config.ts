@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import LongestFirstSequencer from "./test/longest-first-sequencer.js";
 
 /**
  * Three layers, each runnable alone (`npm run test:unit`, `test:conformance`, `test:system`):
@@ -16,10 +17,12 @@ export default defineConfig({
     hookTimeout: 120_000,
     fileParallelism: true,
     maxWorkers: 2,
+    // Both global setups (test/global-setup.ts) build dist/ once from the current sources and migrate
+    // one in-memory database every PGlite open copies; the slowest files start first, whatever their project.
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       { extends: true, test: { name: "unit", include: ["src/**/*.test.ts"] } },
-      { extends: true, test: { name: "conformance", include: ["test/**/*.test.ts"], exclude: SYSTEM } },
-      // dist/ built once from the current sources (the CLI and service tests run the built binary).
+      { extends: true, test: { name: "conformance", include: ["test/**/*.test.ts"], exclude: SYSTEM, globalSetup: ["test/global-setup.ts"] } },
       { extends: true, test: { name: "system", include: SYSTEM, globalSetup: ["test/global-setup.ts"] } },
     ],
   },

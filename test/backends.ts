@@ -1,7 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import pg from "pg";
-import { openBulkhead, type BulkheadOptions } from "../src/bulkhead.js";
+import { inject } from "vitest";
+import { openBulkhead, type Bulkhead, type BulkheadOptions } from "../src/bulkhead.js";
+import { useMemoryImage } from "../src/db/open.js";
+import type { StoreCapabilities } from "../src/stores/store.js";
 import type { Db } from "../src/db/db.js";
 import { PgliteDb } from "../src/db/pglite-db.js";
 import { PineconeStandin } from "./pinecone-standin.js";
@@ -12,6 +16,23 @@ export interface Backend {
   open(options?: BulkheadOptions): ReturnType<typeof openBulkhead>;
   /** The same with a second store, the cell "cell-2" (another in-memory database, or the server's `<database>_cell`). */
   openWithCell(options?: BulkheadOptions): ReturnType<typeof openBulkhead>;
+  /**
+   * Makes every write into the index `indexId` of the last open fail, as a full disk would, until
+   * `undo` is called; `reason` matches how the store reports it.
+   */
+  failWritesInto(db: Db, indexId: number): Promise<WriteFault>;
+}
+
+export interface WriteFault {
+  reason: RegExp;
+  undo(): Promise<void>;
+}
+
+/** A trigger refusing every write into the index's table, created by the owner (what only a DBA could do). */
+async function refuseWritesInTable(db: Db, indexId: number): Promise<WriteFault> {
+  await asOwner(db, "CREATE OR REPLACE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'no space left on device (test)'; END $$");
+  await asOwner(db, `CREATE TRIGGER refuse_writes BEFORE INSERT OR UPDATE ON vec_${indexId} FOR EACH ROW EXECUTE FUNCTION refuse_writes()`);
+  return { reason: /no space left on device \(test\)/, undo: () => asOwner(db, `DROP TRIGGER refuse_writes ON vec_${indexId}`) };
 }
 
 /** The same URL with the database `<name>_cell` (created by `scripts/setup-postgres.sh bulkhead_cell`). */
@@ -30,10 +51,15 @@ if (process.env.CI && (!serverUrl || !ownerUrl || !dataUrl)) {
 
 const schemas: string[] = [];
 
+// In-memory databases start from the image test/setup-image.ts migrated once for the whole run.
+const image = inject("pgliteImage");
+if (image) useMemoryImage("bulkhead", new Blob([readFileSync(image)]));
+
 export const pglite: Backend = {
   name: "pglite",
   open: (options = {}) => openBulkhead({ ...options, database: "memory://", env: {} }),
   openWithCell: (options = {}) => pglite.open(withCell(options, { url: "memory://" })),
+  failWritesInto: refuseWritesInTable,
 };
 
 export const postgres: Backend | undefined =
@@ -47,6 +73,7 @@ export const postgres: Backend | undefined =
         },
         openWithCell: (options = {}) =>
           postgres!.open(withCell(options, { url: cellDatabase(serverUrl), ownerUrl: cellDatabase(ownerUrl), ...(dataUrl ? { dataUrl: cellDatabase(dataUrl) } : {}) })),
+        failWritesInto: refuseWritesInTable,
       }
     : undefined;
 
@@ -100,10 +127,23 @@ export const pineconeStandin: Backend & { standin?: PineconeStandin } = {
     return opened;
   },
   openWithCell: () => Promise.reject(new Error("the Pinecone backend has no cell")),
+  async failWritesInto(_db, indexId) {
+    const standin = pineconeStandin.standin!;
+    standin.failNext(Number.MAX_SAFE_INTEGER, 507, `/data/bh-${indexId}/vectors/upsert`); // 507: Insufficient Storage
+    return { reason: /\(Pinecone\) (answered 507|kept failing)/, undo: async () => standin.clearFailures() };
+  },
 };
 
 /** Every backend the conformance suites run against. */
 export const BACKENDS: Backend[] = [pglite, ...(postgres ? [postgres] : [])];
+
+/** Every backend and every store: pgvector on each, and Pinecone (its stand-in). */
+export const STORES: Backend[] = [...BACKENDS, pineconeStandin];
+
+/** What the store holding `tenantId` can do: tests of a store-specific mechanism read it to skip the others. */
+export async function capabilitiesOf(bh: Bulkhead, tenantId: string): Promise<StoreCapabilities> {
+  return bh.storeCapabilities[(await bh.registry.getTenant(tenantId)).store]!;
+}
 
 /** Drops the schemas this test file created on the server. */
 export async function dropTestSchemas(): Promise<void> {

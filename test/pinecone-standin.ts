@@ -152,6 +152,11 @@ export class PineconeStandin {
     this.failures.push({ count, status, path, skip });
   }
 
+  /** Ends every failure `failNext` set up. */
+  clearFailures(): void {
+    this.failures.length = 0;
+  }
+
   /** Records of a namespace as a read would see them now. */
   records(index: string, namespace: string): StoredRecord[] {
     const ix = this.indexes.get(index);

@@ -36,6 +36,21 @@ export async function openDatabase(config: BulkheadConfig, warn: Warn): Promise<
  */
 const memoryImages = new Map<string, Promise<File | Blob>>();
 
+/**
+ * The migrated image in-memory databases of `schema` start from in this process, taken now if
+ * there is none yet. A test runner takes it once and hands it to each worker (`useMemoryImage`),
+ * so no test file pays for creating and migrating a database of its own.
+ */
+export async function memoryImage(schema: string): Promise<Blob> {
+  if (!memoryImages.has(schema)) await (await openEmbedded("memory://", schema)).close();
+  return memoryImages.get(schema)!;
+}
+
+/** In-memory databases of `schema` start as copies of `image` (from `memoryImage`, of the same code). */
+export function useMemoryImage(schema: string, image: Blob): void {
+  memoryImages.set(schema, Promise.resolve(image));
+}
+
 async function openEmbedded(location: string, schema: string): Promise<Db> {
   const dir = location === "memory://" ? location : resolve(location.replace(/^file:\/\//, ""));
   // One process per data directory, refused before PGlite touches a file (see data-dir-lock.ts).

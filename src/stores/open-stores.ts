@@ -4,7 +4,7 @@ import { openDatabase } from "../db/open.js";
 import { ConfigError } from "../errors.js";
 import { claimStoreIdentity, PgvectorCell } from "./pgvector/pgvector-cell.js";
 import { PgvectorStore } from "./pgvector/pgvector-store.js";
-import { PineconeStore, type PineconeSettings } from "./pinecone/pinecone-store.js";
+import type { PineconeSettings } from "./pinecone/pinecone-store.js";
 import type { RemoteStore } from "./store.js";
 
 export type { PineconeSettings };
@@ -18,21 +18,18 @@ export interface StoreContext {
 }
 
 /** Builds a remote store for `createBulkhead({ stores })`. */
-export type StoreFactory = (name: string, context: StoreContext) => RemoteStore;
+export type StoreFactory = (name: string, context: StoreContext) => RemoteStore | Promise<RemoteStore>;
 
 /**
  * Pinecone as a store, for `createBulkhead({ stores: { pc: pinecone({ apiKey, cloud, region }) } })`.
  * `BULKHEAD_PINECONE` and `PINECONE_API_KEY` configure the same thing from the environment.
  */
 export function pinecone(settings: Pick<PineconeSettings, "apiKey"> & Partial<PineconeSettings>): StoreFactory {
-  return (name, { home, config, warn }) =>
-    new PineconeStore(
-      name,
-      { ...PINECONE_DEFAULTS, ...settings },
-      home.dataPlane,
-      home.withTimeout(config.dbLongTimeoutMs),
-      warn,
-    );
+  return async (name, { home, config, warn }) => {
+    // Loaded only when a Pinecone store is configured: the SDK is a third of the CLI's start-up.
+    const { PineconeStore } = await import("./pinecone/pinecone-store.js");
+    return new PineconeStore(name, { ...PINECONE_DEFAULTS, ...settings }, home.dataPlane, home.withTimeout(config.dbLongTimeoutMs), warn);
+  };
 }
 
 /** The deployment's stores: pgvector at home, the configured cells (opened and migrated) and remote stores. */
@@ -47,7 +44,7 @@ export async function openStores(home: Db, config: BulkheadConfig, warn: (messag
   const remotes = new Map<string, RemoteStore>();
   for (const [name, factory] of Object.entries(all)) {
     if (name === HOME_STORE || config.cells[name]) throw new ConfigError(`store name ${JSON.stringify(name)} is taken (home or a cell): name the store something else`);
-    remotes.set(name, factory(name, { home, config, warn }));
+    remotes.set(name, await factory(name, { home, config, warn }));
   }
   const router = new StoreRouter(new PgvectorStore(home, home.dataPlane, config, warn), new Map(cells.map((c) => [c.name, c])), remotes);
   for (const [tier, store] of Object.entries(config.tierStores)) {

@@ -16,8 +16,8 @@ export interface SharedIndexRow {
   used: number;
 }
 
-/** Index names are unique across stores: a cell's carry its name, e.g. "cell-2/shared-index-1". */
-const indexName = (store: string, name: string) => (store === HOME_STORE ? name : `${store}/${name}`);
+/** Index names are unique across stores: another store's carry its name, e.g. "cell-2/shared-index-1". */
+export const indexName = (store: string, name: string) => (store === HOME_STORE ? name : `${store}/${name}`);
 
 /**
  * Where a tenant's vectors go: a namespace slot in a shared index (provisioning the next index
