@@ -8,18 +8,24 @@ import { Config, TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
 import { monthlyReportToCsv } from "../src/costs/export.js";
 import { ValidationError } from "../src/errors.js";
-import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+import { dropTestSchemas, STORES, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 const period = new Date().toISOString().slice(0, 7);
 
-for (const backend of BACKENDS) {
+for (const backend of STORES) {
   describe(`${backend.name}: cost isolation`, () => {
     let bh: Bulkhead;
     let db: Db;
     beforeEach(async () => {
       ({ bulkhead: bh, db } = await backend.open({
-        config: { dimension: 8, usageFlushIntervalMs: 60_000, prices: { llmModels: { "gpt-4o-mini": { inputPer1KTokens: 0.00015, outputPer1KTokens: 0.0006 } } } },
+        config: {
+          dimension: 8,
+          usageFlushIntervalMs: 60_000,
+          // A store that reports read units (Pinecone) bills those: a query of a small namespace is one
+          // unit, so at the flat query's price every store bills the same.
+          prices: { storeReadUnit: 0.00001, llmModels: { "gpt-4o-mini": { inputPer1KTokens: 0.00015, outputPer1KTokens: 0.0006 } } },
+        },
       }));
       await bh.registry.registerTenant("tenant-001", "Acme", TenantTier.FREE);
       await bh.registry.registerTenant("tenant-002", "Beta", TenantTier.PRO);
