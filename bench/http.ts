@@ -19,11 +19,20 @@
  *   npm run bench:http -- --bin /tmp/old/dist/cli/main.js --label "before (abc123)" --out /tmp/old.json
  *
  * `--bin` runs another build of the service (an older commit's dist/cli/main.js), for a same-day A/B.
+ *
+ * `--compare` puts the reference in the same run (issue 14: HTTP at ≥ 0.9× a bare server): after
+ * loading, `bench/bare-server.ts` (Fastify + pg, the same SQL on the same tables, no isolation or
+ * accounting) is started beside the service, and each step runs against the service and the bare
+ * server alternately, `--rounds` times; the report gives each side's medians and their ratio.
+ *
+ *   npm run bench:http -- --compare --connections 8,32 --out bench/results/http-vs-bare.json
  */
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import pg from "pg";
 import { DEFAULT_SPEC, EmbeddingSpace, rng } from "./dataset.js";
 import { startService } from "./service.js";
 
@@ -37,6 +46,8 @@ const { values: args } = parseArgs({
     out: { type: "string", default: "bench/results/http-postgres.json" },
     bin: { type: "string" },
     label: { type: "string", default: "this commit" },
+    compare: { type: "boolean", default: false },
+    rounds: { type: "string", default: "2" },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -74,11 +85,11 @@ async function main() {
     const upsertVector = JSON.stringify(Array.from(space.sample([1], random)));
     let upserts = 0;
 
-    const step = async (connections: number, seconds: number) => {
+    const step = async (connections: number, seconds: number, url = base) => {
       const latencies: number[] = [];
       const statuses: Record<string, number> = {};
       const instance = autocannon({
-        url: base,
+        url,
         connections,
         duration: seconds,
         timeout: 10,
@@ -124,6 +135,10 @@ async function main() {
       return out;
     };
 
+    if (args.compare) {
+      await compare(step, keys);
+      return;
+    }
     await step(8, 5); // warm-up: plans, connections, caches (not reported)
     const steps = [];
     for (const connections of STEPS) steps.push(await step(connections, SECONDS));
@@ -148,6 +163,82 @@ async function main() {
     log(`wrote ${args.out}`);
   } finally {
     await service.stop();
+  }
+}
+
+type Step = (connections: number, seconds: number, url?: string) => Promise<{ throughput: number; p50Ms: number; p95Ms: number; p99Ms: number; errorRate: number }>;
+
+/** Starts bench/bare-server.ts on the tables the service just filled; resolves its base URL. */
+async function startBare(keys: string[]): Promise<{ base: string; stop(): Promise<void> }> {
+  // The key → tenant and table map, read from the catalogue as a superuser (the bare server has no registry).
+  const superuser = process.env.BARE_DATABASE_URL ?? process.env.DATABASE_OWNER_URL!.replace(/\/\/[^@/]+@/, "//postgres@");
+  const client = new pg.Client({ connectionString: superuser });
+  await client.connect();
+  const rows = (await client.query<{ id: string; index_id: number }>(`SELECT id, index_id FROM ${schema}.tenants`)).rows;
+  await client.end();
+  const table = new Map(rows.map((r) => [r.id, `vec_${r.index_id}`]));
+  const routes = Object.fromEntries(keys.map((key, t) => {
+    const tenantId = `tenant-${String(t + 1).padStart(3, "0")}`;
+    return [key, { tenantId, table: table.get(tenantId)! }];
+  }));
+  const child = spawn(process.execPath, ["--import", "tsx", new URL("./bare-server.ts", import.meta.url).pathname], {
+    env: { ...process.env, BARE_DATABASE_URL: superuser, BARE_SCHEMA: schema },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  child.stdin!.end(JSON.stringify(routes));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once("exit", (code) => reject(new Error(`the bare server exited (${code})`)));
+  });
+  return {
+    base: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    },
+  };
+}
+
+/** Each step against the service and the bare server alternately; medians per side, and the ratio. */
+async function compare(step: Step, keys: string[]) {
+  const bare = await startBare(keys);
+  try {
+    await step(8, 5);
+    await step(8, 5, bare.base); // warm-up of both (not reported)
+    const rounds = Number(args.rounds);
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+    const results = [];
+    for (const connections of STEPS) {
+      const bulkhead = [];
+      const reference = [];
+      for (let r = 0; r < rounds; r++) {
+        log(`round ${r + 1}, ${connections} connections — Bulkhead, then the bare server:`);
+        bulkhead.push(await step(connections, SECONDS));
+        reference.push(await step(connections, SECONDS, bare.base));
+      }
+      const side = (runs: Awaited<ReturnType<Step>>[]) => ({ throughput: median(runs.map((x) => x.throughput)), p50Ms: median(runs.map((x) => x.p50Ms)), p95Ms: median(runs.map((x) => x.p95Ms)), errorRate: Math.max(...runs.map((x) => x.errorRate)), runs });
+      const b = side(bulkhead);
+      const ref = side(reference);
+      const ratio = round(b.throughput / ref.throughput, 2);
+      log(`  ${connections} connections: Bulkhead ${b.throughput}/s p95 ${b.p95Ms} ms; bare ${ref.throughput}/s p95 ${ref.p95Ms} ms; ratio ${ratio}`);
+      results.push({ connections, bulkhead: b, bare: ref, throughputRatio: ratio, p95NoWorse: b.p95Ms <= ref.p95Ms });
+    }
+    const report = {
+      benchmark: "http-vs-bare",
+      label: args.label,
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+      config: { tenants: TENANTS, vectorsPerTenant: VECTORS, dimension: DEFAULT_SPEC.dimension, mix: "90% query topK 10, 10% upsert of one document", seconds: SECONDS, rounds, reference: "bench/bare-server.ts: Fastify + pg as a superuser, same SQL and tables, no isolation or accounting" },
+      results,
+      targets: Object.fromEntries(results.flatMap((r) => [
+        [`${r.connections} connections: throughput ≥ 0.9× the bare server`, r.throughputRatio >= 0.9],
+        [`${r.connections} connections: p95 no worse than the bare server`, r.p95NoWorse],
+      ])),
+    };
+    writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
+    log(`wrote ${args.out}`);
+  } finally {
+    await bare.stop();
   }
 }
 

