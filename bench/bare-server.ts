@@ -14,7 +14,7 @@ import Fastify from "fastify";
 import pg from "pg";
 
 const routes = JSON.parse(await new Response(process.stdin as unknown as ReadableStream).text()) as Record<string, { tenantId: string; table: string }>;
-const pool = new pg.Pool({ connectionString: process.env.BARE_DATABASE_URL, max: Number(process.env.BARE_POOL_SIZE ?? 10), options: `-c search_path=${process.env.BARE_SCHEMA},public` });
+const pool = new pg.Pool({ connectionString: process.env.BARE_DATABASE_URL, max: Number(process.env.BARE_POOL_SIZE ?? 10), idleTimeoutMillis: 0, options: `-c search_path=${process.env.BARE_SCHEMA},public` });
 
 const app = Fastify({ logger: false, bodyLimit: 8 * 1024 * 1024 });
 const route = (authorization: string | undefined) => routes[authorization?.replace(/^Bearer /i, "") ?? ""];

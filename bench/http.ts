@@ -28,7 +28,7 @@
  *   npm run bench:http -- --compare --connections 8,32 --out bench/results/http-vs-bare.json
  */
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
@@ -85,9 +85,11 @@ async function main() {
     const upsertVector = JSON.stringify(Array.from(space.sample([1], random)));
     let upserts = 0;
 
-    const step = async (connections: number, seconds: number, url = base) => {
+    const step = async (connections: number, seconds: number, url = base, serverPid = service.process.pid!) => {
       const latencies: number[] = [];
       const statuses: Record<string, number> = {};
+      const cpuBefore = { server: cpuMs([serverPid]), postgres: cpuMs(postgresPids()) };
+      const transactionsBefore = await transactions();
       const instance = autocannon({
         url,
         connections,
@@ -130,8 +132,13 @@ async function main() {
         connectionErrors: result.errors,
         timeouts: result.timeouts,
         errorRate: round(failed / Math.max(1, responses + result.errors + result.timeouts), 4),
+        // CPU per answered request, from /proc: the server's process, and every PostgreSQL process.
+        serverCpuMsPerRequest: round(cpuSince(cpuBefore.server, cpuMs([serverPid])) / Math.max(1, responses), 3),
+        postgresCpuMsPerRequest: round(cpuSince(cpuBefore.postgres, cpuMs(postgresPids())) / Math.max(1, responses), 3),
+        // Round trips that end a transaction (commits + rollbacks), from pg_stat_database.
+        transactionsPerRequest: round(((await transactions()) - transactionsBefore) / Math.max(1, responses), 2),
       };
-      log(`  ${connections} connections: ${out.throughput}/s answered, p50 ${out.p50Ms} ms, p95 ${out.p95Ms} ms, p99 ${out.p99Ms} ms, errors ${(out.errorRate * 100).toFixed(2)} % ${JSON.stringify(statuses)}`);
+      log(`  ${connections} connections: ${out.throughput}/s answered, p50 ${out.p50Ms} ms, p95 ${out.p95Ms} ms, p99 ${out.p99Ms} ms, errors ${(out.errorRate * 100).toFixed(2)} % ${JSON.stringify(statuses)}; CPU per request: server ${out.serverCpuMsPerRequest} ms, PostgreSQL ${out.postgresCpuMsPerRequest} ms; transactions per request ${out.transactionsPerRequest}`);
       return out;
     };
 
@@ -166,10 +173,52 @@ async function main() {
   }
 }
 
-type Step = (connections: number, seconds: number, url?: string) => Promise<{ throughput: number; p50Ms: number; p95Ms: number; p99Ms: number; errorRate: number }>;
+/** User + system CPU milliseconds each process has used so far (Linux /proc; a process gone is left out). */
+function cpuMs(pids: number[]): Map<number, number> {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      out.set(pid, (Number(fields[11]) + Number(fields[12])) * tick); // utime, stime
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** CPU milliseconds used between two readings: by the processes alive at the second (a process started meanwhile counts whole). */
+const cpuSince = (before: Map<number, number>, after: Map<number, number>) => [...after].reduce((sum, [pid, ms]) => sum + ms - (before.get(pid) ?? 0), 0);
+
+/** Transactions the database has ended so far (its statistics lag up to a second: steps are longer). */
+async function transactions(): Promise<number> {
+  await new Promise((r) => setTimeout(r, 1100));
+  const client = new pg.Client({ connectionString: process.env.DATABASE_OWNER_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>("SELECT xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname = current_database()");
+    return Number(rows[0]!.n) - 1; // not counting this statement's own
+  } finally {
+    await client.end();
+  }
+}
+
+/** Every process of this machine's PostgreSQL server (the postmaster and its backends). */
+function postgresPids(): number[] {
+  return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("postgres");
+    } catch {
+      return false;
+    }
+  });
+}
+
+type Step = (connections: number, seconds: number, url?: string, serverPid?: number) => Promise<{ throughput: number; p50Ms: number; p95Ms: number; p99Ms: number; errorRate: number; serverCpuMsPerRequest: number; postgresCpuMsPerRequest: number }>;
 
 /** Starts bench/bare-server.ts on the tables the service just filled; resolves its base URL. */
-async function startBare(keys: string[]): Promise<{ base: string; stop(): Promise<void> }> {
+async function startBare(keys: string[]): Promise<{ base: string; pid: number; stop(): Promise<void> }> {
   // The key → tenant and table map, read from the catalogue as a superuser (the bare server has no registry).
   const superuser = process.env.BARE_DATABASE_URL ?? process.env.DATABASE_OWNER_URL!.replace(/\/\/[^@/]+@/, "//postgres@");
   const client = new pg.Client({ connectionString: superuser });
@@ -181,7 +230,8 @@ async function startBare(keys: string[]): Promise<{ base: string; stop(): Promis
     const tenantId = `tenant-${String(t + 1).padStart(3, "0")}`;
     return [key, { tenantId, table: table.get(tenantId)! }];
   }));
-  const child = spawn(process.execPath, ["--import", "tsx", new URL("./bare-server.ts", import.meta.url).pathname], {
+  const nodeArgs = process.env.BENCH_SERVER_NODE_OPTIONS?.split(" ").filter(Boolean) ?? []; // profiles it too
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", new URL("./bare-server.ts", import.meta.url).pathname], {
     env: { ...process.env, BARE_DATABASE_URL: superuser, BARE_SCHEMA: schema },
     stdio: ["pipe", "pipe", "inherit"],
   });
@@ -192,6 +242,7 @@ async function startBare(keys: string[]): Promise<{ base: string; stop(): Promis
   });
   return {
     base: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
     stop: async () => {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
@@ -204,7 +255,7 @@ async function compare(step: Step, keys: string[]) {
   const bare = await startBare(keys);
   try {
     await step(8, 5);
-    await step(8, 5, bare.base); // warm-up of both (not reported)
+    await step(8, 5, bare.base, bare.pid); // warm-up of both (not reported)
     const rounds = Number(args.rounds);
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
     const results = [];
@@ -214,9 +265,17 @@ async function compare(step: Step, keys: string[]) {
       for (let r = 0; r < rounds; r++) {
         log(`round ${r + 1}, ${connections} connections — Bulkhead, then the bare server:`);
         bulkhead.push(await step(connections, SECONDS));
-        reference.push(await step(connections, SECONDS, bare.base));
+        reference.push(await step(connections, SECONDS, bare.base, bare.pid));
       }
-      const side = (runs: Awaited<ReturnType<Step>>[]) => ({ throughput: median(runs.map((x) => x.throughput)), p50Ms: median(runs.map((x) => x.p50Ms)), p95Ms: median(runs.map((x) => x.p95Ms)), errorRate: Math.max(...runs.map((x) => x.errorRate)), runs });
+      const side = (runs: Awaited<ReturnType<Step>>[]) => ({
+        throughput: median(runs.map((x) => x.throughput)),
+        p50Ms: median(runs.map((x) => x.p50Ms)),
+        p95Ms: median(runs.map((x) => x.p95Ms)),
+        errorRate: Math.max(...runs.map((x) => x.errorRate)),
+        serverCpuMsPerRequest: median(runs.map((x) => x.serverCpuMsPerRequest)),
+        postgresCpuMsPerRequest: median(runs.map((x) => x.postgresCpuMsPerRequest)),
+        runs,
+      });
       const b = side(bulkhead);
       const ref = side(reference);
       const ratio = round(b.throughput / ref.throughput, 2);
@@ -228,7 +287,7 @@ async function compare(step: Step, keys: string[]) {
       label: args.label,
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-      config: { tenants: TENANTS, vectorsPerTenant: VECTORS, dimension: DEFAULT_SPEC.dimension, mix: "90% query topK 10, 10% upsert of one document", seconds: SECONDS, rounds, reference: "bench/bare-server.ts: Fastify + pg as a superuser, same SQL and tables, no isolation or accounting" },
+      config: { tenants: TENANTS, vectorsPerTenant: VECTORS, dimension: DEFAULT_SPEC.dimension, mix: "90% query topK 10, 10% upsert of one document", seconds: SECONDS, rounds, aggregate: "per side, the median of the rounds (the lower of two)", reference: "bench/bare-server.ts: Fastify + pg as a superuser, same SQL and tables, no isolation or accounting" },
       results,
       targets: Object.fromEntries(results.flatMap((r) => [
         [`${r.connections} connections: throughput ≥ 0.9× the bare server`, r.throughputRatio >= 0.9],

@@ -1,20 +1,37 @@
+import { createHash } from "node:crypto";
 import pg from "pg";
 import { toWireValue, type Row } from "./db.js";
 
 interface Step {
   text: string;
   params: readonly unknown[];
-  /**
-   * Prepare once per connection under this name and reuse it (for the small, fixed context
-   * statement, so its parse and plan are not paid per query).
-   */
+  /** Prepared under this name (the context statement's is fixed); by default a digest of the text. */
   name?: string;
   /** Its rows are not wanted (the context statement): not described, not decoded. */
   discard?: boolean;
 }
 
-/** Named statements each physical connection has already parsed. */
-const prepared = new WeakMap<object, Set<string>>();
+/**
+ * Named statements each physical connection has already parsed, oldest use first. Every statement
+ * is prepared under a name derived from its text, so PostgreSQL parses (and, where it keeps a
+ * generic plan, plans) each once per connection instead of once per request; a connection keeps at
+ * most PREPARED_PER_CONNECTION of them (the least recently used are closed), because statement
+ * texts vary with the index table and the filter's shape.
+ */
+const prepared = new WeakMap<object, Map<string, true>>();
+const PREPARED_PER_CONNECTION = 200;
+
+/** Statement text → its name: a digest, so the same text always gets the same name (bounded cache). */
+const names = new Map<string, string>();
+function nameOf(text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    if (names.size >= 2_000) names.clear();
+    name = `bh_${createHash("sha1").update(text).digest("base64url")}`;
+    names.set(text, name);
+  }
+  return name;
+}
 
 interface Field {
   name: string;
@@ -54,18 +71,29 @@ export class PipelinedQuery {
   /** Called by pg.Client when it is this query's turn on the connection. */
   submit(connection: any): Error | null {
     this.connection = connection;
-    const known = prepared.get(connection);
+    let known = prepared.get(connection);
+    if (!known) prepared.set(connection, (known = new Map()));
     connection.stream.cork?.();
     try {
+      // Over the bound: the least recently used go first (the server handles the Close before
+      // anything after it; a step below that needs one again parses it again).
+      for (const name of known.keys()) {
+        if (known.size < PREPARED_PER_CONNECTION) break;
+        known.delete(name);
+        connection.close({ type: "S", name });
+      }
       this.steps.forEach((step) => {
-        if (step.name && !known?.has(step.name)) {
+        const name = step.name ?? nameOf(step.text);
+        if (known.delete(name)) {
+          known.set(name, true); // most recently used
+        } else {
           // A failed earlier attempt may have left the statement half-known; closing a statement
           // that does not exist is not an error, so Close + Parse is always safe.
-          connection.close({ type: "S", name: step.name });
-          this.parsing.push(step.name);
+          connection.close({ type: "S", name });
+          connection.parse({ text: step.text, name, types: [] });
+          this.parsing.push(name);
         }
-        if (!step.name || !known?.has(step.name)) connection.parse({ text: step.text, name: step.name, types: [] });
-        connection.bind({ statement: step.name, values: step.params.map(toWireValue) });
+        connection.bind({ statement: name, values: step.params.map(toWireValue) });
         // Described so its rows can be decoded; a statement without rows answers NoData (ignored).
         if (!step.discard) connection.describe({ type: "P", name: "" });
         connection.execute({ portal: "", rows: 0 });
@@ -110,9 +138,8 @@ export class PipelinedQuery {
 
   handleReadyForQuery(): void {
     if (!this.failed) {
-      const known = prepared.get(this.connection!) ?? new Set<string>();
-      for (const name of this.parsing) known.add(name);
-      prepared.set(this.connection!, known);
+      const known = prepared.get(this.connection!)!;
+      for (const name of this.parsing) known.set(name, true);
       this.resolve(this.rows);
     }
   }
