@@ -177,3 +177,34 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
     }
   });
 });
+
+describe.runIf(serverUrl && ownerUrl)("postgres: prepared statements", () => {
+  it("prepares statements once per connection, keeps at most 200, and a prepared search answers each tenant with its own rows", async () => {
+    const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), poolSize: 1 } });
+    try {
+      // 250 distinct texts on the only connection (tenant statements always go through the pipeline):
+      // each answers right, and the connection holds at most 200.
+      const run = (text: string, params: unknown[] = []) => db.queryAsTenant<{ n: number }>("tenant-x", text, params);
+      for (let i = 0; i < 250; i++) expect(await run(`SELECT $1::int + ${i} AS n`, [1])).toEqual([{ n: 1 + i }]);
+      const held = async () => (await run("SELECT count(*)::int AS n FROM pg_prepared_statements"))[0]!.n;
+      expect(await held()).toBeLessThanOrEqual(200);
+      expect(await held()).toBeGreaterThan(100);
+      // One closed for room is prepared again when it comes back.
+      expect(await run("SELECT $1::int + 0 AS n", [5])).toEqual([{ n: 5 }]);
+      // The same prepared search (one data-plane connection, its plan cached) for A then B, many times:
+      // each sees its own rows only (the tenant is decided per execution, never by the cached plan).
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO);
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "a1", values: vec(1) }, { id: "a2", values: vec(2) }]);
+      await bh.dataManager.upsertDocuments("tenant-b", [{ id: "b1", values: vec(1) }]);
+      for (let i = 0; i < 12; i++) {
+        for (const [t, ids] of [["tenant-a", ["a1", "a2"]], ["tenant-b", ["b1"]]] as const) {
+          const { matches } = await bh.dataManager.queryDocuments(t, vec(1), { topK: 10 });
+          expect(matches.map((m) => m.id).sort()).toEqual(ids);
+        }
+      }
+    } finally {
+      await bh.close();
+    }
+  });
+});
