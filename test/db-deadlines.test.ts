@@ -5,7 +5,7 @@ import { TenantTier } from "../src/config.js";
 import { DatabaseTimeoutError } from "../src/db/deadline.js";
 import { DatabaseError } from "../src/errors.js";
 import { buildServer } from "../src/server/app.js";
-import { dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { asOwner, dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -191,6 +191,11 @@ describe.runIf(serverUrl && ownerUrl)("postgres: prepared statements", () => {
       expect(await held()).toBeGreaterThan(100);
       // One closed for room is prepared again when it comes back.
       expect(await run("SELECT $1::int + 0 AS n", [5])).toEqual([{ n: 5 }]);
+      // A table changed under a prepared statement (another instance's migration): answered, with the new columns.
+      await asOwner(db, "CREATE TABLE prepared_probe (a int); INSERT INTO prepared_probe VALUES (1); GRANT SELECT ON prepared_probe TO PUBLIC");
+      expect(await run("SELECT * FROM prepared_probe")).toEqual([{ a: 1 }]);
+      await asOwner(db, "ALTER TABLE prepared_probe ADD COLUMN b int DEFAULT 2");
+      expect(await run("SELECT * FROM prepared_probe")).toEqual([{ a: 1, b: 2 }]);
       // The same prepared search (one data-plane connection, its plan cached) for A then B, many times:
       // each sees its own rows only (the tenant is decided per execution, never by the cached plan).
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);

@@ -133,6 +133,10 @@ export class PipelinedQuery {
     // The backend skips to the Sync and rolls the implicit transaction back; pg routes the
     // following ReadyForQuery to the next query in its queue, so we settle now.
     this.failed = true;
+    // Whatever failed (a plan invalidated by another instance's migration: "cached plan must not
+    // change result type"), its statements are parsed afresh next time: Close + Parse is always safe.
+    const known = prepared.get(this.connection!);
+    for (const step of this.steps) known?.delete(step.name ?? nameOf(step.text));
     this.reject(err);
   }
 

@@ -189,9 +189,20 @@ export class PostgresDb implements Db {
     const started = performance.now();
     const client = await this.connect(started, this.call);
     try {
-      const q = new PipelinedQuery([{ ...ctx, discard: true }, ...statements]);
-      client.query(q as any);
-      return (await this.timed(client, q.promise, started, this.call, "unknown", "statement")).slice(1);
+      const run = () => {
+        const q = new PipelinedQuery([{ ...ctx, discard: true }, ...statements]);
+        client.query(q as any);
+        return this.timed(client, q.promise, started, this.call, "unknown", "statement");
+      };
+      try {
+        return (await run()).slice(1);
+      } catch (err) {
+        // A statement prepared before another instance changed a table it reads: PostgreSQL refuses
+        // it before running anything, the implicit transaction is rolled back, and the pipeline has
+        // forgotten it — once more, parsed afresh, is safe for any pipeline.
+        if (!isStalePlan(err) || destroyed.has(client)) throw err;
+        return (await run()).slice(1);
+      }
     } catch (err) {
       throw translateError(err, this.target);
     } finally {
@@ -278,3 +289,6 @@ export class PostgresDb implements Db {
     if (this.dataPlane !== this) await (this.dataPlane as PostgresDb).close();
   }
 }
+
+/** PostgreSQL's refusal of a prepared statement whose result columns changed since it was prepared. */
+const isStalePlan = (err: unknown) => (err as { code?: string })?.code === "0A000" && /cached plan must not change result type/.test((err as Error).message ?? "");
