@@ -191,6 +191,13 @@ describe.runIf(serverUrl && ownerUrl)("postgres: prepared statements", () => {
       expect(await held()).toBeGreaterThan(100);
       // One closed for room is prepared again when it comes back.
       expect(await run("SELECT $1::int + 0 AS n", [5])).toEqual([{ n: 5 }]);
+      const kept = async (marker: string) => (await run("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE $1", [`%${marker}%`]))[0]!.n;
+      // A long statement (a filter of hundreds of conditions) is parsed for its request and not kept.
+      expect(await run(`SELECT $1::int AS n /* long-one ${"x".repeat(5_000)} */`, [7])).toEqual([{ n: 7 }]);
+      expect(await kept("long-one")).toBe(0);
+      // A statement of a pipeline that failed after parsing it is closed with the next pipeline.
+      await expect(run("SELECT 1 / $1::int AS n /* failed-one */", [0])).rejects.toThrow(/division by zero/);
+      expect(await kept("failed-one")).toBe(0);
       // A table changed under a prepared statement (another instance's migration): answered, with the new columns.
       await asOwner(db, "CREATE TABLE prepared_probe (a int); INSERT INTO prepared_probe VALUES (1); GRANT SELECT ON prepared_probe TO PUBLIC");
       expect(await run("SELECT * FROM prepared_probe")).toEqual([{ a: 1 }]);

@@ -106,6 +106,9 @@ for (const backend of STORES) {
       expect(await ids({ $and: [{ genre: "drama" }, { year: { $gt: 2020 } }] })).toEqual(["d3"]);
       await expect(ids({ year: { $regex: ".*" } })).rejects.toThrow(/filter\.year\.\$regex: unknown operator/);
       await expect(ids({ $or: [] })).rejects.toBeInstanceOf(ValidationError);
+      // Empty objects count too: `{}` compiles to TRUE, and 300 of them were once SQL of any length.
+      await expect(ids({ $or: Array.from({ length: 300 }, () => ({})) })).rejects.toThrow(/at most 256 conditions/);
+      expect(await ids({ $or: [{}, { genre: "comedy" }] })).toEqual(["d1", "d2", "d3"]);
       await expect(ids({ year: { $gt: "2020" } })).rejects.toThrow(/finite number/);
     });
 

@@ -20,6 +20,13 @@ interface Step {
  */
 const prepared = new WeakMap<object, Map<string, true>>();
 const PREPARED_PER_CONNECTION = 200;
+/**
+ * Longer statements (a filter of hundreds of conditions) are parsed per request and not kept: a
+ * plan's memory grows with its text, and PostgreSQL keeps a prepared plan until it is closed.
+ */
+const MAX_PREPARED_TEXT = 4_096;
+/** Statements a failed pipeline may have left prepared on the server: closed with the connection's next pipeline. */
+const toClose = new WeakMap<object, string[]>();
 
 /** Statement text → its name: a digest, so the same text always gets the same name (bounded cache). */
 const names = new Map<string, string>();
@@ -82,9 +89,12 @@ export class PipelinedQuery {
         known.delete(name);
         connection.close({ type: "S", name });
       }
+      for (const name of toClose.get(connection)?.splice(0) ?? []) connection.close({ type: "S", name });
       this.steps.forEach((step) => {
-        const name = step.name ?? nameOf(step.text);
-        if (known.delete(name)) {
+        const name = step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? nameOf(step.text) : undefined);
+        if (name === undefined) {
+          connection.parse({ text: step.text, types: [] }); // the unnamed statement: replaced by the next one
+        } else if (known.delete(name)) {
           known.set(name, true); // most recently used
         } else {
           // A failed earlier attempt may have left the statement half-known; closing a statement
@@ -134,9 +144,12 @@ export class PipelinedQuery {
     // following ReadyForQuery to the next query in its queue, so we settle now.
     this.failed = true;
     // Whatever failed (a plan invalidated by another instance's migration: "cached plan must not
-    // change result type"), its statements are parsed afresh next time: Close + Parse is always safe.
+    // change result type"), its statements are closed with the next pipeline and parsed afresh
+    // when used again (a statement parsed before the error is prepared on the server, untracked).
     const known = prepared.get(this.connection!);
-    for (const step of this.steps) known?.delete(step.name ?? nameOf(step.text));
+    const names = this.steps.flatMap((step) => step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? [nameOf(step.text)] : []));
+    for (const name of names) known?.delete(name);
+    toClose.get(this.connection!)?.push(...names) ?? toClose.set(this.connection!, names);
     this.reject(err);
   }
 

@@ -16,6 +16,7 @@ export interface CompiledFilter {
 const COMPARISONS = { $gt: ">", $gte: ">=", $lt: "<", $lte: "<=" } as const;
 const FIELD_OPERATORS = new Set(["$eq", "$ne", "$in", "$nin", "$exists", ...Object.keys(COMPARISONS)]);
 const MAX_DEPTH = 8;
+/** Conditions and groups together: an empty `{}` inside `$or` is a node too (it compiles to TRUE). */
 const MAX_CONDITIONS = 256;
 const MAX_LIST = 1000;
 
@@ -44,6 +45,8 @@ export function compileFilter(filter: unknown, firstParam: number, column = "met
   const node = (f: unknown, path: string, depth: number): string => {
     if (!isPlainObject(f)) throw new ValidationError(path, "a filter must be an object");
     if (depth > MAX_DEPTH) throw new ValidationError(path, `filters may nest at most ${MAX_DEPTH} levels`);
+    // Every object counts, empty ones too: `{"$or": [{}, {}, …]}` once compiled to SQL of any length.
+    if (depth > 1 && ++conditions > MAX_CONDITIONS) throw new ValidationError(path, `a filter may hold at most ${MAX_CONDITIONS} conditions`);
     const parts: string[] = [];
     for (const [key, value] of Object.entries(f)) {
       const at = `${path}.${key}`;
