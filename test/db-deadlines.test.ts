@@ -179,16 +179,16 @@ describe.runIf(serverUrl && ownerUrl)("postgres: deadlines on every database cal
 });
 
 describe.runIf(serverUrl && ownerUrl)("postgres: prepared statements", () => {
-  it("prepares statements once per connection, keeps at most 200, and a prepared search answers each tenant with its own rows", async () => {
+  it("prepares statements once per connection, keeps at most 100, and a prepared search answers each tenant with its own rows", async () => {
     const { bulkhead: bh, db } = await openBulkhead({ database: serverUrl, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { dimension: 8, schema: newTestSchema(), poolSize: 1 } });
     try {
-      // 250 distinct texts on the only connection (tenant statements always go through the pipeline):
-      // each answers right, and the connection holds at most 200.
+      // 150 distinct texts on the only connection (tenant statements always go through the pipeline):
+      // each answers right, and the connection holds at most 100.
       const run = (text: string, params: unknown[] = []) => db.queryAsTenant<{ n: number }>("tenant-x", text, params);
-      for (let i = 0; i < 250; i++) expect(await run(`SELECT $1::int + ${i} AS n`, [1])).toEqual([{ n: 1 + i }]);
+      for (let i = 0; i < 150; i++) expect(await run(`SELECT $1::int + ${i} AS n`, [1])).toEqual([{ n: 1 + i }]);
       const held = async () => (await run("SELECT count(*)::int AS n FROM pg_prepared_statements"))[0]!.n;
-      expect(await held()).toBeLessThanOrEqual(200);
-      expect(await held()).toBeGreaterThan(100);
+      expect(await held()).toBeLessThanOrEqual(100);
+      expect(await held()).toBeGreaterThan(50);
       // One closed for room is prepared again when it comes back.
       expect(await run("SELECT $1::int + 0 AS n", [5])).toEqual([{ n: 5 }]);
       const kept = async (marker: string) => (await run("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE $1", [`%${marker}%`]))[0]!.n;

@@ -19,12 +19,12 @@ interface Step {
  * texts vary with the index table and the filter's shape.
  */
 const prepared = new WeakMap<object, Map<string, true>>();
-const PREPARED_PER_CONNECTION = 200;
+const PREPARED_PER_CONNECTION = 100;
 /**
  * Longer statements (a filter of hundreds of conditions) are parsed per request and not kept: a
  * plan's memory grows with its text, and PostgreSQL keeps a prepared plan until it is closed.
  */
-const MAX_PREPARED_TEXT = 4_096;
+const MAX_PREPARED_TEXT = 2_048;
 /** Statements a failed pipeline may have left prepared on the server: closed with the connection's next pipeline. */
 const toClose = new WeakMap<object, string[]>();
 
