@@ -13,7 +13,7 @@ const UNAVAILABLE_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "E
  * the same call may simply be retried (HTTP 503 + Retry-After, never a 500).
  */
 const ABORTED_CODES: Record<string, string> = {
-  "57014": "the statement was cancelled by the server after its deadline (statement_timeout)",
+  "57014": "the statement was cancelled by the server after its deadline (statement_timeout): the database is busy, or the request is too expensive for it (e.g. a filter of many conditions that few documents match)",
   "40P01": "the transaction was chosen as a deadlock victim",
   "40001": "the transaction could not be serialised with a concurrent one",
   "55P03": "a lock could not be had in time",
