@@ -166,7 +166,8 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   };
   const rateLimiter = new TenantRateLimiter({ redis, keyPrefix: `bulkhead:${db.schema}`, onInsurance, now });
   const connectionSlots = Math.max(1, Math.floor(config.poolSize * config.tenantPoolShare));
-  const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), new DailyQueryQuota(now), monitor);
+  const dailyQueries = new DailyQueryQuota(now);
+  const gate = new PerformanceGate(rateLimiter, new TenantBulkheads(connectionSlots), dailyQueries, monitor);
   registry.onChange((tenantId) => {
     gate.forget(tenantId);
     // A deleted tenant's keys are gone from the database; their cached lookups must go too.
@@ -214,6 +215,11 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       try {
         await moves.close(); // stopped between two steps; they stay recorded, resumable
         await ledger.close();
+        // Queries this instance counted in leases and did not spend go back to their tenants' days.
+        for (const { tenantId, day, queries } of dailyQueries.takeUnspent()) {
+          const tenant = await registry.getTenant(tenantId).catch(() => undefined); // gone: nothing to give back to
+          if (tenant) await store.releaseDailyQueries(tenant.placement, day, queries).catch((err: unknown) => warn(`bulkhead: could not give back ${queries} unspent queries of ${tenantId}'s day: ${describeError(err)}`));
+        }
       } finally {
         await feed?.close();
         await redisConnection?.close();

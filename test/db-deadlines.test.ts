@@ -191,6 +191,9 @@ describe.runIf(serverUrl && ownerUrl)("postgres: prepared statements", () => {
       expect(await held()).toBeGreaterThan(50);
       // One closed for room is prepared again when it comes back.
       expect(await run("SELECT $1::int + 0 AS n", [5])).toEqual([{ n: 5 }]);
+      // Never a generic plan (on a shared index one covers every tenant's partition): the parse is kept, the plan is per run.
+      for (let i = 0; i < 8; i++) await run("SELECT $1::int AS n /* plans */", [i]);
+      expect(await run("SELECT generic_plans::int AS n FROM pg_prepared_statements WHERE statement LIKE $1", ["%/* plans */%"])).toEqual([{ n: 0 }]);
       const kept = async (marker: string) => (await run("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE $1", [`%${marker}%`]))[0]!.n;
       // A long statement (a filter of hundreds of conditions) is parsed for its request and not kept.
       expect(await run(`SELECT $1::int AS n /* long-one ${"x".repeat(5_000)} */`, [7])).toEqual([{ n: 7 }]);

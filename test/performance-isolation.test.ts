@@ -4,7 +4,11 @@ import type { Bulkhead, BulkheadOptions } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
 import { ConcurrencyLimitError, QuotaExceededError, RateLimitedError, ValidationError } from "../src/errors.js";
-import { BACKENDS, dropTestSchemas, pineconeStandin, vec } from "./backends.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openBulkhead } from "../src/bulkhead.js";
+import { BACKENDS, dropTestSchemas, openServerPair, pineconeStandin, serverUrl, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -112,6 +116,18 @@ for (const backend of [...BACKENDS, pineconeStandin]) {
       expect(results.filter((r) => r.status === "rejected" && r.reason instanceof QuotaExceededError)).toHaveLength(30);
     });
 
+    it("counts daily queries in leases: one count write per lease, what was spent is what is counted once unspent leases are given back", async () => {
+      await open();
+      await bh.registry.setQuota("tenant-a", { ...ROOMY, maxDailyQueries: 1_000 });
+      const counted = async () => (await db.queryAsTenant<{ queries: number }>("tenant-a", "SELECT queries FROM daily_query_counts WHERE tenant_id = 'tenant-a'"))[0]?.queries;
+      for (let i = 0; i < 45; i++) await bh.dataManager.queryDocuments("tenant-a", vec(i), { topK: 1 });
+      // Leases of 20 (a tenth of what is left of the day, at most 20): three counts, 60 counted for 45 spent.
+      expect(await counted()).toBe(60);
+      expect(bh.monitor.getTenantStats("tenant-a").requests).toBe(45);
+      // The day's gauge says what was spent, not what was leased.
+      expect(await bh.monitor.metricsText()).toContain('bulkhead_quota_used{tenant="tenant-a",quota="daily_queries"} 45');
+    });
+
     it("rate-limits each tenant on its own: sustained rate plus burst, then RateLimitedError with a retry time", async () => {
       await open();
       await bh.registry.setQuota("tenant-a", { requestsPerSecond: 5, burst: 5, maxConcurrent: 100 });
@@ -192,3 +208,49 @@ for (const backend of [...BACKENDS, pineconeStandin]) {
     });
   });
 }
+
+describe("daily query leases across closes and instances", () => {
+  it("pglite: gives unspent leases back on close, so the day's count is what was spent", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bh-leases-"));
+    try {
+      const first = (await openBulkhead({ database: dir, env: {}, config: { dimension: 8 } })).bulkhead;
+      await first.registry.registerTenant("tenant-a", "A", TenantTier.FREE, { quota: { ...ROOMY, maxDailyQueries: 100 } });
+      for (let i = 0; i < 7; i++) await first.dataManager.queryDocuments("tenant-a", vec(i), { topK: 1 });
+      await first.close();
+      const { bulkhead: again, db } = await openBulkhead({ database: dir, env: {}, config: { dimension: 8 } });
+      try {
+        expect(await db.queryAsTenant("tenant-a", "SELECT queries FROM daily_query_counts")).toEqual([{ queries: 7 }]);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.runIf(serverUrl)("postgres: two instances leasing one tenant's day admit exactly its quota between them, never more", async () => {
+    const [a, b] = await openServerPair({ config: { dimension: 8 } });
+    try {
+      await a.bulkhead.registry.registerTenant("tenant-a", "A", TenantTier.FREE, { quota: { ...ROOMY, maxDailyQueries: 30 } });
+      let admitted = 0;
+      const refused = new Set<string>();
+      while (refused.size < 2) {
+        for (const [name, bh] of [["a", a.bulkhead], ["b", b.bulkhead]] as const) {
+          if (refused.has(name)) continue;
+          await bh.dataManager.queryDocuments("tenant-a", vec(admitted), { topK: 1 }).then(
+            () => admitted++,
+            (err: unknown) => {
+              expect(err).toBeInstanceOf(QuotaExceededError);
+              refused.add(name);
+            },
+          );
+        }
+      }
+      expect(admitted).toBe(30);
+      expect(await a.db.queryAsTenant("tenant-a", "SELECT queries FROM daily_query_counts")).toEqual([{ queries: 30 }]);
+    } finally {
+      await a.bulkhead.close();
+      await b.bulkhead.close();
+    }
+  });
+});

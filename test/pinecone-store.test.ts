@@ -33,7 +33,7 @@ async function openWithPinecone(options: { config?: BulkheadOptions["config"]; c
     ...standinConfig(standin, { timeoutMs: 1_000, ...options.pinecone }),
   } as BulkheadOptions["config"];
   const opened = options.cell ? await pglite.openWithCell({ config }) : await pglite.open({ config });
-  return { bh: opened.bulkhead, standin };
+  return { bh: opened.bulkhead, standin, db: opened.db };
 }
 
 /** Backs the tenant up to a file in a fresh directory, runs `fn` with it, and removes the directory. */
@@ -331,6 +331,19 @@ describe("pinecone store", () => {
         expect(text).not.toContain(standin.key);
       }
     }
+  });
+
+  it("counts a query that Pinecone failed once, giving back the rest of the lease its count took", async () => {
+    const opened = await openWithPinecone({ config: { tierStores: { pro: "pinecone" } } });
+    ({ bh, standin } = opened);
+    await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { maxDailyQueries: 1_000 } });
+    await bh.dataManager.upsertDocuments("tenant-a", [{ id: "1", values: vec(1) }]);
+    standin.failNext(5 * 10, 503, "/query"); // more than the SDK's retries, five queries in a row
+    for (let i = 0; i < 5; i++) await expect(bh.dataManager.queryDocuments("tenant-a", vec(1))).rejects.toMatchObject({ status: 503 });
+    standin.clearFailures();
+    const [row] = await opened.db.queryAsTenant<{ queries: number }>("tenant-a", "SELECT queries FROM daily_query_counts");
+    expect(row!.queries).toBe(5); // each lease of 20 went back but the failed query itself
+    await bh.dataManager.queryDocuments("tenant-a", vec(1));
   });
 
   it("meters a Pinecone query by the read units Pinecone reports, a pgvector query at the flat price", async () => {

@@ -124,17 +124,18 @@ export class TenantDataManager {
     return this.admit(tenant, "query", async (admission) => {
       // Time spent in the gate (rate limit, bulkhead queue) is not isolation work.
       const admitted = performance.now();
-      const { placement, matches: rows, queriesToday, readUnits } = await this.registry.withPlacement(tenant, async ({ placement }) => ({
+      const { placement, matches: rows, queriesToday, queriesGranted, readUnits } = await this.registry.withPlacement(tenant, async ({ placement }) => ({
         placement,
         ...(await this.store.query(placement, vector, topK, options.filter, admission?.count)),
       }));
+      if (queriesToday !== undefined) admission?.counted(queriesToday, queriesGranted ?? 1);
       const storeMs = performance.now() - admitted;
       assertOwned(rows, tenant.tenantId, "query");
       this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens, readUnits);
       const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
       const finished = performance.now();
       const overheadMs = validated - started + (finished - admitted - storeMs);
-      this.gate?.observe(tenant, { operation: "query", overheadMs, dailyQueries: queriesToday });
+      this.gate?.observe(tenant, { operation: "query", overheadMs, dailyQueries: admission?.usedToday() ?? queriesToday });
       return { matches, namespace: placement.namespace, index: placement.index, isolation: placement.isolation, overheadMs, latencyMs: finished - started };
     });
   }

@@ -685,6 +685,58 @@ REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
 `;
     },
   },
+  {
+    version: 15,
+    name: "daily queries counted in leases",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const lit = `'${schema.replace(/'/g, "''")}'`;
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+      return `
+-- An instance takes up to p_n of a tenant's queries of the day at once (never past the limit) and
+-- spends them from memory, so the count is one write per lease instead of one per query; it gives
+-- back what it did not spend when it closes. BHQ02 when none is left, as count_daily_query.
+CREATE FUNCTION ${s}.lease_daily_queries(p_tenant text, p_day date, p_limit int, p_n int) RETURNS TABLE (queries int, granted int)
+LANGUAGE plpgsql SET search_path = ${definerPath} AS $fn$
+DECLARE used int; g int;
+BEGIN
+  SELECT c.queries INTO used FROM daily_query_counts c WHERE c.tenant_id = p_tenant AND c.day = p_day FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO daily_query_counts (tenant_id, day, queries) VALUES (p_tenant, p_day, 0) ON CONFLICT DO NOTHING;
+    SELECT c.queries INTO used FROM daily_query_counts c WHERE c.tenant_id = p_tenant AND c.day = p_day FOR UPDATE;
+  END IF;
+  g := least(greatest(p_n, 1), p_limit - used);
+  IF g <= 0 THEN
+    RAISE EXCEPTION 'daily query quota used up' USING ERRCODE = 'BHQ02', DETAIL = used::text;
+  END IF;
+  UPDATE daily_query_counts c SET queries = used + g WHERE c.tenant_id = p_tenant AND c.day = p_day;
+  RETURN QUERY SELECT used + g, g;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.lease_daily_queries(text, date, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.lease_daily_queries(text, date, int, int) TO ${r};
+
+-- The data plane's grants (migration 14), with lease_daily_queries.
+CREATE OR REPLACE FUNCTION ${s}.grant_data_plane(p_role name) RETURNS void
+LANGUAGE plpgsql SET search_path = ${definerPath} AS $fn$
+DECLARE t text;
+BEGIN
+  INSERT INTO data_plane_roles (role) VALUES (p_role) ON CONFLICT DO NOTHING;
+  EXECUTE format('GRANT USAGE ON SCHEMA ${s} TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON document_counts, daily_query_counts, move_changes TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, DELETE ON remote_ids TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION current_tenant(), check_placement(text, int), lock_tenant_writes(text), '
+    'count_daily_query(text, date, int), lease_daily_queries(text, date, int, int), enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
+  FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, p_role);
+  END LOOP;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
+`;
+    },
+  },
 ];
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */

@@ -67,6 +67,10 @@ export function openPool(url: string, schema: string, max: number, deadlines?: P
   // which a role may change for itself (ALTER ROLE … SET): a stolen credential must not be able to
   // make the service's transactions read-only, RLS-refusing or serializable.
   const options = [`-c search_path=${schema},public`, "-c default_transaction_read_only=off -c row_security=on -c default_transaction_isolation=read\\ committed"];
+  // Prepared statements keep their parse, never a generic plan: a generic plan of a search on a
+  // shared index covers every tenant's partition (~4 MB each on a 90-tenant index, kept per
+  // connection: found by an attack run cycling filter shapes); a custom plan prunes to the tenant's.
+  options.push("-c plan_cache_mode=force_custom_plan");
   if (deadlines) {
     // Server-side backstops: a statement is cancelled a little before the client's own deadline,
     // and a transaction whose client vanished (timed out, black-holed) does not hold its locks forever.

@@ -19,8 +19,8 @@ export type Operation = "query" | "upsert" | "fetch" | "delete" | "count";
 export interface OperationGate {
   /**
    * Runs `fn` if the tenant may operate now. For a query, `fn` receives the daily count's admission:
-   * its statement must run first in the query's own transaction, and the count it returns goes
-   * back through `observe({ dailyQueries })`.
+   * the count it asks for must run first in the query's own transaction, and what the store counted
+   * goes back through `admission.counted` (see `DailyQueryQuota`).
    */
   run<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten?: number): Promise<T>;
   /**
@@ -59,8 +59,7 @@ export class PerformanceGate implements OperationGate {
       if (tenant.moveWriteLimit !== null && vectorsWritten > 0) await this.rateLimiter.consumeMoveWrites(tenantId, tenant.moveWriteLimit, vectorsWritten);
       leave = await this.bulkheads.enter(tenantId, quota.maxConcurrent);
       this.monitor.metrics.inFlight.set({ tenant: tenantId }, this.bulkheads.inFlight(tenantId));
-      const admission = operation === "query" ? this.dailyQueries.admit(tenantId, quota.maxDailyQueries) : undefined;
-      const result = await fn(admission);
+      const result = operation === "query" ? await this.dailyQueries.run(tenantId, quota.maxDailyQueries, fn) : await fn();
       this.monitor.record(tenantId, operation, performance.now() - started, "ok");
       return result;
     } catch (caught) {

@@ -48,8 +48,14 @@ export const catalogueSql = {
    */
   claimChanges: "SELECT id FROM move_changes WHERE tenant_id = $1 ORDER BY id LIMIT $2 FOR UPDATE",
 
-  /** $1 tenant, $2 the UTC day, $3 the daily quota: counts one query, or aborts with SQLSTATE BHQ02 (detail: the day's count) when the day is used up. */
-  countDailyQuery: "SELECT count_daily_query($1, $2::date, $3) AS queries",
+  /**
+   * $1 tenant, $2 the UTC day, $3 the daily quota, $4 queries wanted (a lease): counts up to $4 of
+   * them, never past the quota — the day's count after, and how many were granted — or aborts with
+   * SQLSTATE BHQ02 (detail: the day's count) when the day is used up.
+   */
+  leaseDailyQueries: "SELECT queries, granted FROM lease_daily_queries($1, $2::date, $3, $4)",
+  /** $1 tenant, $2 day, $3 leased queries not spent, given back. */
+  releaseDailyQueries: "UPDATE daily_query_counts SET queries = greatest(queries - $3, 0) WHERE tenant_id = $1 AND day = $2::date",
 
   /**
    * $1 tenant, $2 ids new to the tenant, $3 its document quota: adds them to its counter and aborts

@@ -4,7 +4,7 @@ import { shown, ValidationError } from "../errors.js";
 import type { MetadataFilter } from "./filter.js";
 import type { PgvectorCell } from "./pgvector/pgvector-cell.js";
 import type { PgvectorStore } from "./pgvector/pgvector-store.js";
-import type { CellClaim, CopiedPage, DailyQueryCount, IndexSpec, Match, MovableStore, Placement, ReconcileReport, RemoteStore, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "./store.js";
+import type { CellClaim, CopiedPage, DailyQueryCount, IndexSpec, Match, MovableStore, Placement, QueryAnswer, ReconcileReport, RemoteStore, StoredVector, StoreCapabilities, UpsertOutcome, VectorRecord, VectorStore } from "./store.js";
 
 /**
  * The stores of a deployment behind one `VectorStore`: every call goes to the store its placement
@@ -120,9 +120,13 @@ export class StoreRouter implements VectorStore {
     return this.of(p).upsert(p, records, maxDocuments);
   }
 
-  query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number; readUnits?: number }> {
+  query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
     return this.of(p).query(p, vector, topK, filter, count);
   }
+  releaseDailyQueries(p: Placement, day: string, n: number): Promise<void> {
+    return this.of(p).releaseDailyQueries(p, day, n);
+  }
+
 
   fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {
     return this.of(p).fetch(p, ids);

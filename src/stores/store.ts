@@ -137,12 +137,15 @@ export interface VectorStore {
    */
   upsert(placement: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome>;
   /**
-   * The tenant's nearest neighbours. With `count`, the query is first counted against the tenant's
-   * daily quota, atomically with every other instance's counts; when the day is used up the store
-   * throws `DailyQueriesUsedUpError` and the search does not run. `queriesToday` is the count after
-   * this one; `readUnits`, what the search cost in a store that reports it (Pinecone), for metering.
+   * The tenant's nearest neighbours. With `count`, up to `count.lease` queries (this one included)
+   * are first counted against the tenant's daily quota, atomically with every other instance's
+   * counts and never past it; when the day is used up the store throws `DailyQueriesUsedUpError`
+   * and the search does not run. `queriesToday` is the count after, `queriesGranted` how many were
+   * counted; `readUnits`, what the search cost in a store that reports it (Pinecone), for metering.
    */
-  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number; readUnits?: number }>;
+  query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer>;
+  /** Gives back `n` queries of `day` counted by a lease and not spent (an instance closing). */
+  releaseDailyQueries(placement: Placement, day: string, n: number): Promise<void>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;
   count(placement: Placement): Promise<number>;
@@ -171,6 +174,16 @@ export function documentQuotaRefusal(tenantId: string, maxDocuments: number, cur
 export interface DailyQueryCount {
   day: string;
   limit: number;
+  /** Queries to take at once (this one included): the rest are spent from memory (see `DailyQueryQuota`). */
+  lease: number;
+}
+
+/** What `query` answers. */
+export interface QueryAnswer {
+  matches: Match[];
+  queriesToday?: number;
+  queriesGranted?: number;
+  readUnits?: number;
 }
 
 /** Thrown by `query` when the tenant's daily quota is used up: `used` queries today, nothing searched. */

@@ -2,7 +2,7 @@ import type { BulkheadConfig } from "../../config.js";
 import type { LocalSettings, Queryable, Row, Statement, TenantDb, Transaction } from "../../db/db.js";
 import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError } from "../../errors.js";
-import { DailyQueriesUsedUpError, documentQuotaRefusal, type DailyQueryCount, type CopiedPage, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
+import { DailyQueriesUsedUpError, documentQuotaRefusal, type DailyQueryCount, type QueryAnswer, type CopiedPage, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
 import { describeError } from "../../monitoring/safe-error.js";
 import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
 
@@ -75,14 +75,14 @@ export class PgvectorStore implements MovableStore {
     }
   }
 
-  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number }> {
+  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
     const compiled = compileFilter(filter, 4);
     const search: Statement = { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
     const settings = this.searchSettings(p, compiled.params.length > 0);
     // The count runs first in the same transaction (a used-up day aborts it before the search). It
     // is the transaction's only write: its commit need not wait for a WAL flush (a crash forgets at
     // most a fraction of a second of counts; billing relies on the usage ledger).
-    const first = count && { text: sql.countDailyQuery, params: [p.tenantId, count.day, count.limit] };
+    const first = count && { text: sql.leaseDailyQueries, params: [p.tenantId, count.day, count.limit, count.lease] };
     let all: Row[][];
     try {
       all = await this.guarded(p, first ? [first, search] : [search], first ? { ...settings, synchronous_commit: "off" } : settings);
@@ -90,8 +90,12 @@ export class PgvectorStore implements MovableStore {
       throw dailyQuotaError(err);
     }
     const rows = all.at(-1) as { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[];
-    const queriesToday = first ? (all[0]![0] as { queries: number }).queries : undefined;
-    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), queriesToday };
+    const counted = first ? (all[0]![0] as { queries: number; granted: number }) : undefined;
+    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), queriesToday: counted?.queries, queriesGranted: counted?.granted };
+  }
+
+  async releaseDailyQueries(p: Placement, day: string, n: number): Promise<void> {
+    await this.data.pipelineAsTenant(p.tenantId, [{ text: sql.releaseDailyQueries, params: [p.tenantId, day, n] }]);
   }
 
   async fetch(p: Placement, ids: readonly string[]): Promise<StoredVector[]> {

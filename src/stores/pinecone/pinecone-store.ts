@@ -13,6 +13,7 @@ import {
   type Match,
   type MovedRow,
   type Placement,
+  type QueryAnswer,
   type ReconcileReport,
   type StoredVector,
   type StoreCapabilities,
@@ -215,20 +216,28 @@ export class PineconeStore implements RemoteStore {
     return { upserted: records.length, added: added.size, documents };
   }
 
-  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<{ matches: Match[]; queriesToday?: number; readUnits?: number }> {
+  async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
     compileFilter(filter, 1); // validates it with the same rules and limits as every store; throws ValidationError
     const scoped = filter && Object.keys(filter).length > 0 ? { $and: [{ tenant_id: { $eq: p.tenantId } }, filter] } : { tenant_id: { $eq: p.tenantId } };
     if (Buffer.byteLength(JSON.stringify(scoped)) > MAX_FILTER_BYTES) throw new ValidationError("filter", `is larger than the ${MAX_FILTER_BYTES} bytes this store (Pinecone) takes as JSON`);
-    const queriesToday = count && await this.fenced(p, async (tx) => {
+    const counted = count && await this.fenced(p, async (tx) => {
       try {
-        return (await tx.query<{ queries: number }>(sql.countDailyQuery, [p.tenantId, count.day, count.limit]))[0]!.queries;
+        return (await tx.query<{ queries: number; granted: number }>(sql.leaseDailyQueries, [p.tenantId, count.day, count.limit, count.lease]))[0]!;
       } catch (err) {
         if ((err as { code?: string }).code === "BHQ02") throw new DailyQueriesUsedUpError(Number((err as { detail?: string }).detail));
         throw err;
       }
     });
-    const answer = await this.remote("querying", () => this.ns(p).query({ vector: [...vector], topK, filter: scoped, includeMetadata: true }));
-    await this.recheck(p);
+    let answer;
+    try {
+      answer = await this.remote("querying", () => this.ns(p).query({ vector: [...vector], topK, filter: scoped, includeMetadata: true }));
+      await this.recheck(p);
+    } catch (err) {
+      // The count committed before Pinecone failed: the lease it took beyond this query goes back
+      // (this one stays counted, as a failed query always was), or an outage would spend the day.
+      if (count && counted && counted.granted > 1) await this.releaseDailyQueries(p, count.day, counted.granted - 1).catch(() => {});
+      throw err;
+    }
     const matches = answer.matches.map((m) => ({
       id: m.id,
       // Pinecone reports euclidean as the squared distance; Bulkhead's scores are distances in every store.
@@ -236,7 +245,11 @@ export class PineconeStore implements RemoteStore {
       metadata: (m.metadata ?? {}) as Record<string, unknown>,
       tenantId: String((m.metadata as { tenant_id?: unknown } | undefined)?.tenant_id ?? ""),
     }));
-    return { matches, queriesToday, readUnits: answer.usage?.readUnits };
+    return { matches, queriesToday: counted?.queries, queriesGranted: counted?.granted, readUnits: answer.usage?.readUnits };
+  }
+
+  async releaseDailyQueries(p: Placement, day: string, n: number): Promise<void> {
+    await this.catalogue.withTenant(p.tenantId, (tx) => tx.query(sql.releaseDailyQueries, [p.tenantId, day, n]));
   }
 
   /** Read, then the placement checked: a read that raced a switch is redone on the new placement. */
