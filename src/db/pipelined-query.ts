@@ -146,10 +146,13 @@ export class PipelinedQuery {
     // Whatever failed (a plan invalidated by another instance's migration: "cached plan must not
     // change result type"), its statements are closed with the next pipeline and parsed afresh
     // when used again (a statement parsed before the error is prepared on the server, untracked).
-    const known = prepared.get(this.connection!);
-    const names = this.steps.flatMap((step) => step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? [nameOf(step.text)] : []));
-    for (const name of names) known?.delete(name);
-    toClose.get(this.connection!)?.push(...names) ?? toClose.set(this.connection!, names);
+    // (A query failed before it was submitted — its connection lost while it waited — prepared nothing.)
+    const connection = this.connection;
+    if (connection) {
+      const names = this.steps.flatMap((step) => step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? [nameOf(step.text)] : []));
+      for (const name of names) prepared.get(connection)?.delete(name);
+      toClose.get(connection)?.push(...names) ?? toClose.set(connection, names);
+    }
     this.reject(err);
   }
 
