@@ -19,6 +19,8 @@ export default defineConfig({
     // A worker keeps its loaded modules from one file to the next (no file patches globals, mocks
     // modules or fakes timers): a run spends ~15 % less CPU importing the sources again and again.
     isolate: false,
+    // Worker threads, not forked processes: the same suites in ~15 % less CPU (measured, bench:test-suite).
+    pool: "threads",
     maxWorkers: 2,
     // Both global setups (test/global-setup.ts) build dist/ once from the current sources and migrate
     // one in-memory database every PGlite open copies; the slowest files start first, whatever their project.
