@@ -3,7 +3,6 @@ export const costSql = {
   /** Per kind, for one tenant and period (runs in the tenant's context). */
   usageByKind: `SELECT kind, COALESCE(sum(quantity), 0)::text AS quantity, COALESCE(sum(cost_pico), 0)::text AS cost_pico
                   FROM usage_events WHERE tenant_id = $1 AND period = $2 GROUP BY kind`,
-  /** Indexes that exist, with the owner of each dedicated one. */
   /** Every index, and for a dedicated one its owner: the tenant placed in it, or moving to it (a move's target is billed to the tenant moving, not shared). */
   indexes: `SELECT i.name, i.kind, COALESCE(t.id, m.tenant) AS owner FROM indexes i
               LEFT JOIN tenants t ON t.index_id = i.id AND i.kind = 'dedicated'

@@ -650,9 +650,6 @@ $fn$;
     sql: ({ schema, runtimeRole, vectorSchema }) => {
       const s = q(schema);
       const r = q(runtimeRole);
-      const lit = `'${schema.replace(/'/g, "''")}'`;
-      // The search path every function run as the owner has (migration 13).
-      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
       return `
 -- The ids each tenant holds in a store outside PostgreSQL (Pinecone), kept by the catalogue in the
 -- fence of every write: which ids of a batch are new (the document quota) and which a delete
@@ -666,23 +663,7 @@ SELECT ${s}.protect_table('remote_ids');
 GRANT SELECT, INSERT, DELETE ON ${s}.remote_ids TO ${r};
 
 -- The data plane's grants (migration 13), with remote_ids.
-CREATE OR REPLACE FUNCTION ${s}.grant_data_plane(p_role name) RETURNS void
-LANGUAGE plpgsql SET search_path = ${definerPath} AS $fn$
-DECLARE t text;
-BEGIN
-  INSERT INTO data_plane_roles (role) VALUES (p_role) ON CONFLICT DO NOTHING;
-  EXECUTE format('GRANT USAGE ON SCHEMA ${s} TO %I', p_role);
-  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON document_counts, daily_query_counts, move_changes TO %I', p_role);
-  EXECUTE format('GRANT SELECT, INSERT, DELETE ON remote_ids TO %I', p_role);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION current_tenant(), check_placement(text, int), lock_tenant_writes(text), '
-    'count_daily_query(text, date, int), enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
-  FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP
-    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, p_role);
-  END LOOP;
-END
-$fn$;
-REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
-`;
+${grantDataPlane(schema, vectorSchema, "count_daily_query(text, date, int), ")}`;
     },
   },
   {
@@ -691,7 +672,7 @@ REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
     sql: ({ schema, runtimeRole, vectorSchema }) => {
       const s = q(schema);
       const r = q(runtimeRole);
-      const lit = `'${schema.replace(/'/g, "''")}'`;
+      // The search path every function run as the owner has (migration 13).
       const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
       return `
 -- An instance takes up to p_n of a tenant's queries of the day at once (never past the limit) and
@@ -718,7 +699,21 @@ REVOKE ALL ON FUNCTION ${s}.lease_daily_queries(text, date, int, int) FROM PUBLI
 GRANT EXECUTE ON FUNCTION ${s}.lease_daily_queries(text, date, int, int) TO ${r};
 
 -- The data plane's grants (migration 14), with lease_daily_queries.
-CREATE OR REPLACE FUNCTION ${s}.grant_data_plane(p_role name) RETURNS void
+${grantDataPlane(schema, vectorSchema, "count_daily_query(text, date, int), lease_daily_queries(text, date, int, int), ")}`;
+    },
+  },
+];
+
+/**
+ * `grant_data_plane` as migrations 14 and on define it: the data-plane role's grants — tenant data
+ * under forced RLS, the data path's counters, change log and remote-id record, and the functions
+ * it calls (`counters`: the daily-count functions of that version, each followed by ", ").
+ */
+function grantDataPlane(schema: string, vectorSchema: string, counters: string): string {
+  const s = q(schema);
+  const lit = `'${schema.replace(/'/g, "''")}'`;
+  const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+  return `CREATE OR REPLACE FUNCTION ${s}.grant_data_plane(p_role name) RETURNS void
 LANGUAGE plpgsql SET search_path = ${definerPath} AS $fn$
 DECLARE t text;
 BEGIN
@@ -727,7 +722,7 @@ BEGIN
   EXECUTE format('GRANT SELECT, INSERT, UPDATE ON document_counts, daily_query_counts, move_changes TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, DELETE ON remote_ids TO %I', p_role);
   EXECUTE format('GRANT EXECUTE ON FUNCTION current_tenant(), check_placement(text, int), lock_tenant_writes(text), '
-    'count_daily_query(text, date, int), lease_daily_queries(text, date, int, int), enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
+    '${counters}enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
   FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, p_role);
   END LOOP;
@@ -735,9 +730,7 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION ${s}.grant_data_plane(name) FROM PUBLIC;
 `;
-    },
-  },
-];
+}
 
 /** The complete SQL a DBA would run, for review (`bulkhead migrate --print`). */
 export function migrationScript(ctx: MigrationContext): string {

@@ -28,6 +28,9 @@ const MAX_PREPARED_TEXT = 2_048;
 /** Statements a failed pipeline may have left prepared on the server: closed with the connection's next pipeline. */
 const toClose = new WeakMap<object, string[]>();
 
+/** The name a step is prepared under; undefined for a text too long to keep (parsed as the unnamed statement). */
+const preparedName = (step: Step) => step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? nameOf(step.text) : undefined);
+
 /** Statement text → its name: a digest, so the same text always gets the same name (bounded cache). */
 const names = new Map<string, string>();
 function nameOf(text: string): string {
@@ -91,7 +94,7 @@ export class PipelinedQuery {
       }
       for (const name of toClose.get(connection)?.splice(0) ?? []) connection.close({ type: "S", name });
       this.steps.forEach((step) => {
-        const name = step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? nameOf(step.text) : undefined);
+        const name = preparedName(step);
         if (name === undefined) {
           connection.parse({ text: step.text, types: [] }); // the unnamed statement: replaced by the next one
         } else if (known.delete(name)) {
@@ -149,7 +152,7 @@ export class PipelinedQuery {
     // (A query failed before it was submitted — its connection lost while it waited — prepared nothing.)
     const connection = this.connection;
     if (connection) {
-      const names = this.steps.flatMap((step) => step.name ?? (step.text.length <= MAX_PREPARED_TEXT ? [nameOf(step.text)] : []));
+      const names = this.steps.map(preparedName).filter((name) => name !== undefined);
       for (const name of names) prepared.get(connection)?.delete(name);
       toClose.get(connection)?.push(...names) ?? toClose.set(connection, names);
     }
