@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import pg from "pg";
 import { inject } from "vitest";
@@ -194,6 +196,18 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const dataDirTemplate = inject("pgliteDataDir");
+
+/**
+ * A new embedded data directory, already migrated (a copy of the run's template, so a child
+ * process opening it skips initdb and the migrations); the caller removes it.
+ */
+export function newDataDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cpSync(dataDirTemplate, dir, { recursive: true });
+  return dir;
 }
 
 /** A TCP port free on 127.0.0.1 right now, for a server a test starts in a child process. */

@@ -1,16 +1,15 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { openBulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
-import { BUILT_CLI, dataUrl, dropTestSchemas, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
+import { BUILT_CLI, dataUrl, dropTestSchemas, newDataDir, newTestSchema, ownerUrl, serverUrl, vec } from "./backends.js";
 
 const cli = BUILT_CLI;
-const dir = mkdtempSync(join(tmpdir(), "bulkhead-cli-"));
+const dir = newDataDir("bulkhead-cli-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterAll(dropTestSchemas);
 
@@ -123,8 +122,8 @@ describe("bulkhead operator commands (built binary, child processes, embedded da
   }, 120_000);
 
   it("moves a tenant to a cell and home again with `migrate start --store`, registers one there with `tenants add --store`, and shows where they live", async () => {
-    const home = mkdtempSync(join(tmpdir(), "bulkhead-cli-home-"));
-    const cellDir = mkdtempSync(join(tmpdir(), "bulkhead-cli-cell-"));
+    const home = newDataDir("bulkhead-cli-home-");
+    const cellDir = newDataDir("bulkhead-cli-cell-");
     const env = { ...process.env, DATABASE_URL: "", BULKHEAD_DIMENSION: "8", BULKHEAD_CELLS: JSON.stringify({ "cell-2": { url: cellDir } }) };
     const run = async (...args: string[]) => JSON.parse((await promisify(execFile)(process.execPath, [cli, ...args, "--database", home, "--json"], { env })).stdout);
     try {

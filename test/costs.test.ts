@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeEach, afterEach, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
@@ -8,7 +7,7 @@ import { Config, TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
 import { monthlyReportToCsv } from "../src/costs/export.js";
 import { ValidationError } from "../src/errors.js";
-import { dropTestSchemas, STORES, vec } from "./backends.js";
+import { dropTestSchemas, newDataDir, STORES, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 const period = new Date().toISOString().slice(0, 7);
@@ -165,7 +164,7 @@ for (const backend of STORES) {
 
 describe("usage ledger durability", () => {
   it("close() writes every buffered event: they are there after reopening the database", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bh-ledger-"));
+    const dir = newDataDir("bh-ledger-");
     try {
       const first = await createBulkhead({ database: dir, env: {}, config: { dimension: 4, usageFlushIntervalMs: 3_600_000 } });
       await first.registry.registerTenant("tenant-001", "Acme", TenantTier.FREE);

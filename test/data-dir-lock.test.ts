@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
 import { acquireDataDirLock, DataDirLockedError, LOCK_FILE } from "../src/db/data-dir-lock.js";
+import { newDataDir } from "./backends.js";
 
 const dirs: string[] = [];
 const newDir = () => {
@@ -120,7 +121,8 @@ describe("embedded data directory lock (one process per directory)", () => {
   });
 
   it("Bulkhead on a directory: a second open is refused before PGlite touches it; close lets it go", async () => {
-    const dir = newDir();
+    const dir = newDataDir("bulkhead-lock-");
+    dirs.push(dir);
     const bh = await createBulkhead({ database: dir, env: {} });
     try {
       await expect(createBulkhead({ database: dir, env: {} })).rejects.toThrow(/is in use: this process already has it open/);

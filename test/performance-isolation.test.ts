@@ -4,11 +4,10 @@ import type { Bulkhead, BulkheadOptions } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import type { Db } from "../src/db/db.js";
 import { ConcurrencyLimitError, QuotaExceededError, RateLimitedError, ValidationError } from "../src/errors.js";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { openBulkhead } from "../src/bulkhead.js";
-import { BACKENDS, dropTestSchemas, openServerPair, pineconeStandin, serverUrl, vec } from "./backends.js";
+import { BACKENDS, dropTestSchemas, newDataDir, openServerPair, pineconeStandin, serverUrl, vec } from "./backends.js";
 
 afterAll(dropTestSchemas);
 
@@ -211,7 +210,7 @@ for (const backend of [...BACKENDS, pineconeStandin]) {
 
 describe("daily query leases across closes and instances", () => {
   it("pglite: gives unspent leases back on close, so the day's count is what was spent", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bh-leases-"));
+    const dir = newDataDir("bh-leases-");
     try {
       const first = (await openBulkhead({ database: dir, env: {}, config: { dimension: 8 } })).bulkhead;
       await first.registry.registerTenant("tenant-a", "A", TenantTier.FREE, { quota: { ...ROOMY, maxDailyQueries: 100 } });

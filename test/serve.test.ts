@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 import { createBulkhead } from "../src/bulkhead.js";
-import { BUILT_CLI, freePort } from "./backends.js";
+import { BUILT_CLI, freePort, newDataDir } from "./backends.js";
 
 const cli = BUILT_CLI;
 const dirs: string[] = [];
@@ -18,7 +18,7 @@ const vector = (seed: number) => Array.from({ length: 384 }, (_, i) => Math.sin(
 
 describe("bulkhead serve (built binary, child process, embedded database on disk)", () => {
   it("prints an admin key once, serves, and on SIGTERM drains: no acknowledged write is lost, usage is flushed", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bulkhead-serve-"));
+    const dir = newDataDir("bulkhead-serve-");
     dirs.push(dir);
     const port = await freePort();
     const child = spawn(process.execPath, [cli, "serve", "--port", String(port), "--database", dir], { stdio: ["ignore", "pipe", "pipe"] });
@@ -94,7 +94,7 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
   }, 180_000);
 
   it("one process per embedded data directory: the CLI is refused at once naming the service, and goes through it with --url", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bulkhead-serve-"));
+    const dir = newDataDir("bulkhead-serve-");
     dirs.push(dir);
     // A start that fails (the port is taken) does not use up the first admin key's one notice.
     const taken = createServer().listen(0, "127.0.0.1");
@@ -161,7 +161,7 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
   }, 240_000);
 
   it("SIGTERM closes idle keep-alive and not-yet-used connections at once and bounds the drain of stuck requests", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bulkhead-serve-"));
+    const dir = newDataDir("bulkhead-serve-");
     dirs.push(dir);
     // A drain bound far above the few seconds allowed: idle connections must not wait for it.
     const server = await serve(dir, { BULKHEAD_DRAIN_TIMEOUT_MS: "120000" });
@@ -179,7 +179,7 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
     silent.destroy();
 
     // A request stuck mid-body is cut off at the drain bound; the process still exits 0, ledger flushed.
-    const stuckDir = mkdtempSync(join(tmpdir(), "bulkhead-serve-"));
+    const stuckDir = newDataDir("bulkhead-serve-");
     dirs.push(stuckDir);
     const stuckServer = await serve(stuckDir, { BULKHEAD_DRAIN_TIMEOUT_MS: "1000" });
     const stuck = connect(stuckServer.port, "127.0.0.1");
@@ -210,7 +210,7 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
   }, 60_000);
 
   it("`npm start` passes SIGTERM to the server: it drains, exits and frees the port", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bulkhead-serve-"));
+    const dir = newDataDir("bulkhead-serve-");
     dirs.push(dir);
     const port = await freePort();
     const npm = spawn("npm", ["start", "--silent"], { cwd: join(import.meta.dirname, ".."), env: { ...process.env, DATABASE_URL: dir, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
