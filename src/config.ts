@@ -22,6 +22,12 @@ export interface TenantQuota {
   burst: number;
   /** Data operations in flight at once (running or waiting for the tenant's share of connections). */
   maxConcurrent: number;
+  /**
+   * Request-body bytes per second the HTTP service takes from the tenant (counted over 10-second
+   * windows, so one large batch passes when the window has room): what parsing, validating and
+   * writing its batches may cost the service, whatever its request rate allows.
+   */
+  requestBytesPerSecond: number;
 }
 
 /** Every quota field with its smallest allowed value (a rate or concurrency of 0 would be a suspension: use that instead). */
@@ -31,6 +37,7 @@ export const QUOTA_MINIMUMS: Readonly<Record<keyof TenantQuota, number>> = Objec
   requestsPerSecond: 1,
   burst: 0,
   maxConcurrent: 1,
+  requestBytesPerSecond: 1_024,
 });
 
 /**
@@ -204,6 +211,12 @@ export interface BulkheadConfig {
    * 0 answers at once.
    */
   readonly httpRefusalHoldMs: number;
+  /**
+   * Worker threads that parse and validate large request bodies (64 KiB and up), each tenant's in
+   * turn: a tenant's batches then never hold the event loop its neighbours' requests run on. 0
+   * parses every body on the event loop.
+   */
+  readonly httpBodyWorkers: number;
   /** Sliding window of `getTenantStats` and of the alerts (ms). */
   readonly statsWindowMs: number;
   /** A tenant whose p95 latency exceeds this (ms) raises an alert. */
@@ -373,6 +386,7 @@ const SETTINGS = {
   redisTimeoutMs: ["BULKHEAD_REDIS_TIMEOUT_MS", 50, int(1, 60_000)],
   httpBodyLimit: ["BULKHEAD_HTTP_BODY_LIMIT", 16 * 1024 * 1024, int(1_024, 1_073_741_824)],
   httpRefusalHoldMs: ["BULKHEAD_HTTP_REFUSAL_HOLD_MS", 250, int(0, 10_000)],
+  httpBodyWorkers: ["BULKHEAD_HTTP_BODY_WORKERS", 1, int(0, 16)],
   statsWindowMs: ["BULKHEAD_STATS_WINDOW_MS", 300_000, int(1_000, 86_400_000)],
   alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
   alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],
@@ -384,9 +398,9 @@ const SETTINGS = {
 
 /** Documented default quotas per tier. */
 export const DEFAULT_TIER_QUOTAS: Readonly<Record<TenantTier, Readonly<TenantQuota>>> = Object.freeze({
-  free: Object.freeze({ maxDocuments: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4 }),
-  pro: Object.freeze({ maxDocuments: 250_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16 }),
-  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64 }),
+  free: Object.freeze({ maxDocuments: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 }),
+  pro: Object.freeze({ maxDocuments: 250_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16, requestBytesPerSecond: 4_194_304 }),
+  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64, requestBytesPerSecond: 16_777_216 }),
 });
 
 /** Price book entries: key → environment variable and default (USD). */
@@ -411,6 +425,7 @@ const QUOTA_ENV: Record<keyof TenantQuota, string> = {
   requestsPerSecond: "REQUESTS_PER_SECOND",
   burst: "BURST",
   maxConcurrent: "MAX_CONCURRENT",
+  requestBytesPerSecond: "REQUEST_BYTES_PER_SECOND",
 };
 
 /** What `loadConfig` reads. Everything is optional; tests pass their own `env`. */

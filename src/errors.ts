@@ -71,10 +71,15 @@ export class QuotaExceededError extends BulkheadError {
 export class RateLimitedError extends BulkheadError {
   readonly tenantId: string;
   readonly retryAfterMs: number;
+  readonly limit: number;
+  /** What the limit counts, e.g. "operations per second". */
+  readonly what: string;
   constructor(tenantId: string, limit: number, retryAfterMs: number, what = "operations per second") {
     super("RATE_LIMITED", 429, RateLimitedError.describe(tenantId, limit, retryAfterMs, what));
     this.tenantId = tenantId;
     this.retryAfterMs = retryAfterMs;
+    this.limit = limit;
+    this.what = what;
   }
 
   /** The message, also for refusals answered without building an error (the HTTP door under a flood). */
@@ -87,8 +92,8 @@ export class RateLimitedError extends BulkheadError {
 export class ConcurrencyLimitError extends BulkheadError {
   readonly tenantId: string;
   readonly limit: number;
-  constructor(tenantId: string, limit: number) {
-    super("CONCURRENCY_LIMITED", 429, `tenant "${tenantId}" already has ${limit} operations in flight (its maxConcurrent); wait for one to finish`);
+  constructor(tenantId: string, limit: number, what = "operations in flight (its maxConcurrent)") {
+    super("CONCURRENCY_LIMITED", 429, `tenant "${tenantId}" already has ${limit} ${what}; wait for one to finish`);
     this.tenantId = tenantId;
     this.limit = limit;
   }

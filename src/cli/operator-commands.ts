@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
-import { Config, loadConfig, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
+import { Config, loadConfig, QUOTA_MINIMUMS, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
 import { periodOf } from "../costs/usage-ledger.js";
 import { BulkheadError, MoveConflictError, ValidationError } from "../errors.js";
@@ -115,7 +115,7 @@ function tier(value: string): TenantTier {
 
 function quotaOptions(opts: Record<string, string | undefined>): Partial<TenantQuota> {
   const quota: Partial<TenantQuota> = {};
-  for (const key of ["maxDocuments", "maxDailyQueries", "requestsPerSecond", "burst", "maxConcurrent"] as const) {
+  for (const key of Object.keys(QUOTA_MINIMUMS) as (keyof TenantQuota)[]) {
     const raw = opts[key];
     if (raw === undefined) continue;
     const n = Number(raw);
@@ -182,7 +182,7 @@ export function addOperatorCommands(program: Command): void {
   remote(tenants.command("add <tenantId> <name>").description("Register a tenant (free and pro get a namespace, enterprise a dedicated index)"))
     .option("--tier <tier>", `one of ${TIERS.join(", ")}`, "free")
     .option("--store <name>", "store to place it in: home or a cell of BULKHEAD_CELLS", "home")
-    .option("--max-documents <n>").option("--max-daily-queries <n>").option("--requests-per-second <n>").option("--burst <n>").option("--max-concurrent <n>")
+    .option("--max-documents <n>").option("--max-daily-queries <n>").option("--requests-per-second <n>").option("--burst <n>").option("--max-concurrent <n>").option("--request-bytes-per-second <n>")
     .action(async (tenantId: string, name: string, opts: Common & { tier: string } & Record<string, string>) => {
       const t = tier(opts.tier);
       const quota = quotaOptions(opts);

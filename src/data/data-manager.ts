@@ -181,6 +181,12 @@ export class TenantDataManager {
     return this.gate.admitRate(await this.registry.resolveActive(tenantId), operation);
   }
 
+  /** The request-body budget's decision for `bytes` of an operation's input (see `OperationGate.admitRequestBytes`). */
+  async admitRequestBytes(tenantId: string, operation: Operation, bytes: number): Promise<RateLimitRefusal | null> {
+    if (!this.gate?.admitRequestBytes) return null;
+    return this.gate.admitRequestBytes(await this.registry.resolveActive(tenantId), operation, bytes);
+  }
+
   /** Runs a validated operation through the performance gate, when there is one. */
   private admit<T>(tenant: Tenant, operation: Operation, fn: (admission?: QueryAdmission) => Promise<T>, vectorsWritten?: number): Promise<T> {
     return this.gate ? this.gate.run(tenant, operation, fn, vectorsWritten) : fn();

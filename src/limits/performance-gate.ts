@@ -30,6 +30,11 @@ export interface OperationGate {
    * admitted. Refusals are counted like any refusal of `operation`.
    */
   admitRate?(tenant: Tenant, operation: Operation): Promise<RateLimitRefusal | null>;
+  /**
+   * Spends `bytes` of the tenant's request-body budget (`requestBytesPerSecond`) for an operation
+   * whose body the HTTP service is about to read or parse; the refusal, or null when admitted.
+   */
+  admitRequestBytes?(tenant: Tenant, operation: Operation, bytes: number): Promise<RateLimitRefusal | null>;
   /** Facts only the data manager learns: documents stored after a write, the day's query count, a query's isolation overhead. */
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void;
 }
@@ -87,6 +92,17 @@ export class PerformanceGate implements OperationGate {
     }
     this.monitor.record(tenant.tenantId, operation, 0, "refused");
     return refusal;
+  }
+
+  async admitRequestBytes(tenant: Tenant, operation: Operation, bytes: number): Promise<RateLimitRefusal | null> {
+    try {
+      await this.rateLimiter.consumeRequestBytes(tenant.tenantId, tenant.quota.requestBytesPerSecond, bytes);
+      return null;
+    } catch (err) {
+      if (!(err instanceof RateLimitedError)) throw err;
+      this.monitor.record(tenant.tenantId, operation, 0, "refused");
+      return { tenantId: tenant.tenantId, requestsPerSecond: err.limit, retryAfterMs: err.retryAfterMs, what: err.what };
+    }
   }
 
   observe(tenant: Tenant, facts: { documents?: number; dailyQueries?: number; overheadMs?: number; operation: Operation }): void {

@@ -31,6 +31,8 @@ export interface RateLimitRefusal {
   retryAfterMs: number;
   /** Refused before and not yet waited out: the caller ignored a Retry-After. */
   repeated?: boolean;
+  /** What the limit counts, when not operations per second. */
+  what?: string;
 }
 
 /**
@@ -97,18 +99,27 @@ export class TenantRateLimiter {
    * BURST_WINDOW_SECONDS, so a batch larger than one second's worth still passes when the window
    * has room), or throws `RateLimitedError`. A batch larger than a whole window is charged the window.
    */
-  async consumeMoveWrites(tenantId: string, vectorsPerSecond: number, vectors: number): Promise<void> {
-    const key = `move-writes:${vectorsPerSecond}`;
+  consumeMoveWrites(tenantId: string, vectorsPerSecond: number, vectors: number): Promise<void> {
+    return this.consumeWindowed("move-writes", tenantId, vectorsPerSecond, vectors, "vector writes per second, set while it is being moved (until the move switches)");
+  }
+
+  /** Spends `bytes` of a tenant's `requestBytesPerSecond`, counted like `consumeMoveWrites`, or throws `RateLimitedError`. */
+  consumeRequestBytes(tenantId: string, bytesPerSecond: number, bytes: number): Promise<void> {
+    return this.consumeWindowed("request-bytes", tenantId, bytesPerSecond, bytes, "request-body bytes per second");
+  }
+
+  private async consumeWindowed(name: string, tenantId: string, perSecond: number, amount: number, what: string): Promise<void> {
+    const key = `${name}:${perSecond}`;
     let limiter = this.limiters.get(key);
     if (!limiter) {
-      limiter = this.make(`${this.options.keyPrefix}:${key}`, vectorsPerSecond * BURST_WINDOW_SECONDS, BURST_WINDOW_SECONDS);
+      limiter = this.make(`${this.options.keyPrefix}:${key}`, perSecond * BURST_WINDOW_SECONDS, BURST_WINDOW_SECONDS);
       this.limiters.set(key, limiter);
     }
     try {
-      await limiter.consume(tenantId, Math.min(vectors, vectorsPerSecond * BURST_WINDOW_SECONDS));
+      await limiter.consume(tenantId, Math.min(amount, perSecond * BURST_WINDOW_SECONDS));
     } catch (res) {
       if (!(res instanceof RateLimiterRes)) throw res;
-      throw new RateLimitedError(tenantId, vectorsPerSecond, Math.max(1, Math.ceil(res.msBeforeNext)), "vector writes per second, set while it is being moved (until the move switches)");
+      throw new RateLimitedError(tenantId, perSecond, Math.max(1, Math.ceil(res.msBeforeNext)), what);
     }
   }
 

@@ -3,13 +3,15 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { pino, type Logger } from "pino";
 import { Counter, Histogram } from "prom-client";
 import type { Bulkhead } from "../bulkhead.js";
-import { AuthenticationError, ForbiddenError, ValidationError } from "../errors.js";
+import { AuthenticationError, ForbiddenError, RateLimitedError } from "../errors.js";
 import type { ApiKeyInfo } from "../tenancy/api-keys.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
 import { withDoorAdmission } from "../limits/door-admission.js";
+import type { Operation } from "../limits/performance-gate.js";
 import { safeError } from "../monitoring/safe-error.js";
 import { adminRoutes } from "./admin-routes.js";
-import { parseJsonBody } from "./json-body.js";
+import { BodyParserPool, OFFLOAD_BYTES } from "./body-parser-pool.js";
+import { decodeJsonBody } from "./json-body.js";
 import { LogTap } from "./log-tap.js";
 import { FailedAuthentications } from "./failed-authentications.js";
 import { fieldForLog, RefusalLog, RequestLogs } from "./request-logs.js";
@@ -17,7 +19,7 @@ import { buildOpenApi } from "./openapi.js";
 import { rateLimitProblem, toProblem } from "./problem.js";
 import { runServiceReadiness } from "./service-readiness.js";
 import { route, type RouteSpec } from "./route-spec.js";
-import { noQuery, parse, readinessQuery } from "./schemas.js";
+import { noQuery, offloadedBodyName, parse, readinessQuery, type OffloadedBody } from "./schemas.js";
 import { tenantRoutes } from "./tenant-routes.js";
 
 export interface ServerOptions {
@@ -36,6 +38,14 @@ declare module "fastify" {
     refusedEarly: boolean;
     /** Its rate-limit point was spent at the door (see limits/door-admission.ts). */
     admittedAtDoor: boolean;
+    /** Its body was validated against the route's schema already, by a body worker. */
+    bodyValidated: boolean;
+  }
+  interface FastifyContextConfig {
+    /** The route's body schema, when a body worker may validate it (see body-parser-pool.ts). */
+    offloadedBody?: OffloadedBody;
+    /** The tenant data operation the route runs, if any. */
+    operation?: Operation;
   }
   interface FastifyInstance {
     /** The service's readiness checklist (what `GET /admin/readiness` answers), for `bulkhead doctor`. */
@@ -45,7 +55,7 @@ declare module "fastify" {
 
 /** The body of a route, parsed; a `tenantId` in it must be the key's own. */
 function parseInput(spec: RouteSpec, request: FastifyRequest, key: ApiKeyInfo | null) {
-  const body = spec.body ? parse(spec.body, request.body, "body") : undefined;
+  const body = spec.body ? (request.bodyValidated ? request.body : parse(spec.body, request.body, "body")) : undefined;
   // A route without query parameters refuses any: a misspelt or unexpected one must not pass unnoticed.
   const query = parse(spec.query ?? noQuery, request.query, "query");
   const params = spec.params ? parse(spec.params, request.params, "params") : undefined;
@@ -115,14 +125,22 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   app.decorateRequest("apiKey", null);
   app.decorateRequest("refusedEarly", false);
   app.decorateRequest("admittedAtDoor", false);
+  app.decorateRequest("bodyValidated", false);
   const refusals = new RefusalLog(app.log);
+  const bodyWorkers = bh.config.httpBodyWorkers > 0 ? new BodyParserPool(bh.config.httpBodyWorkers) : undefined;
+  app.addHook("onClose", async () => bodyWorkers?.close());
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) => {
-    try {
-      done(null, parseJsonBody(decodeUtf8(body as Buffer)));
-    } catch (err) {
-      done(err as Error, undefined);
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, async (request: FastifyRequest, bytes: Buffer) => {
+    const { offloadedBody: schema, operation } = request.routeOptions.config ?? {};
+    const key = request.apiKey;
+    if (operation && key?.tenantId && request.headers["content-length"] === undefined) {
+      const refusal = await bh.dataManager.admitRequestBytes(key.tenantId, operation, bytes.byteLength);
+      if (refusal) throw new RateLimitedError(refusal.tenantId, refusal.requestsPerSecond, refusal.retryAfterMs, refusal.what);
     }
+    if (!bodyWorkers || !schema || !key || bytes.byteLength < OFFLOAD_BYTES) return decodeJsonBody(bytes);
+    const body = await bodyWorkers.parse(key.tenantId ?? `admin:${key.keyId}`, bytes, schema);
+    request.bodyValidated = true;
+    return body;
   });
   // Which routes exist is for key holders only: an unknown path checks the key before anything
   // else, the body included (a malformed body must not tell a prober that the path is unknown).
@@ -216,6 +234,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     app.route({
       method: spec.method,
       url: spec.url,
+      config: { offloadedBody: offloadedBodyName(spec.body), operation: spec.operation },
       // Authentication runs before the body is read: a caller without a key never gets a large body parsed.
       onRequest: async (request, reply) => {
         if (spec.access === "none") return;
@@ -226,14 +245,23 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
           if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
           // The rate limit is decided from the key alone, before the body is read or parsed: a tenant
           // over it is refused with no error object and no log line of its own (see RefusalLog).
-          const refusal = spec.operation ? await bh.dataManager.admitRate(key.tenantId!, spec.operation) : null;
+          let refusal = spec.operation ? await bh.dataManager.admitRate(key.tenantId!, spec.operation) : null;
+          // The body's bytes too, before it is read: what parsing and writing it will cost the service
+          // (a body sent without a length is charged once read, before it is parsed: see the parser).
+          const declared = Number(request.headers["content-length"]);
+          if (!refusal && spec.operation && declared > 0) refusal = await bh.dataManager.admitRequestBytes(key.tenantId!, spec.operation, declared);
           if (refusal) {
             request.refusedEarly = true;
             refusals.count(refusal.tenantId, 429, "RATE_LIMITED");
-            // A tenant that ignored its Retry-After: hold the answer (a timer, no work) for the wait left, capped.
-            const hold = refusal.repeated ? Math.min(refusal.retryAfterMs, bh.config.httpRefusalHoldMs) : 0;
+            // A large body is not read just to keep the connection: the connection is closed instead
+            // (reading a flood of 8 MB batches only to discard them cost ~10 ms of CPU each).
+            const large = declared >= OFFLOAD_BYTES;
+            // A tenant that ignored its Retry-After, or whose large body is refused (a closed-loop client
+            // would be back at once on a new connection): hold the answer (a timer, no work) for the wait left, capped.
+            const hold = refusal.repeated || large ? Math.min(refusal.retryAfterMs, bh.config.httpRefusalHoldMs) : 0;
             if (hold > 0) await new Promise((resolve) => setTimeout(resolve, hold));
             const { body, headers } = rateLimitProblem({ ...refusal, retryAfterMs: Math.max(1, refusal.retryAfterMs - hold) }, request.url);
+            if (large) reply.header("connection", "close");
             return reply.code(429).headers(headers).send(body);
           }
           request.admittedAtDoor = spec.operation !== undefined;
@@ -254,19 +282,6 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     });
   }
   return app;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-/**
- * A body's text, refused when it is not valid UTF-8: decoding leniently would turn different bytes
- * into the same U+FFFD characters, so two distinct ids could become one.
- */
-function decodeUtf8(body: Buffer): string {
-  try {
-    return utf8.decode(body);
-  } catch {
-    throw new ValidationError("body", "is not valid UTF-8 text");
-  }
 }
 
 /** The key from `Authorization: Bearer …` (the scheme is case-insensitive, RFC 9110) or `X-API-Key`. */

@@ -4,6 +4,23 @@ import { textProblem } from "../storable-text.js";
 /** Deepest nesting a request body may have (the deepest legitimate one, a filter, is 8 levels of objects and arrays). */
 const MAX_DEPTH = 32;
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A request body's bytes as JSON (`parseJsonBody`), refused when they are not valid UTF-8:
+ * decoding leniently would turn different bytes into the same U+FFFD characters, so two distinct
+ * ids could become one.
+ */
+export function decodeJsonBody(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ValidationError("body", "is not valid UTF-8 text");
+  }
+  return parseJsonBody(text);
+}
+
 /**
  * Parses a JSON request body and refuses, naming the field, what no route can store: a NUL or an
  * unpaired surrogate in any key or string (PostgreSQL's text and jsonb refuse them), a

@@ -101,7 +101,7 @@ export function rateLimitProblem(refusal: RateLimitRefusal, instance: string): {
     type: "https://bulkhead.dev/problems/rate-limited",
     title: TITLES[429]!,
     status: 429,
-    detail: RateLimitedError.describe(refusal.tenantId, refusal.requestsPerSecond, refusal.retryAfterMs),
+    detail: RateLimitedError.describe(refusal.tenantId, refusal.requestsPerSecond, refusal.retryAfterMs, refusal.what),
     code: "RATE_LIMITED",
     instance,
     retryAfterMs: refusal.retryAfterMs,

@@ -78,3 +78,15 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T
   const path = segments.reduce<string>((acc, p) => (typeof p === "number" ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), "");
   throw new ValidationError(path || where, unknown ? "is not a known field" : issue.message);
 }
+
+/**
+ * The data routes' bodies, by name: the ones that can be large, parsed and validated off the
+ * event loop by the body workers (body-parser-pool.ts), which look a schema up by its name.
+ */
+export const OFFLOADED_BODIES = { upsertBody, queryBody, idsBody } as const;
+export type OffloadedBody = keyof typeof OFFLOADED_BODIES;
+
+/** The name a route's body schema has in `OFFLOADED_BODIES`, or undefined (parsed on the event loop). */
+export function offloadedBodyName(schema: z.ZodType | undefined): OffloadedBody | undefined {
+  return (Object.keys(OFFLOADED_BODIES) as OffloadedBody[]).find((name) => OFFLOADED_BODIES[name] === schema);
+}

@@ -4,7 +4,7 @@ import { compileFilter, type MetadataFilter } from "../filter.js";
 import { MoveConflictError, PlacementMovedError } from "../../errors.js";
 import { DailyQueriesUsedUpError, documentQuotaRefusal, type DailyQueryCount, type QueryAnswer, type CopiedPage, type IndexSpec, type Match, type MovedRow, type Placement, type StoredVector, type StoreCapabilities, type UpsertOutcome, type VectorRecord, type MovableStore } from "../store.js";
 import { describeError } from "../../monitoring/safe-error.js";
-import { METRIC_SQL, sql, vectorLiteral } from "./pgvector-sql.js";
+import { METRIC_SQL, rowsJson, sql, vectorLiteral } from "./pgvector-sql.js";
 
 type StoredRow = { tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> };
 
@@ -59,8 +59,7 @@ export class PgvectorStore implements MovableStore {
   }
 
   async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
-    const rows = records.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
-    const json = JSON.stringify(rows);
+    const json = await rowsJson(records);
     try {
       const [, [row]] = (await this.guarded(p, [
         { text: sql.lockTenantWrites, params: [p.tenantId] },
@@ -133,8 +132,7 @@ export class PgvectorStore implements MovableStore {
       let n = 0;
       for await (const batch of batches) {
         if (batch.length === 0) continue;
-        const rows = batch.map((r) => ({ id: r.id, embedding: vectorLiteral(r.values), metadata: r.metadata }));
-        await tx.query(sql.insertBatch(p), [p.tenantId, JSON.stringify(rows)]);
+        await tx.query(sql.insertBatch(p), [p.tenantId, await rowsJson(batch)]);
         n += batch.length;
       }
       await tx.query(sql.setDocumentCount, [p.tenantId, n]);
