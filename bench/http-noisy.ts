@@ -16,14 +16,20 @@
  * the service process's CPU time (from /proc) during a flood phase, less its CPU during the alone
  * phases (the victim's own load), divided by the refusals answered.
  *
+ * `--flood upserts` makes the neighbour a pro tenant writing instead: every request a full batch
+ * (`--batch` vectors of 384 d, ~7.7 MB of JSON at 1,000) over `--connections` closed loops, the
+ * same ids each time (so its document count stays put). Its request rate allows far more bytes
+ * than one event loop can parse: this measures whether its bodies can stall the victim.
+ *
  * `--bin` runs another build of the service (e.g. an older commit's dist/cli/main.js), for a
  * same-day A/B on this machine, whose absolute timings drift by a third from day to day.
  *
  *   npm run build && npm run bench:http-noisy      # needs DATABASE_URL / DATABASE_OWNER_URL
+ *   npm run bench:http-noisy -- --flood upserts --connections 4
  *   npm run bench:http-noisy -- --seconds 10 --out /tmp/noisy.json --bin /tmp/old/dist/cli/main.js
  */
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,17 +40,23 @@ const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "20" },
     "victim-rate": { type: "string", default: "25" },
-    connections: { type: "string", default: "64" },
+    flood: { type: "string", default: "queries" },
+    batch: { type: "string", default: "1000" },
+    connections: { type: "string" },
     rounds: { type: "string", default: "2" },
     vectors: { type: "string", default: "500" },
     bin: { type: "string" },
     label: { type: "string", default: "this commit" },
-    out: { type: "string", default: "bench/results/http-noisy-postgres.json" },
+    out: { type: "string" },
   },
 });
+if (args.flood !== "queries" && args.flood !== "upserts") throw new Error("--flood must be queries or upserts");
+const UPSERTS = args.flood === "upserts";
+const BATCH = Number(args.batch);
+const OUT = args.out ?? (UPSERTS ? "bench/results/http-noisy-upserts-postgres.json" : "bench/results/http-noisy-postgres.json");
 const SECONDS = Number(args.seconds);
 const VICTIM_RATE = Number(args["victim-rate"]);
-const CONNECTIONS = Number(args.connections);
+const CONNECTIONS = Number(args.connections ?? (UPSERTS ? 4 : 64));
 const ROUNDS = Number(args.rounds);
 const VECTORS = Number(args.vectors);
 const schema = "bench_http_noisy";
@@ -87,7 +99,7 @@ async function main() {
     // The victim's limits are the pro tier's, raised only as far as its own steady load needs; the aggressor keeps the free tier's.
     for (const [tenantId, tier, quota] of [
       ["victim", "pro", { requestsPerSecond: Math.max(100, VICTIM_RATE * 2), maxDailyQueries: 10_000_000 }],
-      ["aggressor", "free", { maxDailyQueries: 10_000_000 }],
+      ["aggressor", UPSERTS ? "pro" : "free", { maxDailyQueries: 10_000_000 }],
     ] as const) {
       await call("POST", "/admin/tenants", admin, { tenantId, name: tenantId, tier, quota });
       keys[tenantId] = (await call("POST", `/admin/tenants/${tenantId}/keys`, admin, {})).key;
@@ -98,8 +110,16 @@ async function main() {
     }
     const victimBodies = Array.from({ length: 200 }, () => JSON.stringify({ vector: Array.from(space.sample([Math.floor(random() * 64)], random)), topK: 10 }));
     const floodBody = join(tmpdir(), `bh-flood-${port}.json`);
-    writeFileSync(floodBody, JSON.stringify({ vector: Array.from(space.sample([3], random)), topK: 10 }));
-    log(`bench:http-noisy: service ${base} (${args.label}), victim ${VICTIM_RATE}/s, flood ${CONNECTIONS} connections, ${SECONDS} s phases × ${ROUNDS} rounds`);
+    const floodPath = UPSERTS ? "/v1/documents" : "/v1/query";
+    writeFileSync(
+      floodBody,
+      JSON.stringify(
+        UPSERTS
+          ? { documents: Array.from({ length: BATCH }, (_, i) => ({ id: `flood-${i}`, values: Array.from(space.sample([i % 64], random)) })) }
+          : { vector: Array.from(space.sample([3], random)), topK: 10 },
+      ),
+    );
+    log(`bench:http-noisy: service ${base} (${args.label}), victim ${VICTIM_RATE}/s, flood of ${UPSERTS ? `${BATCH}-vector upserts` : "queries"} over ${CONNECTIONS} connections, ${SECONDS} s phases × ${ROUNDS} rounds`);
 
     /** The victim's steady load for `seconds`; latencies of its answers. */
     const victimLoad = async (seconds: number) => {
@@ -132,7 +152,7 @@ async function main() {
     const barePort = await new Promise<number>((resolve) => bare.stdout.once("data", (d) => resolve(Number(String(d).trim()))));
     const flood = (seconds: number, target: string) =>
       new Promise<Phase["flood"]>((resolve, reject) => {
-        const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "http-flood.ts"), "--url", `${target}/v1/query`, `--key=${keys.aggressor!}`, "--body-file", floodBody, "--connections", String(CONNECTIONS), "--seconds", String(seconds)], {
+        const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "http-flood.ts"), "--url", `${target}${floodPath}`, `--key=${keys.aggressor!}`, "--body-file", floodBody, "--connections", String(CONNECTIONS), "--seconds", String(seconds)], {
           stdio: ["ignore", "pipe", "inherit"],
         });
         let out = "";
@@ -180,9 +200,10 @@ async function main() {
       const ms = times.map((t) => t.ms);
       return { requests: 300, refused: times.filter((t) => t.status === 429).length, p50Ms: round(quantile(ms, 0.5)), allAnsweredMs: round(Math.max(...ms)) };
     };
-    await flood(3, base).catch(() => undefined); // put the aggressor over its limit again
-    const bursts = [await burst(), await burst(), await burst()];
-    log(`  300 simultaneous aggressor requests: all answered in ${bursts.map((b) => b.allAnsweredMs).join(", ")} ms (${bursts.map((b) => b.refused).join(", ")} refused)`);
+    // (Only for the query flood: the upsert flood is mostly admitted, so it has no refusal cost to measure.)
+    if (!UPSERTS) await flood(3, base).catch(() => undefined); // put the aggressor over its limit again
+    const bursts = UPSERTS ? [] : [await burst(), await burst(), await burst()];
+    if (!UPSERTS) log(`  300 simultaneous aggressor requests: all answered in ${bursts.map((b) => b.allAnsweredMs).join(", ")} ms (${bursts.map((b) => b.refused).join(", ")} refused)`);
     const aloneP95 = quantile(pooled.alone, 0.95);
     const floodP95 = quantile(pooled.flood, 0.95);
     const bareP95 = quantile(pooled.bare, 0.95);
@@ -201,7 +222,7 @@ async function main() {
       label: args.label,
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
-      config: { victimRate: VICTIM_RATE, floodConnections: CONNECTIONS, phaseSeconds: SECONDS, rounds: ROUNDS, vectorsPerTenant: VECTORS, dimension: DEFAULT_SPEC.dimension, redis: Boolean(process.env.REDIS_URL), aggressorTier: "free (10 requests/s, burst as configured)" },
+      config: { victimRate: VICTIM_RATE, floodConnections: CONNECTIONS, phaseSeconds: SECONDS, rounds: ROUNDS, vectorsPerTenant: VECTORS, dimension: DEFAULT_SPEC.dimension, redis: Boolean(process.env.REDIS_URL), flood: UPSERTS ? `upserts of ${BATCH} vectors (${(statSync(floodBody).size / 1e6).toFixed(1)} MB each)` : "queries", aggressorTier: UPSERTS ? "pro (50 requests/s, burst as configured)" : "free (10 requests/s, burst as configured)" },
       phases,
       victim: {
         aloneP95Ms: round(aloneP95),
@@ -225,9 +246,9 @@ async function main() {
       targets: { "victim p95 during the flood ≤ 1.5× alone": ratio <= 1.5, "aim: ≤ 1.25× alone": ratio <= 1.25 },
       reference: "bare: the same flood aimed at a bare server that only answers 429 — what the flood client alone costs the victim on these cores",
     };
-    writeFileSync(args.out!, JSON.stringify(report, null, 2) + "\n");
+    writeFileSync(OUT, JSON.stringify(report, null, 2) + "\n");
     log(`victim p95 alone ${report.victim.aloneP95Ms} ms, during floods ${report.victim.floodP95Ms} ms: ×${report.victim.ratio} (flood at a bare server: ×${report.victim.bareRatio}); service CPU per refusal ${report.refusals.serviceCpuMicrosecondsEach.join(", ")} µs`);
-    log(`wrote ${args.out}`);
+    log(`wrote ${OUT}`);
   } finally {
     await service.stop();
   }
