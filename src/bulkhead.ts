@@ -5,6 +5,7 @@ import { CostAllocationEngine } from "./costs/cost-engine.js";
 import { UsageLedger } from "./costs/usage-ledger.js";
 import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
+import { RecallSampler } from "./data/recall-sampler.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
 import { openStores, type StoreFactory } from "./stores/open-stores.js";
@@ -173,7 +174,26 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     // A deleted tenant's keys are gone from the database; their cached lookups must go too.
     keys.forgetAll();
   });
-  const dataManager = new TenantDataManager(registry, store, config, costEngine, gate);
+  const recall = new RecallSampler(config.recallSampleRate, (tenantId, value) => monitor.recordRecall(tenantId, value), warn);
+  const dataManager = new TenantDataManager(registry, store, config, costEngine, gate, recall);
+  // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
+  // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.
+  let widening = Promise.resolve();
+  monitor.on("lowRecall", ({ tenantId, recall: measured, samples }) => {
+    widening = widening.then(async () => {
+      if (closed) return;
+      const tenant = await registry.getTenant(tenantId);
+      const from = tenant.placement.efSearch ?? config.hnswEfSearch;
+      if (from >= 1000) {
+        warn(`bulkhead: tenant ${tenantId}'s recall is ${measured.toFixed(3)} with its search at pgvector's widest (ef_search 1000): rebuild its index with more connections (BULKHEAD_HNSW_M, BULKHEAD_HNSW_EF_CONSTRUCTION)`);
+        return;
+      }
+      const to = Math.min(1000, from * 2);
+      await registry.setEfSearch(tenantId, to);
+      await audit.record("bulkhead:recall-monitor", "tenant.search_widened", tenantId, { efSearch: { from, to }, recall: measured, samples });
+      warn(`bulkhead: tenant ${tenantId}'s recall was ${measured.toFixed(3)} over ${samples} sampled queries: its search widened from ef_search ${from} to ${to}`);
+    }).catch((err: unknown) => warn(`bulkhead: widening tenant ${tenantId}'s search failed: ${describeError(err)}`));
+  });
   const moves = new BackgroundMoves(registry, audit, (tenantId, err) => warn(`bulkhead: the move of ${tenantId} stopped: ${describeError(err)}; it stays recorded — resume or roll it back`));
   let closed = false;
   const bulkhead: Bulkhead = {
@@ -214,6 +234,8 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       // Usage first: close() is the point after which no metered event may be lost.
       try {
         await moves.close(); // stopped between two steps; they stay recorded, resumable
+        await recall.drain();
+        await widening;
         await ledger.close();
         // Queries this instance counted in leases and did not spend go back to their tenants' days.
         for (const { tenantId, day, queries } of dailyQueries.takeUnspent()) {

@@ -223,8 +223,15 @@ export interface BulkheadConfig {
   readonly alertP95Ms: number;
   /** A tenant whose error rate exceeds this raises an alert (0.05 = 5 %). */
   readonly alertErrorRate: number;
-  /** Operations in the window before a tenant's alerts are judged (a few slow calls are not a trend). */
+  /** Operations in the window before a tenant's alerts are judged (a few slow calls are not a trend); also recall samples before recall is. */
   readonly alertMinRequests: number;
+  /**
+   * Share of each tenant's ANN queries run again exactly in the background to measure its recall
+   * (0 turns it off; one exact query at a time per process, samples offered meanwhile are dropped).
+   */
+  readonly recallSampleRate: number;
+  /** A tenant whose measured recall@k falls below this raises an alert, and its namespace's search is widened. */
+  readonly alertRecall: number;
 }
 
 type Parser<T> = (raw: unknown, name: string) => T;
@@ -391,6 +398,8 @@ const SETTINGS = {
   alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
   alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],
   alertMinRequests: ["BULKHEAD_ALERT_MIN_REQUESTS", 20, int(1, 1_000_000)],
+  recallSampleRate: ["BULKHEAD_RECALL_SAMPLE_RATE", 0.01, fraction],
+  alertRecall: ["BULKHEAD_ALERT_RECALL", 0.99, fraction],
   usageFlushIntervalMs: ["BULKHEAD_USAGE_FLUSH_INTERVAL_MS", 1000, int(10, 3_600_000)],
   usageFlushMaxEvents: ["BULKHEAD_USAGE_FLUSH_MAX_EVENTS", 5000, int(1, 1_000_000)],
   reconciliationTolerance: ["BULKHEAD_RECONCILIATION_TOLERANCE", 0.05, fraction],

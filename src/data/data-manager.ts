@@ -5,6 +5,7 @@ import { LIMITS } from "../costs/money.js";
 import type { Operation, OperationGate } from "../limits/performance-gate.js";
 import type { QueryAdmission } from "../limits/daily-query-quota.js";
 import type { RateLimitRefusal } from "../limits/rate-limiter.js";
+import type { RecallSampler } from "./recall-sampler.js";
 import type { MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -84,6 +85,7 @@ export class TenantDataManager {
     private readonly limits: Limits,
     private readonly meter?: UsageMeter,
     private readonly gate?: OperationGate,
+    private readonly recall?: RecallSampler,
   ) {}
 
   /**
@@ -131,6 +133,14 @@ export class TenantDataManager {
       if (queriesToday !== undefined) admission?.counted(queriesToday, queriesGranted ?? 1);
       const storeMs = performance.now() - admitted;
       assertOwned(rows, tenant.tenantId, "query");
+      if (placement.annIndexed && this.recall && this.store.exactQuery) {
+        const exactQuery = this.store.exactQuery.bind(this.store);
+        this.recall.offer(tenant.tenantId, rows.map((r) => r.id), async () => {
+          const exact = await this.registry.withPlacement(tenant, ({ placement: current }) => exactQuery(current, vector, topK, options.filter));
+          if (exact) assertOwned(exact.matches, tenant.tenantId, "recall sample");
+          return exact?.matches.map((m) => m.id);
+        });
+      }
       this.meter?.meterVectorQuery(tenant.tenantId, options.embedTokens, readUnits);
       const matches = rows.map((r) => ({ id: r.id, score: r.score, metadata: r.metadata }));
       const finished = performance.now();

@@ -702,6 +702,13 @@ GRANT EXECUTE ON FUNCTION ${s}.lease_daily_queries(text, date, int, int) TO ${r}
 ${grantDataPlane(schema, vectorSchema, "count_daily_query(text, date, int), lease_daily_queries(text, date, int, int), ")}`;
     },
   },
+  {
+    version: 16,
+    name: "per-namespace search width",
+    // Raised by the recall monitor when a namespace's measured recall falls below its threshold;
+    // null is the store's default (BULKHEAD_HNSW_EF_SEARCH). pgvector accepts 1 to 1,000.
+    sql: ({ schema }) => `ALTER TABLE ${q(schema)}.tenants ADD COLUMN ef_search int CHECK (ef_search BETWEEN 1 AND 1000);`,
+  },
 ];
 
 /**

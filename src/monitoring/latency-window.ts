@@ -23,6 +23,10 @@ export interface TenantStats {
   p50: number | null;
   p95: number | null;
   p99: number | null;
+  /** Mean recall@k of the tenant's sampled ANN queries (see `BULKHEAD_RECALL_SAMPLE_RATE`); null before any sample. */
+  recall: number | null;
+  /** Recall samples behind `recall` (those since its search was last widened). */
+  recallSamples: number;
 }
 
 /**
@@ -53,7 +57,7 @@ export class LatencyWindow {
     this.next = (this.next + 1) % this.capacity;
   }
 
-  stats(tenantId: string, now: number, windowMs: number): TenantStats {
+  stats(tenantId: string, now: number, windowMs: number): Omit<TenantStats, "recall" | "recallSamples"> {
     const counts = [0, 0, 0, 0];
     const latencies: number[] = [];
     const size = this.at.length;

@@ -71,6 +71,20 @@ export class BulkheadMetrics {
     registers: [this.registry],
   });
 
+  readonly recall = new Gauge({
+    name: "bulkhead_tenant_recall",
+    help: "Mean recall@k of the tenant's sampled ANN queries against the same queries run exactly (since its search was last changed).",
+    labelNames: ["tenant"] as const,
+    registers: [this.registry],
+  });
+
+  readonly recallSamples = new Counter({
+    name: "bulkhead_tenant_recall_samples_total",
+    help: "ANN queries of the tenant run again exactly to measure recall.",
+    labelNames: ["tenant"] as const,
+    registers: [this.registry],
+  });
+
   readonly alertActive = new Gauge({
     name: "bulkhead_tenant_alert_active",
     help: "1 while a tenant's alert of this kind is firing.",

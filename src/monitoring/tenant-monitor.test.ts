@@ -4,7 +4,7 @@ import { TenantMonitor, type TenantAlert } from "./tenant-monitor.js";
 import { percentile } from "./latency-window.js";
 
 function monitor(clock: { t: number }, logs: string[] = []) {
-  const config = { statsWindowMs: 60_000, alertP95Ms: 200, alertErrorRate: 0.05, alertMinRequests: 20 };
+  const config = { statsWindowMs: 60_000, alertP95Ms: 200, alertErrorRate: 0.05, alertMinRequests: 20, alertRecall: 0.99 };
   return new TenantMonitor(new BulkheadMetrics(async () => []), config, (m) => logs.push(m), () => clock.t);
 }
 
@@ -77,5 +77,28 @@ describe("TenantMonitor", () => {
     expect(percentile([7], 0.99)).toBe(7);
     expect(percentile([1, 2, 3, 4], 0.5)).toBe(2);
     expect(percentile([1, 2, 3, 4], 0.75)).toBe(3);
+  });
+
+  it("judges recall once enough samples are in: low → a firing alert and one lowRecall, then fresh samples; back up → resolved", async () => {
+    const logs: string[] = [];
+    const m = monitor({ t: 0 }, logs);
+    const alerts: TenantAlert[] = [];
+    const low: { tenantId: string; recall: number }[] = [];
+    m.on("alert", (a) => alerts.push(a));
+    m.on("lowRecall", (l) => low.push(l));
+    for (let i = 0; i < 19; i++) m.recordRecall("t1", 0.5);
+    expect(m.getTenantStats("t1")).toMatchObject({ recall: 0.5, recallSamples: 19 });
+    expect(alerts).toEqual([]); // not judged before 20 samples
+    m.recordRecall("t1", 0.5);
+    expect(alerts).toMatchObject([{ tenantId: "t1", kind: "recall", state: "firing", value: 0.5, threshold: 0.99 }]);
+    expect(low).toEqual([{ tenantId: "t1", recall: 0.5, samples: 20 }]);
+    expect(m.getTenantStats("t1")).toMatchObject({ recall: null, recallSamples: 0 }); // measuring afresh
+    for (let i = 0; i < 20; i++) m.recordRecall("t1", 1);
+    expect(alerts.map((a) => a.state)).toEqual(["firing", "resolved"]);
+    expect(low).toHaveLength(1);
+    expect(m.getTenantStats("t1")).toMatchObject({ recall: 1, recallSamples: 20 });
+    expect(logs.join("\n")).toContain("alert firing: tenant t1 recall 0.500 (threshold 0.99) over 20 sampled queries");
+    expect(await m.metricsText()).toContain('bulkhead_tenant_recall{tenant="t1"} 1');
+    expect(m.getTenantStats("other")).toMatchObject({ recall: null, recallSamples: 0 });
   });
 });

@@ -123,6 +123,10 @@ export class StoreRouter implements VectorStore {
   query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
     return this.of(p).query(p, vector, topK, filter, count);
   }
+
+  async exactQuery(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer | undefined> {
+    return this.of(p).exactQuery?.(p, vector, topK, filter);
+  }
   releaseDailyQueries(p: Placement, day: string, n: number): Promise<void> {
     return this.of(p).releaseDailyQueries(p, day, n);
   }

@@ -39,6 +39,8 @@ export interface Placement {
   readonly metric: Metric;
   /** Whether an ANN (HNSW) index serves this namespace; without one, search is exact. */
   readonly annIndexed: boolean;
+  /** How wide the ANN search of this namespace is (HNSW `ef_search`), when tuned for it; null: the store's default. */
+  readonly efSearch: number | null;
   /**
    * Version of the tenant's placement; every data transaction checks it is still current (and waits
    * while a move switches), so a stale placement is refused with `PlacementMovedError`, never used.
@@ -144,6 +146,12 @@ export interface VectorStore {
    * counted; `readUnits`, what the search cost in a store that reports it (Pinecone), for metering.
    */
   query(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer>;
+  /**
+   * The same search answered exactly, without the ANN index: what a recall sample compares an ANN
+   * answer with (data/recall-sampler.ts). Absent, or undefined, where the placement's store cannot
+   * search exactly (Pinecone).
+   */
+  exactQuery?(placement: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer | undefined>;
   /** Gives back `n` queries of `day` counted by a lease and not spent (an instance closing). */
   releaseDailyQueries(placement: Placement, day: string, n: number): Promise<void>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;

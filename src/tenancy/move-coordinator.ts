@@ -321,6 +321,8 @@ export class MoveCoordinator {
       slot: row.to_slot,
       isolation: row.to_slot === null ? "dedicated-index" : "namespace",
       annIndexed: row.to_ann_indexed,
+      // A new graph: its search width starts from the store's default again.
+      efSearch: null,
       moving: false,
     });
   }

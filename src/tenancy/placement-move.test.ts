@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Placement, VectorStore } from "../stores/store.js";
 import { copyOnline, type MoveProgress } from "./placement-move.js";
 
-const placement = { tenantId: "tenant-a", store: "home", indexId: 1, index: "shared-index-1", namespace: "tenant-a", slot: 1, isolation: "namespace", dimension: 8, metric: "cosine", annIndexed: false, epoch: 1, moving: true } as Placement;
+const placement = { tenantId: "tenant-a", store: "home", indexId: 1, index: "shared-index-1", namespace: "tenant-a", slot: 1, isolation: "namespace", dimension: 8, metric: "cosine", annIndexed: false, efSearch: null, epoch: 1, moving: true } as Placement;
 
 /**
  * A store whose catch-up faces a change log of `backlog()` ids (the decision under test is the copy

@@ -3,7 +3,7 @@ import { HOLD_PLACEMENT_SQL } from "../db/placement-lock.js";
 /** All control-plane SQL of the tenant registry, as named statements. */
 
 const TENANT_COLUMNS = `
-  t.id, t.name, t.tier, t.status, t.quota_overrides, t.slot, t.ann_indexed, t.created_at, t.updated_at, t.placement_epoch,
+  t.id, t.name, t.tier, t.status, t.quota_overrides, t.slot, t.ann_indexed, t.ef_search, t.created_at, t.updated_at, t.placement_epoch,
   EXISTS (SELECT 1 FROM placement_moves m WHERE m.tenant = t.id) AS moving,
   (SELECT m.write_limit FROM placement_moves m WHERE m.tenant = t.id) AS move_write_limit,
   i.id AS index_id, i.name AS index_name, i.kind AS index_kind, i.store AS index_store, i.dimension, i.metric`;
@@ -41,7 +41,7 @@ export const registrySql = {
                 AND NOT EXISTS (SELECT 1 FROM placement_moves WHERE to_index_id = $1 AND to_slot = s) ORDER BY s LIMIT 1`,
   insertTenant: `INSERT INTO tenants (id, name, tier, quota_overrides, index_id, slot) VALUES ($1, $2, $3, $4, $5, $6)`,
   /** The switch of a move: $1 tenant, $2 tier, $3 index, $4 slot, $5 whether the target has its ANN index. */
-  movePlacement: `UPDATE tenants SET tier = $2, index_id = $3, slot = $4, ann_indexed = $5,
+  movePlacement: `UPDATE tenants SET tier = $2, index_id = $3, slot = $4, ann_indexed = $5, ef_search = NULL,
                     placement_epoch = placement_epoch + 1, updated_at = now() WHERE id = $1`,
   bumpEpoch: "UPDATE tenants SET placement_epoch = placement_epoch + 1, updated_at = now() WHERE id = $1",
   getMove: `SELECT ${MOVE_COLUMNS} FROM placement_moves m JOIN indexes i ON i.id = m.to_index_id WHERE m.tenant = $1`,
@@ -55,6 +55,7 @@ export const registrySql = {
   setTier: "UPDATE tenants SET tier = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setStatus: "UPDATE tenants SET status = $2, updated_at = now() WHERE id = $1 RETURNING id",
   setQuota: "UPDATE tenants SET quota_overrides = $2, updated_at = now() WHERE id = $1 RETURNING id",
+  setEfSearch: "UPDATE tenants SET ef_search = $2, updated_at = now() WHERE id = $1 RETURNING id",
   /** $2: the placement epoch the index was built for (a move may have switched since). */
   markAnnIndexed: "UPDATE tenants SET ann_indexed = true WHERE id = $1 AND placement_epoch = $2 RETURNING id",
   deleteTenant: "DELETE FROM tenants WHERE id = $1",

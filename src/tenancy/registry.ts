@@ -26,6 +26,7 @@ interface TenantRow {
   quota_overrides: Partial<TenantQuota>;
   slot: number | null;
   ann_indexed: boolean;
+  ef_search: number | null;
   created_at: Date | string;
   updated_at: Date | string;
   placement_epoch: number;
@@ -338,6 +339,17 @@ export class TenantRegistry {
     return this.getTenant(tenantId);
   }
 
+  /**
+   * Sets how wide the ANN search of the tenant's namespace is (HNSW `ef_search`, 1 to 1,000; null:
+   * the store's default). The recall monitor raises it when a namespace's measured recall is low.
+   */
+  async setEfSearch(tenantId: string, efSearch: number | null): Promise<Tenant> {
+    assertTenantId(tenantId);
+    if (efSearch !== null && (!Number.isInteger(efSearch) || efSearch < 1 || efSearch > 1000)) throw new ValidationError("efSearch", `must be a whole number from 1 to 1000, got ${shown(efSearch)}`);
+    await this.update(tenantId, sql.setEfSearch, [tenantId, efSearch]);
+    return this.getTenant(tenantId);
+  }
+
   /** Deletes the tenant, its vectors and its namespace or dedicated index; the namespace slot is freed. */
   async deleteTenant(tenantId: string): Promise<void> {
     assertTenantId(tenantId);
@@ -457,6 +469,7 @@ export class TenantRegistry {
       dimension: r.dimension,
       metric: r.metric,
       annIndexed: r.ann_indexed,
+      efSearch: r.ef_search,
       epoch: r.placement_epoch,
       moving: r.moving,
     });

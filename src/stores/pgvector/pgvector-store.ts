@@ -93,6 +93,15 @@ export class PgvectorStore implements MovableStore {
     return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), queriesToday: counted?.queries, queriesGranted: counted?.granted };
   }
 
+  async exactQuery(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer> {
+    const compiled = compileFilter(filter, 4);
+    // No index scan: the namespace's partition is read in full and every distance computed.
+    const [rows] = (await this.guarded(p, [{ text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] }], { enable_indexscan: "off" })) as [
+      { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[],
+    ];
+    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })) };
+  }
+
   async releaseDailyQueries(p: Placement, day: string, n: number): Promise<void> {
     await this.data.pipelineAsTenant(p.tenantId, [{ text: sql.releaseDailyQueries, params: [p.tenantId, day, n] }]);
   }
@@ -267,7 +276,7 @@ export class PgvectorStore implements MovableStore {
   private searchSettings(p: Placement, filtered: boolean): LocalSettings | undefined {
     if (!p.annIndexed) return undefined;
     const settings: Record<string, string> = {
-      "hnsw.ef_search": String(this.settings.hnswEfSearch),
+      "hnsw.ef_search": String(p.efSearch ?? this.settings.hnswEfSearch),
       // A namespace has an HNSW index because exact search got too slow for it, but pgvector costs
       // HNSW scans of tables this small above a full scan: on the benchmark the planner scanned
       // 6,000 vectors exactly (12 ms p50) instead of using the index (3 ms). Steer it, for this
