@@ -217,6 +217,8 @@ export interface BulkheadConfig {
    * parses every body on the event loop.
    */
   readonly httpBodyWorkers: number;
+  /** Longest a request may take to arrive, headers and body (ms); then 408 and the connection is closed. */
+  readonly httpRequestTimeoutMs: number;
   /** Sliding window of `getTenantStats` and of the alerts (ms). */
   readonly statsWindowMs: number;
   /** A tenant whose p95 latency exceeds this (ms) raises an alert. */
@@ -244,11 +246,16 @@ const int = (min: number, max: number): Parser<number> => (raw, name) => {
   return n;
 };
 
-const fraction: Parser<number> = (raw, name) => {
-  const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
-  if (!(n > 0 && n <= 1)) throw new ConfigError(`${name} must be a number above 0 and at most 1, got ${JSON.stringify(raw)}`);
-  return n;
-};
+const fractionFrom =
+  (zero: boolean): Parser<number> =>
+  (raw, name) => {
+    const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : NaN;
+    if (!((zero ? n >= 0 : n > 0) && n <= 1)) throw new ConfigError(`${name} must be a number ${zero ? "from 0 to 1" : "above 0 and at most 1"}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+const fraction = fractionFrom(false);
+/** A fraction where 0 turns the feature off. */
+const share = fractionFrom(true);
 
 const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw, name) => {
   if (typeof raw !== "string" || !values.includes(raw as T)) {
@@ -394,12 +401,13 @@ const SETTINGS = {
   httpBodyLimit: ["BULKHEAD_HTTP_BODY_LIMIT", 16 * 1024 * 1024, int(1_024, 1_073_741_824)],
   httpRefusalHoldMs: ["BULKHEAD_HTTP_REFUSAL_HOLD_MS", 250, int(0, 10_000)],
   httpBodyWorkers: ["BULKHEAD_HTTP_BODY_WORKERS", 1, int(0, 16)],
+  httpRequestTimeoutMs: ["BULKHEAD_HTTP_REQUEST_TIMEOUT_MS", 60_000, int(1_000, 3_600_000)],
   statsWindowMs: ["BULKHEAD_STATS_WINDOW_MS", 300_000, int(1_000, 86_400_000)],
   alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
   alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],
   alertMinRequests: ["BULKHEAD_ALERT_MIN_REQUESTS", 20, int(1, 1_000_000)],
-  recallSampleRate: ["BULKHEAD_RECALL_SAMPLE_RATE", 0.01, fraction],
-  alertRecall: ["BULKHEAD_ALERT_RECALL", 0.99, fraction],
+  recallSampleRate: ["BULKHEAD_RECALL_SAMPLE_RATE", 0.01, share],
+  alertRecall: ["BULKHEAD_ALERT_RECALL", 0.99, share],
   usageFlushIntervalMs: ["BULKHEAD_USAGE_FLUSH_INTERVAL_MS", 1000, int(10, 3_600_000)],
   usageFlushMaxEvents: ["BULKHEAD_USAGE_FLUSH_MAX_EVENTS", 5000, int(1, 1_000_000)],
   reconciliationTolerance: ["BULKHEAD_RECONCILIATION_TOLERANCE", 0.05, fraction],

@@ -32,7 +32,7 @@ describe("body workers: large bodies are parsed and validated off the event loop
       await expect(pool.parse("tenant-a", Buffer.concat([bytes().subarray(0, 1000), Buffer.from([0xff]), bytes().subarray(1000)]), "upsertBody")).rejects.toThrow(/body: is not valid UTF-8 text/);
       const nul = JSON.stringify(batch(400)).replace("doc-7-", "doc-\\u0000-");
       await expect(pool.parse("tenant-a", Buffer.from(nul), "upsertBody")).rejects.toThrow(ValidationError);
-      await expect(pool.parse("tenant-a", Buffer.from("{".repeat(70_000)), "upsertBody")).rejects.toThrow(/body: is not valid JSON/);
+      await expect(pool.parse("tenant-a", Buffer.from('{"documents":[' + "1,".repeat(40_000)), "upsertBody")).rejects.toThrow(/body: is not valid JSON/);
     } finally {
       await pool.close();
     }
@@ -120,7 +120,7 @@ for (const backend of BACKENDS) {
       expect(await bh.dataManager.countDocuments("tenant-b")).toBe(300);
     }, 120_000);
 
-    it("a tenant's request bytes are budgeted before its body is read or parsed, for it alone, with or without a Content-Length", async () => {
+    it("a tenant's request bytes are budgeted before its body is read or parsed, for it alone; a body must say its length", async () => {
       await start(1);
       // 100 KB per 10-second window for tenant-a.
       await bh.registry.setQuota("tenant-a", { requestBytesPerSecond: 10_000 });
@@ -131,18 +131,50 @@ for (const backend of BACKENDS) {
       expect(refused.body).toMatchObject({ code: "RATE_LIMITED" });
       expect(refused.body.detail).toContain("10000 request-body bytes per second");
       expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-      // Sent without a length (chunked), it is charged once read, before it is parsed.
-      const chunked = await fetch(`${base}/v1/documents`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${keys["tenant-a"]}`, "content-type": "application/json" },
-        body: new Blob([JSON.stringify(batch(300, "chunked"))]).stream(),
-        duplex: "half",
-      } as RequestInit);
-      expect(chunked.status).toBe(429);
+      // A body without a length (chunked) could not be charged before it is read: 411, for any tenant.
+      for (const tenant of ["tenant-a", "tenant-b"]) {
+        const chunked = await fetch(`${base}/v1/documents`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${keys[tenant]}`, "content-type": "application/json" },
+          body: new Blob([JSON.stringify(batch(300, "chunked"))]).stream(),
+          duplex: "half",
+        } as RequestInit);
+        expect(chunked.status).toBe(411);
+        expect(((await chunked.json()) as { code: string }).code).toBe("LENGTH_REQUIRED");
+      }
       expect(await bh.dataManager.countDocuments("tenant-a")).toBe(300); // nothing of the refused batches
       // tenant-b's budget is its own.
       expect((await callAt(base, "POST", "/v1/documents", keys["tenant-b"], body)).status).toBe(200);
       expect((await callAt(base, "POST", "/v1/documents", keys["tenant-b"], JSON.stringify(batch(300, "b2")))).status).toBe(200);
+    });
+
+    it("a deeply nested or escaped-__proto__ body is a 400 at once on either path; reading costs spends the rate limit", async () => {
+      await start(1);
+      const deepFilter = (levels: number) => '{"vector":[' + vec(1, DIM).join(",") + '],"filter":' + '{"$and":['.repeat(levels) + '{"a":1}' + "]}".repeat(levels) + "}";
+      for (const body of [deepFilter(6_000), deepFilter(30) + " ".repeat(OFFLOAD_BYTES)]) {
+        expect(body.length).toBeGreaterThan(OFFLOAD_BYTES); // through a body worker
+        const started = Date.now();
+        const r = await callAt(base, "POST", "/v1/query", keys["tenant-a"], body);
+        expect(r.status).toBe(400);
+        expect(r.body).toMatchObject({ code: "VALIDATION_FAILED", field: "body", detail: "body: nests deeper than 32 levels" });
+        expect(Date.now() - started).toBeLessThan(5_000); // not the worker's 10 s deadline
+      }
+      // The worker is free: a neighbour's large batch goes through at once.
+      expect((await callAt(base, "POST", "/v1/documents", keys["tenant-b"], batch(300, "b"))).status).toBe(200);
+      // `__proto__` spelt with an escape is refused like the plain key, in metadata and in a filter, small or large.
+      const escaped = (json: string) => json.replace('"pad"', '"\\u005f_proto__"');
+      for (const pad of [1, OFFLOAD_BYTES]) {
+        const docs = escaped(JSON.stringify({ documents: [{ id: "p", values: vec(1, DIM), metadata: { pad: "x".repeat(pad) } }] }));
+        expect((await callAt(base, "POST", "/v1/documents", keys["tenant-a"], docs)).body).toMatchObject({ code: "VALIDATION_FAILED" });
+        const query = escaped(JSON.stringify({ vector: vec(1, DIM), filter: { pad: { $exists: true } }, tenantId: "tenant-a" }) + " ".repeat(pad));
+        expect((await callAt(base, "POST", "/v1/query", keys["tenant-a"], query)).status).toBe(400);
+      }
+      // GET /v1/costs spends the tenant's rate limit like every tenant route.
+      await bh.registry.setQuota("tenant-a", { requestsPerSecond: 1, burst: 0 });
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await callAt(base, "GET", "/v1/costs", keys["tenant-a"])).status);
+      expect(statuses).toContain(429);
+      expect((await callAt(base, "GET", "/v1/costs", keys["tenant-b"])).status).toBe(200);
     });
   });
 }

@@ -7,8 +7,8 @@ import { takeDoorAdmission } from "./door-admission.js";
 import type { RateLimitRefusal, TenantRateLimiter } from "./rate-limiter.js";
 import type { TenantBulkheads } from "./tenant-bulkheads.js";
 
-/** The data operations the gate admits. */
-export type Operation = "query" | "upsert" | "fetch" | "delete" | "count";
+/** The operations the gate admits: data operations, and `report` (a tenant reading its own usage or costs). */
+export type Operation = "query" | "upsert" | "fetch" | "delete" | "count" | "report";
 
 /**
  * What the data manager runs every tenant operation through: admission (rate limit, concurrency,

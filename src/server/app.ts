@@ -3,11 +3,10 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { pino, type Logger } from "pino";
 import { Counter, Histogram } from "prom-client";
 import type { Bulkhead } from "../bulkhead.js";
-import { AuthenticationError, ForbiddenError, RateLimitedError } from "../errors.js";
+import { AuthenticationError, BulkheadError, ForbiddenError } from "../errors.js";
 import type { ApiKeyInfo } from "../tenancy/api-keys.js";
 import type { CheckResult, ReadinessOptions } from "../readiness/checks.js";
 import { withDoorAdmission } from "../limits/door-admission.js";
-import type { Operation } from "../limits/performance-gate.js";
 import { safeError } from "../monitoring/safe-error.js";
 import { adminRoutes } from "./admin-routes.js";
 import { BodyParserPool, OFFLOAD_BYTES } from "./body-parser-pool.js";
@@ -44,8 +43,6 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /** The route's body schema, when a body worker may validate it (see body-parser-pool.ts). */
     offloadedBody?: OffloadedBody;
-    /** The tenant data operation the route runs, if any. */
-    operation?: Operation;
   }
   interface FastifyInstance {
     /** The service's readiness checklist (what `GET /admin/readiness` answers), for `bulkhead doctor`. */
@@ -89,6 +86,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: options.bodyLimit ?? bh.config.httpBodyLimit,
+    // A body that stops arriving must not hold its connection and buffers for ever (Fastify's default has no limit).
+    requestTimeout: bh.config.httpRequestTimeoutMs,
     // Path parameters are validated by the routes' schemas (400 naming the field), not cut off by the router.
     routerOptions: { maxParamLength: 65_536 },
     // Errors Fastify and Node raise before any route runs (a badly encoded URL, oversized headers,
@@ -131,12 +130,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   app.addHook("onClose", async () => bodyWorkers?.close());
   app.removeContentTypeParser("application/json");
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, async (request: FastifyRequest, bytes: Buffer) => {
-    const { offloadedBody: schema, operation } = request.routeOptions.config ?? {};
+    const schema = request.routeOptions.config?.offloadedBody;
     const key = request.apiKey;
-    if (operation && key?.tenantId && request.headers["content-length"] === undefined) {
-      const refusal = await bh.dataManager.admitRequestBytes(key.tenantId, operation, bytes.byteLength);
-      if (refusal) throw new RateLimitedError(refusal.tenantId, refusal.requestsPerSecond, refusal.retryAfterMs, refusal.what);
-    }
     if (!bodyWorkers || !schema || !key || bytes.byteLength < OFFLOAD_BYTES) return decodeJsonBody(bytes);
     const body = await bodyWorkers.parse(key.tenantId ?? `admin:${key.keyId}`, bytes, schema);
     request.bodyValidated = true;
@@ -234,7 +229,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     app.route({
       method: spec.method,
       url: spec.url,
-      config: { offloadedBody: offloadedBodyName(spec.body), operation: spec.operation },
+      config: { offloadedBody: offloadedBodyName(spec.body) },
       // Authentication runs before the body is read: a caller without a key never gets a large body parsed.
       onRequest: async (request, reply) => {
         if (spec.access === "none") return;
@@ -245,9 +240,12 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
           if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
           // The rate limit is decided from the key alone, before the body is read or parsed: a tenant
           // over it is refused with no error object and no log line of its own (see RefusalLog).
-          let refusal = spec.operation ? await bh.dataManager.admitRate(key.tenantId!, spec.operation) : null;
-          // The body's bytes too, before it is read: what parsing and writing it will cost the service
-          // (a body sent without a length is charged once read, before it is parsed: see the parser).
+          // The body's bytes too, before it is read: what parsing and writing it will cost the service.
+          // So a body must say its length (a chunked one could not be charged before it was read).
+          if (spec.body && request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
+            throw new BulkheadError("LENGTH_REQUIRED", 411, "send the body with a Content-Length header (a tenant's request bytes are budgeted before its body is read)");
+          }
+          let refusal = await bh.dataManager.admitRate(key.tenantId!, spec.operation ?? "report");
           const declared = Number(request.headers["content-length"]);
           if (!refusal && spec.operation && declared > 0) refusal = await bh.dataManager.admitRequestBytes(key.tenantId!, spec.operation, declared);
           if (refusal) {
@@ -264,7 +262,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
             if (large) reply.header("connection", "close");
             return reply.code(429).headers(headers).send(body);
           }
-          request.admittedAtDoor = spec.operation !== undefined;
+          request.admittedAtDoor = true;
         }
         request.apiKey = key;
         const fields = key.kind === "tenant" ? { tenant_id: key.tenantId, key_id: key.keyId } : { admin_key_id: key.keyId };

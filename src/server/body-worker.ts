@@ -26,5 +26,11 @@ parentPort!.on("message", ({ id, bytes, schema }: BodyJob) => {
     if (err instanceof ValidationError) result = { id, invalid: { field: err.field, message: err.message.slice(err.field.length + 2) } };
     else result = { id, failed: err instanceof Error ? err.name : "error" };
   }
-  parentPort!.postMessage(result);
+  try {
+    parentPort!.postMessage(result);
+  } catch (err) {
+    // The value could not be handed over (it should not happen: nesting is bounded by then); the
+    // body is refused at once rather than left to the pool's deadline.
+    parentPort!.postMessage({ id, failed: err instanceof Error ? err.name : "error" } satisfies BodyResult);
+  }
 });

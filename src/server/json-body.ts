@@ -22,29 +22,47 @@ export function decodeJsonBody(bytes: Uint8Array): unknown {
 }
 
 /**
- * Parses a JSON request body and refuses, naming the field, what no route can store: a NUL or an
- * unpaired surrogate in any key or string (PostgreSQL's text and jsonb refuse them), a
- * `__proto__` key — and, while walking for those, nesting deeper than MAX_DEPTH. Every route gets
- * this, whatever its schema.
+ * Parses a JSON request body and refuses, naming the field, what no route can store: nesting
+ * deeper than MAX_DEPTH, a NUL or an unpaired surrogate in any key or string (PostgreSQL's text and
+ * jsonb refuse them), a `__proto__` key. Every route gets this, whatever its schema.
  *
- * Only escaped forms can carry such characters in valid JSON (`\u0000`, `\ud800`), so the raw text
- * is scanned for them first and the parsed body is walked only when one might be there: the
- * common body (hundreds of numbers) pays one regular-expression scan.
+ * Nesting is counted on the text, before parsing: JSON.parse does not recurse, but everything that
+ * copies or walks the value afterwards may (handing it from a body worker to the event loop
+ * overflowed the stack at ~2,000 levels). Only escaped forms can carry the refused characters in
+ * valid JSON (`\u0000`, `\ud800`, `\u005f_proto__`), so the parsed body is walked only when the text
+ * has an escape or a `__proto__`: the common body (hundreds of numbers) pays two linear scans.
  */
 export function parseJsonBody(text: string): unknown {
+  if (nestsDeeperThan(text, MAX_DEPTH)) throw new ValidationError("body", `nests deeper than ${MAX_DEPTH} levels`);
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
     throw new ValidationError("body", "is not valid JSON");
   }
-  // Deep nesting alone needs no scan of its own: JSON.parse does not recurse, and no route reads a
-  // body deeper than its schema (a filter stops at 8 levels), so a deep body fails its schema.
   if (SUSPECT.test(text)) checkTree(body);
   return body;
 }
 
-const SUSPECT = /\\u0000|\\u[dD][89a-fA-F]|__proto__/;
+/** Any \u escape (it may spell a NUL, a surrogate or part of `__proto__`), or `__proto__` itself. */
+const SUSPECT = /\\u|__proto__/;
+
+/** Whether brackets outside strings nest deeper than `max` (the text need not be valid JSON). */
+function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // a backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
 
 /** Walks the parsed body without recursion and throws for the first key or string that cannot be stored. */
 function checkTree(root: unknown): void {

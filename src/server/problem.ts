@@ -20,6 +20,7 @@ const TITLES: Record<number, string> = {
   405: "Method Not Allowed",
   409: "Conflict",
   408: "Request Timeout",
+  411: "Length Required",
   413: "Content Too Large",
   414: "URI Too Long",
   415: "Unsupported Media Type",
