@@ -238,14 +238,14 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
         if (spec.access === "tenant") {
           if (key.kind !== "tenant") throw new ForbiddenError("this route needs a tenant key (admin keys do not act as a tenant)");
           if (spec.scope && !key.scopes.includes(spec.scope)) throw new ForbiddenError(`this key lacks the "${spec.scope}" scope`);
-          // The rate limit is decided from the key alone, before the body is read or parsed: a tenant
-          // over it is refused with no error object and no log line of its own (see RefusalLog).
-          // The body's bytes too, before it is read: what parsing and writing it will cost the service.
-          // So a body must say its length (a chunked one could not be charged before it was read).
+          // A body must say its length: its bytes are charged before it is read (a chunked one could not be).
           if (spec.body && request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined) {
             throw new BulkheadError("LENGTH_REQUIRED", 411, "send the body with a Content-Length header (a tenant's request bytes are budgeted before its body is read)");
           }
+          // The rate limit is decided from the key alone, before the body is read or parsed: a tenant
+          // over it is refused with no error object and no log line of its own (see RefusalLog).
           let refusal = await bh.dataManager.admitRate(key.tenantId!, spec.operation ?? "report");
+          // Then the body's bytes: what parsing, validating and writing it will cost the service.
           const declared = Number(request.headers["content-length"]);
           if (!refusal && spec.operation && declared > 0) refusal = await bh.dataManager.admitRequestBytes(key.tenantId!, spec.operation, declared);
           if (refusal) {
