@@ -75,9 +75,8 @@ export class PgvectorStore implements MovableStore {
   }
 
   async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
-    const compiled = compileFilter(filter, 4);
-    const search: Statement = { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
-    const settings = this.searchSettings(p, compiled.params.length > 0);
+    const { search, filtered } = searchStatement(p, vector, topK, filter);
+    const settings = this.searchSettings(p, filtered);
     // The count runs first in the same transaction (a used-up day aborts it before the search). It
     // is the transaction's only write: its commit need not wait for a WAL flush (a crash forgets at
     // most a fraction of a second of counts; billing relies on the usage ledger).
@@ -88,18 +87,14 @@ export class PgvectorStore implements MovableStore {
     } catch (err) {
       throw dailyQuotaError(err);
     }
-    const rows = all.at(-1) as { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[];
     const counted = first ? (all[0]![0] as { queries: number; granted: number }) : undefined;
-    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })), queriesToday: counted?.queries, queriesGranted: counted?.granted };
+    return { matches: toMatches(all.at(-1)!), queriesToday: counted?.queries, queriesGranted: counted?.granted };
   }
 
   async exactQuery(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer> {
-    const compiled = compileFilter(filter, 4);
     // No index scan: the namespace's partition is read in full and every distance computed.
-    const [rows] = (await this.guarded(p, [{ text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] }], { enable_indexscan: "off" })) as [
-      { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[],
-    ];
-    return { matches: rows.map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id })) };
+    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter).search], { enable_indexscan: "off" });
+    return { matches: toMatches(rows!) };
   }
 
   async releaseDailyQueries(p: Placement, day: string, n: number): Promise<void> {
@@ -289,4 +284,14 @@ export class PgvectorStore implements MovableStore {
     if (filtered) settings["hnsw.iterative_scan"] = "strict_order";
     return settings;
   }
+}
+
+/** The search statement of a query (its filter compiled after the three fixed parameters). */
+function searchStatement(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): { search: Statement; filtered: boolean } {
+  const compiled = compileFilter(filter, 4);
+  return { search: { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] }, filtered: compiled.params.length > 0 };
+}
+
+function toMatches(rows: Row[]): Match[] {
+  return (rows as { tenant_id: string; id: string; metadata: Record<string, unknown>; score: number }[]).map((r) => ({ id: r.id, score: Number(r.score), metadata: r.metadata, tenantId: r.tenant_id }));
 }
