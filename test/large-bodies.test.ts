@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Bulkhead } from "../src/bulkhead.js";
@@ -169,6 +170,18 @@ for (const backend of BACKENDS) {
         const query = escaped(JSON.stringify({ vector: vec(1, DIM), filter: { pad: { $exists: true } }, tenantId: "tenant-a" }) + " ".repeat(pad));
         expect((await callAt(base, "POST", "/v1/query", keys["tenant-a"], query)).status).toBe(400);
       }
+      // A body refused before it is read — no key here — is not read to keep the connection: it is closed.
+      const socket = connect(new URL(base).port ? Number(new URL(base).port) : 80, "127.0.0.1");
+      await new Promise((r) => socket.once("connect", r));
+      let answer = "";
+      socket.on("data", (d) => (answer += d));
+      const closed = new Promise((r) => socket.once("close", r));
+      socket.on("error", () => {});
+      socket.write("POST /v1/documents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n");
+      for (let i = 0; i < 50 && !socket.destroyed; i++) socket.write("x".repeat(65_536));
+      await closed;
+      expect(answer).toMatch(/^HTTP\/1\.1 401/);
+      expect(answer.toLowerCase()).toContain("connection: close");
       // GET /v1/costs spends the tenant's rate limit like every tenant route.
       await bh.registry.setQuota("tenant-a", { requestsPerSecond: 1, burst: 0 });
       const statuses = [];

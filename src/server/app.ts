@@ -176,6 +176,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       request.refusedEarly = true;
       refusals.count(null, problem.status, problem.code);
     } else request.log.info({ code: problem.code, status: problem.status, ...(typeof problem.field === "string" ? { field: fieldForLog(problem.field) } : {}) }, "request refused");
+    if (unreadLargeBody(request)) reply.header("connection", "close");
     return reply.status(problem.status).headers(headers).send(JSON.stringify(problem));
   });
   // Which routes exist is for key holders only: without a valid key, an unknown path is a 401 too (see the onRequest hook).
@@ -253,7 +254,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
             refusals.count(refusal.tenantId, 429, "RATE_LIMITED");
             // A large body is not read just to keep the connection: the connection is closed instead
             // (reading a flood of 8 MB batches only to discard them cost ~10 ms of CPU each).
-            const large = declared >= OFFLOAD_BYTES;
+            const large = unreadLargeBody(request);
             // A tenant that ignored its Retry-After, or whose large body is refused (a closed-loop client
             // would be back at once on a new connection): hold the answer (a timer, no work) for the wait left, capped.
             const hold = refusal.repeated || large ? Math.min(refusal.retryAfterMs, bh.config.httpRefusalHoldMs) : 0;
@@ -280,6 +281,17 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     });
   }
   return app;
+}
+
+/**
+ * A request refused before its body was read whose body is large or of unknown length: its
+ * connection is closed with the answer rather than kept, which would have Node read and discard
+ * the body (an anonymous client streamed 1 GB in 4 s into a connection after its 401).
+ */
+function unreadLargeBody(request: FastifyRequest): boolean {
+  if (request.raw.complete) return false;
+  const declared = request.headers["content-length"];
+  return declared === undefined ? request.headers["transfer-encoding"] !== undefined : Number(declared) >= OFFLOAD_BYTES;
 }
 
 /** The key from `Authorization: Bearer …` (the scheme is case-insensitive, RFC 9110) or `X-API-Key`. */

@@ -6,6 +6,9 @@ import { DailyQueriesUsedUpError, documentQuotaRefusal, type DailyQueryCount, ty
 import { describeError } from "../../monitoring/safe-error.js";
 import { METRIC_SQL, rowsJson, sql, vectorLiteral } from "./pgvector-sql.js";
 
+/** Longest an exact search for a recall sample may run. */
+const EXACT_SEARCH_TIMEOUT_MS = 1_000;
+
 type StoredRow = { tenant_id: string; id: string; embedding: string; metadata: Record<string, unknown> };
 
 
@@ -92,8 +95,9 @@ export class PgvectorStore implements MovableStore {
   }
 
   async exactQuery(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer> {
-    // No index scan: the namespace's partition is read in full and every distance computed.
-    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter).search], { enable_indexscan: "off" });
+    // No index scan: the namespace's partition is read in full and every distance computed. Cut
+    // short: a sample that costs more (a huge namespace, a heavy filter) is not worth measuring.
+    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter).search], { enable_indexscan: "off", statement_timeout: String(EXACT_SEARCH_TIMEOUT_MS) });
     return { matches: toMatches(rows!) };
   }
 
