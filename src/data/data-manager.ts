@@ -180,21 +180,19 @@ export class TenantDataManager {
   }
 
   /**
-   * The rate-limit decision for a tenant's operation, made from its id alone before any input is
-   * read: null when admitted (the point is spent; run the operation inside `withDoorAdmission` so
-   * it is not spent twice), or the refusal. A tenant already known to be over its limit is refused
+   * The door's decision for a tenant's operation, made from its id and its input's declared size
+   * before any input is read: the rate limit, then — for `bytes` > 0 — the request-body budget.
+   * Null when admitted (the rate point is spent; run the operation inside `withDoorAdmission` so it
+   * is not spent twice), or the refusal. A tenant already known to be over its limit is refused
    * from memory. The HTTP service asks this before a request's body is parsed, so refused requests
    * stay cheap for everyone else. Unknown and suspended tenants are refused as in every operation.
    */
-  async admitRate(tenantId: string, operation: Operation): Promise<RateLimitRefusal | null> {
-    if (!this.gate?.admitRate) return null;
-    return this.gate.admitRate(await this.registry.resolveActive(tenantId), operation);
-  }
-
-  /** The request-body budget's decision for `bytes` of an operation's input (see `OperationGate.admitRequestBytes`). */
-  async admitRequestBytes(tenantId: string, operation: Operation, bytes: number): Promise<RateLimitRefusal | null> {
-    if (!this.gate?.admitRequestBytes) return null;
-    return this.gate.admitRequestBytes(await this.registry.resolveActive(tenantId), operation, bytes);
+  async admitAtDoor(tenantId: string, operation: Operation, bytes: number): Promise<RateLimitRefusal | null> {
+    if (!this.gate) return null;
+    const tenant = await this.registry.resolveActive(tenantId);
+    const refusal = (await this.gate.admitRate?.(tenant, operation)) ?? null;
+    if (refusal || bytes <= 0 || !this.gate.admitRequestBytes) return refusal;
+    return this.gate.admitRequestBytes(tenant, operation, bytes);
   }
 
   /** Runs a validated operation through the performance gate, when there is one. */

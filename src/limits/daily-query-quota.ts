@@ -122,25 +122,25 @@ export class DailyQueryQuota {
     };
   }
 
-  /** One query from the tenant's lease of today, if it has one left (a lease of another limit is dropped: it stays counted). */
+  /** One query from the tenant's lease of today, if it has one left. */
   private spend(tenantId: string, day: string, limit: number): QueryAdmission | undefined {
-    const lease = this.leases.get(tenantId);
-    if (!lease || lease.day !== day || lease.limit !== limit) {
-      if (lease) this.leases.delete(tenantId);
-      return undefined;
-    }
-    if (lease.left <= 0) return undefined;
+    const lease = this.currentLease(tenantId, day, limit);
+    if (!lease || lease.left <= 0) return undefined;
     lease.left--;
     return { counted: () => {}, usedToday: () => this.usedToday(tenantId, day) };
   }
 
   private leaseOf(tenantId: string, day: string, limit: number): Lease {
-    let lease = this.leases.get(tenantId);
-    if (!lease || lease.day !== day || lease.limit !== limit) {
-      lease = { day, limit, left: 0, known: 0 };
-      this.leases.set(tenantId, lease);
-    }
+    let lease = this.currentLease(tenantId, day, limit);
+    if (!lease) this.leases.set(tenantId, (lease = { day, limit, left: 0, known: 0 }));
     return lease;
+  }
+
+  /** The tenant's lease of `day` under `limit`; a lease of another day or limit is dropped (it stays counted). */
+  private currentLease(tenantId: string, day: string, limit: number): Lease | undefined {
+    const lease = this.leases.get(tenantId);
+    if (lease && (lease.day !== day || lease.limit !== limit)) this.leases.delete(tenantId);
+    return lease?.day === day && lease.limit === limit ? lease : undefined;
   }
 
   private usedToday(tenantId: string, day: string): number | undefined {

@@ -66,7 +66,7 @@ export class BulkheadMetrics {
 
   readonly alerts = new Counter({
     name: "bulkhead_tenant_alerts_total",
-    help: "Alerts raised per tenant and kind (latency_p95, error_rate).",
+    help: "Alerts raised per tenant and kind (latency_p95, error_rate, recall).",
     labelNames: ["tenant", "kind"] as const,
     registers: [this.registry],
   });

@@ -4,7 +4,7 @@ import { BulkheadError } from "../errors.js";
 import { LatencyWindow, type Outcome, type TenantStats } from "./latency-window.js";
 import type { BulkheadMetrics } from "./metrics.js";
 
-/** A tenant's latency or error rate crossed its threshold (`firing`) or came back under it (`resolved`). */
+/** A tenant's latency, error rate or recall crossed its threshold (`firing`) or came back (`resolved`). */
 export interface TenantAlert {
   tenantId: string;
   kind: "latency_p95" | "error_rate" | "recall";
@@ -26,6 +26,7 @@ export interface LowRecall {
 
 /** Most recent recall samples kept per tenant. */
 const RECALL_SAMPLES = 100;
+const meanOf = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Most recent operations kept per tenant for percentiles (bounded memory: at most ~0.2 MB for a busy tenant). */
 const SAMPLES_PER_TENANT = 5_000;
@@ -42,7 +43,7 @@ export function outcomeOf(err: unknown): Outcome {
  * Per-tenant latency and error statistics over a sliding window, Prometheus metrics and alerts.
  * An alert is an `alert` event, a log line and the `bulkhead_tenant_alert*` metrics; it fires when a
  * tenant's p95 exceeds `alertP95Ms` or its error rate `alertErrorRate` (once the window holds
- * `alertMinRequests` operations), and resolves when it is back under.
+ * `alertMinRequests` operations), and resolves when it is back under; recall alerts: `recordRecall`.
  *
  * @example
  * bh.monitor.on("alert", (a) => pager.notify(`${a.tenantId}: ${a.kind} ${a.value}`));
@@ -89,7 +90,7 @@ export class TenantMonitor extends EventEmitter<{ alert: [TenantAlert]; lowRecal
     if (!samples) this.recalls.set(tenantId, (samples = []));
     samples.push(recall);
     if (samples.length > RECALL_SAMPLES) samples.shift();
-    const mean = samples.reduce((a, b) => a + b, 0) / samples.length;
+    const mean = meanOf(samples);
     this.metrics.recall.set({ tenant: tenantId }, mean);
     this.metrics.recallSamples.inc({ tenant: tenantId });
     if (samples.length < this.config.alertMinRequests) return;
@@ -114,7 +115,7 @@ export class TenantMonitor extends EventEmitter<{ alert: [TenantAlert]; lowRecal
   getTenantStats(tenantId: string): TenantStats {
     const window = this.windows.get(tenantId) ?? new LatencyWindow(1);
     const samples = this.recalls.get(tenantId) ?? [];
-    const recall = samples.length > 0 ? samples.reduce((a, b) => a + b, 0) / samples.length : null;
+    const recall = samples.length > 0 ? meanOf(samples) : null;
     return { ...window.stats(tenantId, this.now(), this.config.statsWindowMs), recall, recallSamples: samples.length };
   }
 

@@ -245,10 +245,9 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
           }
           // The rate limit is decided from the key alone, before the body is read or parsed: a tenant
           // over it is refused with no error object and no log line of its own (see RefusalLog).
-          let refusal = await bh.dataManager.admitRate(key.tenantId!, spec.operation ?? "report");
           // Then the body's bytes: what parsing, validating and writing it will cost the service.
-          const declared = Number(request.headers["content-length"]);
-          if (!refusal && spec.operation && declared > 0) refusal = await bh.dataManager.admitRequestBytes(key.tenantId!, spec.operation, declared);
+          const declared = spec.operation ? Number(request.headers["content-length"] ?? 0) : 0;
+          const refusal = await bh.dataManager.admitAtDoor(key.tenantId!, spec.operation ?? "report", declared);
           if (refusal) {
             request.refusedEarly = true;
             refusals.count(refusal.tenantId, 429, "RATE_LIMITED");
