@@ -558,7 +558,7 @@ export function loadConfig(sources: ConfigSources = {}): BulkheadConfig {
  * The database the service and the operator's commands use: the one given, else `DATABASE_URL`,
  * else `./bulkhead-data` (embedded, kept on disk). The library itself defaults to `memory://`.
  */
-export const serviceDatabase = (given?: string): string => given ?? (process.env.DATABASE_URL || "./bulkhead-data");
+export const serviceDatabase = (given?: string, env: Readonly<Record<string, string | undefined>> = process.env): string => given ?? (env.DATABASE_URL || "./bulkhead-data");
 
 let processConfig: BulkheadConfig | undefined;
 const current = () => (processConfig ??= loadConfig());

@@ -1,7 +1,7 @@
 import { statSync } from "node:fs";
 import type { Command } from "commander";
 import { createBulkhead, type Bulkhead } from "../bulkhead.js";
-import { Config, loadConfig, QUOTA_MINIMUMS, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
+import { loadConfig, QUOTA_MINIMUMS, serviceDatabase, TenantTier, TIERS, type TenantQuota } from "../config.js";
 import { planStrategies } from "../costs/planner.js";
 import { periodOf } from "../costs/usage-ledger.js";
 import { BulkheadError, MoveConflictError, ValidationError } from "../errors.js";
@@ -12,7 +12,7 @@ import { SCOPES, type ApiKeyInfo, type CreatedKey, type Scope } from "../tenancy
 type CreatedView = CreatedKey;
 import type { Tenant } from "../tenancy/tenant.js";
 import { AdminClient, STATUS } from "./admin-client.js";
-import { print, table } from "./output.js";
+import { print, table, type CliIo } from "./output.js";
 
 /** Who the audit log names for CLI actions. */
 const ACTOR = "cli";
@@ -26,8 +26,8 @@ interface Common {
 }
 
 /** Opens Bulkhead on `--database`, `DATABASE_URL` or the service's default data directory, runs `fn`, closes. */
-async function withBulkhead<T>(opts: Common, fn: (bh: Bulkhead) => Promise<T>): Promise<T> {
-  const bh = await createBulkhead({ database: serviceDatabase(opts.database), warn: (m) => process.stderr.write(`${m}\n`) });
+async function withBulkhead<T>(io: CliIo, opts: Common, fn: (bh: Bulkhead) => Promise<T>): Promise<T> {
+  const bh = await createBulkhead({ database: serviceDatabase(opts.database, io.env), env: io.env, warn: (m) => io.err(`${m}\n`) });
   try {
     return await fn(bh);
   } finally {
@@ -40,14 +40,14 @@ async function withBulkhead<T>(opts: Common, fn: (bh: Bulkhead) => Promise<T>): 
  * API (`remote`). An embedded data directory is open in one process at a time, so while the service
  * runs, `--url` is how its operator reaches it.
  */
-async function via<T>(opts: Common, local: (bh: Bulkhead) => Promise<T>, remote?: (api: AdminClient) => Promise<T>): Promise<T> {
+async function via<T>(io: CliIo, opts: Common, local: (bh: Bulkhead) => Promise<T>, remote?: (api: AdminClient) => Promise<T>): Promise<T> {
   if (opts.url === undefined) {
     if (opts.adminKey !== undefined) throw new ValidationError("--admin-key", "is used only with --url (the service's admin API)");
-    return withBulkhead(opts, local);
+    return withBulkhead(io, opts, local);
   }
   if (!remote) throw new ValidationError("--url", "this command works on the database only, not through the service: run it without --url (stop the service first if it holds an embedded data directory)");
   if (opts.database !== undefined) throw new ValidationError("--url", "give either --url (through the service) or --database, not both");
-  return remote(new AdminClient(opts.url, opts.adminKey ?? process.env.BULKHEAD_ADMIN_KEY ?? ""));
+  return remote(new AdminClient(opts.url, opts.adminKey ?? io.env.BULKHEAD_ADMIN_KEY ?? ""));
 }
 
 /** A tenant as the admin API shows it. */
@@ -126,19 +126,19 @@ function quotaOptions(opts: Record<string, string | undefined>): Partial<TenantQ
 }
 
 /** A progress line updated in place, only when a person is watching (stderr is a terminal). */
-function progress(verb: string): ((n: number) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
-  return (n) => process.stderr.write(`\r  ${verb} ${n.toLocaleString("en")} documents…\x1b[K`);
+function progress(io: CliIo, verb: string): ((n: number) => void) | undefined {
+  if (!io.tty) return undefined;
+  return (n) => io.err(`\r  ${verb} ${n.toLocaleString("en")} documents…\x1b[K`);
 }
 
 /** A move's progress line ("copying 12,000 of 100,000 vectors (12 %)"), only on a terminal. */
-function moveProgress(): MoveOptions["onProgress"] {
-  if (!process.stderr.isTTY) return undefined;
+function moveProgress(io: CliIo): MoveOptions["onProgress"] {
+  if (!io.tty) return undefined;
   return (p) => {
     const done = p.phase === "copying" ? ` ${p.copied.toLocaleString("en")} of ${p.total.toLocaleString("en")} vectors (${Math.floor((100 * p.copied) / Math.max(p.total, 1))} %)` : "";
     const caught = p.phase === "catching-up" ? ` ${p.caughtUp.toLocaleString("en")} changed vectors re-copied` : "";
     const limited = p.writeLimit ? ` (its writes held to ${p.writeLimit} vectors/s to let the move catch up)` : "";
-    process.stderr.write(`\r  ${p.tenantId}: ${p.phase}${done}${caught}${limited}…\x1b[K`);
+    io.err(`\r  ${p.tenantId}: ${p.phase}${done}${caught}${limited}…\x1b[K`);
   };
 }
 
@@ -146,26 +146,26 @@ function moveProgress(): MoveOptions["onProgress"] {
  * Runs a move so that Ctrl-C stops it cleanly between two steps: the tenant keeps working where it
  * is, and the move stays recorded for `migrate resume` or `migrate rollback`.
  */
-async function interruptible<T>(tenantId: string, run: (options: MoveOptions) => Promise<T>): Promise<T> {
+async function interruptible<T>(io: CliIo, tenantId: string, run: (options: MoveOptions) => Promise<T>): Promise<T> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    return await run({ signal: stop.signal, onProgress: moveProgress() });
+    return await run({ signal: stop.signal, onProgress: moveProgress(io) });
   } catch (err) {
     if (!stop.signal.aborted) throw err;
-    clearProgress();
+    clearProgress(io);
     throw new MoveConflictError(tenantId, `move of ${tenantId} interrupted; it keeps working where it is. Continue with: bulkhead migrate resume ${tenantId}  (or discard the copy: bulkhead migrate rollback ${tenantId})`);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    clearProgress();
+    clearProgress(io);
   }
 }
 
 /** Clears the progress line before the result is printed. */
-const clearProgress = () => process.stderr.isTTY && process.stderr.write("\r\x1b[K");
+const clearProgress = (io: CliIo) => io.tty && io.err("\r\x1b[K");
 
 /** Adds the shared `--database` and `--json` options. */
 const common = (c: Command) => c.option("--database <url>", "postgres://… (runtime role), memory:// or a directory (default: DATABASE_URL, else ./bulkhead-data)").option("--json", "machine-readable output");
@@ -177,7 +177,7 @@ const remote = (c: Command) =>
     .option("--admin-key <key>", "admin key for --url (default: BULKHEAD_ADMIN_KEY)");
 
 /** `bulkhead tenants …`, `keys …`, `capacity`, `costs …`: the operator's commands. */
-export function addOperatorCommands(program: Command): void {
+export function addOperatorCommands(program: Command, io: CliIo): void {
   const tenants = program.command("tenants").description("Register, inspect and change tenants");
   remote(tenants.command("add <tenantId> <name>").description("Register a tenant (free and pro get a namespace, enterprise a dedicated index)"))
     .option("--tier <tier>", `one of ${TIERS.join(", ")}`, "free")
@@ -187,6 +187,7 @@ export function addOperatorCommands(program: Command): void {
       const t = tier(opts.tier);
       const quota = quotaOptions(opts);
       const view = await via(
+        io,
         opts,
         async (bh) => {
           const added = await bh.registry.registerTenant(tenantId, name, t, { quota, store: opts.store });
@@ -195,7 +196,7 @@ export function addOperatorCommands(program: Command): void {
         },
         async (api) => tenantView(await api.post<ApiTenant>("/admin/tenants", { tenantId, name, tier: t, ...(Object.keys(quota).length ? { quota } : {}), ...(opts.store !== "home" ? { store: opts.store } : {}) })),
       );
-      print(opts.json, view, () => `registered ${view.tenantId} (${view.tier}) in ${view.index}, ${view.isolation}`);
+      print(io, opts.json, view, () => `registered ${view.tenantId} (${view.tier}) in ${view.index}, ${view.isolation}`);
     });
   remote(tenants.command("list").description("List tenants"))
     .option("--tier <tier>").option("--status <status>", "active or suspended")
@@ -204,6 +205,7 @@ export function addOperatorCommands(program: Command): void {
       if (opts.status !== undefined && opts.status !== "active" && opts.status !== "suspended") throw new ValidationError("--status", `must be active or suspended, got "${opts.status}"`);
       const status = opts.status as "active" | "suspended" | undefined;
       const list = await via(
+        io,
         opts,
         async (bh) => (await bh.registry.listTenants({ tier: t, status })).map(tenantView),
         async (api) => {
@@ -211,11 +213,12 @@ export function addOperatorCommands(program: Command): void {
           return (await api.get<ApiTenant[]>(`/admin/tenants${q ? `?${q}` : ""}`)).map(tenantView);
         },
       );
-      print(opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "store", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
+      print(io, opts.json, list, () => table(list, ["tenantId", "name", "tier", "status", "store", "index", "isolation", "maxDocuments", "maxDailyQueries"]));
     });
   remote(tenants.command("show <tenantId>").description("One tenant, with its documents, keys and this month's costs (costs not shown with --url)"))
     .action(async (tenantId: string, opts: Common) => {
       const view = await via(
+        io,
         opts,
         async (bh) => {
           const t = await bh.registry.getTenant(tenantId);
@@ -230,7 +233,7 @@ export function addOperatorCommands(program: Command): void {
         },
       );
       const costs = view.costs;
-      print(opts.json, view, () =>
+      print(io, opts.json, view, () =>
         [
           `${view.tenantId} — ${view.name} (${view.tier}, ${view.status})`,
           `  placement: ${view.isolation} ${view.namespace} in ${view.index} (store ${view.store}), ${view.dimension} d${view.metric ? `, ${view.metric}` : ""}`,
@@ -244,9 +247,10 @@ export function addOperatorCommands(program: Command): void {
     .action(async (tenantId: string, to: string, opts: Common) => {
       const target = tier(to);
       const result = await via(
+        io,
         opts,
         async (bh) => {
-          const t = await interruptible(tenantId, (o) => bh.registry.changeTier(tenantId, target, o));
+          const t = await interruptible(io, tenantId, (o) => bh.registry.changeTier(tenantId, target, o));
           await bh.audit.record(ACTOR, "tenant.tier", t.tenantId, { tier: t.tier });
           return { ...tenantView(t), moving: false };
         },
@@ -255,7 +259,7 @@ export function addOperatorCommands(program: Command): void {
           return { ...tenantView(t), moving: t[STATUS] === 202 };
         },
       );
-      print(opts.json, result, () =>
+      print(io, opts.json, result, () =>
         result.moving
           ? `${result.tenantId}: moving to ${target} in the service's background (still ${result.tier} until it switches); follow it with: bulkhead migrate status --url …`
           : `${result.tenantId} is now ${result.tier}: ${result.isolation} in ${result.index}`,
@@ -265,6 +269,7 @@ export function addOperatorCommands(program: Command): void {
     remote(tenants.command(`${name} <tenantId>`).description(name === "suspend" ? "Refuse the tenant's data operations (data is kept)" : "Allow a suspended tenant again"))
       .action(async (tenantId: string, opts: Common) => {
         const view = await via(
+          io,
           opts,
           async (bh) => {
             const t = name === "suspend" ? await bh.registry.suspendTenant(tenantId) : await bh.registry.resumeTenant(tenantId);
@@ -273,33 +278,33 @@ export function addOperatorCommands(program: Command): void {
           },
           async (api) => tenantView(await api.post<ApiTenant>(`${tenantPath(tenantId)}/${name}`)),
         );
-        print(opts.json, view, () => `${view.tenantId} ${verb}`);
+        print(io, opts.json, view, () => `${view.tenantId} ${verb}`);
       });
   }
   remote(tenants.command("delete <tenantId>").description("Erase a tenant (vectors, namespace or dedicated index, keys, counters) and prove no row of it is left"))
     .requiredOption("--yes", "confirm")
     .action(async (tenantId: string, opts: Common) => {
       type Report = Awaited<ReturnType<Bulkhead["eraseTenant"]>>;
-      const report = await via<Report>(opts, (bh) => bh.eraseTenant(tenantId, ACTOR), (api) => api.delete<Report>(tenantPath(tenantId)));
-      print(opts.json, report, () =>
+      const report = await via<Report>(io, opts, (bh) => bh.eraseTenant(tenantId, ACTOR), (api) => api.delete<Report>(tenantPath(tenantId)));
+      print(io, opts.json, report, () =>
         [
           `erased ${tenantId}: ${report.verified ? "verified, no row left" : "NOT VERIFIED, rows left"}`,
           ...Object.entries(report.remaining).map(([t, n]) => `  ${n === 0 ? "✓" : "✗"} ${t}: ${n} rows`),
           ...Object.entries(report.retained).map(([t, n]) => `  kept by the billing retention rule: ${t}: ${n} rows`),
         ].join("\n"),
       );
-      if (!report.verified) process.exitCode = 1;
+      if (!report.verified) io.exitCode = 1;
     });
 
   common(program.command("backup <tenantId>").description("Write one tenant's vectors, metadata and settings to a checksummed gzip file (streamed)"))
     .requiredOption("--out <file>", "where to write the backup")
     .option("--with-usage", "include the tenant's usage events")
     .action((tenantId: string, opts: Common & { out: string; withUsage?: boolean }) =>
-      withBulkhead(opts, async (bh) => {
-        const summary = await bh.backupTenant(tenantId, opts.out, { includeUsage: opts.withUsage, onProgress: progress("exported") });
-        clearProgress();
+      withBulkhead(io, opts, async (bh) => {
+        const summary = await bh.backupTenant(tenantId, opts.out, { includeUsage: opts.withUsage, onProgress: progress(io, "exported") });
+        clearProgress(io);
         await bh.audit.record(ACTOR, "tenant.backup", tenantId, { documents: summary.documents, sha256: summary.sha256 });
-        print(opts.json, summary, () => `backed up ${summary.documents} documents${opts.withUsage ? ` and ${summary.usageEvents} usage events` : ""} of ${tenantId} to ${summary.file} (sha256 ${summary.sha256})`);
+        print(io, opts.json, summary, () => `backed up ${summary.documents} documents${opts.withUsage ? ` and ${summary.usageEvents} usage events` : ""} of ${tenantId} to ${summary.file} (sha256 ${summary.sha256})`);
       }),
     );
   common(program.command("restore <file>").description("Verify a backup, then replace the tenant's vectors with it in one transaction"))
@@ -312,11 +317,11 @@ export function addOperatorCommands(program: Command): void {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new BulkheadError("FILE_NOT_FOUND", 404, `no backup file at ${file}; nothing was restored`);
         throw err;
       }
-      return withBulkhead(opts, async (bh) => {
-        const summary = await bh.restoreTenant(file, { into: opts.into, onProgress: progress("restored") });
-        clearProgress();
+      return withBulkhead(io, opts, async (bh) => {
+        const summary = await bh.restoreTenant(file, { into: opts.into, onProgress: progress(io, "restored") });
+        clearProgress(io);
         await bh.audit.record(ACTOR, "tenant.restore", summary.tenantId, { from: summary.from, documents: summary.documents, created: summary.created });
-        print(opts.json, summary, () => `restored ${summary.documents} documents of ${summary.from} into ${summary.tenantId}${summary.created ? " (registered from the backup's settings)" : ""}`);
+        print(io, opts.json, summary, () => `restored ${summary.documents} documents of ${summary.from} into ${summary.tenantId}${summary.created ? " (registered from the backup's settings)" : ""}`);
       });
     });
 
@@ -333,6 +338,7 @@ export function addOperatorCommands(program: Command): void {
       const scopes = opts.scopes ? [...new Set(opts.scopes)] : undefined;
       if (scopes?.some((s) => !SCOPES.includes(s as Scope))) throw new ValidationError("--scopes", `must be among ${SCOPES.join(", ")}, got "${opts.scopes!.join(",")}"`);
       const created = await via<CreatedView>(
+        io,
         opts,
         (bh) =>
           opts.admin
@@ -343,14 +349,14 @@ export function addOperatorCommands(program: Command): void {
             ? api.post<CreatedView>("/admin/keys", opts.name ? { name: opts.name } : {})
             : api.post<CreatedView>(`${tenantPath(opts.tenant!)}/keys`, { ...(scopes ? { scopes } : {}), ...(opts.name ? { name: opts.name } : {}) }),
       );
-      print(opts.json, created, () => shownOnce(created));
+      print(io, opts.json, created, () => shownOnce(created));
     });
   common(keys.command("create-admin").description("Mint an admin key offline, on the database itself (the data directory, DATABASE_URL, or the owner role's URL), e.g. when none is at hand"))
     .option("--name <name>", "what the key is for", "admin (minted offline)")
     .option("--owner-url <url>", "mint it over the owner role's connection (default: DATABASE_OWNER_URL when the database is a server)")
     .action(async (opts: Common & { name: string; ownerUrl?: string }) => {
       // --owner-url, else --database as given, else the owner URL a server deployment sets, else DATABASE_URL / ./bulkhead-data.
-      const ownerUrl = opts.ownerUrl ?? (opts.database === undefined ? process.env.DATABASE_OWNER_URL || undefined : undefined);
+      const ownerUrl = opts.ownerUrl ?? (opts.database === undefined ? io.env.DATABASE_OWNER_URL || undefined : undefined);
       const mint = (bh: Pick<Bulkhead, "keys">) => bh.keys.createKey("admin", { name: opts.name, scopes: [...SCOPES] }, ACTOR);
       let created: CreatedView;
       if (ownerUrl) {
@@ -358,37 +364,38 @@ export function addOperatorCommands(program: Command): void {
         const { openOwnerDatabase } = await import("../db/open.js");
         const { ApiKeyStore } = await import("../tenancy/api-keys.js");
         const { AuditLog } = await import("../tenancy/audit-log.js");
-        const db = await openOwnerDatabase(ownerUrl, loadConfig().schema);
+        const db = await openOwnerDatabase(ownerUrl, loadConfig({ env: io.env }).schema);
         try {
           created = await mint({ keys: new ApiKeyStore(db, new AuditLog(db), 0) });
         } finally {
           await db.close();
         }
       } else {
-        created = await withBulkhead(opts, mint);
+        created = await withBulkhead(io, opts, mint);
       }
-      print(opts.json, created, () => shownOnce(created));
+      print(io, opts.json, created, () => shownOnce(created));
     });
   remote(keys.command("list").description("Keys, without their secrets"))
     .option("--tenant <tenantId>").option("--admin", "admin keys only")
     .action(async (opts: Common & { tenant?: string; admin?: boolean }) => {
       if (opts.tenant && opts.admin) throw new ValidationError("--tenant/--admin", "give at most one of --tenant <tenantId> or --admin");
       const list = await via<ApiKeyInfo[]>(
+        io,
         opts,
         (bh) => bh.keys.listKeys(opts.admin ? { tenantId: null } : opts.tenant ? { tenantId: opts.tenant } : {}),
         async (api) => (opts.tenant ? api.get<ApiKeyInfo[]>(`${tenantPath(opts.tenant)}/keys`) : (await api.get<ApiKeyInfo[]>("/admin/keys")).filter((k) => !opts.admin || k.kind === "admin")),
       );
-      print(opts.json, list, () => table(keyRows(list) as unknown as Record<string, unknown>[], ["keyId", "kind", "tenantId", "scopes", "name", "createdAt", "lastUsedAt", "revokedAt"]));
+      print(io, opts.json, list, () => table(keyRows(list) as unknown as Record<string, unknown>[], ["keyId", "kind", "tenantId", "scopes", "name", "createdAt", "lastUsedAt", "revokedAt"]));
     });
   for (const name of ["revoke", "rotate"] as const) {
     remote(keys.command(`${name} <keyId>`).description(name === "revoke" ? "Revoke a key (at once, in every instance)" : "Replace a key with a new one (shown once); the old one stops working"))
       .action(async (keyId: string, opts: Common) => {
         if (name === "revoke") {
-          const info = await via<ApiKeyInfo>(opts, (bh) => bh.keys.revokeKey(keyId, ACTOR), (api) => api.delete<ApiKeyInfo>(keyPath(keyId)));
-          print(opts.json, info, () => `revoked ${keyId}`);
+          const info = await via<ApiKeyInfo>(io, opts, (bh) => bh.keys.revokeKey(keyId, ACTOR), (api) => api.delete<ApiKeyInfo>(keyPath(keyId)));
+          print(io, opts.json, info, () => `revoked ${keyId}`);
         } else {
-          const created = await via<CreatedView>(opts, (bh) => bh.keys.rotateKey(keyId, ACTOR), (api) => api.post<CreatedView>(`${keyPath(keyId)}/rotate`));
-          print(opts.json, created, () => `${created.key}\n(shown only this once: new key id ${created.keyId}; ${keyId} is revoked)`);
+          const created = await via<CreatedView>(io, opts, (bh) => bh.keys.rotateKey(keyId, ACTOR), (api) => api.post<CreatedView>(`${keyPath(keyId)}/rotate`));
+          print(io, opts.json, created, () => `${created.key}\n(shown only this once: new key id ${created.keyId}; ${keyId} is revoked)`);
         }
       });
   }
@@ -399,7 +406,7 @@ export function addOperatorCommands(program: Command): void {
   type MoveResult = ReturnType<typeof tenantView> & { moving: boolean };
   const moveResult = async (api: AdminClient, tenantId: string): Promise<MoveResult> => ({ ...tenantView(await api.get<ApiTenant>(tenantPath(tenantId))), moving: true });
   const printMove = (opts: Common, r: MoveResult, action: string) =>
-    print(opts.json, r, () =>
+    print(io, opts.json, r, () =>
       r.moving
         ? `${r.tenantId}: moving in the service's background (still ${r.tier}, ${r.isolation} in ${r.index} until it switches); follow it with: bulkhead migrate status --url …`
         : `${r.tenantId} ${action}: ${r.tier}, ${r.isolation} in ${r.index} (store ${r.store})`,
@@ -420,9 +427,10 @@ export function addOperatorCommands(program: Command): void {
       if (opts.tier === undefined && opts.index === undefined && opts.store === undefined) throw new ValidationError("--tier", "give at least one of --tier, --index and --store");
       const target = { tier: opts.tier === undefined ? undefined : tier(opts.tier), index: opts.index, store: opts.store };
       const result = await via<MoveResult>(
+        io,
         opts,
         async (bh) => {
-          const t = await interruptible(tenantId, (o) => bh.registry.moveTenant(tenantId, target, { ...o, batchSize: batchSize ?? 1000 }));
+          const t = await interruptible(io, tenantId, (o) => bh.registry.moveTenant(tenantId, target, { ...o, batchSize: batchSize ?? 1000 }));
           await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index });
           return { ...tenantView(t), moving: false };
         },
@@ -438,9 +446,10 @@ export function addOperatorCommands(program: Command): void {
     .action(async (tenantId: string, opts: Common & { batchSize?: string }) => {
       const batchSize = batchSizeOf(opts.batchSize);
       const result = await via<MoveResult>(
+        io,
         opts,
         async (bh) => {
-          const t = await interruptible(tenantId, (o) => bh.registry.resumeMove(tenantId, { ...o, ...(batchSize ? { batchSize } : {}) }));
+          const t = await interruptible(io, tenantId, (o) => bh.registry.resumeMove(tenantId, { ...o, ...(batchSize ? { batchSize } : {}) }));
           await bh.audit.record(ACTOR, "tenant.move", t.tenantId, { tier: t.tier, store: t.store, index: t.index, resumed: true });
           return { ...tenantView(t), moving: false };
         },
@@ -454,6 +463,7 @@ export function addOperatorCommands(program: Command): void {
   remote(migrate.command("rollback <tenantId>").description("Discard an interrupted move's copy; the tenant stays where it is"))
     .action(async (tenantId: string, opts: Common) => {
       const t = await via(
+        io,
         opts,
         async (bh) => {
           const rolled = await bh.registry.rollbackMove(tenantId);
@@ -469,6 +479,7 @@ export function addOperatorCommands(program: Command): void {
       const limit = rate === "off" ? null : Number(rate);
       if (limit !== null && (!Number.isSafeInteger(limit) || limit < 1 || limit > 1_000_000)) throw new ValidationError("vectorsPerSecond", `must be a whole number from 1 to 1000000 or "off", got "${rate}"`);
       const t = await via(
+        io,
         opts,
         async (bh) => {
           const limited = await bh.registry.limitMoveWrites(tenantId, limit);
@@ -480,19 +491,19 @@ export function addOperatorCommands(program: Command): void {
           return { tenantId: limited.tenantId, moveWriteLimit: limited.moveWriteLimit };
         },
       );
-      print(opts.json, t, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
+      print(io, opts.json, t, () => `${t.tenantId}: writes ${limit === null ? "no longer limited" : `held to ${limit} vectors/s`} until its move switches`);
     });
   remote(migrate.command("status").description("Moves in progress (an interrupted one stays listed until resumed or rolled back)"))
     .action(async (opts: Common) => {
       type Moves = Awaited<ReturnType<Bulkhead["moves"]["list"]>>;
-      const moves = await via<Moves>(opts, (bh) => bh.moves.list(), (api) => api.get<Moves>("/admin/moves"));
-      print(opts.json, moves, () => table(moves as unknown as Record<string, unknown>[], ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
+      const moves = await via<Moves>(io, opts, (bh) => bh.moves.list(), (api) => api.get<Moves>("/admin/moves"));
+      print(io, opts.json, moves, () => table(moves as unknown as Record<string, unknown>[], ["tenantId", "toTier", "toStore", "toIndex", "phase", "copied", "total", "percent", "writeLimit", "updatedAt"]));
     });
   remote(program.command("capacity").description("Namespaces used per shared index, thresholds and status"))
     .action(async (opts: Common) => {
       type Caps = Awaited<ReturnType<Bulkhead["registry"]["getCapacity"]>>;
-      const caps = await via<Caps>(opts, (bh) => bh.registry.getCapacity(), (api) => api.get<Caps>("/admin/capacity"));
-      print(opts.json, caps, () => table(caps as unknown as Record<string, unknown>[], ["index", "used", "max", "free", "alertAt", "provisionAt", "status"]));
+      const caps = await via<Caps>(io, opts, (bh) => bh.registry.getCapacity(), (api) => api.get<Caps>("/admin/capacity"));
+      print(io, opts.json, caps, () => table(caps as unknown as Record<string, unknown>[], ["index", "used", "max", "free", "alertAt", "provisionAt", "status"]));
     });
 
   const costs = program.command("costs").description("Costs per tenant and tier");
@@ -502,6 +513,7 @@ export function addOperatorCommands(program: Command): void {
       checkPeriod(opts.period);
       type Report = Awaited<ReturnType<Bulkhead["costEngine"]["monthlyReport"]>>;
       const r = await via<Report>(
+        io,
         opts,
         async (bh) => {
           checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
@@ -512,7 +524,7 @@ export function addOperatorCommands(program: Command): void {
           return api.get<Report>(`/admin/costs/report${opts.period ? `?period=${opts.period}` : ""}`);
         },
       );
-      print(opts.json, r, () =>
+      print(io, opts.json, r, () =>
         [
           `${r.period} (fixed costs allocated: ${r.allocationMethod ?? "not yet"})`,
           table(r.tenants as unknown as Record<string, unknown>[], ["tenantId", "tier", "revenue", "variableCost", "fixedCost", "totalCost", "margin"]),
@@ -530,6 +542,7 @@ export function addOperatorCommands(program: Command): void {
       if (total !== undefined && !(total >= 0)) throw new ValidationError("--total", `must be an amount in USD >= 0, got "${opts.total}"`);
       const method = opts.method as "equal";
       const allocation = await via<Record<string, number>>(
+        io,
         opts,
         async (bh) => {
           checkPeriod(opts.period, earliest((await bh.registry.listTenants()).map((t) => t.createdAt)));
@@ -543,7 +556,7 @@ export function addOperatorCommands(program: Command): void {
         },
       );
       const rows = Object.entries(allocation).map(([tenantId, usd]) => ({ tenantId, usd }));
-      print(opts.json, allocation, () => table(rows, ["tenantId", "usd"]));
+      print(io, opts.json, allocation, () => table(rows, ["tenantId", "usd"]));
     });
   costs
     .command("plan")
@@ -553,8 +566,8 @@ export function addOperatorCommands(program: Command): void {
     .action((opts: { tenants: string; json?: boolean }) => {
       const counts = opts.tenants.split(",").map(Number);
       if (counts.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new ValidationError("--tenants", `must be whole numbers >= 1, got "${opts.tenants}"`);
-      const config = Config.get();
+      const config = loadConfig({ env: io.env });
       const plan = planStrategies(config.prices, config.maxNamespacesPerIndex, { tenantCounts: counts });
-      print(opts.json, plan, () => table(plan as unknown as Record<string, unknown>[], ["tenants", "strategy", "infrastructureMonthly", "totalMonthly", "perTenantMonthly"]));
+      print(io, opts.json, plan, () => table(plan as unknown as Record<string, unknown>[], ["tenants", "strategy", "infrastructureMonthly", "totalMonthly", "perTenantMonthly"]));
     });
 }

@@ -32,7 +32,30 @@ export function table(rows: readonly Record<string, unknown>[], columns: readonl
   return [line([...columns]), line(widths.map((w) => "-".repeat(w))), ...text.map(line)].join("\n");
 }
 
+/**
+ * Where a command's output goes and what it reads: the process's streams and environment for the
+ * `bulkhead` binary, buffers and a given environment when a test runs the CLI in its own process.
+ */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** A person watches stderr: progress lines are drawn there. */
+  readonly tty: boolean;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** A command that finished but failed its check (an unverified erasure, a failed doctor) sets it. */
+  exitCode: number;
+}
+
+/** The binary's input and output: this process's streams and environment. */
+export const processIo = (): CliIo => ({
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  tty: Boolean(process.stderr.isTTY),
+  env: process.env,
+  exitCode: 0,
+});
+
 /** Prints `value` as JSON (`--json`) or through `human` for people. */
-export function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+export function print(io: CliIo, json: boolean | undefined, value: unknown, human: () => string): void {
+  io.out(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
