@@ -94,7 +94,7 @@ for (const backend of BACKENDS) {
       ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, annIndexThreshold: 10 }, warn: (m) => warnings.push(m) }));
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
       const [{ role }] = (await db.query<{ role: string }>("SELECT current_user AS role")) as [{ role: string }];
-      const signature = "build_ann_index(int, int, text, int, int)";
+      const signature = "build_ann_index(int, int, text, int, int, int)";
       await asOwner(db, `REVOKE EXECUTE ON FUNCTION ${signature} FROM "${role}"`);
       const docs = (from: number) => Array.from({ length: 10 }, (_, i) => ({ id: `d${from + i}`, values: vec(from + i) }));
       expect(await bh.dataManager.upsertDocuments("tenant-a", docs(0))).toMatchObject({ upserted: 10 });

@@ -6,6 +6,7 @@ import type { Operation, OperationGate } from "../limits/performance-gate.js";
 import type { QueryAdmission } from "../limits/daily-query-quota.js";
 import type { RateLimitRefusal } from "../limits/rate-limiter.js";
 import type { RecallSampler } from "./recall-sampler.js";
+import type { PendingIndexer } from "./pending-indexer.js";
 import type { MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
@@ -86,6 +87,7 @@ export class TenantDataManager {
     private readonly meter?: UsageMeter,
     private readonly gate?: OperationGate,
     private readonly recall?: RecallSampler,
+    private readonly pendingIndexer?: PendingIndexer,
   ) {}
 
   /**
@@ -104,6 +106,7 @@ export class TenantDataManager {
         // The write is committed: indexing after it must never make it look failed. A failed build is
         // logged by the store; ann_indexed stays false either way and the tenant's next write retries.
         if (!placement.annIndexed) await this.registry.ensureAnnIndex(current, undefined, outcome.documents).catch(() => false);
+        if (outcome.pending) this.pendingIndexer?.offer(tenant.tenantId);
         return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
       }),
       records.length,

@@ -709,6 +709,93 @@ ${grantDataPlane(schema, vectorSchema, "count_daily_query(text, date, int), leas
     // null is the store's default (BULKHEAD_HNSW_EF_SEARCH). pgvector accepts 1 to 1,000.
     sql: ({ schema }) => `ALTER TABLE ${q(schema)}.tenants ADD COLUMN ef_search int CHECK (ef_search BETWEEN 1 AND 1000);`,
   },
+  {
+    version: 17,
+    name: "HNSW builds with the memory they need",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+      return `
+-- Migration 13's build with the build's memory as a parameter (BULKHEAD_ANN_BUILD_MEMORY_MB): a
+-- graph that outgrows maintenance_work_mem is finished on disk, several times slower (100,000 ×
+-- 384-d at m = 32: 107 s at 256 MB). It is a ceiling, not an allocation: a small namespace's build
+-- uses what its graph needs. The five-argument version stays for instances not yet upgraded.
+CREATE FUNCTION ${s}.build_ann_index(p_index_id int, p_slot int, p_opclass text, p_m int, p_ef_construction int, p_memory_mb int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} SET maintenance_work_mem = '256MB' AS $fn$
+DECLARE t text := 'vec_' || p_index_id || COALESCE('_' || p_slot, '');
+BEGIN
+  IF p_opclass NOT IN ('vector_cosine_ops', 'vector_l2_ops', 'vector_ip_ops') THEN
+    RAISE EXCEPTION 'unknown operator class %', p_opclass;
+  END IF;
+  IF p_memory_mb NOT BETWEEN 64 AND 65536 THEN
+    RAISE EXCEPTION 'build memory % MB is outside 64 to 65536', p_memory_mb;
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(hashtext('bulkhead.ann-build.' || current_schema() || '.' || t)) THEN
+    RAISE EXCEPTION 'the HNSW index of % is being built by another transaction', t USING ERRCODE = 'BHA01';
+  END IF;
+  IF to_regclass(format('%I.%I', current_schema(), t || '_hnsw')) IS NOT NULL THEN RETURN; END IF;
+  -- Local to this call: the SET clause above restores the caller's value when the function returns.
+  PERFORM set_config('maintenance_work_mem', p_memory_mb || 'MB', true);
+  EXECUTE format('CREATE INDEX %I ON %I.%I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
+    t || '_hnsw', current_schema(), t, p_opclass, p_m, p_ef_construction);
+  EXECUTE format('ANALYZE %I.%I', current_schema(), t);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.build_ann_index(int, int, text, int, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.build_ann_index(int, int, text, int, int, int) TO ${r};
+`;
+    },
+  },
+  {
+    version: 18,
+    name: "vectors written ahead of their HNSW index",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const lit = `'${schema.replace(/'/g, "''")}'`;
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+      return `
+-- A row's vector is in exactly one of two columns. \`embedding\` is what the namespace's HNSW index
+-- covers; \`pending\` holds a vector written after the namespace got its index and not yet added to
+-- it: pgvector skips NULLs, so such a write costs no graph insertion. Searches read both (the
+-- graph for \`embedding\`, an exact scan of the few pending rows through the partial index), and
+-- the pending indexer moves rows from \`pending\` to \`embedding\` in the background, a batch at a time.
+DO $fn$
+DECLARE t text; d int;
+BEGIN
+  FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP
+    -- pgvector keeps a column's dimension as its type modifier.
+    SELECT a.atttypmod INTO d FROM pg_attribute a WHERE a.attrelid = format('%I.%I', ${lit}, t)::regclass AND a.attname = 'embedding';
+    EXECUTE format('ALTER TABLE %I.%I ALTER COLUMN embedding DROP NOT NULL, ADD COLUMN pending vector(%s), '
+      'ADD CONSTRAINT %I CHECK ((embedding IS NULL) <> (pending IS NULL))', ${lit}, t, d, t || '_one_value');
+    EXECUTE format('CREATE INDEX %I ON %I.%I (tenant_id) WHERE pending IS NOT NULL', t || '_pending', ${lit}, t);
+  END LOOP;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.create_vector_table(p_index_id int, p_dimension int, p_partitioned boolean) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
+DECLARE
+  t text := 'vec_' || p_index_id;
+  d name;
+BEGIN
+  EXECUTE format('CREATE TABLE %I (tenant_id text NOT NULL, id text NOT NULL, embedding vector(%s), pending vector(%s), '
+    'metadata jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id), '
+    'CONSTRAINT %I CHECK ((embedding IS NULL) <> (pending IS NULL)))%s',
+    t, p_dimension, p_dimension, t || '_one_value', CASE WHEN p_partitioned THEN ' PARTITION BY LIST (tenant_id)' ELSE '' END);
+  EXECUTE format('CREATE INDEX %I ON %I (tenant_id) WHERE pending IS NOT NULL', t || '_pending', t);
+  PERFORM protect_table(t);
+  -- Privileges on the parent only: partitions are unreachable directly (and RLS-forced anyway).
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO ${r}', t);
+  FOR d IN SELECT role FROM data_plane_roles LOOP
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %I TO %I', t, d);
+  END LOOP;
+END
+$fn$;
+`;
+    },
+  },
 ];
 
 /**

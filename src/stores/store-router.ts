@@ -156,6 +156,10 @@ export class StoreRouter implements VectorStore {
     return this.of(p).buildAnnIndex(p);
   }
 
+  async indexPending(p: Placement, limit: number): Promise<number> {
+    return (await this.of(p).indexPending?.(p, limit)) ?? 0;
+  }
+
   async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<CopiedPage> {
     if (from.store === to.store) return this.of(from).copyPage(from, to, afterId, limit);
     const page = await this.of(from).copySource(from, afterId, limit);

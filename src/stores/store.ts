@@ -94,6 +94,8 @@ export interface UpsertOutcome {
   upserted: number;
   added: number;
   documents: number;
+  /** The batch was written ahead of the namespace's ANN index: `indexPending` should catch it up. */
+  pending?: boolean;
 }
 
 export interface Match {
@@ -166,6 +168,12 @@ export interface VectorStore {
   replaceAll(placement: Placement, batches: AsyncIterable<readonly VectorRecord[]>): Promise<number>;
   /** Builds the ANN index for a namespace that has outgrown exact search. Returns true if one was built. */
   buildAnnIndex(placement: Placement): Promise<boolean>;
+  /**
+   * Adds up to `limit` of the vectors written ahead of the namespace's ANN index (an upsert that
+   * answered `pending`) to the index, and says how many it added: fewer than `limit` when it caught
+   * up. Absent where writes go to the index at once (Pinecone).
+   */
+  indexPending?(placement: Placement, limit: number): Promise<number>;
 }
 
 /** The refusal of a batch that would take the tenant past its document quota (SQLSTATE BHQ01's detail: its count before). */

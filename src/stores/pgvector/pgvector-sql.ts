@@ -43,14 +43,21 @@ export async function rowsJson(records: readonly VectorRecord[]): Promise<string
   return `[${slices.join(",")}]`;
 }
 
-const overwrite = "ON CONFLICT (tenant_id, id) DO UPDATE SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at";
+/**
+ * A row's vector: `embedding` once the namespace's HNSW index covers it, `pending` while it waits
+ * for the pending indexer (migration 18; exactly one of the two is set). Every read of a row's
+ * value goes through this; only the ANN search reads `embedding` alone.
+ */
+const VALUE = "coalesce(embedding, pending)";
+
+const overwrite = "ON CONFLICT (tenant_id, id) DO UPDATE SET embedding = EXCLUDED.embedding, pending = NULL, metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at";
 
 export const sql = {
   ...catalogueSql,
   createIndex: "SELECT create_vector_table($1, $2, $3)",
   createNamespace: "SELECT create_namespace($1, $2, $3)",
   dropStorage: "SELECT drop_vector_storage($1, $2)",
-  buildAnnIndex: "SELECT build_ann_index($1, $2, $3, $4, $5)",
+  buildAnnIndex: "SELECT build_ann_index($1, $2, $3, $4, $5, $6)",
 
   /**
    * $1 tenant, $2 JSON array of {id, embedding, metadata}, $3 the tenant's document quota. One
@@ -58,16 +65,20 @@ export const sql = {
    * tenant's document counter and aborts with SQLSTATE BHQ01 if that takes the tenant past its
    * quota. A tenant without a counter yet has its rows counted once (the ELSE branch only runs then).
    */
-  upsert: (p: Placement) => `
+  upsert: (p: Placement) => {
+    // Once the namespace has its graph, a write goes to `pending`: acknowledged without inserting
+    // into the graph (pgvector skips NULLs), searched exactly until the pending indexer moves it.
+    const [column, other] = p.annIndexed ? ["pending", "embedding"] : ["embedding", "pending"];
+    return `
     WITH existing AS (
       SELECT count(*) AS n FROM ${tableOf(p)}
        WHERE tenant_id = $1 AND id IN (SELECT r.id FROM jsonb_to_recordset($2::jsonb) AS r(id text))),
     written AS (
-      INSERT INTO ${tableOf(p)} AS t (tenant_id, id, embedding, metadata)
+      INSERT INTO ${tableOf(p)} AS t (tenant_id, id, ${column}, metadata)
       SELECT $1, r.id, r.embedding::vector, r.metadata
         FROM jsonb_to_recordset($2::jsonb) AS r(id text, embedding text, metadata jsonb)
       ON CONFLICT (tenant_id, id) DO UPDATE
-        SET embedding = EXCLUDED.embedding, metadata = EXCLUDED.metadata, updated_at = now()
+        SET ${column} = EXCLUDED.${column}, ${other} = NULL, metadata = EXCLUDED.metadata, updated_at = now()
       RETURNING 1),
     added AS (SELECT (SELECT count(*) FROM written) - (SELECT n FROM existing) AS n),
     counted AS (
@@ -78,22 +89,46 @@ export const sql = {
       ON CONFLICT (tenant_id) DO UPDATE SET documents = c.documents + EXCLUDED.documents
       RETURNING c.documents)
     SELECT enforce_document_quota(counted.documents, added.n, $3)::int AS documents, added.n::int AS added
-      FROM counted, added`,
+      FROM counted, added`;
+  },
 
-  /** $1 tenant, $2 query vector, $3 topK, then the filter's parameters. */
+  /**
+   * $1 tenant, $2 query vector, $3 topK, then the filter's parameters. With an HNSW index: its
+   * nearest rows, and the nearest of the rows written since that it does not cover yet (`pending`,
+   * found through their partial index and compared exactly), merged by distance.
+   */
   query: (p: Placement, filterSql: string) => {
     const m = METRIC_SQL[p.metric];
-    return `
-    SELECT tenant_id, id, metadata, ${m.score(`embedding ${m.op} $2::vector`)} AS score
+    const nearest = (value: string, where: string) => `
+    SELECT tenant_id, id, metadata, ${value} ${m.op} $2::vector AS distance
       FROM ${tableOf(p)}
-     WHERE tenant_id = $1 AND ${filterSql}
-     ORDER BY embedding ${m.op} $2::vector
+     WHERE tenant_id = $1 AND ${where} AND ${filterSql}
+     ORDER BY ${value} ${m.op} $2::vector
+     LIMIT $3`;
+    if (!p.annIndexed) return `SELECT tenant_id, id, metadata, ${m.score("distance")} AS score FROM (${nearest(VALUE, "true")}) exact`;
+    return `
+    SELECT tenant_id, id, metadata, ${m.score("distance")} AS score
+      FROM ((${nearest("embedding", "embedding IS NOT NULL")}) UNION ALL (${nearest("pending", "pending IS NOT NULL")})) both_parts
+     ORDER BY distance
      LIMIT $3`;
   },
 
+  /**
+   * Moves up to $2 of the tenant's pending rows into `embedding` (and so into the graph): $1 tenant.
+   * Rows a writer holds are skipped, not waited for; the row's value and updated_at do not change.
+   */
+  indexPending: (p: Placement) => `
+    WITH picked AS (
+      SELECT id FROM ${tableOf(p)} WHERE tenant_id = $1 AND pending IS NOT NULL LIMIT $2 FOR UPDATE SKIP LOCKED),
+    moved AS (
+      UPDATE ${tableOf(p)} t SET embedding = t.pending, pending = NULL
+        FROM picked WHERE t.tenant_id = $1 AND t.id = picked.id
+      RETURNING 1)
+    SELECT count(*)::int AS n FROM moved`,
+
   /** $1 tenant, $2 JSON array of ids. */
   fetch: (p: Placement) => `
-    SELECT tenant_id, id, embedding::text AS embedding, metadata
+    SELECT tenant_id, id, ${VALUE}::text AS embedding, metadata
       FROM ${tableOf(p)}
      WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
 
@@ -106,7 +141,7 @@ export const sql = {
 
   /** $1 tenant, $2 the last id of the previous page (or null), $3 page size. */
   page: (p: Placement) => `
-    SELECT tenant_id, id, embedding::text AS embedding, metadata FROM ${tableOf(p)}
+    SELECT tenant_id, id, ${VALUE}::text AS embedding, metadata FROM ${tableOf(p)}
      WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
 
   deleteAll: (p: Placement) => `DELETE FROM ${tableOf(p)} WHERE tenant_id = $1`,
@@ -120,12 +155,12 @@ export const sql = {
 
   /** A move between stores reads rows as stored: $1 tenant, $2 the last id read (or null), $3 page size. */
   copySource: (p: Placement) => `
-    SELECT id, embedding::text AS embedding, metadata, updated_at FROM ${tableOf(p)}
+    SELECT id, ${VALUE}::text AS embedding, metadata, updated_at FROM ${tableOf(p)}
      WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
 
   /** The rows of some ids, as stored: $1 tenant, $2 JSON array of ids. */
   rowsOf: (p: Placement) => `
-    SELECT id, embedding::text AS embedding, metadata, updated_at FROM ${tableOf(p)}
+    SELECT id, ${VALUE}::text AS embedding, metadata, updated_at FROM ${tableOf(p)}
      WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb))`,
 
   /** ...and writes them on the other side, overwriting: $1 tenant, $2 JSON array of rows read by copySource or rowsOf. */
@@ -141,7 +176,7 @@ export const sql = {
   /** A move's copy: $1 tenant, $2 the last id copied (or null), $3 page size. Returns how many and the new last id. */
   copyPage: (from: Placement, to: Placement) => `
     WITH page AS (
-      SELECT tenant_id, id, embedding, metadata, updated_at FROM ${tableOf(from)}
+      SELECT tenant_id, id, ${VALUE} AS embedding, metadata, updated_at FROM ${tableOf(from)}
        WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3),
     written AS (
       INSERT INTO ${tableOf(to)} AS t (tenant_id, id, embedding, metadata, updated_at) SELECT * FROM page
@@ -161,7 +196,7 @@ export const sql = {
       RETURNING id),
     copied AS (
       INSERT INTO ${tableOf(to)} AS t (tenant_id, id, embedding, metadata, updated_at)
-      SELECT f.tenant_id, f.id, f.embedding, f.metadata, f.updated_at FROM ${tableOf(from)} f
+      SELECT f.tenant_id, f.id, coalesce(f.embedding, f.pending), f.metadata, f.updated_at FROM ${tableOf(from)} f
        WHERE f.tenant_id = $1 AND f.id IN (SELECT id FROM taken)
       ${overwrite}
       RETURNING 1),

@@ -18,7 +18,7 @@ const dailyQuotaError = (err: unknown) => ((err as { code?: string }).code === "
 /** SQLSTATE BHP01 (raised by check_placement) becomes the typed error data code retries on. */
 const placementError = (err: unknown, p: Placement) => ((err as { code?: string }).code === "BHP01" ? new PlacementMovedError(p.tenantId) : err);
 
-type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "maxBatchSize" | "dbLongTimeoutMs">;
+type HnswSettings = Pick<BulkheadConfig, "hnswM" | "hnswEfConstruction" | "hnswEfSearch" | "annBuildMemoryMb" | "maxBatchSize" | "dbLongTimeoutMs">;
 
 /** SQLSTATE BHA01 (build_ann_index, migration 11): another transaction is building this table's HNSW index right now. */
 const BUILD_IN_PROGRESS = "BHA01";
@@ -69,7 +69,7 @@ export class PgvectorStore implements MovableStore {
         { text: sql.upsert(p), params: [p.tenantId, json, maxDocuments] },
         ...(p.moving ? [{ text: sql.logUpserted, params: [p.tenantId, json] }] : []),
       ])) as [unknown, { documents: number; added: number }[]];
-      return { upserted: records.length, added: row!.added, documents: row!.documents };
+      return { upserted: records.length, added: row!.added, documents: row!.documents, pending: p.annIndexed };
     } catch (err) {
       const e = err as { code?: string; detail?: string };
       if (e.code !== "BHQ01") throw err;
@@ -158,7 +158,7 @@ export class PgvectorStore implements MovableStore {
   async buildAnnIndex(p: Placement): Promise<boolean> {
     if (p.annIndexed) return false;
     try {
-      await this.guarded(p, [{ text: sql.buildAnnIndex, params: [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction] }], undefined, this.slowDb);
+      await this.guarded(p, [{ text: sql.buildAnnIndex, params: [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction, this.settings.annBuildMemoryMb] }], undefined, this.slowDb);
       return true;
     } catch (err) {
       if (err instanceof PlacementMovedError) throw err;
@@ -167,6 +167,12 @@ export class PgvectorStore implements MovableStore {
       this.warn(`bulkhead: building the HNSW index of tenant ${p.tenantId} (index ${p.indexId}${p.slot === null ? "" : `, namespace ${p.slot}`}) failed; the tenant's next write retries it: ${describeError(err)}`);
       return false;
     }
+  }
+
+  async indexPending(p: Placement, limit: number): Promise<number> {
+    if (!p.annIndexed) return 0;
+    const [[row]] = (await this.guarded(p, [{ text: sql.indexPending(p), params: [p.tenantId, limit] }], undefined, this.slowDb)) as [{ n: number }[]];
+    return row!.n;
   }
 
   async copyPage(from: Placement, to: Placement, afterId: string | null, limit: number): Promise<CopiedPage> {

@@ -1,0 +1,71 @@
+import { performance } from "node:perf_hooks";
+import { TenantNotFoundError } from "../errors.js";
+import { describeError } from "../monitoring/safe-error.js";
+
+/** Vectors added to a namespace's ANN index per transaction. */
+export const PENDING_BATCH = 200;
+
+/**
+ * Catches namespaces' ANN indexes up with the vectors written ahead of them. Once a namespace has
+ * its HNSW graph, an upsert is acknowledged without inserting into it (the store keeps the vectors
+ * aside, searched exactly meanwhile) and offers the tenant here; `step` then adds one batch of them
+ * to the graph and says how many it added.
+ *
+ * One batch at a time per process, tenants in turn: a tenant with more left goes to the back of
+ * the line, so one tenant's bulk load never holds up another's catching up by more than a batch.
+ * After each batch it rests as long as the batch took, so catching up takes at most half of one
+ * database connection's time however large the backlog. A failed batch is logged with the tenant's
+ * id and the tenant left out until its next write offers it again; its vectors stay searchable.
+ */
+export class PendingIndexer {
+  /** Tenants with vectors waiting, in turn order. */
+  private readonly waiting = new Set<string>();
+  private running: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly step: (tenantId: string, limit: number) => Promise<number>,
+    private readonly warn: (message: string) => void,
+    private readonly batch = PENDING_BATCH,
+  ) {}
+
+  /** A write left vectors of `tenantId` outside its index. */
+  offer(tenantId: string): void {
+    if (this.closed) return;
+    this.waiting.add(tenantId);
+    this.running ??= this.run().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Whether vectors of `tenantId` are known to wait (tests, metrics). */
+  has(tenantId: string): boolean {
+    return this.waiting.has(tenantId);
+  }
+
+  /** Resolves once nothing offered is left to index (or the indexer closed). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Stops after the batch in flight; what is left stays searchable and is indexed after the tenant's next write. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closed) {
+      const tenantId = this.waiting.values().next().value;
+      if (tenantId === undefined) return;
+      this.waiting.delete(tenantId);
+      const started = performance.now();
+      try {
+        if ((await this.step(tenantId, this.batch)) >= this.batch) this.waiting.add(tenantId);
+      } catch (err) {
+        if (!(err instanceof TenantNotFoundError)) this.warn(`bulkhead: indexing the vectors tenant ${tenantId} wrote ahead of its HNSW index failed; they stay searchable (exactly) and its next write retries: ${describeError(err)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, performance.now() - started));
+    }
+  }
+}

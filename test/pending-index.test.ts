@@ -1,0 +1,120 @@
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Bulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import type { Db } from "../src/db/db.js";
+import type { VectorStore } from "../src/stores/store.js";
+import { BACKENDS, dropTestSchemas, vec, waitFor } from "./backends.js";
+
+/**
+ * Writes ahead of the graph (migration 18): once a namespace has its HNSW index, an upsert stores
+ * its vectors in `pending` (no graph insertion), searches read them exactly at once, and the pending
+ * indexer adds them to the graph in the background. The store is driven directly where the test
+ * must see the rows before the indexer moves them.
+ */
+afterAll(dropTestSchemas);
+
+for (const backend of BACKENDS) {
+  describe(`writes ahead of the HNSW index: ${backend.name}`, () => {
+    let bh: Bulkhead;
+    let db: Db;
+    let store: VectorStore;
+    afterEach(() => bh?.close());
+
+    const open = async () => {
+      ({ bulkhead: bh, db, store } = await backend.open({ config: { dimension: 8, annIndexThreshold: 20 } }));
+      for (const id of ["tenant-a", "tenant-b"]) await bh.registry.registerTenant(id, id, TenantTier.PRO);
+      for (const id of ["tenant-a", "tenant-b"]) {
+        await bh.dataManager.upsertDocuments(id, Array.from({ length: 30 }, (_, i) => ({ id: `base-${i}`, values: vec(i), metadata: { batch: "base" } })));
+        expect((await bh.registry.getTenant(id)).placement.annIndexed).toBe(true);
+      }
+    };
+    const placement = async (id: string) => (await bh.registry.getTenant(id)).placement;
+    // Read in the tenant's own context: the vector tables force row-level security, even on their owner.
+    const pendingRows = async (tenant: string) => {
+      const table = `vec_${(await placement(tenant)).indexId}`;
+      return db.withTenant(tenant, async (tx) => (await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE tenant_id = $1 AND pending IS NOT NULL`, [tenant]))[0]!.n);
+    };
+    const write = async (tenant: string, docs: { id: string; values: number[]; metadata?: Record<string, unknown> }[]) =>
+      store.upsert(await placement(tenant), docs.map((d) => ({ ...d, metadata: { ...d.metadata, tenant_id: tenant } })), 10_000);
+
+    it("acknowledges a write without the graph, finds it at once exactly, and the indexer adds it without changing an answer", async () => {
+      await open();
+      const outcome = await write("tenant-a", Array.from({ length: 25 }, (_, i) => ({ id: `new-${i}`, values: vec(100 + i) })));
+      expect(outcome).toMatchObject({ upserted: 25, added: 25, pending: true });
+      expect(await pendingRows("tenant-a")).toBe(25);
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(55);
+
+      const before = await bh.dataManager.queryDocuments("tenant-a", vec(107), { topK: 5 });
+      expect(before.matches[0]).toMatchObject({ id: "new-7" });
+      expect(before.matches[0]!.score).toBeCloseTo(1, 5);
+      expect((await bh.dataManager.fetchDocuments("tenant-a", ["new-7"])).documents[0]!.values.map((v) => Math.round(v * 1e4))).toEqual(vec(107).map((v) => Math.round(v * 1e4)));
+
+      expect(await store.indexPending!(await placement("tenant-a"), 10)).toBe(10);
+      expect(await pendingRows("tenant-a")).toBe(15);
+      expect(await store.indexPending!(await placement("tenant-a"), 100)).toBe(15);
+      expect(await pendingRows("tenant-a")).toBe(0);
+      const after = await bh.dataManager.queryDocuments("tenant-a", vec(107), { topK: 5 });
+      expect(after.matches.map((m) => m.id)).toEqual(before.matches.map((m) => m.id));
+    });
+
+    it("a re-upsert of an indexed vector is searched by its new value only, never twice; deleting a pending vector removes it", async () => {
+      await open();
+      await write("tenant-a", [{ id: "base-3", values: vec(500), metadata: { changed: true } }]);
+      expect(await pendingRows("tenant-a")).toBe(1);
+      const near = await bh.dataManager.queryDocuments("tenant-a", vec(500), { topK: 30 });
+      expect(near.matches[0]).toMatchObject({ id: "base-3", metadata: { changed: true } });
+      expect(near.matches.filter((m) => m.id === "base-3")).toHaveLength(1);
+      // Near the old value, the old version is not found (its graph entry points at a dead row).
+      const old = await bh.dataManager.queryDocuments("tenant-a", vec(3), { topK: 30 });
+      expect(old.matches.filter((m) => m.id === "base-3")).toHaveLength(1);
+      expect(old.matches[0]!.id).not.toBe("base-3");
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(30);
+
+      await bh.dataManager.deleteDocuments("tenant-a", ["base-3"]);
+      expect(await pendingRows("tenant-a")).toBe(0);
+      expect((await bh.dataManager.queryDocuments("tenant-a", vec(500), { topK: 30 })).matches.map((m) => m.id)).not.toContain("base-3");
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(29);
+    });
+
+    it("keeps pending vectors to their tenant: another tenant's search, filters, fetch and indexing never reach them", async () => {
+      await open();
+      await write("tenant-b", [{ id: "b-secret", values: vec(900), metadata: { owner: "B" } }]);
+      await write("tenant-a", [{ id: "a-new", values: vec(901), metadata: { owner: "A" } }]);
+      for (const filter of [undefined, { owner: "B" }, { tenant_id: "tenant-b" }, { $or: [{ owner: "B" }, { owner: "A" }] }]) {
+        const { matches } = await bh.dataManager.queryDocuments("tenant-a", vec(900), { topK: 50, filter });
+        expect(matches.map((m) => m.id)).not.toContain("b-secret");
+        expect(matches.every((m) => m.metadata.tenant_id === "tenant-a")).toBe(true);
+      }
+      expect((await bh.dataManager.fetchDocuments("tenant-a", ["b-secret"])).documents).toEqual([]);
+      // A's indexing takes A's rows only.
+      expect(await store.indexPending!(await placement("tenant-a"), 100)).toBe(1);
+      expect(await pendingRows("tenant-b")).toBe(1);
+      expect((await bh.dataManager.queryDocuments("tenant-b", vec(900), { topK: 1 })).matches[0]!.id).toBe("b-secret");
+    });
+
+    it("backs up and moves a tenant's pending vectors with their values", async () => {
+      await open();
+      await write("tenant-a", Array.from({ length: 12 }, (_, i) => ({ id: `p-${i}`, values: vec(300 + i) })));
+      const pages = await store.page(await placement("tenant-a"), null, 1000);
+      expect(pages).toHaveLength(42);
+      expect(pages.find((r) => r.id === "p-4")!.values.map((v) => Math.round(v * 1e4))).toEqual(vec(304).map((v) => Math.round(v * 1e4)));
+
+      const moved = await bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE);
+      expect(moved.isolation).toBe("dedicated-index");
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(42);
+      expect(await pendingRows("tenant-a")).toBe(0);
+      const { matches } = await bh.dataManager.queryDocuments("tenant-a", vec(304), { topK: 1 });
+      expect(matches[0]).toMatchObject({ id: "p-4" });
+      expect(matches[0]!.score).toBeCloseTo(1, 5);
+    });
+
+    it("through the public API: the writes are acknowledged, searchable at once, and the indexer catches the namespace up on its own", async () => {
+      await open();
+      await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 450 }, (_, i) => ({ id: `bulk-${i}`, values: vec(1000 + i) })));
+      expect((await bh.dataManager.queryDocuments("tenant-a", vec(1449), { topK: 1 })).matches[0]!.id).toBe("bulk-449");
+      await waitFor("the pending indexer to catch up", async () => (await pendingRows("tenant-a")) === 0);
+      expect((await bh.dataManager.queryDocuments("tenant-a", vec(1449), { topK: 1 })).matches[0]!.id).toBe("bulk-449");
+      expect(await bh.dataManager.countDocuments("tenant-a")).toBe(480);
+    });
+  });
+}
