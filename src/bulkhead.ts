@@ -6,7 +6,7 @@ import { UsageLedger } from "./costs/usage-ledger.js";
 import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { RecallSampler } from "./data/recall-sampler.js";
-import { PendingIndexer } from "./data/pending-indexer.js";
+import { PENDING_BATCH, PENDING_BATCH_EMBEDDED, PendingIndexer } from "./data/pending-indexer.js";
 import { ClosedError } from "./errors.js";
 import { runReadinessChecks, type CheckResult, type ReadinessOptions } from "./readiness/checks.js";
 import { openStores, type StoreFactory } from "./stores/open-stores.js";
@@ -99,7 +99,7 @@ export async function createBulkhead(options: BulkheadOptions = {}): Promise<Bul
 }
 
 /** Internal: the Bulkhead together with its raw database handle (tests attack the database directly). */
-export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db; cells: Awaited<ReturnType<typeof openStores>>["cells"]; store: VectorStore }> {
+export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bulkhead: Bulkhead; db: Db; cells: Awaited<ReturnType<typeof openStores>>["cells"]; store: VectorStore; pendingIndexer: PendingIndexer }> {
   const overrides = { ...options.config };
   if (options.database !== undefined) overrides.databaseUrl = options.database;
   if (options.databaseOwnerUrl !== undefined) overrides.databaseOwnerUrl = options.databaseOwnerUrl;
@@ -177,7 +177,11 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   });
   const recall = new RecallSampler(config.recallSampleRate, (tenantId, value) => monitor.recordRecall(tenantId, value), warn);
   // Vectors written ahead of a namespace's HNSW graph are added to it in the background, in turn.
-  const pendingIndexer = new PendingIndexer(async (tenantId, limit) => registry.withPlacement(await registry.getTenant(tenantId), ({ placement }) => store.indexPending(placement, limit)), warn);
+  const pendingIndexer = new PendingIndexer(
+    async (tenantId, limit) => registry.withPlacement(await registry.getTenant(tenantId), ({ placement }) => store.indexPending(placement, limit)),
+    warn,
+    db.kind === "pglite" ? PENDING_BATCH_EMBEDDED : PENDING_BATCH,
+  );
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate, recall, pendingIndexer);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.
@@ -253,5 +257,5 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       }
     },
   };
-  return { bulkhead, db, cells, store };
+  return { bulkhead, db, cells, store, pendingIndexer };
 }

@@ -136,6 +136,8 @@ export class TenantDataManager {
       if (queriesToday !== undefined) admission?.counted(queriesToday, queriesGranted ?? 1);
       const storeMs = performance.now() - admitted;
       assertOwned(rows, tenant.tenantId, "query");
+      // Vectors an earlier process left beside the graph are caught up once this process sees the tenant.
+      if (placement.annIndexed) this.pendingIndexer?.offerOnce(tenant.tenantId);
       if (placement.annIndexed && this.recall && this.store.exactQuery) {
         const exactQuery = this.store.exactQuery.bind(this.store);
         this.recall.offer(tenant.tenantId, rows.map((r) => r.id), async () => {
