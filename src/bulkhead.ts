@@ -181,6 +181,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     async (tenantId, limit) => registry.withPlacement(await registry.getTenant(tenantId), ({ placement }) => store.indexPending(placement, limit)),
     warn,
     db.kind === "pglite" ? PENDING_BATCH_EMBEDDED : PENDING_BATCH,
+    config.maxPendingVectors,
   );
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate, recall, pendingIndexer);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to

@@ -142,6 +142,8 @@ export interface BulkheadConfig {
   readonly hnswEfSearch: number;
   /** maintenance_work_mem of an HNSW build, in MB: a ceiling (a small namespace uses what its graph needs). */
   readonly annBuildMemoryMb: number;
+  /** Most vectors of one tenant that may wait beside its HNSW graph (per process); past it, writes go into the graph. 0: never beside. */
+  readonly maxPendingVectors: number;
   readonly maxTopK: number;
   readonly maxBatchSize: number;
   readonly maxIdLength: number;
@@ -384,6 +386,7 @@ const SETTINGS = {
   hnswM: ["BULKHEAD_HNSW_M", 16, int(2, 100)],
   hnswEfConstruction: ["BULKHEAD_HNSW_EF_CONSTRUCTION", 64, int(4, 1000)],
   annBuildMemoryMb: ["BULKHEAD_ANN_BUILD_MEMORY_MB", 1024, int(64, 65_536)],
+  maxPendingVectors: ["BULKHEAD_MAX_PENDING_VECTORS", 20_000, int(0, 100_000_000)],
   hnswEfSearch: ["BULKHEAD_HNSW_EF_SEARCH", 100, int(1, 1000)],
   maxTopK: ["BULKHEAD_MAX_TOP_K", 1000, int(1, 10_000)],
   maxBatchSize: ["BULKHEAD_MAX_BATCH_SIZE", 1000, int(1, 100_000)],

@@ -114,6 +114,28 @@ for (const backend of BACKENDS) {
       expect(matches[0]!.score).toBeCloseTo(1, 5);
     });
 
+    it("answers topK past the search width, and whole however many dead versions re-upserts left in the graph", async () => {
+      await open();
+      await bh.registry.setEfSearch("tenant-a", 10);
+      // Each round leaves two dead versions of every vector in the graph (into `pending`, then back).
+      for (let round = 0; round < 4; round++) {
+        await write("tenant-a", Array.from({ length: 30 }, (_, i) => ({ id: `base-${i}`, values: vec(i + round) })));
+        while ((await store.indexPending!(await placement("tenant-a"), 100)) > 0);
+      }
+      for (let i = 0; i < 30; i += 3) expect((await bh.dataManager.queryDocuments("tenant-a", vec(i), { topK: 10 })).matches).toHaveLength(10);
+      expect((await bh.dataManager.queryDocuments("tenant-a", vec(1), { topK: 25 })).matches).toHaveLength(25);
+    });
+
+    it("writes into the graph directly once a tenant's vectors waiting beside it reach BULKHEAD_MAX_PENDING_VECTORS (0: always)", async () => {
+      ({ bulkhead: bh, db, store, pendingIndexer: indexer } = await backend.open({ config: { dimension: 8, annIndexThreshold: 20, maxPendingVectors: 0 } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);
+      await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 30 }, (_, i) => ({ id: `base-${i}`, values: vec(i) })));
+      expect((await placement("tenant-a")).annIndexed).toBe(true);
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "direct", values: vec(55) }]);
+      expect(await pendingRows("tenant-a")).toBe(0);
+      expect((await bh.dataManager.queryDocuments("tenant-a", vec(55), { topK: 1 })).matches[0]!.id).toBe("direct");
+    });
+
     it("catches up what an earlier process left beside the graph at the tenant's first search", async () => {
       ({ bulkhead: bh, db, store, pendingIndexer: indexer } = await backend.open({ config: { dimension: 8, annIndexThreshold: 20 } }));
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);

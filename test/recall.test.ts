@@ -23,13 +23,21 @@ for (const backend of STORES) {
           ctx.skip();
         }
         expect((await bh.registry.getTenant("tenant-a")).placement.annIndexed).toBe(true);
-        // A beam of 1: the index finds one neighbour where ten were asked for.
+        // Searches walk the graph until they have their topK (pgvector's iterative scan), so on a
+        // namespace this small the graph's answers are exact whatever the width: the low recall a
+        // large namespace can show is recorded here directly, as the sampler records what it measures.
         await bh.registry.setEfSearch("tenant-a", 1);
         const alerts: string[] = [];
         bh.monitor.on("alert", (a) => alerts.push(`${a.tenantId} ${a.kind} ${a.state}`));
+        for (let i = 0; i < 5; i++) await bh.dataManager.queryDocuments("tenant-a", vec(900 + i), { topK: 10 });
+        await waitFor("a real sample", async () => (bh.monitor.getTenantStats("tenant-a").recallSamples ?? 0) > 0);
+        expect(bh.monitor.getTenantStats("tenant-a").recall).toBe(1); // measured against exact search: the walk found the true ten
+        for (let i = 0; i < 20; i++) bh.monitor.recordRecall("tenant-a", 0.5);
+        await waitFor("the search to be widened", async () => (await bh.registry.getTenant("tenant-a")).placement.efSearch === 2);
+        // Measured afresh at the new width, from real samples, until the alert resolves.
         let queries = 0;
         await waitFor(
-          "tenant-a's search to be widened until its recall alert resolves",
+          "tenant-a's recall alert to resolve",
           async () => {
             await bh.dataManager.queryDocuments("tenant-a", vec(1_000 + queries++), { topK: 10 });
             return alerts.includes("tenant-a recall resolved");
@@ -37,15 +45,14 @@ for (const backend of STORES) {
           120_000,
         );
         const widened = (await bh.audit.list(100)).filter((e) => e.action === "tenant.search_widened");
-        expect(widened.length).toBeGreaterThanOrEqual(2);
+        expect(widened.length).toBeGreaterThanOrEqual(1);
         expect(widened.every((e) => e.target === "tenant-a" && e.actor === "bulkhead:recall-monitor")).toBe(true);
         expect(widened.at(-1)!.details).toMatchObject({ efSearch: { from: 1, to: 2 } }); // the oldest entry is last
-        const efSearch = (await bh.registry.getTenant("tenant-a")).placement.efSearch!;
-        expect(efSearch).toBeGreaterThanOrEqual(4);
+        expect((await bh.registry.getTenant("tenant-a")).placement.efSearch).toBeGreaterThanOrEqual(2);
         expect(alerts[0]).toBe("tenant-a recall firing");
         const stats = bh.monitor.getTenantStats("tenant-a");
         expect(stats.recall).toBeGreaterThanOrEqual(0.99);
-        expect(warnings.join("\n")).toMatch(/tenant tenant-a's recall was 0\.\d+ over 20 sampled queries: its search widened from ef_search 1 to 2/);
+        expect(warnings.join("\n")).toMatch(/tenant tenant-a's recall was 0\.\d+ over \d+ sampled queries: its search widened from ef_search 1 to 2/);
         expect(await bh.monitor.metricsText()).toMatch(/bulkhead_tenant_recall\{tenant="tenant-a"\} (1|0\.99)/);
         // tenant-b was never queried: nothing measured for it, its search untouched.
         expect(bh.monitor.getTenantStats("tenant-b")).toMatchObject({ recall: null, recallSamples: 0 });

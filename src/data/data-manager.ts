@@ -100,13 +100,14 @@ export class TenantDataManager {
     return this.admit(tenant, "upsert", () =>
       this.registry.withPlacement(tenant, async (current) => {
         const { placement } = current;
-        const outcome = await this.store.upsert(placement, records, current.quota.maxDocuments);
+        const deferIndexing = this.pendingIndexer?.mayDefer(tenant.tenantId, records.length) ?? false;
+        const outcome = await this.store.upsert(placement, records, current.quota.maxDocuments, { deferIndexing });
         this.meter?.meterVectorWrite(tenant.tenantId, outcome.upserted);
         this.gate?.observe(current, { operation: "upsert", documents: outcome.documents });
         // The write is committed: indexing after it must never make it look failed. A failed build is
         // logged by the store; ann_indexed stays false either way and the tenant's next write retries.
         if (!placement.annIndexed) await this.registry.ensureAnnIndex(current, undefined, outcome.documents).catch(() => false);
-        if (outcome.pending) this.pendingIndexer?.offer(tenant.tenantId);
+        if (outcome.pending) this.pendingIndexer?.offer(tenant.tenantId, outcome.upserted);
         return { upserted: outcome.upserted, namespace: placement.namespace, index: placement.index, isolation: placement.isolation };
       }),
       records.length,

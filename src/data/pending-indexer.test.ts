@@ -20,6 +20,30 @@ describe("PendingIndexer", () => {
     expect([...left.values()]).toEqual([0, 0, 0]);
   });
 
+  it("bounds what a tenant may leave waiting: counted on offer, taken off as batches are added, cleared once caught up", async () => {
+    let left = 0;
+    let release!: () => void;
+    let gate = new Promise<void>((r) => (release = r));
+    const indexer = new PendingIndexer(async (_tenantId, limit) => {
+      await gate;
+      const n = Math.min(limit, left);
+      left -= n;
+      return n;
+    }, () => {}, 4, 10);
+    expect(indexer.mayDefer("tenant-a", 10)).toBe(true);
+    expect(indexer.mayDefer("tenant-a", 11)).toBe(false);
+    left = 8;
+    indexer.offer("tenant-a", 8);
+    expect(indexer.mayDefer("tenant-a", 2)).toBe(true);
+    expect(indexer.mayDefer("tenant-a", 3)).toBe(false);
+    expect(indexer.mayDefer("tenant-b", 10)).toBe(true); // another tenant's bound is its own
+    release();
+    await indexer.idle();
+    expect(left).toBe(0);
+    expect(indexer.mayDefer("tenant-a", 10)).toBe(true);
+    gate = Promise.resolve();
+  });
+
   it("leaves a tenant whose batch failed until its next write, naming only its id; an erased tenant quietly", async () => {
     const warnings: string[] = [];
     let calls = 0;

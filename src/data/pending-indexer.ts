@@ -28,6 +28,8 @@ export const PENDING_BATCH_EMBEDDED = 25;
 export class PendingIndexer {
   /** Tenants with vectors waiting, in turn order. */
   private readonly waiting = new Set<string>();
+  /** How many vectors of each tenant this process wrote beside the graph and has not indexed yet. */
+  private readonly backlog = new Map<string, number>();
   /** Tenants offered since this process started (`offerOnce`). */
   private readonly seen = new Set<string>();
   private running: Promise<void> | undefined;
@@ -37,12 +39,24 @@ export class PendingIndexer {
     private readonly step: (tenantId: string, limit: number) => Promise<number>,
     private readonly warn: (message: string) => void,
     private readonly batch = PENDING_BATCH,
+    private readonly maxBacklog = Number.POSITIVE_INFINITY,
   ) {}
 
-  /** A write left vectors of `tenantId` outside its index. */
-  offer(tenantId: string): void {
+  /**
+   * Whether `n` more vectors of the tenant may wait beside its graph. Past `maxBacklog`
+   * (`BULKHEAD_MAX_PENDING_VECTORS`) they are written into the graph directly, as slowly as that is:
+   * the exact scan of a namespace's waiting vectors, which each of its searches pays, stays bounded
+   * however much faster than the indexer a tenant writes. Counted per process.
+   */
+  mayDefer(tenantId: string, n: number): boolean {
+    return (this.backlog.get(tenantId) ?? 0) + n <= this.maxBacklog;
+  }
+
+  /** A write left `vectors` of `tenantId` outside its index. */
+  offer(tenantId: string, vectors = 0): void {
     if (this.closed) return;
     this.seen.add(tenantId);
+    if (vectors > 0) this.backlog.set(tenantId, (this.backlog.get(tenantId) ?? 0) + vectors);
     this.waiting.add(tenantId);
     this.running ??= this.run().finally(() => {
       this.running = undefined;
@@ -77,7 +91,13 @@ export class PendingIndexer {
       this.waiting.delete(tenantId);
       const started = performance.now();
       try {
-        if ((await this.step(tenantId, this.batch)) >= this.batch) this.waiting.add(tenantId);
+        const added = await this.step(tenantId, this.batch);
+        if (added >= this.batch) {
+          this.waiting.add(tenantId);
+          this.backlog.set(tenantId, Math.max(0, (this.backlog.get(tenantId) ?? 0) - added));
+        } else {
+          this.backlog.delete(tenantId); // caught up
+        }
       } catch (err) {
         if (!(err instanceof TenantNotFoundError)) this.warn(`bulkhead: indexing the vectors tenant ${tenantId} wrote ahead of its HNSW index failed; they stay searchable (exactly) and its next write retries: ${describeError(err)}`);
       }

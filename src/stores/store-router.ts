@@ -116,8 +116,8 @@ export class StoreRouter implements VectorStore {
     return this.remotes.has(name);
   }
 
-  upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
-    return this.of(p).upsert(p, records, maxDocuments);
+  upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number, options?: { deferIndexing?: boolean }): Promise<UpsertOutcome> {
+    return this.of(p).upsert(p, records, maxDocuments, options);
   }
 
   query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {

@@ -138,8 +138,10 @@ export interface VectorStore {
   /**
    * Writes the batch, all or nothing. Refuses it whole with `QuotaExceededError` when its new ids
    * would take the tenant past `maxDocuments`, atomically with respect to the tenant's other writers.
+   * A store with ANN indexes may write it ahead of the namespace's index (`pending` in the outcome)
+   * unless `deferIndexing` is false.
    */
-  upsert(placement: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome>;
+  upsert(placement: Placement, records: readonly VectorRecord[], maxDocuments: number, options?: { deferIndexing?: boolean }): Promise<UpsertOutcome>;
   /**
    * The tenant's nearest neighbours. With `count`, up to `count.lease` queries (this one included)
    * are first counted against the tenant's daily quota, atomically with every other instance's

@@ -65,10 +65,10 @@ export const sql = {
    * tenant's document counter and aborts with SQLSTATE BHQ01 if that takes the tenant past its
    * quota. A tenant without a counter yet has its rows counted once (the ELSE branch only runs then).
    */
-  upsert: (p: Placement) => {
+  upsert: (p: Placement, pending: boolean) => {
     // Once the namespace has its graph, a write goes to `pending`: acknowledged without inserting
     // into the graph (pgvector skips NULLs), searched exactly until the pending indexer moves it.
-    const [column, other] = p.annIndexed ? ["pending", "embedding"] : ["embedding", "pending"];
+    const [column, other] = pending ? ["pending", "embedding"] : ["embedding", "pending"];
     return `
     WITH existing AS (
       SELECT count(*) AS n FROM ${tableOf(p)}

@@ -61,15 +61,16 @@ export class PgvectorStore implements MovableStore {
     await tx.query(sql.dropStorage, [p.indexId, p.slot]);
   }
 
-  async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number): Promise<UpsertOutcome> {
+  async upsert(p: Placement, records: readonly VectorRecord[], maxDocuments: number, options: { deferIndexing?: boolean } = {}): Promise<UpsertOutcome> {
     const json = await rowsJson(records);
+    const pending = p.annIndexed && options.deferIndexing !== false;
     try {
       const [, [row]] = (await this.guarded(p, [
         { text: sql.lockTenantWrites, params: [p.tenantId] },
-        { text: sql.upsert(p), params: [p.tenantId, json, maxDocuments] },
+        { text: sql.upsert(p, pending), params: [p.tenantId, json, maxDocuments] },
         ...(p.moving ? [{ text: sql.logUpserted, params: [p.tenantId, json] }] : []),
       ])) as [unknown, { documents: number; added: number }[]];
-      return { upserted: records.length, added: row!.added, documents: row!.documents, pending: p.annIndexed };
+      return { upserted: records.length, added: row!.added, documents: row!.documents, pending };
     } catch (err) {
       const e = err as { code?: string; detail?: string };
       if (e.code !== "BHQ01") throw err;
@@ -78,8 +79,8 @@ export class PgvectorStore implements MovableStore {
   }
 
   async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
-    const { search, filtered } = searchStatement(p, vector, topK, filter);
-    const settings = this.searchSettings(p, filtered);
+    const search = searchStatement(p, vector, topK, filter);
+    const settings = this.searchSettings(p);
     // The count runs first in the same transaction (a used-up day aborts it before the search). It
     // is the transaction's only write: its commit need not wait for a WAL flush (a crash forgets at
     // most a fraction of a second of counts; billing relies on the usage ledger).
@@ -97,7 +98,7 @@ export class PgvectorStore implements MovableStore {
   async exactQuery(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer> {
     // No index scan: the namespace's partition is read in full and every distance computed. Cut
     // short: a sample that costs more (a huge namespace, a heavy filter) is not worth measuring.
-    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter).search], { enable_indexscan: "off", statement_timeout: String(EXACT_SEARCH_TIMEOUT_MS) });
+    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter)], { enable_indexscan: "off", statement_timeout: String(EXACT_SEARCH_TIMEOUT_MS) });
     return { matches: toMatches(rows!) };
   }
 
@@ -278,10 +279,15 @@ export class PgvectorStore implements MovableStore {
     }
   }
 
-  private searchSettings(p: Placement, filtered: boolean): LocalSettings | undefined {
+  private searchSettings(p: Placement): LocalSettings | undefined {
     if (!p.annIndexed) return undefined;
-    const settings: Record<string, string> = {
+    return {
+      // An HNSW scan yields at most ef_search rows, and fewer reach the query when some are
+      // filtered out: by a metadata filter, or as dead versions of re-upserted vectors not vacuumed
+      // yet (every re-upsert leaves some in the graph). The iterative scan (pgvector 0.8) keeps
+      // walking the graph, in exact distance order, until the query has its topK rows.
       "hnsw.ef_search": String(p.efSearch ?? this.settings.hnswEfSearch),
+      "hnsw.iterative_scan": "strict_order",
       // A namespace has an HNSW index because exact search got too slow for it, but pgvector costs
       // HNSW scans of tables this small above a full scan: on the benchmark the planner scanned
       // 6,000 vectors exactly (12 ms p50) instead of using the index (3 ms). Steer it, for this
@@ -289,17 +295,13 @@ export class PgvectorStore implements MovableStore {
       enable_seqscan: "off",
       enable_bitmapscan: "off",
     };
-    // With a metadata filter, an HNSW scan may find fewer than topK matching rows; pgvector 0.8's
-    // iterative scan keeps walking the graph (in exact distance order) until it has enough.
-    if (filtered) settings["hnsw.iterative_scan"] = "strict_order";
-    return settings;
   }
 }
 
 /** The search statement of a query (its filter compiled after the three fixed parameters). */
-function searchStatement(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): { search: Statement; filtered: boolean } {
+function searchStatement(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Statement {
   const compiled = compileFilter(filter, 4);
-  return { search: { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] }, filtered: compiled.params.length > 0 };
+  return { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
 }
 
 function toMatches(rows: Row[]): Match[] {
