@@ -381,7 +381,7 @@ const SETTINGS = {
   namespaceProvisionThreshold: ["BULKHEAD_NAMESPACE_PROVISION_THRESHOLD", 0.9, fraction],
   annIndexThreshold: ["BULKHEAD_ANN_INDEX_THRESHOLD", 2_000, int(1, 1_000_000_000)],
   // pgvector's own defaults, chosen by measured recall (bench:ingest, 100,000 × 384-d: recall@10
-  // 0.99 at ef_search 40 and 1.0 at 100, like m = 32 / ef_construction = 200, built 3.4× faster);
+  // 0.99 at ef_search 40 and 1.0 at 100, like m = 32 / ef_construction = 200, built 3.7× faster);
   // the recall monitor widens ef_search for a namespace whose measured recall falls short.
   hnswM: ["BULKHEAD_HNSW_M", 16, int(2, 100)],
   hnswEfConstruction: ["BULKHEAD_HNSW_EF_CONSTRUCTION", 64, int(4, 1000)],

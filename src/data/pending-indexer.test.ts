@@ -23,7 +23,7 @@ describe("PendingIndexer", () => {
   it("bounds what a tenant may leave waiting: counted on offer, taken off as batches are added, cleared once caught up", async () => {
     let left = 0;
     let release!: () => void;
-    let gate = new Promise<void>((r) => (release = r));
+    const gate = new Promise<void>((r) => (release = r));
     const indexer = new PendingIndexer(async (_tenantId, limit) => {
       await gate;
       const n = Math.min(limit, left);
@@ -41,7 +41,6 @@ describe("PendingIndexer", () => {
     await indexer.idle();
     expect(left).toBe(0);
     expect(indexer.mayDefer("tenant-a", 10)).toBe(true);
-    gate = Promise.resolve();
   });
 
   it("leaves a tenant whose batch failed until its next write, naming only its id; an erased tenant quietly", async () => {
