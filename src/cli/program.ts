@@ -36,6 +36,7 @@ function cliProgram(io: CliIo): Command {
     .option("--database <url>", "postgres://… (runtime role), memory:// or a directory (DATABASE_URL)")
     .option("--drain-timeout <ms>", "on SIGTERM, how long in-flight requests may finish before their connections are closed (default: BULKHEAD_DRAIN_TIMEOUT_MS, else 10000)")
     .action(async (opts: { host?: string; port?: string; database?: string; drainTimeout?: string }) => {
+      // The service is the process's own: it reads the process's environment and owns its signals.
       const { serveSettings, startServer } = await import("../server/serve.js");
       // Everything is validated before the database is opened; an error names the option or variable.
       const settings = serveSettings(
@@ -117,8 +118,7 @@ function cliProgram(io: CliIo): Command {
       }
       if (!config.databaseOwnerUrl) throw new BulkheadError("CONFIG_INVALID", 2, "set DATABASE_OWNER_URL to the owner role's postgres:// URL");
       const applied = await migrateWithOwner(config.databaseOwnerUrl, { ...ctx, vectorSchema: "" });
-      io.out(applied.length ? `applied migrations ${applied.join(", ")} to schema ${config.schema}` : `schema ${config.schema} is up to date`);
-      io.out("\n");
+      io.out(applied.length ? `applied migrations ${applied.join(", ")} to schema ${config.schema}\n` : `schema ${config.schema} is up to date\n`);
     });
   return program;
 }

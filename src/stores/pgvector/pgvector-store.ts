@@ -172,6 +172,8 @@ export class PgvectorStore implements MovableStore {
 
   async indexPending(p: Placement, limit: number): Promise<number> {
     if (!p.annIndexed) return 0;
+    // Background work, as builds are: on the control plane's connections, never one of the data
+    // plane's that tenants' requests wait for; still in the tenant's context, behind the placement check.
     const [[row]] = (await this.guarded(p, [{ text: sql.indexPending(p), params: [p.tenantId, limit] }], undefined, this.slowDb)) as [{ n: number }[]];
     return row!.n;
   }
