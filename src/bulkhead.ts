@@ -183,6 +183,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     db.kind === "pglite" ? PENDING_BATCH_EMBEDDED : PENDING_BATCH,
     config.maxPendingVectors,
   );
+  registry.onChange((tenantId) => pendingIndexer.forget(tenantId));
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate, recall, pendingIndexer);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.

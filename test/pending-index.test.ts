@@ -136,6 +136,17 @@ for (const backend of BACKENDS) {
       expect((await bh.dataManager.queryDocuments("tenant-a", vec(55), { topK: 1 })).matches[0]!.id).toBe("direct");
     });
 
+    it("answers a selective filter whole when its matches lie beyond what the graph walk reaches (searched again exactly)", async () => {
+      ({ bulkhead: bh, db, store, pendingIndexer: indexer } = await backend.open({ config: { dimension: 8, annIndexThreshold: 1_000_000 } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { maxDocuments: 30_000, requestsPerSecond: 10_000, burst: 10_000 } });
+      // 21,000 vectors around one direction (more than the walk's 20,000-tuple limit) and 5 tagged ones opposite.
+      for (let s = 0; s < 21_000; s += 1000) await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 1000 }, (_, i) => ({ id: `near-${s + i}`, values: vec(s + i) })));
+      await bh.dataManager.upsertDocuments("tenant-a", Array.from({ length: 5 }, (_, i) => ({ id: `rare-${i}`, values: vec(i).map((v) => -v), metadata: { tag: "rare" } })));
+      expect(await bh.registry.ensureAnnIndex(await bh.registry.getTenant("tenant-a"), 1)).toBe(true);
+      const { matches } = await bh.dataManager.queryDocuments("tenant-a", vec(3), { topK: 5, filter: { tag: "rare" } });
+      expect(matches.map((m) => m.id).sort()).toEqual(["rare-0", "rare-1", "rare-2", "rare-3", "rare-4"]);
+    }, 60_000);
+
     it("catches up what an earlier process left beside the graph at the tenant's first search", async () => {
       ({ bulkhead: bh, db, store, pendingIndexer: indexer } = await backend.open({ config: { dimension: 8, annIndexThreshold: 20 } }));
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO);

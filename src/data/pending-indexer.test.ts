@@ -43,6 +43,26 @@ describe("PendingIndexer", () => {
     expect(indexer.mayDefer("tenant-a", 10)).toBe(true);
   });
 
+  it("forgets a tenant's count when it changes (erased, registered again, moved) or is not found", async () => {
+    let calls = 0;
+    const indexer = new PendingIndexer(async (tenantId) => {
+      calls++;
+      throw new TenantNotFoundError(tenantId);
+    }, () => {}, 4, 10);
+    indexer.offer("tenant-a", 10);
+    await indexer.idle();
+    expect(calls).toBe(1);
+    expect(indexer.mayDefer("tenant-a", 10)).toBe(true); // erased: its count went with it
+    const held = new PendingIndexer(async () => new Promise<number>(() => {}), () => {}, 4, 10);
+    held.offer("tenant-b", 10);
+    expect(held.mayDefer("tenant-b", 1)).toBe(false);
+    held.forget("tenant-b");
+    expect(held.mayDefer("tenant-b", 10)).toBe(true);
+    held.offer("tenant-c", 10);
+    held.forget(null);
+    expect(held.mayDefer("tenant-c", 10)).toBe(true);
+  });
+
   it("leaves a tenant whose batch failed until its next write, naming only its id; an erased tenant quietly", async () => {
     const warnings: string[] = [];
     let calls = 0;

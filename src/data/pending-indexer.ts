@@ -73,6 +73,21 @@ export class PendingIndexer {
     this.offer(tenantId);
   }
 
+  /**
+   * The tenant changed (erased, registered again, moved, suspended; null: any): what this process counted for it
+   * no longer describes its namespace. A move copies waiting vectors into the target's graph; an
+   * erased tenant's vectors are gone.
+   */
+  forget(tenantId: string | null): void {
+    if (tenantId === null) {
+      this.backlog.clear(); // every tenant (the registry could not say which)
+      this.seen.clear();
+      return;
+    }
+    this.backlog.delete(tenantId);
+    this.seen.delete(tenantId);
+  }
+
   /** Resolves once nothing offered is left to index (or the indexer closed). */
   async idle(): Promise<void> {
     while (this.running) await this.running;
@@ -99,7 +114,8 @@ export class PendingIndexer {
           this.backlog.delete(tenantId); // caught up
         }
       } catch (err) {
-        if (!(err instanceof TenantNotFoundError)) this.warn(`bulkhead: indexing the vectors tenant ${tenantId} wrote ahead of its HNSW index failed; they stay searchable (exactly) and its next write retries: ${describeError(err)}`);
+        if (err instanceof TenantNotFoundError) this.backlog.delete(tenantId);
+        else this.warn(`bulkhead: indexing the vectors tenant ${tenantId} wrote ahead of its HNSW index failed; they stay searchable (exactly) and its next write retries: ${describeError(err)}`);
       }
       await new Promise((resolve) => setTimeout(resolve, performance.now() - started));
     }

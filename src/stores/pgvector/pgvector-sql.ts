@@ -95,9 +95,11 @@ export const sql = {
   /**
    * $1 tenant, $2 query vector, $3 topK, then the filter's parameters. With an HNSW index: its
    * nearest rows, and the nearest of the rows written since that it does not cover yet (`pending`,
-   * found through their partial index and compared exactly), merged by distance.
+   * found through their partial index and compared exactly), merged by distance. `exact`: every
+   * row compared, whatever indexes the namespace has (ordered by an expression no index serves:
+   * `enable_indexscan = off` alone did not stop PGlite's planner from taking the HNSW index).
    */
-  query: (p: Placement, filterSql: string) => {
+  query: (p: Placement, filterSql: string, exact = false) => {
     const m = METRIC_SQL[p.metric];
     const nearest = (value: string, where: string) => `
     SELECT tenant_id, id, metadata, ${value} ${m.op} $2::vector AS distance
@@ -105,7 +107,7 @@ export const sql = {
      WHERE tenant_id = $1 AND ${where} AND ${filterSql}
      ORDER BY ${value} ${m.op} $2::vector
      LIMIT $3`;
-    if (!p.annIndexed) return `SELECT tenant_id, id, metadata, ${m.score("distance")} AS score FROM (${nearest(VALUE, "true")}) exact`;
+    if (exact || !p.annIndexed) return `SELECT tenant_id, id, metadata, ${m.score("distance")} AS score FROM (${nearest(VALUE, "true")}) exact`;
     return `
     SELECT tenant_id, id, metadata, ${m.score("distance")} AS score
       FROM ((${nearest("embedding", "embedding IS NOT NULL")}) UNION ALL (${nearest("pending", "pending IS NOT NULL")})) both_parts

@@ -92,13 +92,19 @@ export class PgvectorStore implements MovableStore {
       throw dailyQuotaError(err);
     }
     const counted = first ? (all[0]![0] as { queries: number; granted: number }) : undefined;
-    return { matches: toMatches(all.at(-1)!), queriesToday: counted?.queries, queriesGranted: counted?.granted };
+    let rows = all.at(-1)!;
+    // The iterative scan gives up after hnsw.max_scan_tuples (20,000) or its memory: a selective
+    // filter whose matches lie far along the graph comes back short, even empty. Short answers of
+    // an indexed namespace are searched again exactly (the partition read in full, with the filter),
+    // within the request's deadline; the count above already covered this query.
+    if (p.annIndexed && rows.length < topK) [rows] = (await this.guarded(p, [searchStatement(p, vector, topK, filter, true)])) as [Row[]];
+    return { matches: toMatches(rows), queriesToday: counted?.queries, queriesGranted: counted?.granted };
   }
 
   async exactQuery(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Promise<QueryAnswer> {
     // No index scan: the namespace's partition is read in full and every distance computed. Cut
     // short: a sample that costs more (a huge namespace, a heavy filter) is not worth measuring.
-    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter)], { enable_indexscan: "off", statement_timeout: String(EXACT_SEARCH_TIMEOUT_MS) });
+    const [rows] = await this.guarded(p, [searchStatement(p, vector, topK, filter, true)], { statement_timeout: String(EXACT_SEARCH_TIMEOUT_MS) });
     return { matches: toMatches(rows!) };
   }
 
@@ -301,9 +307,9 @@ export class PgvectorStore implements MovableStore {
 }
 
 /** The search statement of a query (its filter compiled after the three fixed parameters). */
-function searchStatement(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined): Statement {
+function searchStatement(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, exact = false): Statement {
   const compiled = compileFilter(filter, 4);
-  return { text: sql.query(p, compiled.sql), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
+  return { text: sql.query(p, compiled.sql, exact), params: [p.tenantId, vectorLiteral(vector), topK, ...compiled.params] };
 }
 
 function toMatches(rows: Row[]): Match[] {
