@@ -19,9 +19,12 @@ export class BulkheadError extends Error {
 /** Input was rejected before anything was written. `field` says where, e.g. `documents[3].values[7]`. */
 export class ValidationError extends BulkheadError {
   readonly field: string;
-  constructor(field: string, message: string) {
-    super("VALIDATION_FAILED", 400, `${field}: ${message}`);
+  /** What is wrong with the field (the message without the field's name). */
+  readonly reason: string;
+  constructor(field: string, reason: string) {
+    super("VALIDATION_FAILED", 400, `${field}: ${reason}`);
     this.field = field;
+    this.reason = reason;
   }
 }
 

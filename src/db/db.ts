@@ -18,7 +18,7 @@ export interface Queryable {
  */
 export type LocalSettings = Readonly<Record<string, string>>;
 
-export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan", "enable_indexscan", "synchronous_commit", "statement_timeout"]);
+export const ALLOWED_SETTINGS = new Set(["hnsw.ef_search", "hnsw.iterative_scan", "hnsw.max_scan_tuples", "enable_seqscan", "enable_bitmapscan", "synchronous_commit", "statement_timeout"]);
 
 /** The tenant context: the tenant whose rows row-level security shows (see `current_tenant()`, migration 13). */
 export const TENANT_SETTING = "bulkhead.tenant_id";

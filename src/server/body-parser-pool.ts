@@ -12,6 +12,9 @@ export const MAX_BODIES_PER_CALLER = 2;
 /** A body not parsed within this long means a stuck worker: it is replaced and the request refused (503). */
 const DEADLINE_MS = 10_000;
 
+/** The refusal of a body a worker failed on (it died, or answered with a failure): the caller may retry. */
+const parseFailed = (how = "could not be parsed") => new BulkheadError("BODY_PARSE_FAILED", 503, `the request body ${how}; retry`);
+
 interface Job {
   id: number;
   owner: string;
@@ -87,7 +90,7 @@ export class BodyParserPool {
       const job = queue.shift()!;
       if (queue.length > 0) this.turns.push(owner);
       else this.waiting.delete(owner);
-      const timer = setTimeout(() => this.retire(worker, new BulkheadError("BODY_PARSE_FAILED", 503, "the request body was not parsed in time; retry")), DEADLINE_MS);
+      const timer = setTimeout(() => this.retire(worker, parseFailed("was not parsed in time")), DEADLINE_MS);
       this.running.set(worker, { job, timer });
       // Handed over without a copy when the bytes own their memory (a large body always does).
       const own = job.bytes.byteOffset === 0 && job.bytes.byteLength === job.bytes.buffer.byteLength;
@@ -102,8 +105,8 @@ export class BodyParserPool {
     worker.unref();
     worker.on("message", (result: BodyResult) => this.answered(worker, result));
     // A worker that dies (out of memory, a bug) fails only the body it held; the next one starts afresh.
-    worker.on("error", () => this.retire(worker, new BulkheadError("BODY_PARSE_FAILED", 503, "the request body could not be parsed; retry")));
-    worker.on("exit", () => this.retire(worker, new BulkheadError("BODY_PARSE_FAILED", 503, "the request body could not be parsed; retry")));
+    worker.on("error", () => this.retire(worker, parseFailed()));
+    worker.on("exit", () => this.retire(worker, parseFailed()));
     return worker;
   }
 
@@ -114,7 +117,7 @@ export class BodyParserPool {
     this.idle.push(worker);
     if ("body" in result) entry.job.resolve(result.body);
     else if ("invalid" in result) entry.job.reject(new ValidationError(result.invalid.field, result.invalid.message));
-    else entry.job.reject(new BulkheadError("BODY_PARSE_FAILED", 503, "the request body could not be parsed; retry"));
+    else entry.job.reject(parseFailed());
     this.dispatch();
   }
 

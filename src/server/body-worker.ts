@@ -23,7 +23,7 @@ parentPort!.on("message", ({ id, bytes, schema }: BodyJob) => {
   try {
     result = { id, body: parse<unknown>(OFFLOADED_BODIES[schema], decodeJsonBody(bytes), "body") };
   } catch (err) {
-    if (err instanceof ValidationError) result = { id, invalid: { field: err.field, message: err.message.slice(err.field.length + 2) } };
+    if (err instanceof ValidationError) result = { id, invalid: { field: err.field, message: err.reason } };
     else result = { id, failed: err instanceof Error ? err.name : "error" };
   }
   try {
