@@ -128,7 +128,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     onQuarantine: ({ event, reason }) => warn(`bulkhead: usage event quarantined (tenant ${event.tenantId}, kind ${String(event.kind)}): ${reason}; the other events were written — see usage_quarantine`),
   });
   const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
-  const metrics = new BulkheadMetrics(() => registry.getCapacity());
+  const metrics = new BulkheadMetrics(() => registry.getCapacity(), () => registry.getPools());
   const monitor = new TenantMonitor(metrics, config, warn, now);
   const audit = new AuditLog(db);
   const keys = new ApiKeyStore(db, audit, config.tenantCacheTtlMs, now);

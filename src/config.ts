@@ -137,6 +137,13 @@ export interface BulkheadConfig {
   readonly namespaceProvisionThreshold: number;
   /** A namespace or dedicated index gets an HNSW index once it holds this many vectors; below, search is exact. */
   readonly annIndexThreshold: number;
+  /**
+   * Where free and pro tenants start. "namespace": a partition of a shared index each (the
+   * reference's design). "pool": rows in one table shared by many small tenants, keyed by tenant
+   * and searched exactly — no relation per tenant, so one database holds 100,000 tenants — until
+   * a tenant reaches `annIndexThreshold` vectors and moves online to a namespace with its own graph.
+   */
+  readonly smallTenants: "namespace" | "pool";
   readonly hnswM: number;
   readonly hnswEfConstruction: number;
   readonly hnswEfSearch: number;
@@ -380,6 +387,7 @@ const SETTINGS = {
   namespaceAlertThreshold: ["BULKHEAD_NAMESPACE_ALERT_THRESHOLD", 0.8, fraction],
   namespaceProvisionThreshold: ["BULKHEAD_NAMESPACE_PROVISION_THRESHOLD", 0.9, fraction],
   annIndexThreshold: ["BULKHEAD_ANN_INDEX_THRESHOLD", 2_000, int(1, 1_000_000_000)],
+  smallTenants: ["BULKHEAD_SMALL_TENANTS", "namespace", oneOf<"namespace" | "pool">(["namespace", "pool"])],
   // pgvector's own defaults, chosen by measured recall (bench:ingest, 100,000 × 384-d: recall@10
   // 0.99 at ef_search 40 and 1.0 at 100, like m = 32 / ef_construction = 200, built 3.7× faster);
   // the recall monitor widens ef_search for a namespace whose measured recall falls short.

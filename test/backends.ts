@@ -53,13 +53,20 @@ if (process.env.CI && (!serverUrl || !ownerUrl || !dataUrl)) {
 
 const schemas: string[] = [];
 
+/**
+ * `BULKHEAD_TEST_SMALL_TENANTS=pool npm test` runs every suite with small tenants in a pool (a
+ * test's own config still decides): the isolation suites must hold for either placement.
+ */
+const placementDefault = process.env.BULKHEAD_TEST_SMALL_TENANTS ? { smallTenants: process.env.BULKHEAD_TEST_SMALL_TENANTS } : {};
+const withDefaults = (options: BulkheadOptions): BulkheadOptions => ({ ...options, config: { ...placementDefault, ...options.config } as BulkheadOptions["config"] });
+
 // In-memory databases start from the image test/setup-image.ts migrated once for the whole run.
 const image = inject("pgliteImage");
 if (image) useMemoryImage("bulkhead", new Blob([readFileSync(image)]));
 
 export const pglite: Backend = {
   name: "pglite",
-  open: (options = {}) => openBulkhead({ ...options, database: "memory://", env: {} }),
+  open: (options = {}) => openBulkhead({ ...withDefaults(options), database: "memory://", env: {} }),
   openWithCell: (options = {}) => pglite.open(withCell(options, { url: "memory://" })),
   failWritesInto: refuseWritesInTable,
 };
@@ -71,7 +78,7 @@ export const postgres: Backend | undefined =
         open: (options = {}) => {
           const schema = `t_${randomBytes(5).toString("hex")}`;
           schemas.push(schema);
-          return openBulkhead({ ...options, database: serverUrl, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { ...options.config, schema } });
+          return openBulkhead({ ...options, database: serverUrl, databaseOwnerUrl: ownerUrl, databaseDataUrl: dataUrl, env: {}, config: { ...withDefaults(options).config, schema } });
         },
         openWithCell: (options = {}) =>
           postgres!.open(withCell(options, { url: cellDatabase(serverUrl), ownerUrl: cellDatabase(ownerUrl), ...(dataUrl ? { dataUrl: cellDatabase(dataUrl) } : {}) })),

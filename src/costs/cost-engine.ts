@@ -231,7 +231,8 @@ export class CostAllocationEngine implements UsageMeter {
     const dedicated: Record<string, number> = {};
     // A tenant moving between two dedicated indexes owes both while the move lasts.
     for (const r of rows) if (r.kind === "dedicated" && r.owner) dedicated[r.owner] = (dedicated[r.owner] ?? 0) + p.vectorIndexMonthly;
-    const shared = rows.filter((r) => r.kind === "shared").length;
+    // A pool is shared like a shared index: its cost is allocated across tenants, not to an owner.
+    const shared = rows.filter((r) => r.kind !== "dedicated").length;
     // Each cell is one more PostgreSQL database to pay for.
     const databases = 1 + Object.keys(this.config.cells).length;
     const categories = { vectorIndexes: rows.length * p.vectorIndexMonthly, postgres: databases * p.postgresMonthly, loadBalancerMonitoring: p.loadBalancerMonitoringMonthly };
@@ -275,7 +276,9 @@ export class CostAllocationEngine implements UsageMeter {
       if (weights.size === 0) throw new ValidationError("basis", "names no tenant");
     } else {
       method = basis;
-      for (const t of tenants) weights.set(t.tenantId, await this.weightOf(t, basis, period));
+      await this.ledger.flush();
+      const each = await forEachTenant(tenants, (t) => this.weightOf(t, basis, period));
+      tenants.forEach((t, i) => weights.set(t.tenantId, each[i]!));
     }
     if ([...weights.values()].every((w) => w === 0n)) {
       throw new ValidationError("basis", `every tenant's ${method} weight for ${period} is zero; allocate "equal" or pass an explicit basis`);
@@ -290,9 +293,13 @@ export class CostAllocationEngine implements UsageMeter {
     const breakdown = fixed ? { categories: fixed.categories, dedicated: fixed.dedicated } : { categories: null, dedicated: {} };
     await this.db.transaction(async (tx) => {
       const [run] = await tx.query<{ id: number }>(sql.insertRun, [period, method, totalCents.toString(), JSON.stringify(breakdown)]);
-      for (const [tenantId, cents] of shares) {
+      // Each row in its tenant's context, entered in the server (migration 19), a slice at a time.
+      const rows = [...shares].map(([tenantId, cents]) => {
         const own = dedicatedCents.get(tenantId) ?? 0n;
-        await tx.inTenant(tenantId, () => tx.query(sql.insertAllocation, [run!.id, tenantId, (cents + own).toString(), own.toString()]));
+        return { tenant_id: tenantId, cents: (cents + own).toString(), dedicated_cents: own.toString() };
+      });
+      for (let i = 0; i < rows.length; i += ALLOCATIONS_PER_STATEMENT) {
+        await tx.query(sql.insertAllocations, [run!.id, JSON.stringify(rows.slice(i, i + ALLOCATIONS_PER_STATEMENT))]);
       }
     });
     return Object.fromEntries([...shares].map(([t, c]) => [t, centsToUsd(c + (dedicatedCents.get(t) ?? 0n))]));
@@ -309,13 +316,22 @@ export class CostAllocationEngine implements UsageMeter {
   async getTenantCostSummary(tenantId: string, period: string = currentPeriod()): Promise<TenantCostSummary> {
     assertPeriod(period);
     const tenant = await this.registry.getTenant(tenantId);
-    const usage = await this.usageOf(tenant.tenantId, period);
-    const [alloc] = await this.db.queryAsTenant<{ cents: string }>(tenant.tenantId, sql.allocationOf, [tenant.tenantId, period]);
+    await this.ledger.flush();
+    return this.summaryOf(tenant.tenantId, period);
+  }
+
+  /** A tenant's cost summary as the ledger holds it (flushed by the caller): usage and allocation in one round trip. */
+  private async summaryOf(tenantId: string, period: string): Promise<TenantCostSummary> {
+    const [rows, [alloc]] = (await this.db.pipelineAsTenant(tenantId, [
+      { text: sql.usageByKind, params: [tenantId, period] },
+      { text: sql.allocationOf, params: [tenantId, period] },
+    ])) as [UsageRow[], { cents: string }[]];
+    const usage = usageFrom(rows);
     const variablePico = usage.embedding.cost + usage.llm.cost + usage.vector_query.cost;
     const variableCost = picoToUsd(variablePico);
     const fixedCost = alloc ? centsToUsd(BigInt(alloc.cents)) : 0;
     return {
-      tenantId: tenant.tenantId,
+      tenantId,
       period,
       variableCost,
       fixedCost,
@@ -335,12 +351,14 @@ export class CostAllocationEngine implements UsageMeter {
   async monthlyReport(period: string = currentPeriod()): Promise<MonthlyReport> {
     assertPeriod(period);
     const run = await this.getAllocation(period);
-    const tenants: TenantMargin[] = [];
-    for (const t of await this.billableTenants(period)) {
-      const s = await this.getTenantCostSummary(t.tenantId, period);
+    const billable = await this.billableTenants(period);
+    await this.ledger.flush();
+    const summaries = await forEachTenant(billable, (t) => this.summaryOf(t.tenantId, period));
+    const tenants: TenantMargin[] = billable.map((t, i) => {
+      const s = summaries[i]!;
       const revenue = this.config.planPrices[t.tier];
       const margin = revenue - s.totalCost;
-      tenants.push({
+      return {
         tenantId: t.tenantId,
         tier: t.tier,
         revenue,
@@ -350,8 +368,8 @@ export class CostAllocationEngine implements UsageMeter {
         margin,
         marginRatio: revenue > 0 ? margin / revenue : null,
         unprofitable: margin < 0,
-      });
-    }
+      };
+    });
     const tiers = {} as MonthlyReport["tiers"];
     for (const tier of TIERS) {
       const of = tenants.filter((t) => t.tier === tier);
@@ -383,8 +401,9 @@ export class CostAllocationEngine implements UsageMeter {
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > LIMITS.amountUsd) throw new ValidationError(`actual.${key}`, `must be an amount in USD from 0 to ${LIMITS.amountUsd}`);
     }
     const variable = { embedding: 0n, llm: 0n, vectorQueries: 0n };
-    for (const t of await this.billableTenants(period)) {
-      const u = await this.usageOf(t.tenantId, period);
+    const billable = await this.billableTenants(period);
+    await this.ledger.flush();
+    for (const u of await forEachTenant(billable, (t) => this.usageOf(t.tenantId, period))) {
       variable.embedding += u.embedding.cost;
       variable.llm += u.llm.cost;
       variable.vectorQueries += u.vector_query.cost;
@@ -445,12 +464,40 @@ export class CostAllocationEngine implements UsageMeter {
     }
   }
 
-  /** Metered usage of one tenant in a period, read under its own context (buffered events are written first). */
+  /** Metered usage of one tenant in a period, read under its own context (the caller flushed the ledger). */
   private async usageOf(tenantId: string, period: string): Promise<Record<UsageKind, { quantity: bigint; cost: bigint }>> {
-    await this.ledger.flush();
-    const rows = await this.db.queryAsTenant<{ kind: UsageKind; quantity: string; cost_pico: string }>(tenantId, sql.usageByKind, [tenantId, period]);
-    const out = { embedding: { quantity: 0n, cost: 0n }, llm: { quantity: 0n, cost: 0n }, vector_query: { quantity: 0n, cost: 0n }, vector_write: { quantity: 0n, cost: 0n } };
-    for (const r of rows) out[r.kind] = { quantity: BigInt(r.quantity), cost: BigInt(r.cost_pico) };
-    return out;
+    return usageFrom(await this.db.queryAsTenant<UsageRow>(tenantId, sql.usageByKind, [tenantId, period]));
   }
+}
+
+type UsageRow = { kind: UsageKind; quantity: string; cost_pico: string };
+
+function usageFrom(rows: readonly UsageRow[]): Record<UsageKind, { quantity: bigint; cost: bigint }> {
+  const out = { embedding: { quantity: 0n, cost: 0n }, llm: { quantity: 0n, cost: 0n }, vector_query: { quantity: 0n, cost: 0n }, vector_write: { quantity: 0n, cost: 0n } };
+  for (const r of rows) out[r.kind] = { quantity: BigInt(r.quantity), cost: BigInt(r.cost_pico) };
+  return out;
+}
+
+/**
+ * Every tenant's reads of a report or an allocation, a few at a time: each is its own
+ * tenant-scoped transaction (row-level security admits one tenant per context), so at 100,000
+ * tenants the time is round trips, which overlap; more at once would only take connections from
+ * tenants' requests.
+ */
+const TENANT_READS_IN_FLIGHT = 4;
+
+/** Allocation rows per statement: ~0.5 MB of JSON. */
+const ALLOCATIONS_PER_STATEMENT = 5_000;
+
+async function forEachTenant<T, R>(items: readonly T[], read: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await read(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(TENANT_READS_IN_FLIGHT, items.length) }, worker));
+  return out;
 }

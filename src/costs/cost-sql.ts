@@ -9,7 +9,8 @@ export const costSql = {
               LEFT JOIN placement_moves m ON m.to_index_id = i.id AND i.kind = 'dedicated'
              ORDER BY i.id`,
   insertRun: `INSERT INTO allocation_runs (period, method, total_cents, breakdown) VALUES ($1, $2, $3, $4) RETURNING id`,
-  insertAllocation: `INSERT INTO cost_allocations (run_id, tenant_id, cents, dedicated_cents) VALUES ($1, $2, $3, $4)`,
+  /** $1 run, $2 JSON array of {tenant_id, cents, dedicated_cents}: each row written in its tenant's context (migration 19). */
+  insertAllocations: "SELECT insert_allocations($1, $2::jsonb)",
   latestRun: `SELECT id, method, total_cents::text AS total_cents, breakdown FROM allocation_runs WHERE period = $1 ORDER BY id DESC LIMIT 1`,
   /** The tenant's share in the latest run of a period (runs in the tenant's context). */
   allocationOf: `SELECT a.cents::text AS cents FROM cost_allocations a

@@ -796,6 +796,91 @@ $fn$;
 `;
     },
   },
+  {
+    version: 19,
+    name: "a pool for small tenants; allocations written in the server",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+      return `
+-- A pool is one plain table holding many small tenants' vectors, keyed by tenant and searched
+-- exactly (BULKHEAD_SMALL_TENANTS=pool): registering a tenant there creates no relation, so a
+-- database holds 100,000 tenants without 100,000 partitions. Row-level security is the same as a
+-- shared index's; a tenant that outgrows exact search moves online to a namespace of its own.
+ALTER TABLE ${s}.indexes DROP CONSTRAINT indexes_kind_check;
+ALTER TABLE ${s}.indexes ADD CONSTRAINT indexes_kind_check CHECK (kind IN ('shared', 'dedicated', 'pool'));
+
+-- A pool's table is never dropped whole (it holds every pooled tenant), and never gets a graph (it
+-- would be built over every tenant's vectors): a tenant leaves a pool by deleting its rows.
+CREATE OR REPLACE FUNCTION ${s}.drop_vector_storage(p_index_id int, p_slot int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
+BEGIN
+  IF p_slot IS NULL THEN
+    IF EXISTS (SELECT 1 FROM indexes WHERE id = p_index_id AND kind = 'pool') THEN
+      RAISE EXCEPTION 'vec_% is a pool of tenants: it is not dropped whole', p_index_id;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS %I', 'vec_' || p_index_id);
+  ELSE
+    EXECUTE format('DROP TABLE IF EXISTS %I', 'vec_' || p_index_id || '_' || p_slot);
+  END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ${s}.build_ann_index(p_index_id int, p_slot int, p_opclass text, p_m int, p_ef_construction int, p_memory_mb int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} SET maintenance_work_mem = '256MB' AS $fn$
+DECLARE t text := 'vec_' || p_index_id || COALESCE('_' || p_slot, '');
+BEGIN
+  IF p_opclass NOT IN ('vector_cosine_ops', 'vector_l2_ops', 'vector_ip_ops') THEN
+    RAISE EXCEPTION 'unknown operator class %', p_opclass;
+  END IF;
+  IF p_memory_mb NOT BETWEEN 64 AND 65536 THEN
+    RAISE EXCEPTION 'build memory % MB is outside 64 to 65536', p_memory_mb;
+  END IF;
+  IF p_slot IS NULL AND EXISTS (SELECT 1 FROM indexes WHERE id = p_index_id AND kind = 'pool') THEN
+    RAISE EXCEPTION 'vec_% is a pool of tenants: it gets no HNSW index', p_index_id;
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(hashtext('bulkhead.ann-build.' || current_schema() || '.' || t)) THEN
+    RAISE EXCEPTION 'the HNSW index of % is being built by another transaction', t USING ERRCODE = 'BHA01';
+  END IF;
+  IF to_regclass(format('%I.%I', current_schema(), t || '_hnsw')) IS NOT NULL THEN RETURN; END IF;
+  PERFORM set_config('maintenance_work_mem', p_memory_mb || 'MB', true);
+  EXECUTE format('CREATE INDEX %I ON %I.%I USING hnsw (embedding %s) WITH (m = %s, ef_construction = %s)',
+    t || '_hnsw', current_schema(), t, p_opclass, p_m, p_ef_construction);
+  EXECUTE format('ANALYZE %I.%I', current_schema(), t);
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.drop_vector_storage(int, int), ${s}.build_ann_index(int, int, text, int, int, int) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.drop_vector_storage(int, int), ${s}.build_ann_index(int, int, text, int, int, int) TO ${r};
+
+-- A month's allocation writes one row per tenant, each only in that tenant's proved context (RLS).
+-- Entering each context from the application took three round trips per tenant (72 s for 100,000
+-- tenants); here each row's context is entered in the server, with the proof the control plane
+-- would have sent (it reads the same secret), and left again at the end. The control-plane role
+-- only: the data-plane role cannot read the secret and gets no EXECUTE.
+CREATE FUNCTION ${s}.insert_allocations(p_run_id int, p_rows jsonb) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
+DECLARE
+  k bytea;
+  r record;
+  n int := 0;
+BEGIN
+  SELECT secret INTO k FROM context_secret;
+  FOR r IN SELECT * FROM jsonb_to_recordset(p_rows) AS x(tenant_id text, cents bigint, dedicated_cents bigint) LOOP
+    PERFORM set_config('${TENANT_SETTING}', r.tenant_id, true),
+            set_config('${TENANT_PROOF_SETTING}', encode(sha256(k || sha256(k || convert_to(r.tenant_id, 'UTF8'))), 'hex'), true);
+    INSERT INTO cost_allocations (run_id, tenant_id, cents, dedicated_cents) VALUES (p_run_id, r.tenant_id, r.cents, r.dedicated_cents);
+    n := n + 1;
+  END LOOP;
+  PERFORM set_config('${TENANT_SETTING}', '', true), set_config('${TENANT_PROOF_SETTING}', '', true);
+  RETURN n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.insert_allocations(int, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.insert_allocations(int, jsonb) TO ${r};
+`;
+    },
+  },
 ];
 
 /**

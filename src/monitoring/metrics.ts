@@ -92,8 +92,21 @@ export class BulkheadMetrics {
     registers: [this.registry],
   });
 
-  /** @param capacity read at scrape time: namespaces used and allowed per shared index */
-  constructor(capacity: () => Promise<IndexCapacity[]>) {
+  /**
+   * @param capacity read at scrape time: namespaces used and allowed per shared index
+   * @param pools read at scrape time: tenants per pool of small tenants
+   */
+  constructor(capacity: () => Promise<IndexCapacity[]>, pools: () => Promise<{ index: string; tenants: number }[]> = async () => []) {
+    new Gauge({
+      name: "bulkhead_pool_tenants",
+      help: "Tenants in each pool of small tenants (BULKHEAD_SMALL_TENANTS=pool; a pool has no namespace limit).",
+      labelNames: ["index"] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const p of await pools()) this.set({ index: p.index }, p.tenants);
+      },
+    });
     new Gauge({
       name: "bulkhead_namespaces_used",
       help: "Namespaces in use per shared index.",

@@ -172,11 +172,17 @@ export async function runReadinessChecks({ db: home, cells, remotes, registry, d
   });
 
   const capacity = await registry.getCapacity();
-  await attempt("Capacity", "Namespace usage monitored", async () => [capacity.length > 0, capacity.map((c) => `${c.index} ${c.used}/${c.max}`).join(", ") || "no shared index"]);
+  const pools = await registry.getPools();
+  await attempt("Capacity", "Namespace usage monitored", async () => [
+    capacity.length + pools.length > 0,
+    [...capacity.map((c) => `${c.index} ${c.used}/${c.max}`), ...pools.map((p) => `${p.index} ${p.tenants} pooled tenants`)].join(", ") || "no shared index",
+  ]);
   await attempt("Capacity", "Room for new tenants without exceeding any index", async () => {
     const over = capacity.filter((c) => c.used > c.max);
     const free = capacity.reduce((n, c) => n + c.free, 0);
-    return [over.length === 0 && free > 0, `${free} free namespaces; ${over.length} indexes over their maximum`];
+    // Small tenants start in a pool, which has no namespace limit (and is created on first need).
+    const pooled = registry.placesSmallTenantsInPools;
+    return [over.length === 0 && (free > 0 || pooled), `${pooled ? "new small tenants go to a pool (no namespace limit); " : ""}${free} free namespaces; ${over.length} indexes over their maximum`];
   });
   await attempt("Capacity", "Next shared index provisioned before the last one fills", async () => {
     const pressed = capacity.filter((c) => c.used >= c.provisionAt);

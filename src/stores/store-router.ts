@@ -98,7 +98,7 @@ export class StoreRouter implements VectorStore {
   }
 
   /** Home only, in the catalogue's transaction: other stores' storage goes after the commit (`dropAfterCommit`). */
-  dropStorage(tx: Queryable, p: Placement): Promise<void> {
+  dropStorage(tx: Transaction, p: Placement): Promise<void> {
     if (p.store !== HOME_STORE) return Promise.reject(new Error(`internal: storage in store ${p.store} is dropped after the catalogue commits`));
     return this.home.dropStorage(tx, p);
   }

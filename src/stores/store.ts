@@ -22,7 +22,17 @@ export interface StoreCapabilities {
   readonly transactional: boolean;
   /** Namespaces get an ANN index once they outgrow exact search (`buildAnnIndex`); false when the store always has one. */
   readonly annIndexes: boolean;
+  /** Small tenants can share one table, keyed by tenant (a pool, `BULKHEAD_SMALL_TENANTS=pool`). */
+  readonly pools: boolean;
 }
+
+/** What an index is: partitioned by tenant (namespaces), one tenant's, or a pool of small tenants' rows. */
+export type IndexKind = "shared" | "dedicated" | "pool";
+
+export type Isolation = "namespace" | "dedicated-index" | "pooled";
+
+/** How a tenant in an index of `kind` is isolated. */
+export const isolationOf = (kind: IndexKind): Isolation => (kind === "dedicated" ? "dedicated-index" : kind === "pool" ? "pooled" : "namespace");
 
 /** Where one tenant's vectors live. Resolved by the registry; the only thing data code scopes by. */
 export interface Placement {
@@ -32,9 +42,10 @@ export interface Placement {
   readonly indexId: number;
   readonly index: string;
   readonly namespace: string;
-  /** Namespace slot in a shared index; null for a dedicated index. */
+  /** Namespace slot in a shared index; null for a dedicated index or a pool. */
   readonly slot: number | null;
-  readonly isolation: "namespace" | "dedicated-index";
+  /** A partition of a shared index, a table of its own, or rows in a pool shared with other small tenants. */
+  readonly isolation: Isolation;
   readonly dimension: number;
   readonly metric: Metric;
   /** Whether an ANN (HNSW) index serves this namespace; without one, search is exact. */
@@ -56,7 +67,7 @@ export interface IndexSpec {
   readonly name: string;
   /** The store (cell) it lives in. */
   readonly store: string;
-  readonly kind: "shared" | "dedicated";
+  readonly kind: IndexKind;
   readonly dimension: number;
   readonly metric: Metric;
 }
@@ -116,8 +127,8 @@ export interface VectorStore {
   readonly capabilities: StoreCapabilities;
   createIndex(tx: Queryable, index: IndexSpec): Promise<void>;
   createNamespace(tx: Queryable, placement: Placement): Promise<void>;
-  /** Removes a namespace or dedicated index and all its vectors. */
-  dropStorage(tx: Queryable, placement: Placement): Promise<void>;
+  /** Removes a namespace or dedicated index and all its vectors (in a pool: the tenant's rows). */
+  dropStorage(tx: Transaction, placement: Placement): Promise<void>;
   /**
    * Online move, step 1: copies up to `limit` of the tenant's vectors with ids after `afterId` from
    * `from` to `to`, in id order, overwriting what `to` holds for them. Idempotent, so a crashed move resumes.

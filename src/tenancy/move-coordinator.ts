@@ -197,7 +197,7 @@ export class MoveCoordinator {
 
   /**
    * Claims the place a move goes to: a dedicated index (enterprise) or a namespace in a shared
-   * index, in the store asked for (else the named index's, else the tenant's current one).
+   * index, in the store asked for (else the named index's, else the tenant's current one); never a pool.
    */
   private async placeMoveTarget(tx: Queryable, current: Tenant, tier: TenantTier, target: MoveTarget): Promise<[number, number | null, string]> {
     const named = target.index === undefined ? undefined : (await tx.query<{ store: string }>(sql.indexByName, [target.index]))[0];
@@ -216,7 +216,9 @@ export class MoveCoordinator {
       throw new ValidationError("tier", `the tenant's vectors have dimension ${current.dimension}; shared indexes hold ${this.config.dimension}`);
     }
     if (target.index === current.index) throw new ValidationError("index", `tenant "${current.tenantId}" is already in ${target.index}`);
-    if (target.index === undefined && !current.dedicatedIndex && !changesStore) {
+    // Out of a pool, a move with nothing named goes to a namespace of the store (how a pooled tenant
+    // that outgrew exact search leaves it); a move never goes into a pool.
+    if (target.index === undefined && !current.dedicatedIndex && !changesStore && current.isolation !== "pooled") {
       throw new ValidationError(target.store === undefined ? "index" : "store", `tenant "${current.tenantId}" is already in store ${store}: name the shared index to move to (or change the tier to enterprise)`);
     }
     return [...(await this.slots.claimNamespace(tx, store, target.index)), store];

@@ -31,6 +31,11 @@ export const registrySql = {
                     FROM indexes i
                    WHERE i.kind = 'shared' AND ($1::int IS NULL OR i.dimension = $1) AND ($2::text IS NULL OR i.store = $2)
                    ORDER BY i.id`,
+  /** Every pool and how many tenants it holds. */
+  pools: `SELECT i.name AS index, i.store, (SELECT count(*) FROM tenants t WHERE t.index_id = i.id)::int AS tenants
+            FROM indexes i WHERE i.kind = 'pool' ORDER BY i.id`,
+  /** The pool of a store ($1) for a dimension ($2) and metric ($3). */
+  poolIndex: "SELECT id FROM indexes WHERE kind = 'pool' AND store = $1 AND dimension = $2 AND metric = $3 ORDER BY id LIMIT 1",
   nextSharedNumber: "SELECT count(*)::int + 1 AS n FROM indexes WHERE kind = 'shared' AND store = $1",
   insertIndex: `INSERT INTO indexes (name, kind, dimension, metric, max_namespaces, store) VALUES ($1, $2, $3, $4, $5, $6)
                 RETURNING id, name, kind, dimension, metric, store`,

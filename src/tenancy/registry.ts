@@ -1,13 +1,14 @@
 import type { BulkheadConfig, Metric, TenantQuota } from "../config.js";
 import { HOME_STORE, QUOTA_MAXIMUM, QUOTA_MINIMUMS, TenantTier, TIERS } from "../config.js";
 import type { Db, Queryable } from "../db/db.js";
-import { PlacementMovedError, shown, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
+import { MoveConflictError, PlacementMovedError, shown, TenantAlreadyExistsError, TenantNotFoundError, TenantSuspendedError, ValidationError } from "../errors.js";
 import { assertStorableText } from "../storable-text.js";
-import type { Placement, ReconcileReport } from "../stores/store.js";
+import { isolationOf, type IndexKind, type Placement, type ReconcileReport } from "../stores/store.js";
 import type { StoreRouter } from "../stores/store-router.js";
 import { describeCapacity, type IndexCapacity } from "./capacity.js";
 import { SlotAllocation, type SharedIndexRow } from "./slot-allocation.js";
 import { registrySql as sql } from "./registry-sql.js";
+import { describeError } from "../monitoring/safe-error.js";
 import { assertTenantId, isDedicatedTier, storeOfTier, tierChangeMoves, type Tenant, type TenantStatus } from "./tenant.js";
 import { TenantCache } from "./tenant-cache.js";
 import { changeChannel, type ChangeFeedHandlers } from "./change-feed.js";
@@ -34,13 +35,20 @@ interface TenantRow {
   move_write_limit: number | null;
   index_id: number;
   index_name: string;
-  index_kind: "shared" | "dedicated";
+  index_kind: IndexKind;
   index_store: string;
   dimension: number;
   metric: Metric;
 }
 
 
+
+/** A pool of small tenants and how many it holds. */
+export interface PoolUsage {
+  index: string;
+  store: string;
+  tenants: number;
+}
 
 /** Options for `registerTenant`. */
 export interface RegisterOptions {
@@ -57,7 +65,7 @@ export interface RegisterOptions {
 /** Registry settings taken from the configuration. */
 export type RegistryConfig = Pick<
   BulkheadConfig,
-  "dimension" | "metric" | "maxNamespacesPerIndex" | "namespaceAlertThreshold" | "namespaceProvisionThreshold" | "tierQuotas" | "annIndexThreshold" | "tierStores"
+  "dimension" | "metric" | "maxNamespacesPerIndex" | "namespaceAlertThreshold" | "namespaceProvisionThreshold" | "tierQuotas" | "annIndexThreshold" | "tierStores" | "smallTenants"
 >;
 
 export { tierChangeMoves };
@@ -159,11 +167,22 @@ export class TenantRegistry {
     }
     const store = options.store ?? storeOfTier(this.config.tierStores, tier) ?? HOME_STORE;
     this.store.assertStore(store);
+    // Pools are at home only: a cell's reconciliation drops storage by relation, and a pool's table is shared.
+    const pooled = !isDedicatedTier(tier) && store === HOME_STORE && this.placesSmallTenantsInPools;
     const created = await this.db.transaction(async (tx) => {
-      await tx.query(sql.lockPlacement);
+      // A place in a pool is not counted against a capacity: no placement decision to serialise
+      // (the lock made registrations queue behind each other), and two registrations of one id
+      // meet at the tenants table's primary key.
+      if (!pooled) await tx.query(sql.lockPlacement);
       if ((await tx.query(sql.tenantExists, [tenantId])).length > 0) throw new TenantAlreadyExistsError(tenantId);
-      const [indexId, slot] = isDedicatedTier(tier) ? [await this.slots.createDedicatedIndex(tx, tenantId, dimension, store), null] : await this.slots.claimNamespace(tx, store);
-      await tx.query(sql.insertTenant, [tenantId, tenantName.trim(), tier, JSON.stringify(options.quota ?? {}), indexId, slot]);
+      const [indexId, slot] = pooled
+        ? [await this.slots.claimPool(tx, store), null]
+        : isDedicatedTier(tier)
+          ? [await this.slots.createDedicatedIndex(tx, tenantId, dimension, store), null]
+          : await this.slots.claimNamespace(tx, store);
+      await tx.query(sql.insertTenant, [tenantId, tenantName.trim(), tier, JSON.stringify(options.quota ?? {}), indexId, slot]).catch((err: { code?: string; constraint?: string }) => {
+        throw err.code === "23505" && err.constraint === "tenants_pkey" ? new TenantAlreadyExistsError(tenantId) : err;
+      });
       const tenant = await this.load(tx, tenantId);
       await this.store.createNamespace(tx, tenant!.placement);
       await this.announce(tx, tenantId); // another instance may have cached "no such tenant"
@@ -376,6 +395,16 @@ export class TenantRegistry {
     return Object.fromEntries(rows.map((r) => [r.name, r.used]));
   }
 
+  /** Whether new free and pro tenants of the home store start in a pool (`BULKHEAD_SMALL_TENANTS=pool` and a store that has pools). */
+  get placesSmallTenantsInPools(): boolean {
+    return this.config.smallTenants === "pool" && this.store.capabilitiesOf(HOME_STORE).pools;
+  }
+
+  /** Every pool of small tenants (`BULKHEAD_SMALL_TENANTS=pool`) and how many tenants it holds: a pool has no namespace limit. */
+  async getPools(): Promise<PoolUsage[]> {
+    return this.db.query<PoolUsage>(sql.pools);
+  }
+
   /** Live capacity of every shared index. */
   async getCapacity(): Promise<IndexCapacity[]> {
     const rows = await this.db.query<SharedIndexRow>(sql.sharedIndexes, [null, null]);
@@ -392,6 +421,7 @@ export class TenantRegistry {
     if (tenant.placement.annIndexed) return false;
     try {
       if ((knownCount ?? (await this.store.count(tenant.placement))) < minimumVectors) return false;
+      if (tenant.placement.isolation === "pooled") return await this.leavePool(tenant);
       if (!(await this.store.buildAnnIndex(tenant.placement))) return false; // being built elsewhere, or failed (logged): the next write retries
     } catch (err) {
       if (err instanceof PlacementMovedError) return false; // the move builds its target's index itself
@@ -402,6 +432,29 @@ export class TenantRegistry {
     });
     this.forget(tenant.tenantId);
     return true;
+  }
+
+  /**
+   * A pooled tenant that outgrew exact search moves online to a namespace of a shared index (the
+   * move builds its HNSW index before switching). Runs in the call that crossed the threshold, as a
+   * build does; a failed move is rolled back and logged, and the tenant's next write tries again.
+   */
+  private async leavePool(tenant: Tenant): Promise<boolean> {
+    if (tenant.placement.moving) return false; // a move is under way (this one, elsewhere, or an operator's)
+    try {
+      await this.beginMove(tenant.tenantId, {});
+    } catch (err) {
+      if (err instanceof MoveConflictError || err instanceof TenantNotFoundError) return false; // begun elsewhere, or gone
+      throw err;
+    }
+    try {
+      await this.resumeMove(tenant.tenantId);
+      return true;
+    } catch (err) {
+      this.warn(`bulkhead: moving tenant ${tenant.tenantId} out of its pool failed; rolled back, its next write tries again: ${describeError(err)}`);
+      await this.rollbackMove(tenant.tenantId).catch(() => undefined);
+      return false;
+    }
   }
 
   private async setStatus(tenantId: string, status: TenantStatus): Promise<Tenant> {
@@ -465,7 +518,7 @@ export class TenantRegistry {
       index: r.index_name,
       namespace: r.id,
       slot: r.slot,
-      isolation: dedicated ? "dedicated-index" : "namespace",
+      isolation: isolationOf(r.index_kind),
       dimension: r.dimension,
       metric: r.metric,
       annIndexed: r.ann_indexed,

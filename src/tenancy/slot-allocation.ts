@@ -52,6 +52,22 @@ export class SlotAllocation {
     return [target.id, free!.slot];
   }
 
+  /**
+   * The pool small tenants of `store` start in (`BULKHEAD_SMALL_TENANTS=pool`): one table for all of
+   * them, so no capacity to count. Created on first need, under the placement lock.
+   */
+  async claimPool(tx: Queryable, store: string): Promise<number> {
+    const find = async () => (await tx.query<{ id: number }>(sql.poolIndex, [store, this.config.dimension, this.config.metric]))[0]?.id;
+    const found = await find();
+    if (found !== undefined) return found;
+    await tx.query(sql.lockPlacement);
+    const raced = await find();
+    if (raced !== undefined) return raced;
+    const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, "pool-1"), "pool", this.config.dimension, this.config.metric, 1, store]);
+    await this.store.createIndex(tx, index!);
+    return index!.id;
+  }
+
   /** A tenant's own index in `store`; returns its id. */
   async createDedicatedIndex(tx: Queryable, tenantId: string, dimension: number, store: string): Promise<number> {
     const [index] = await tx.query<IndexSpec>(sql.insertIndex, [indexName(store, `dedicated-${tenantId}`), "dedicated", dimension, this.config.metric, 1, store]);

@@ -1,6 +1,6 @@
 import { HOME_STORE, TenantTier, type Metric, type TenantQuota } from "../config.js";
 import { shown, ValidationError } from "../errors.js";
-import type { Placement } from "../stores/store.js";
+import type { Isolation, Placement } from "../stores/store.js";
 
 /** `^[a-z0-9][a-z0-9-]{1,62}$`: safe in URLs, namespaces, logs and SQL literals. */
 export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
@@ -24,7 +24,7 @@ export interface Tenant {
   readonly namespace: string;
   /** Name of the tenant's own index (enterprise), or null in a shared index. */
   readonly dedicatedIndex: string | null;
-  readonly isolation: "namespace" | "dedicated-index";
+  readonly isolation: Isolation;
   readonly dimension: number;
   readonly metric: Metric;
   readonly createdAt: Date;

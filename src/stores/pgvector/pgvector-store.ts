@@ -46,10 +46,11 @@ export class PgvectorStore implements MovableStore {
     private readonly warn: (message: string) => void = (m) => console.warn(m),
   ) {
     this.slowDb = control.withTimeout(settings.dbLongTimeoutMs);
-    this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize, transactional: true, annIndexes: true });
+    this.capabilities = Object.freeze({ rowLevelSecurity: true, namespaces: true, dedicatedIndexes: true, maxBatch: settings.maxBatchSize, transactional: true, annIndexes: true, pools: true });
   }
 
   async createIndex(tx: Queryable, index: IndexSpec): Promise<void> {
+    // A pool is a plain table like a dedicated index's, holding many tenants' rows.
     await tx.query(sql.createIndex, [index.id, index.dimension, index.kind === "shared"]);
   }
 
@@ -57,7 +58,9 @@ export class PgvectorStore implements MovableStore {
     if (p.slot !== null) await tx.query(sql.createNamespace, [p.indexId, p.slot, p.tenantId]);
   }
 
-  async dropStorage(tx: Queryable, p: Placement): Promise<void> {
+  async dropStorage(tx: Transaction, p: Placement): Promise<void> {
+    // A pool's table holds other tenants: only this tenant's rows go, in its own context (RLS).
+    if (p.isolation === "pooled") return void (await tx.inTenant(p.tenantId, () => tx.query(sql.deleteAll(p), [p.tenantId])));
     await tx.query(sql.dropStorage, [p.indexId, p.slot]);
   }
 
@@ -163,7 +166,9 @@ export class PgvectorStore implements MovableStore {
    * reloads; a move builds its target's index itself).
    */
   async buildAnnIndex(p: Placement): Promise<boolean> {
-    if (p.annIndexed) return false;
+    // A pool's graph would be built over every pooled tenant's vectors: a pooled tenant that
+    // outgrows exact search moves to a namespace instead (the registry's ensureAnnIndex).
+    if (p.annIndexed || p.isolation === "pooled") return false;
     try {
       await this.guarded(p, [{ text: sql.buildAnnIndex, params: [p.indexId, p.slot, METRIC_SQL[p.metric].opclass, this.settings.hnswM, this.settings.hnswEfConstruction, this.settings.annBuildMemoryMb] }], undefined, this.slowDb);
       return true;

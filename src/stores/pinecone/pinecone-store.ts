@@ -112,6 +112,7 @@ export class PineconeStore implements RemoteStore {
       maxNamespacesPerIndex: settings.maxNamespacesPerIndex,
       transactional: false,
       annIndexes: false,
+      pools: false,
     });
     const timeoutMs = settings.timeoutMs;
     this.pc = new Pinecone({
