@@ -11,7 +11,7 @@
  *
  * Every rule is an error: it fails the run.
  */
-const core = "^src/(data|costs|tenancy|limits|monitoring|isolation|readiness|operations)/";
+const core = "^src/(data|text|costs|tenancy|limits|monitoring|isolation|readiness|operations)/";
 
 module.exports = {
   forbidden: [

@@ -15,6 +15,11 @@ async function encoder(encoding: Encoding): Promise<Tiktoken> {
   return enc;
 }
 
+/** The tokenizer of an encoding, loaded once (for code that splits text by tokens: the chunker). */
+export function tokenizer(encoding: Encoding = "cl100k_base"): Promise<Tiktoken> {
+  return encoder(encoding);
+}
+
 /**
  * Counts tokens exactly as OpenAI's tokenizers do, so callers can pass text instead of counts.
  *
