@@ -3,6 +3,7 @@ import type { Db } from "./db/db.js";
 import { openDatabase } from "./db/open.js";
 import { CostAllocationEngine } from "./costs/cost-engine.js";
 import { UsageLedger } from "./costs/usage-ledger.js";
+import { TenantTextManager } from "./text/text-manager.js";
 import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { RecallSampler } from "./data/recall-sampler.js";
@@ -54,6 +55,8 @@ export interface Bulkhead {
   readonly config: BulkheadConfig;
   readonly registry: TenantRegistry;
   readonly dataManager: TenantDataManager;
+  /** Text documents: chunked, stored and searched per tenant (full-text search; `POST /v1/documents/text`, `POST /v1/search`). */
+  readonly text: TenantTextManager;
   /** Metering, fixed-cost allocation, summaries, reports and reconciliation. */
   readonly costEngine: CostAllocationEngine;
   /** The vector store's name and capabilities. */
@@ -185,6 +188,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   );
   registry.onChange((tenantId) => pendingIndexer.forget(tenantId));
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate, recall, pendingIndexer);
+  const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.
   let widening = Promise.resolve();
@@ -209,6 +213,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     config,
     registry,
     dataManager,
+    text,
     costEngine,
     store: { name: store.name, capabilities: store.capabilities },
     stores: store.storeNames(),

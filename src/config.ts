@@ -14,6 +14,8 @@ export const TIERS: readonly TenantTier[] = [TenantTier.FREE, TenantTier.PRO, Te
 export interface TenantQuota {
   /** Vectors the tenant may store. */
   maxDocuments: number;
+  /** Chunks of text documents the tenant may store (`POST /v1/documents/text`). */
+  maxTextChunks: number;
   /** Queries per UTC day (resets at midnight UTC). */
   maxDailyQueries: number;
   /** Sustained data operations per second. */
@@ -33,6 +35,7 @@ export interface TenantQuota {
 /** Every quota field with its smallest allowed value (a rate or concurrency of 0 would be a suspension: use that instead). */
 export const QUOTA_MINIMUMS: Readonly<Record<keyof TenantQuota, number>> = Object.freeze({
   maxDocuments: 0,
+  maxTextChunks: 0,
   maxDailyQueries: 0,
   requestsPerSecond: 1,
   burst: 0,
@@ -144,6 +147,12 @@ export interface BulkheadConfig {
    * a tenant reaches `annIndexThreshold` vectors and moves online to a namespace with its own graph.
    */
   readonly smallTenants: "namespace" | "pool";
+  /** Most tokens of one text chunk (counted with cl100k, the tokenizer of OpenAI's embedding models). */
+  readonly chunkTokens: number;
+  /** Tokens consecutive chunks of one section share. */
+  readonly chunkOverlapTokens: number;
+  /** PostgreSQL text-search configuration of the text path (`english`, `simple`, `german`, …): stemming and stop words. */
+  readonly textSearchConfig: string;
   readonly hnswM: number;
   readonly hnswEfConstruction: number;
   readonly hnswEfSearch: number;
@@ -387,6 +396,9 @@ const SETTINGS = {
   namespaceAlertThreshold: ["BULKHEAD_NAMESPACE_ALERT_THRESHOLD", 0.8, fraction],
   namespaceProvisionThreshold: ["BULKHEAD_NAMESPACE_PROVISION_THRESHOLD", 0.9, fraction],
   annIndexThreshold: ["BULKHEAD_ANN_INDEX_THRESHOLD", 2_000, int(1, 1_000_000_000)],
+  chunkTokens: ["BULKHEAD_CHUNK_TOKENS", 400, int(16, 8_000)],
+  chunkOverlapTokens: ["BULKHEAD_CHUNK_OVERLAP_TOKENS", 50, int(0, 4_000)],
+  textSearchConfig: ["BULKHEAD_TEXT_SEARCH_CONFIG", "english", identifier],
   smallTenants: ["BULKHEAD_SMALL_TENANTS", "namespace", oneOf<"namespace" | "pool">(["namespace", "pool"])],
   // pgvector's own defaults, chosen by measured recall (bench:ingest, 100,000 × 384-d: recall@10
   // 0.99 at ef_search 40 and 1.0 at 100, like m = 32 / ef_construction = 200, built 3.7× faster);
@@ -432,9 +444,9 @@ const SETTINGS = {
 
 /** Documented default quotas per tier. */
 export const DEFAULT_TIER_QUOTAS: Readonly<Record<TenantTier, Readonly<TenantQuota>>> = Object.freeze({
-  free: Object.freeze({ maxDocuments: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 }),
-  pro: Object.freeze({ maxDocuments: 250_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16, requestBytesPerSecond: 4_194_304 }),
-  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64, requestBytesPerSecond: 16_777_216 }),
+  free: Object.freeze({ maxDocuments: 10_000, maxTextChunks: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 }),
+  pro: Object.freeze({ maxDocuments: 250_000, maxTextChunks: 250_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16, requestBytesPerSecond: 4_194_304 }),
+  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxTextChunks: 10_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64, requestBytesPerSecond: 16_777_216 }),
 });
 
 /** Price book entries: key → environment variable and default (USD). */
@@ -455,6 +467,7 @@ export const DEFAULT_PLAN_PRICES: Readonly<Record<TenantTier, number>> = Object.
 
 const QUOTA_ENV: Record<keyof TenantQuota, string> = {
   maxDocuments: "MAX_DOCUMENTS",
+  maxTextChunks: "MAX_TEXT_CHUNKS",
   maxDailyQueries: "MAX_DAILY_QUERIES",
   requestsPerSecond: "REQUESTS_PER_SECOND",
   burst: "BURST",

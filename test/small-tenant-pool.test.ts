@@ -90,6 +90,8 @@ for (const backend of BACKENDS) {
       const a = await bh.registry.registerTenant("tenant-a", "A", TenantTier.FREE);
       await expect(db.query("SELECT drop_vector_storage($1, NULL)", [a.placement.indexId])).rejects.toThrow(/pool of tenants/);
       await expect(db.query("SELECT build_ann_index($1, NULL, 'vector_cosine_ops', 16, 64, 64)", [a.placement.indexId])).rejects.toThrow(/pool of tenants/);
+      // Nor by first making the pool look like another kind of index (found by an outside attack).
+      await expect(db.query("UPDATE indexes SET kind = 'dedicated' WHERE id = $1", [a.placement.indexId])).rejects.toThrow(/permission denied/);
     });
 
     it("a pooled tenant that outgrows exact search moves online to a namespace with its own graph while it writes and reads; its neighbours stay", async () => {

@@ -810,6 +810,9 @@ $fn$;
 -- shared index's; a tenant that outgrows exact search moves online to a namespace of its own.
 ALTER TABLE ${s}.indexes DROP CONSTRAINT indexes_kind_check;
 ALTER TABLE ${s}.indexes ADD CONSTRAINT indexes_kind_check CHECK (kind IN ('shared', 'dedicated', 'pool'));
+-- What an index is never changes (no code updates an index row): the guards below trust \`kind\`,
+-- so the control-plane role must not be able to turn the pool into a "dedicated" index first.
+REVOKE UPDATE ON ${s}.indexes FROM ${r};
 
 -- A pool's table is never dropped whole (it holds every pooled tenant), and never gets a graph (it
 -- would be built over every tenant's vectors): a tenant leaves a pool by deleting its rows.
@@ -881,6 +884,47 @@ GRANT EXECUTE ON FUNCTION ${s}.insert_allocations(int, jsonb) TO ${r};
 `;
     },
   },
+  {
+    version: 20,
+    name: "text documents and their chunks",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      return `
+-- Text documents (POST /v1/documents/text) and the chunks they are cut into, with each chunk's
+-- full-text vector. Tenant data like vectors: forced RLS, every key led by the tenant. A full-text
+-- search reads the tenant's chunks through the primary key and filters them with @@, which is not
+-- leakproof: under RLS PostgreSQL never evaluates it before the tenant's own policy, so no plan
+-- looks at another tenant's chunks.
+CREATE TABLE ${s}.text_documents (
+  tenant_id   text NOT NULL REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  id          text NOT NULL,
+  format      text NOT NULL CHECK (format IN ('text', 'markdown', 'html')),
+  metadata    jsonb NOT NULL,
+  chunks      int NOT NULL CHECK (chunks >= 0),
+  characters  int NOT NULL CHECK (characters >= 0),
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE ${s}.text_chunks (
+  tenant_id   text NOT NULL,
+  document_id text NOT NULL,
+  position    int NOT NULL CHECK (position >= 0),
+  section     text,
+  body        text NOT NULL,
+  metadata    jsonb NOT NULL,
+  tsv         tsvector NOT NULL,
+  PRIMARY KEY (tenant_id, document_id, position),
+  FOREIGN KEY (tenant_id, document_id) REFERENCES ${s}.text_documents (tenant_id, id) ON DELETE CASCADE
+);
+SELECT ${s}.protect_table('text_documents');
+SELECT ${s}.protect_table('text_chunks');
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.text_documents, ${s}.text_chunks TO ${r};
+
+-- The data plane's grants (migration 14) with the text tables.
+${grantDataPlane(schema, vectorSchema, "count_daily_query(text, date, int), lease_daily_queries(text, date, int, int), ", true)}`;
+    },
+  },
 ];
 
 /**
@@ -888,7 +932,7 @@ GRANT EXECUTE ON FUNCTION ${s}.insert_allocations(int, jsonb) TO ${r};
  * under forced RLS, the data path's counters, change log and remote-id record, and the functions
  * it calls (`counters`: the daily-count functions of that version, each followed by ", ").
  */
-function grantDataPlane(schema: string, vectorSchema: string, counters: string): string {
+function grantDataPlane(schema: string, vectorSchema: string, counters: string, textTables = false): string {
   const s = q(schema);
   const lit = `'${schema.replace(/'/g, "''")}'`;
   const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
@@ -899,7 +943,7 @@ BEGIN
   INSERT INTO data_plane_roles (role) VALUES (p_role) ON CONFLICT DO NOTHING;
   EXECUTE format('GRANT USAGE ON SCHEMA ${s} TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE ON document_counts, daily_query_counts, move_changes TO %I', p_role);
-  EXECUTE format('GRANT SELECT, INSERT, DELETE ON remote_ids TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, DELETE ON remote_ids TO %I', p_role);${textTables ? "\n  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON text_documents, text_chunks TO %I', p_role);" : ""}
   EXECUTE format('GRANT EXECUTE ON FUNCTION current_tenant(), check_placement(text, int), lock_tenant_writes(text), '
     '${counters}enforce_document_quota(bigint, bigint, bigint) TO %I', p_role);
   FOR t IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = ${lit}::regnamespace AND c.relkind IN ('r', 'p') AND c.relname ~ '^vec_[0-9]+$' LOOP

@@ -62,8 +62,8 @@ export async function checkRuntimeRole(db: Queryable, schema: string, role?: str
   return { role: r.role, ok: problems.length === 0, problems };
 }
 
-/** Tables the data plane works on besides the vector tables (`vec_<index>`): its counters, a move's change log, remote stores' ids. */
-const DATA_PLANE_TABLES = ["document_counts", "daily_query_counts", "move_changes", "remote_ids"];
+/** Tables the data plane works on besides the vector tables (`vec_<index>`): its counters, a move's change log, remote stores' ids, text documents and their chunks. */
+const DATA_PLANE_TABLES = ["document_counts", "daily_query_counts", "move_changes", "remote_ids", "text_documents", "text_chunks"];
 
 export interface DataRoleVerdict extends RoleVerdict {
   /**

@@ -15,6 +15,18 @@ const callerTenant = { tenantId: tenantId.optional().describe("optional; must be
 export const upsertBody = z.object({ documents: z.array(z.object({ id: z.string(), values: z.array(z.number()), metadata: metadata.optional() }).strict()), ...callerTenant }).strict();
 export const queryBody = z.object({ vector: z.array(z.number()), topK: z.number().int().optional(), filter: filter.optional(), embedTokens: z.number().int().min(0).max(LIMITS.tokensPerCall).optional().describe(`embedding tokens this query used, metered to the tenant (0 to ${LIMITS.tokensPerCall})`), ...callerTenant }).strict();
 export const idsBody = z.object({ ids: z.array(z.string()), ...callerTenant }).strict();
+export const textDocumentsBody = z
+  .object({
+    documents: z.array(
+      z.object({ id: z.string(), text: z.string(), format: z.enum(["text", "markdown", "html"]).optional().describe("how the text is written (default text): Markdown and HTML keep their sections and code blocks together"), metadata: metadata.optional() }).strict(),
+    ),
+    ...callerTenant,
+  })
+  .strict();
+export const searchBody = z
+  .object({ query: z.string().describe('words as typed in a search box: "quoted phrases", OR, -excluded'), topK: z.number().int().optional(), filter: filter.optional(), ...callerTenant })
+  .strict();
+export const listQuery = z.object({ after: z.string().optional(), limit: z.coerce.number().int().optional() }).strict();
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
 /** Routes without query parameters refuse any (a misspelt one must not pass unnoticed). */
 export const noQuery = z.object({}).strict();
@@ -83,7 +95,7 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T
  * The data routes' bodies, by name: the ones that can be large, parsed and validated off the
  * event loop by the body workers (body-parser-pool.ts), which look a schema up by its name.
  */
-export const OFFLOADED_BODIES = { upsertBody, queryBody, idsBody } as const;
+export const OFFLOADED_BODIES = { upsertBody, queryBody, idsBody, textDocumentsBody, searchBody } as const;
 export type OffloadedBody = keyof typeof OFFLOADED_BODIES;
 
 /** The name a route's body schema has in `OFFLOADED_BODIES`, or undefined (parsed on the event loop). */

@@ -1,5 +1,5 @@
 import { route, type RouteSpec } from "./route-spec.js";
-import { idsBody, periodQuery, queryBody, upsertBody } from "./schemas.js";
+import { idsBody, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
 import type { DocumentInput } from "../data/validation.js";
 import type { MetadataFilter } from "../stores/filter.js";
 
@@ -52,6 +52,50 @@ export const tenantRoutes: RouteSpec[] = [
     summary: "Delete documents by id",
     body: idsBody,
     handler: ({ bh, tenantId, body }) => bh.dataManager.deleteDocuments(tenantId, body.ids),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/documents/text",
+    operation: "upsert",
+    access: "tenant",
+    scope: "write",
+    tag: "tenant",
+    summary: "Store text documents (plain, Markdown or HTML), cut into chunks; a document with an existing id is replaced whole (all or nothing)",
+    body: textDocumentsBody,
+    handler: ({ bh, tenantId, body }) => bh.text.ingestDocuments(tenantId, body.documents),
+  }),
+  route({
+    method: "GET",
+    url: "/v1/documents/text",
+    operation: "fetch",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "The tenant's text documents in id order (after, limit)",
+    query: listQuery,
+    handler: ({ bh, tenantId, query }) => bh.text.listDocuments(tenantId, { after: query.after, limit: query.limit }),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/documents/text/delete",
+    operation: "delete",
+    access: "tenant",
+    scope: "write",
+    tag: "tenant",
+    summary: "Delete text documents and all their chunks by id",
+    body: idsBody,
+    handler: ({ bh, tenantId, body }) => bh.text.deleteDocuments(tenantId, body.ids),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/search",
+    operation: "query",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "Search the tenant's text chunks (full-text search: no embedder is configured)",
+    body: searchBody,
+    handler: ({ bh, tenantId, body }) => bh.text.searchText(tenantId, body.query, { topK: body.topK, filter: body.filter as MetadataFilter | undefined }),
   }),
   route({
     method: "GET",

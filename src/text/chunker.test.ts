@@ -6,9 +6,9 @@ const enc = await tokenizer("cl100k_base");
 const opts = { maxTokens: 40, overlapTokens: 8 };
 
 describe("chunker", () => {
-  it("keeps Markdown sections apart, leads each with its heading, and keeps a fenced code block whole", () => {
+  it("keeps Markdown sections apart, leads each with its heading, and keeps a fenced code block whole", async () => {
     const md = "# Install\n\nRun the installer.\n\n## On a server\n\n```sh\nnpm ci\nnpm start\n```\n\nThen open the dashboard.\n\n# Usage\n\nQuery it.";
-    const chunks = chunkText(md, "markdown", { maxTokens: 400, overlapTokens: 50 }, enc);
+    const chunks = await chunkText(md, "markdown", { maxTokens: 400, overlapTokens: 50 }, enc);
     expect(chunks.map((c) => [c.section, c.text])).toEqual([
       ["Install", "Install\n\nRun the installer."],
       ["Install › On a server", "On a server\n\n```sh\nnpm ci\nnpm start\n```\n\nThen open the dashboard."],
@@ -17,9 +17,9 @@ describe("chunker", () => {
     expect(chunks.map((c) => c.position)).toEqual([0, 1, 2]);
   });
 
-  it("never exceeds the token limit, and consecutive chunks of a section overlap", () => {
+  it("never exceeds the token limit, and consecutive chunks of a section overlap", async () => {
     const sentences = Array.from({ length: 60 }, (_, i) => `Sentence number ${i} talks about topic ${i % 7}.`).join(" ");
-    const chunks = chunkText(sentences, "text", opts, enc);
+    const chunks = await chunkText(sentences, "text", opts, enc);
     expect(chunks.length).toBeGreaterThan(5);
     for (const c of chunks) expect(enc.encode(c.text).length).toBeLessThanOrEqual(opts.maxTokens);
     for (let i = 1; i < chunks.length; i++) {
@@ -30,18 +30,18 @@ describe("chunker", () => {
     for (let i = 0; i < 60; i++) expect(chunks.some((c) => c.text.includes(`Sentence number ${i} talks`))).toBe(true);
   });
 
-  it("cuts text with no spaces or sentence ends at token boundaries, within the limit, losing nothing", () => {
+  it("cuts text with no spaces or sentence ends at token boundaries, within the limit, losing nothing", async () => {
     const blob = "QUJD".repeat(2_000);
-    const chunks = chunkText(blob, "text", opts, enc);
+    const chunks = await chunkText(blob, "text", opts, enc);
     for (const c of chunks) expect(enc.encode(c.text).length).toBeLessThanOrEqual(opts.maxTokens);
     expect(chunks.map((c) => c.text).join("").replace(/\s/g, "")).toContain(blob.slice(0, 500));
   });
 
-  it("reads HTML as text: scripts, styles and comments dropped, headings as sections, <pre> kept, entities decoded", () => {
+  it("reads HTML as text: scripts, styles and comments dropped, headings as sections, <pre> kept, entities decoded", async () => {
     const html = `<html><head><style>p{color:red}</style><script>alert("x")</script></head><body>
       <h1>Guide &amp; notes</h1><p>Fish &lt;3 chips.</p><!-- secret --><pre>a  b\n  c</pre>
       <h2>More</h2><ul><li>one</li><li>two &#x41;&#0;</li></ul></body></html>`;
-    const chunks = chunkText(html, "html", { maxTokens: 400, overlapTokens: 0 }, enc);
+    const chunks = await chunkText(html, "html", { maxTokens: 400, overlapTokens: 0 }, enc);
     const all = chunks.map((c) => c.text).join("\n");
     expect(all).not.toMatch(/alert|color:red|secret|<\/?[a-z]/i);
     expect(chunks[0]).toMatchObject({ section: "Guide & notes", text: "Guide & notes\n\nFish <3 chips.\n\na  b\n  c" });

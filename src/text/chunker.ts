@@ -38,18 +38,24 @@ interface Block {
  * two is still found whole in one of them.
  *
  * @example
- * const chunks = chunkText("# Install\n\nRun `npm i`.", "markdown", { maxTokens: 400, overlapTokens: 50 }, await tokenizer());
+ * const chunks = await chunkText("# Install\n\nRun `npm i`.", "markdown", { maxTokens: 400, overlapTokens: 50 }, await tokenizer());
  * // [{ position: 0, text: "Install\n\nRun `npm i`.", section: "Install", tokens: 8 }]
  */
-export function chunkText(text: string, format: TextFormat, options: ChunkingOptions, enc: Tiktoken): Chunk[] {
+export async function chunkText(text: string, format: TextFormat, options: ChunkingOptions, enc: Tiktoken): Promise<Chunk[]> {
   const blocks = format === "markdown" ? markdownBlocks(text) : format === "html" ? htmlBlocks(text) : plainBlocks(text);
   const count = (s: string) => enc.encode(s).length;
   const chunks: Chunk[] = [];
   let body = "";
+  // Tokens of `body`, counted piece by piece: each unit is encoded once, and a joint (space or
+  // paragraph break) is counted as 2 tokens, never less than it costs — so a chunk never exceeds
+  // the limit, and a long document costs one pass of the tokenizer, not one per unit.
+  let tokens = 0;
   let section: string | null = null;
+  let sinceYield = 0;
   const flush = () => {
     if (body.trim()) chunks.push({ position: chunks.length, text: body, section, tokens: count(body) });
     body = "";
+    tokens = 0;
   };
   for (const block of blocks) {
     if (block.section !== section) {
@@ -60,22 +66,39 @@ export function chunkText(text: string, format: TextFormat, options: ChunkingOpt
     // inside a block joined as written, between blocks by a paragraph break.
     let first = true;
     for (const unit of units(block, options.maxTokens, enc)) {
+      // A megabyte of text is a few hundred milliseconds of tokenizing: other requests go in between.
+      if ((sinceYield += unit.tokens) > 20_000) {
+        sinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const joint = body === "" ? "" : first ? "\n\n" : block.code ? "\n" : " ";
       first = false;
-      if (count(body + joint + unit) <= options.maxTokens) {
-        body += joint + unit;
+      const cost = (joint ? JOINT_TOKENS : 0) + unit.tokens;
+      if (tokens + cost <= options.maxTokens) {
+        body += joint + unit.text;
+        tokens += cost;
         continue;
       }
       const previous = body;
       flush();
       // The next chunk of the same section starts with the end of this one (prose only).
       const carried = block.code ? "" : tail(previous, options.overlapTokens, enc);
-      body = carried && count(`${carried} ${unit}`) <= options.maxTokens ? `${carried} ${unit}` : unit;
+      const carriedTokens = carried ? count(carried) + JOINT_TOKENS : 0;
+      if (carried && carriedTokens + unit.tokens <= options.maxTokens) {
+        body = `${carried} ${unit.text}`;
+        tokens = carriedTokens + unit.tokens;
+      } else {
+        body = unit.text;
+        tokens = unit.tokens;
+      }
     }
   }
   flush();
   return chunks;
 }
+
+/** What a joint between two units may cost at most ("\n\n" or " " merged with its neighbours). */
+const JOINT_TOKENS = 2;
 
 /** The last `n` tokens of `text` (whole words where the cut allows), for the next chunk's overlap. */
 function tail(text: string, n: number, enc: Tiktoken): string {
@@ -88,11 +111,14 @@ function tail(text: string, n: number, enc: Tiktoken): string {
   return (space >= 0 && space < cut.length - 1 ? cut.slice(space) : cut).trim();
 }
 
-/** A block as units of at most `max` tokens, in order: whole if it fits, else its sentences (code: its lines), long ones cut further. */
-function units(block: Block, max: number, enc: Tiktoken): string[] {
-  if (enc.encode(block.text).length <= max) return [block.text];
+/** A block as units of at most `max` tokens with their counts, in order: whole if it fits, else its sentences (code: its lines), long ones cut further. */
+function units(block: Block, max: number, enc: Tiktoken): { text: string; tokens: number }[] {
+  const whole = enc.encode(block.text).length;
+  if (whole <= max) return [{ text: block.text, tokens: whole }];
   const parts = block.code ? block.text.split("\n") : block.text.split(/(?<=[.!?])\s+|\n+/).filter((u) => u.trim());
-  return parts.flatMap((u) => (enc.encode(u).length <= max ? [u] : splitLong(u, max, enc)));
+  return parts
+    .flatMap((u) => (enc.encode(u).length <= max ? [u] : splitLong(u, max, enc)))
+    .map((text) => ({ text, tokens: enc.encode(text).length }));
 }
 
 /** A unit longer than `max` tokens: cut at spaces, and a word longer than that at token boundaries. */

@@ -1,0 +1,147 @@
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Bulkhead } from "../src/bulkhead.js";
+import { TenantTier } from "../src/config.js";
+import type { Db } from "../src/db/db.js";
+import { QuotaExceededError, ValidationError } from "../src/errors.js";
+import { buildServer } from "../src/server/app.js";
+import { BACKENDS, dropTestSchemas } from "./backends.js";
+import { callAt } from "./http-call.js";
+import { UNLIMITED } from "./live-traffic.js";
+
+afterAll(dropTestSchemas);
+
+const GUIDE_A = "# Installing\n\nRun the installer and choose the harbour option.\n\n## Keys\n\nRotate your keys every month.";
+const GUIDE_B = "# Secrets of B\n\nThe lighthouse password is kept in the vault.\n\n## Installing\n\nB installs with the harbour wizard.";
+
+for (const backend of BACKENDS) {
+  describe(`${backend.name}: the text path (full-text search, no embedder)`, () => {
+    let bh: Bulkhead;
+    let db: Db;
+    afterEach(() => bh?.close());
+
+    const open = async (config = {}) => {
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, ...config } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+      await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO, { quota: UNLIMITED });
+      // The same document id in both tenants.
+      await bh.text.ingestDocuments("tenant-a", [{ id: "guide", format: "markdown", text: GUIDE_A, metadata: { lang: "en" } }]);
+      await bh.text.ingestDocuments("tenant-b", [{ id: "guide", format: "markdown", text: GUIDE_B, metadata: { lang: "en" } }]);
+    };
+
+    it("stores Markdown as chunks by section and finds them by words, stemmed, best first", async () => {
+      await open();
+      const found = await bh.text.searchText("tenant-a", "rotating keys");
+      expect(found.mode).toBe("fulltext");
+      expect(found.matches[0]).toMatchObject({ documentId: "guide", section: "Installing › Keys", text: "Keys\n\nRotate your keys every month.", retrievers: ["fulltext"], metadata: { lang: "en", tenant_id: "tenant-a" } });
+      expect((await bh.text.listDocuments("tenant-a")).map((d) => [d.id, d.format, d.chunks])).toEqual([["guide", "markdown", 2]]);
+      // Web-search syntax, and characters that are tsquery operators, never fail.
+      expect((await bh.text.searchText("tenant-a", '"harbour option" -lighthouse')).matches).toHaveLength(1);
+      expect((await bh.text.searchText("tenant-a", "!(&|:*) ' \\ harbour:*")).matches.length).toBeGreaterThanOrEqual(0);
+    });
+
+    it("never finds, returns, replaces or deletes another tenant's chunks, even with the same document id", async () => {
+      await open();
+      expect((await bh.text.searchText("tenant-a", "lighthouse password vault")).matches).toEqual([]);
+      const both = await bh.text.searchText("tenant-a", "harbour OR installs OR wizard", { topK: 50 });
+      expect(both.matches.length).toBeGreaterThan(0);
+      for (const m of both.matches) expect(m.metadata.tenant_id).toBe("tenant-a");
+      expect(both.matches.map((m) => m.text).join(" ")).not.toMatch(/wizard|lighthouse/);
+      // A filter naming the other tenant finds nothing.
+      expect((await bh.text.searchText("tenant-a", "harbour", { filter: { tenant_id: "tenant-b" } })).matches).toEqual([]);
+      // Replacing and deleting "guide" in A leaves B's "guide" whole.
+      await bh.text.ingestDocuments("tenant-a", [{ id: "guide", text: "Nothing about boats now." }]);
+      expect((await bh.text.searchText("tenant-a", "harbour")).matches).toEqual([]);
+      expect((await bh.text.searchText("tenant-b", "lighthouse")).matches).toHaveLength(1);
+      expect(await bh.text.deleteDocuments("tenant-a", ["guide"])).toEqual({ deleted: 1, chunks: 1 });
+      expect((await bh.text.listDocuments("tenant-b")).map((d) => [d.id, d.chunks])).toEqual([["guide", 2]]);
+      // Under the application: A's context sees none of B's rows, and cannot plant one under B's id.
+      expect((await db.queryAsTenant<{ n: number }>("tenant-a", "SELECT count(*)::int AS n FROM text_chunks WHERE tenant_id = 'tenant-b'"))[0]!.n).toBe(0);
+      await expect(db.queryAsTenant("tenant-a", "INSERT INTO text_documents (tenant_id, id, format, metadata, chunks, characters) VALUES ('tenant-b', 'x', 'text', '{}', 0, 0)")).rejects.toThrow(/row-level security/);
+    });
+
+    it("replaces a document whole: a reader sees the old chunks or the new ones, never a mix", async () => {
+      await open();
+      const long = (word: string) => Array.from({ length: 40 }, (_, i) => `Paragraph ${i} is about ${word}.`).join("\n\n");
+      await bh.text.ingestDocuments("tenant-a", [{ id: "big", text: long("apples") }]);
+      let stop = false;
+      const mixes: string[] = [];
+      const reader = (async () => {
+        while (!stop) {
+          const r = await bh.text.searchText("tenant-a", "paragraph", { topK: 100 });
+          const kinds = new Set(r.matches.filter((m) => m.documentId === "big").map((m) => (m.text.includes("apples") ? "old" : "new")));
+          if (kinds.size > 1) mixes.push([...kinds].join("+"));
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      for (let i = 0; i < 6; i++) await bh.text.ingestDocuments("tenant-a", [{ id: "big", text: long(i % 2 ? "apples" : "pears") }]);
+      stop = true;
+      await reader;
+      expect(mixes).toEqual([]);
+    });
+
+    it("refuses a batch past the tenant's chunk quota whole, and bad input naming its field, writing nothing", async () => {
+      await open();
+      await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxTextChunks: 3 });
+      const err = await bh.text.ingestDocuments("tenant-a", [{ id: "one", text: "First." }, { id: "two", text: "Second." }]).catch((e) => e);
+      expect(err).toBeInstanceOf(QuotaExceededError);
+      expect(err.message).toMatch(/2 of its 3 text chunks/);
+      expect((await bh.text.listDocuments("tenant-a")).map((d) => d.id)).toEqual(["guide"]);
+
+      const refused = async (docs: unknown, field: RegExp) => {
+        const e = await bh.text.ingestDocuments("tenant-a", docs as never).catch((x) => x);
+        expect(e).toBeInstanceOf(ValidationError);
+        expect(e.field).toMatch(field);
+      };
+      await refused([{ id: "n", text: "a\u0000b" }], /^documents\[0\]\.text$/);
+      await refused([{ id: "s", text: "a\ud800b" }], /^documents\[0\]\.text$/);
+      await refused([{ id: "big", text: "x".repeat(1_000_001) }], /^documents\[0\]\.text$/);
+      await refused(Array.from({ length: 101 }, (_, i) => ({ id: `d${i}`, text: "t" })), /^documents$/);
+      await refused([{ id: "d", text: "t" }, { id: "d", text: "u" }], /^documents\[1\]\.id$/);
+      await refused([{ id: "f", text: "t", format: "pdf" }], /^documents\[0\]\.format$/);
+      await refused([{ id: "m", text: "t", metadata: { tenant_id: "tenant-b" } }], /^documents\[0\]\.metadata\.tenant_id$/);
+      for (const q of ["", "x".repeat(1_001), "a\u0000"]) await expect(bh.text.searchText("tenant-a", q)).rejects.toBeInstanceOf(ValidationError);
+      expect((await bh.text.listDocuments("tenant-a")).map((d) => d.id)).toEqual(["guide"]);
+    });
+
+    it("erasure removes a tenant's text, proved; the other tenant's stays", async () => {
+      await open();
+      const report = await bh.eraseTenant("tenant-a", "admin:test");
+      expect(report.verified).toBe(true);
+      expect(report.remaining).toMatchObject({ text_documents: 0, text_chunks: 0 });
+      expect((await bh.text.searchText("tenant-b", "lighthouse")).matches).toHaveLength(1);
+    });
+
+    it("over HTTP: each key ingests, lists, searches and deletes its own tenant's text only; bad input is a 400 naming the field, nothing logged but the field", async () => {
+      await open();
+      const logs: string[] = [];
+      const app = await buildServer(bh, { logDestination: { write: (line: string) => void logs.push(line) } as never });
+      try {
+        const base = await app.listen({ host: "127.0.0.1", port: 0 });
+        const key = async (t: string) => (await bh.keys.createKey("tenant", { tenantId: t }, "test")).key;
+        const [a, b] = [await key("tenant-a"), await key("tenant-b")];
+        const call = (method: string, path: string, k: string, body?: unknown) => callAt(base, method, path, k, body);
+
+        const put = await call("POST", "/v1/documents/text", a, { documents: [{ id: "notes", format: "html", text: "<h1>Ferry times</h1><p>The ferry leaves at noon.</p>" }] });
+        expect(put).toMatchObject({ status: 200, body: { documents: 1, chunks: 1, replaced: 0 } });
+        expect((await call("POST", "/v1/search", a, { query: "ferry" })).body.matches.map((m: { documentId: string }) => m.documentId)).toEqual(["notes"]);
+        expect((await call("POST", "/v1/search", b, { query: "ferry" })).body).toEqual({ mode: "fulltext", matches: [] });
+        expect((await call("POST", "/v1/search", b, { query: "lighthouse" })).body.matches).toHaveLength(1);
+        // B names A as the tenant in its body: refused before anything runs.
+        expect((await call("POST", "/v1/search", b, { query: "ferry", tenantId: "tenant-a" })).status).toBe(403);
+        expect((await call("GET", "/v1/documents/text", b)).body.map((d: { id: string }) => d.id)).toEqual(["guide"]);
+        expect((await call("POST", "/v1/documents/text/delete", b, { ids: ["notes"] })).body).toEqual({ deleted: 0, chunks: 0 });
+        expect((await call("POST", "/v1/search", a, { query: "ferry" })).body.matches).toHaveLength(1);
+
+        const secret = "s3cr3t-payload-" + "x".repeat(20);
+        const bad = await call("POST", "/v1/documents/text", a, { documents: [{ id: "n", text: `${secret}\u0000` }] });
+        expect(bad.status).toBe(400);
+        expect(bad.body).toMatchObject({ code: "VALIDATION_FAILED" });
+        expect(JSON.stringify(bad.body)).toMatch(/documents\[0\]\.text/);
+        expect(logs.join("")).not.toContain(secret);
+        expect((await call("POST", "/v1/search", a, { query: 42 })).status).toBe(400);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+}
