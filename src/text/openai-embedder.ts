@@ -1,0 +1,138 @@
+import { countTokens } from "../costs/token-counter.js";
+import { ProviderError, type Embedder, type Embeddings } from "./embedder.js";
+
+/** An OpenAI-compatible embeddings endpoint (OpenAI, Azure OpenAI, Ollama, vLLM, TEI, most hosted models). */
+export interface OpenAIEmbedderOptions {
+  /** Base URL of the API, e.g. `https://api.openai.com/v1` (`/embeddings` is appended). */
+  baseUrl: string;
+  apiKey?: string;
+  model: string;
+  dimension: number;
+  /** Send `dimensions` in the request (OpenAI's text-embedding-3 models can shorten their vectors); off for servers that refuse it. */
+  sendDimensions?: boolean;
+  /** Inputs per request (OpenAI accepts 2,048; smaller batches fail smaller). */
+  batchSize?: number;
+  /** Deadline of one request, in ms. */
+  timeoutMs?: number;
+  /** Retries of a request that failed with 429, 5xx, a timeout or a network error. */
+  maxRetries?: number;
+  /** First backoff in ms (doubled each retry, with full jitter, capped at 20 s), unless the provider says how long to wait. */
+  backoffMs?: number;
+}
+
+interface EmbeddingResponse {
+  data?: { index?: number; embedding?: unknown }[];
+  model?: string;
+  usage?: { prompt_tokens?: unknown; total_tokens?: unknown };
+}
+
+const MAX_BACKOFF_MS = 20_000;
+/** The longest wait a provider's Retry-After is honoured for; longer, and the caller is told to come back. */
+const MAX_HONOURED_WAIT_MS = 30_000;
+
+/**
+ * The OpenAI embeddings API (`POST {baseUrl}/embeddings`, float vectors), which most providers
+ * and local servers implement. Batches inputs, retries what failed transiently — 429 (waiting what
+ * `retry-after-ms` or `Retry-After` says), 5xx, timeouts, dropped connections; embedding is
+ * idempotent, so a retry can never double anything — and checks every answer: one vector per
+ * input, each of the configured dimension, finite numbers. Tokens come from the response's
+ * `usage`; a provider that reports none (some local servers) is counted with cl100k and the
+ * result marked `estimated`.
+ *
+ * @example
+ * const embedder = new OpenAIEmbedder({ baseUrl: "https://api.openai.com/v1", apiKey: process.env.OPENAI_API_KEY, model: "text-embedding-3-small", dimension: 1536 });
+ */
+export class OpenAIEmbedder implements Embedder {
+  readonly model: string;
+  readonly dimension: number;
+  private readonly url: string;
+  private readonly batchSize: number;
+  private readonly timeoutMs: number;
+  private readonly maxRetries: number;
+  private readonly backoffMs: number;
+
+  constructor(private readonly options: OpenAIEmbedderOptions) {
+    this.model = options.model;
+    this.dimension = options.dimension;
+    this.url = `${options.baseUrl.replace(/\/+$/, "")}/embeddings`;
+    this.batchSize = options.batchSize ?? 128;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    this.maxRetries = options.maxRetries ?? 4;
+    this.backoffMs = options.backoffMs ?? 500;
+  }
+
+  async embed(texts: readonly string[], signal?: AbortSignal): Promise<Embeddings> {
+    const vectors: number[][] = [];
+    let tokens = 0;
+    let estimated = false;
+    for (let i = 0; i < texts.length; i += this.batchSize) {
+      const batch = texts.slice(i, i + this.batchSize);
+      const answer = await this.request(batch, signal);
+      vectors.push(...answer.vectors);
+      if (answer.tokens === undefined) {
+        estimated = true;
+        for (const t of batch) tokens += await countTokens(t, "cl100k_base");
+      } else tokens += answer.tokens;
+    }
+    return { vectors, tokens, estimated, model: this.model };
+  }
+
+  /** One batch, retried while it fails transiently. */
+  private async request(batch: readonly string[], signal?: AbortSignal): Promise<{ vectors: number[][]; tokens?: number }> {
+    const body = JSON.stringify({ model: this.model, input: batch, encoding_format: "float", ...(this.options.sendDimensions ? { dimensions: this.dimension } : {}) });
+    for (let attempt = 0; ; attempt++) {
+      let wait: number | undefined;
+      let failure: ProviderError;
+      try {
+        const res = await fetch(this.url, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
+          body,
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
+        });
+        if (res.ok) return this.parse((await res.json()) as EmbeddingResponse, batch.length);
+        await res.body?.cancel(); // the body may echo input or carry account details: never read into errors or logs
+        wait = retryAfter(res.headers);
+        if (res.status === 429) failure = new ProviderError("throttled", `the embedding provider throttled the request (HTTP 429)`, wait);
+        else if (res.status >= 500 || res.status === 408) failure = new ProviderError("unavailable", `the embedding provider failed (HTTP ${res.status})`);
+        else throw new ProviderError("refused", `the embedding provider refused the request (HTTP ${res.status}): check the model, key and dimension configured`);
+      } catch (err) {
+        if (err instanceof ProviderError) throw err;
+        if (signal?.aborted) throw err;
+        failure = new ProviderError("unavailable", (err as Error).name === "TimeoutError" ? `the embedding provider did not answer within ${this.timeoutMs} ms` : "the embedding provider could not be reached");
+      }
+      if (attempt >= this.maxRetries || (wait !== undefined && wait > MAX_HONOURED_WAIT_MS)) throw failure;
+      const backoff = wait ?? Math.random() * Math.min(MAX_BACKOFF_MS, this.backoffMs * 2 ** attempt);
+      await new Promise((resolve) => setTimeout(resolve, backoff));
+    }
+  }
+
+  private parse(res: EmbeddingResponse, expected: number): { vectors: number[][]; tokens?: number } {
+    const data = Array.isArray(res.data) ? res.data : [];
+    if (data.length !== expected) throw new ProviderError("refused", `the embedding provider returned ${data.length} vectors for ${expected} inputs`);
+    const vectors = new Array<number[]>(expected);
+    data.forEach((d, i) => {
+      const at = Number.isInteger(d.index) ? (d.index as number) : i;
+      const v = d.embedding;
+      if (at < 0 || at >= expected || vectors[at] !== undefined) throw new ProviderError("refused", "the embedding provider returned vectors out of order or twice");
+      if (!Array.isArray(v) || v.length !== this.dimension || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
+        throw new ProviderError("refused", `the embedding provider returned a vector of ${Array.isArray(v) ? v.length : "no"} dimensions; ${this.model} is configured for ${this.dimension}`);
+      }
+      vectors[at] = v as number[];
+    });
+    const reported = res.usage?.prompt_tokens ?? res.usage?.total_tokens;
+    return { vectors, tokens: Number.isSafeInteger(reported) && (reported as number) >= 0 ? (reported as number) : undefined };
+  }
+}
+
+/** How long the provider asked us to wait: `retry-after-ms`, else `Retry-After` in seconds or as a date. */
+function retryAfter(headers: Headers): number | undefined {
+  const ms = Number(headers.get("retry-after-ms"));
+  if (headers.get("retry-after-ms") !== null && Number.isFinite(ms) && ms >= 0) return ms;
+  const raw = headers.get("retry-after");
+  if (raw === null) return undefined;
+  const seconds = Number(raw);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(raw);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

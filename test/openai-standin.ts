@@ -1,0 +1,97 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { countTokens } from "../src/costs/token-counter.js";
+
+/** What the next request gets instead of a normal answer (consumed in order). */
+export type Fault = { status: number; headers?: Record<string, string> } | { delayMs: number } | { noUsage: true } | { dimension: number };
+
+/**
+ * A local stand-in of the OpenAI embeddings API (`POST /v1/embeddings`), built from its published
+ * request and response models: `{ model, input: string | string[], encoding_format?, dimensions? }`
+ * in, `{ object: "list", data: [{ object: "embedding", index, embedding }], model, usage:
+ * { prompt_tokens, total_tokens } }` out, errors as `{ error: { message, type, code } }`. Vectors are
+ * deterministic: each word hashed into a dimension (feature hashing), normalised — texts sharing
+ * words are near, so searches behave like a real model's for tests. Usage counts cl100k tokens, as
+ * OpenAI's embedding models do. Faults can be planned: statuses with headers, delays, no usage, a
+ * wrong dimension.
+ */
+export class OpenAIStandin {
+  readonly requests: { authorization: string | undefined; body: { model: string; input: string[]; dimensions?: number } }[] = [];
+  private readonly faults: Fault[] = [];
+  private server?: Server;
+  url = "";
+
+  constructor(private readonly dimension: number) {}
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, "127.0.0.1", resolve));
+    const address = this.server.address() as { port: number };
+    this.url = `http://127.0.0.1:${address.port}/v1`;
+    return this;
+  }
+
+  plan(...faults: Fault[]): void {
+    this.faults.push(...faults);
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
+
+  /** The stand-in's vector of a text (what a search's query vector is compared with). */
+  static vector(text: string, dimension: number): number[] {
+    const v = new Array<number>(dimension).fill(0);
+    for (const word of text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
+      let h = 2166136261;
+      for (let i = 0; i < word.length; i++) h = Math.imul(h ^ word.charCodeAt(i), 16777619);
+      v[(h >>> 0) % dimension]! += 1;
+    }
+    const norm = Math.hypot(...v) || 1;
+    return v.map((x) => (x === 0 ? 0.001 : x / norm));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { "content-type": "application/json", ...headers });
+      res.end(JSON.stringify(body));
+    };
+    if (req.method !== "POST" || req.url !== "/v1/embeddings") return send(404, { error: { message: "not found", type: "invalid_request_error", code: null } });
+    let body: { model?: unknown; input?: unknown; dimensions?: unknown; encoding_format?: unknown };
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    } catch {
+      return send(400, { error: { message: "We could not parse the JSON body of your request.", type: "invalid_request_error", code: null } });
+    }
+    const input = typeof body.input === "string" ? [body.input] : body.input;
+    if (typeof body.model !== "string" || !Array.isArray(input) || input.length === 0 || input.length > 2048 || !input.every((x) => typeof x === "string" && x.length > 0)) {
+      return send(400, { error: { message: "'input' : input must be a non-empty string or array of strings (at most 2048)", type: "invalid_request_error", code: null } });
+    }
+    if (body.encoding_format !== undefined && body.encoding_format !== "float") return send(400, { error: { message: "encoding_format must be float here", type: "invalid_request_error", code: null } });
+    this.requests.push({ authorization: req.headers.authorization, body: { model: body.model, input: input as string[], ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}) } });
+
+    let usage = true;
+    let dimension = this.dimension;
+    for (let fault = this.faults.shift(); fault; fault = this.faults.shift()) {
+      if ("status" in fault) return send(fault.status, { error: { message: `injected ${fault.status}`, type: "server_error", code: null } }, fault.headers);
+      if ("delayMs" in fault) {
+        await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+        if (req.destroyed) return;
+        break;
+      }
+      if ("noUsage" in fault) usage = false;
+      if ("dimension" in fault) dimension = fault.dimension;
+      break;
+    }
+    let tokens = 0;
+    for (const text of input as string[]) tokens += await countTokens(text, "cl100k_base");
+    send(200, {
+      object: "list",
+      data: (input as string[]).map((text, index) => ({ object: "embedding", index, embedding: OpenAIStandin.vector(text, dimension) })),
+      model: body.model,
+      ...(usage ? { usage: { prompt_tokens: tokens, total_tokens: tokens } } : {}),
+    });
+  }
+}
