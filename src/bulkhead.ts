@@ -4,6 +4,8 @@ import { openDatabase } from "./db/open.js";
 import { CostAllocationEngine } from "./costs/cost-engine.js";
 import { UsageLedger } from "./costs/usage-ledger.js";
 import { TenantTextManager } from "./text/text-manager.js";
+import type { Embedder } from "./text/embedder.js";
+import { OpenAIEmbedder } from "./text/openai-embedder.js";
 import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { RecallSampler } from "./data/recall-sampler.js";
@@ -48,6 +50,8 @@ export interface BulkheadOptions {
    * Tenants are placed in one with `registerTenant(…, { store })`, by tier with `tierStores`, or moved there.
    */
   stores?: Readonly<Record<string, StoreFactory>>;
+  /** The embedder of text chunks and searches, instead of the one `BULKHEAD_EMBEDDINGS_URL` configures. */
+  embedder?: Embedder;
 }
 
 /** A running Bulkhead: registry, data manager and the configuration they use. */
@@ -55,7 +59,7 @@ export interface Bulkhead {
   readonly config: BulkheadConfig;
   readonly registry: TenantRegistry;
   readonly dataManager: TenantDataManager;
-  /** Text documents: chunked, stored and searched per tenant (full-text search; `POST /v1/documents/text`, `POST /v1/search`). */
+  /** Text documents: chunked, stored and searched per tenant (full text; hybrid with an embedder). `POST /v1/documents/text`, `POST /v1/search`. */
   readonly text: TenantTextManager;
   /** Metering, fixed-cost allocation, summaries, reports and reconciliation. */
   readonly costEngine: CostAllocationEngine;
@@ -188,7 +192,10 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   );
   registry.onChange((tenantId) => pendingIndexer.forget(tenantId));
   const dataManager = new TenantDataManager(registry, store, config, costEngine, gate, recall, pendingIndexer);
-  const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine);
+  const embedder =
+    options.embedder ??
+    (config.embeddingsUrl ? new OpenAIEmbedder({ baseUrl: config.embeddingsUrl, apiKey: config.embeddingsApiKey, model: config.embeddingsModel, dimension: config.dimension }) : undefined);
+  const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine, embedder);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.
   let widening = Promise.resolve();

@@ -198,6 +198,14 @@ export interface BulkheadConfig {
   /** `PINECONE_API_KEY`: required with `pinecone`; never logged. */
   readonly pineconeApiKey: string | undefined;
   /**
+   * An OpenAI-compatible embeddings API (`https://api.openai.com/v1`, an Ollama or vLLM server, …):
+   * with it, text chunks get vectors and searches are hybrid; without, search is full text alone.
+   * Its vectors have `dimension` dimensions.
+   */
+  readonly embeddingsUrl: string | undefined;
+  readonly embeddingsModel: string;
+  readonly embeddingsApiKey: string | undefined;
+  /**
    * The store a tier's new tenants are placed in (and an upgrade to it moves to), e.g.
    * `{"enterprise":"pinecone"}`; tiers not named use home. `BULKHEAD_TIER_STORES`.
    */
@@ -419,6 +427,9 @@ const SETTINGS = {
   cells: ["BULKHEAD_CELLS", {}, cells],
   pinecone: ["BULKHEAD_PINECONE", undefined, pinecone],
   pineconeApiKey: ["PINECONE_API_KEY", undefined, text],
+  embeddingsUrl: ["BULKHEAD_EMBEDDINGS_URL", undefined, text],
+  embeddingsModel: ["BULKHEAD_EMBEDDINGS_MODEL", "text-embedding-3-small", text],
+  embeddingsApiKey: ["BULKHEAD_EMBEDDINGS_API_KEY", undefined, text],
   tierStores: ["BULKHEAD_TIER_STORES", {}, tierStores],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
   dbTimeoutMs: ["BULKHEAD_DB_TIMEOUT_MS", 5_000, int(100, 3_600_000)],

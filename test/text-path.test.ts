@@ -7,6 +7,8 @@ import { buildServer } from "../src/server/app.js";
 import { BACKENDS, dropTestSchemas } from "./backends.js";
 import { callAt } from "./http-call.js";
 import { UNLIMITED } from "./live-traffic.js";
+import { OpenAIStandin } from "./openai-standin.js";
+import { OpenAIEmbedder } from "../src/text/openai-embedder.js";
 
 afterAll(dropTestSchemas);
 
@@ -142,6 +144,56 @@ for (const backend of BACKENDS) {
       } finally {
         await app.close();
       }
+    });
+  });
+
+  describe(`${backend.name}: the text path with an embedder (hybrid search, against a stand-in of the embeddings API)`, () => {
+    let bh: Bulkhead;
+    let standin: OpenAIStandin;
+    afterEach(async () => {
+      await bh?.close();
+      await standin?.close();
+    });
+
+    it("embeds chunks and queries, fuses full text and vectors by rank, meters the provider's tokens to the tenant, and never crosses tenants", async () => {
+      standin = await new OpenAIStandin(8).start();
+      const embedder = new OpenAIEmbedder({ baseUrl: standin.url, apiKey: "sk-standin", model: "text-embedding-3-small", dimension: 8, backoffMs: 5 });
+      ({ bulkhead: bh } = await backend.open({ config: { dimension: 8 }, embedder }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+      await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO, { quota: UNLIMITED });
+      await bh.text.ingestDocuments("tenant-a", [
+        { id: "both", text: "The harbour xylophone plays at dawn." },
+        { id: "harbour-only", text: "Boats wait in the harbour." },
+      ]);
+      await bh.text.ingestDocuments("tenant-b", [{ id: "b-doc", text: "Harbour xylophone harbour xylophone, the secret of B." }]);
+      const inputsA = standin.requests.slice(0, 1).flatMap((r) => r.body.input);
+      expect(inputsA).toEqual(["The harbour xylophone plays at dawn.", "Boats wait in the harbour."]);
+
+      const r = await bh.text.searchText("tenant-a", "harbour xylophone");
+      expect(r.mode).toBe("hybrid");
+      // Full text (all words) finds "both" only; the vectors find both documents; "both" ranks first in each, so first overall.
+      expect(r.matches.map((m) => [m.documentId, m.retrievers])).toEqual([["both", ["fulltext", "vector"]], ["harbour-only", ["vector"]]]);
+      expect(r.matches.every((m) => m.metadata.tenant_id === "tenant-a")).toBe(true);
+      // Weights: full text alone, or vectors alone.
+      expect((await bh.text.searchText("tenant-a", "harbour xylophone", { weights: { vector: 0 } })).matches.map((m) => m.documentId)).toEqual(["both"]);
+      expect((await bh.text.searchText("tenant-a", "harbour xylophone", { weights: { fulltext: 0 } })).matches.every((m) => m.retrievers.join() === "vector")).toBe(true);
+      await expect(bh.text.searchText("tenant-a", "x", { weights: { fulltext: 0, vector: 0 } })).rejects.toBeInstanceOf(ValidationError);
+
+      // Metered from the provider's usage: the tenant's chunks and its queries, nobody else's.
+      await bh.costEngine.flush();
+      const a = await bh.costEngine.getTenantCostSummary("tenant-a");
+      const reported = standin.requests.filter((q) => !q.body.input.some((t) => t.includes("secret of B")));
+      expect(reported.length).toBeGreaterThan(0);
+      const { countTokens } = await import("../src/costs/token-counter.js");
+      let expected = 0;
+      for (const q of reported) for (const t of q.body.input) expected += await countTokens(t, "cl100k_base");
+      expect(a.usage.embedTokens).toBe(expected);
+      expect((await bh.costEngine.getTenantCostSummary("tenant-b")).usage.embedTokens).toBe(await countTokens("Harbour xylophone harbour xylophone, the secret of B.", "cl100k_base"));
+
+      // A provider that fails writes nothing.
+      standin.plan({ status: 401 });
+      await expect(bh.text.ingestDocuments("tenant-a", [{ id: "new", text: "never stored" }])).rejects.toMatchObject({ code: "PROVIDER_REFUSED" });
+      expect((await bh.text.listDocuments("tenant-a")).map((d) => d.id)).toEqual(["both", "harbour-only"]);
     });
   });
 }

@@ -44,7 +44,8 @@ function cliProgram(io: CliIo): Command {
         { host: opts.host === undefined ? "HOST" : "--host", port: opts.port === undefined ? "PORT" : "--port", drainTimeoutMs: opts.drainTimeout === undefined ? "BULKHEAD_DRAIN_TIMEOUT_MS" : "--drain-timeout" },
       );
       const server = await startServer(settings);
-      server.app.log.info({ url: server.url }, "bulkhead listening");
+      // Which text search runs: an operator should not have to guess whether vectors are in play.
+      server.app.log.info({ url: server.url, textSearch: server.bulkhead.text.mode, ...(server.bulkhead.config.embeddingsUrl ? { embeddingsModel: server.bulkhead.config.embeddingsModel } : {}) }, "bulkhead listening");
       const stop = (signal: string) => {
         server.app.log.info({ signal }, "shutting down: draining requests, flushing usage, closing the database");
         server.shutdown().then(

@@ -125,6 +125,8 @@ type CostConfig = Pick<BulkheadConfig, "prices" | "planPrices" | "reconciliation
 export interface UsageMeter {
   meterVectorQuery(tenantId: string, embedTokens?: number, readUnits?: number): void;
   meterVectorWrite(tenantId: string, count: number): void;
+  /** Embedding tokens a provider reported (or, `estimated`, that were counted here) for the tenant's text. */
+  meterEmbedding?(tenantId: string, tokens: number, model: string, estimated: boolean): void;
 }
 
 /**
@@ -212,6 +214,12 @@ export class CostAllocationEngine implements UsageMeter {
     const events: UsageEvent[] = [{ tenantId, kind: "vector_query", quantity: 1, costPico, occurredAt: now }];
     if (embedTokens > 0) events.push({ tenantId, kind: "embedding", quantity: embedTokens, costPico: BigInt(embedTokens) * this.pico.embedding, occurredAt: now });
     this.ledger.record(events);
+  }
+
+  /** Meter hook for the text path: embedding tokens at the embedding price, as the provider reported them. */
+  meterEmbedding(tenantId: string, tokens: number, model: string, estimated: boolean): void {
+    if (!Number.isSafeInteger(tokens) || tokens <= 0) return;
+    this.ledger.record([{ tenantId, kind: "embedding", model, estimated, quantity: tokens, costPico: BigInt(tokens) * this.pico.embedding, occurredAt: new Date() }]);
   }
 
   /** Meter hook for `TenantDataManager`: vectors written (no price of their own; history for storage). */

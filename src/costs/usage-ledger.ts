@@ -13,6 +13,8 @@ export interface UsageEvent {
   quantity: number;
   costPico: bigint;
   model?: string;
+  /** The quantity was counted here because the provider reported none (embedding tokens). */
+  estimated?: boolean;
   occurredAt: Date;
 }
 
@@ -41,9 +43,9 @@ export const MAX_BIGINT = 2n ** 63n - 1n;
 
 // ON CONFLICT: a retried flush (its first attempt may have committed) writes each event once.
 const INSERT = `
-  INSERT INTO usage_events (tenant_id, event_id, occurred_at, period, kind, model, quantity, cost_pico)
-  SELECT $1, r.event_id, r.occurred_at, r.period, r.kind, r.model, r.quantity, r.cost_pico
-    FROM jsonb_to_recordset($2::jsonb) AS r(event_id uuid, occurred_at timestamptz, period text, kind text, model text, quantity bigint, cost_pico bigint)
+  INSERT INTO usage_events (tenant_id, event_id, occurred_at, period, kind, model, quantity, cost_pico, estimated)
+  SELECT $1, r.event_id, r.occurred_at, r.period, r.kind, r.model, r.quantity, r.cost_pico, r.estimated
+    FROM jsonb_to_recordset($2::jsonb) AS r(event_id uuid, occurred_at timestamptz, period text, kind text, model text, quantity bigint, cost_pico bigint, estimated boolean)
   ON CONFLICT (tenant_id, event_id) DO NOTHING`;
 
 const QUARANTINE = `
@@ -198,6 +200,7 @@ export class UsageLedger {
       model: e.model ?? null,
       quantity: e.quantity,
       cost_pico: e.costPico.toString(),
+      estimated: e.estimated === true,
     }));
     return this.db.queryAsTenant(tenantId, INSERT, [tenantId, JSON.stringify(rows)]);
   }

@@ -925,6 +925,16 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.text_documents, ${s}.text_chunks TO
 ${grantDataPlane(schema, vectorSchema, "count_daily_query(text, date, int), lease_daily_queries(text, date, int, int), ", true)}`;
     },
   },
+  {
+    version: 21,
+    name: "chunk embeddings; estimated usage",
+    sql: ({ schema }) => `
+-- A chunk's vector from the configured embedder (NULL when none was configured as it was written):
+-- searched exactly among the tenant's own chunks, like a small namespace, and fused with full text.
+ALTER TABLE ${q(schema)}.text_chunks ADD COLUMN embedding vector;
+-- Usage counted here because the provider reported none (its tokenizer's count may differ).
+ALTER TABLE ${q(schema)}.usage_events ADD COLUMN estimated boolean NOT NULL DEFAULT false;`,
+  },
 ];
 
 /**

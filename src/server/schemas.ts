@@ -24,7 +24,13 @@ export const textDocumentsBody = z
   })
   .strict();
 export const searchBody = z
-  .object({ query: z.string().describe('words as typed in a search box: "quoted phrases", OR, -excluded'), topK: z.number().int().optional(), filter: filter.optional(), ...callerTenant })
+  .object({
+    query: z.string().describe('words as typed in a search box: "quoted phrases", OR, -excluded'),
+    topK: z.number().int().optional(),
+    filter: filter.optional(),
+    weights: z.object({ fulltext: z.number().optional(), vector: z.number().optional() }).strict().optional().describe("each retriever's weight in the rank fusion (default 1 each; 0 leaves one out)"),
+    ...callerTenant,
+  })
   .strict();
 export const listQuery = z.object({ after: z.string().optional(), limit: z.coerce.number().int().optional() }).strict();
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();

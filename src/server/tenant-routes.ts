@@ -93,9 +93,9 @@ export const tenantRoutes: RouteSpec[] = [
     access: "tenant",
     scope: "read",
     tag: "tenant",
-    summary: "Search the tenant's text chunks (full-text search: no embedder is configured)",
+    summary: "Search the tenant's text chunks: full text, and with an embedder configured also by vector, fused by rank (mode says which)",
     body: searchBody,
-    handler: ({ bh, tenantId, body }) => bh.text.searchText(tenantId, body.query, { topK: body.topK, filter: body.filter as MetadataFilter | undefined }),
+    handler: ({ bh, tenantId, body }) => bh.text.searchText(tenantId, body.query, { topK: body.topK, filter: body.filter as MetadataFilter | undefined, weights: body.weights }),
   }),
   route({
     method: "GET",

@@ -1,5 +1,5 @@
 import type { BulkheadConfig } from "../config.js";
-import type { Row, TenantDb } from "../db/db.js";
+import type { Row, Statement, TenantDb } from "../db/db.js";
 import { IsolationViolationError, QuotaExceededError, shown, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
 import { tokenizer } from "../costs/token-counter.js";
@@ -12,6 +12,7 @@ import { compileFilter, type MetadataFilter } from "../stores/filter.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import { chunkText, TEXT_FORMATS, type Chunk, type TextFormat } from "./chunker.js";
+import type { Embedder } from "./embedder.js";
 import { textSql as sql } from "./text-sql.js";
 
 /** A document as callers give it to `ingestDocuments`. */
@@ -33,6 +34,8 @@ export interface TextIngestResult {
 export interface TextSearchOptions {
   topK?: number;
   filter?: MetadataFilter;
+  /** How much each retriever's ranking counts in the fusion (default 1 each; 0 leaves one out). */
+  weights?: { fulltext?: number; vector?: number };
 }
 
 /** A chunk found by a search, with what found it. */
@@ -48,8 +51,8 @@ export interface TextMatch {
 
 export interface TextSearchResult {
   matches: TextMatch[];
-  /** How this deployment searches: full text alone until an embedder is configured. */
-  mode: "fulltext";
+  /** How this deployment searches: full text alone until an embedder is configured, then both, fused. */
+  mode: "fulltext" | "hybrid";
 }
 
 export interface StoredTextDocument {
@@ -59,6 +62,56 @@ export interface StoredTextDocument {
   chunks: number;
   characters: number;
   updatedAt: Date;
+}
+
+type ChunkRow = Row & { tenant_id: string; document_id: string; position: number; section: string | null; body: string; metadata: Record<string, unknown>; score: number };
+
+const toMatch = (r: ChunkRow, score: number, retrievers: TextMatch["retrievers"]): TextMatch => ({
+  documentId: r.document_id,
+  position: r.position,
+  section: r.section,
+  text: r.body,
+  metadata: r.metadata,
+  score,
+  retrievers,
+});
+
+/** Reciprocal rank fusion's constant (Cormack et al.): a rank's weight is 1 / (60 + rank). */
+const RRF_K = 60;
+
+function fusionWeights(weights: TextSearchOptions["weights"]): { fulltext: number; vector: number } {
+  if (weights === undefined) return { fulltext: 1, vector: 1 };
+  if (typeof weights !== "object" || weights === null || Array.isArray(weights)) throw new ValidationError("weights", "must be an object like { fulltext: 1, vector: 1 }");
+  const out = { fulltext: 1, vector: 1 };
+  for (const [key, value] of Object.entries(weights)) {
+    if (key !== "fulltext" && key !== "vector") throw new ValidationError(`weights.${key}`, "unknown retriever (fulltext, vector)");
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 100) throw new ValidationError(`weights.${key}`, `must be a number from 0 to 100, got ${shown(value)}`);
+    out[key] = value;
+  }
+  if (out.fulltext === 0 && out.vector === 0) throw new ValidationError("weights", "cannot leave out every retriever");
+  return out;
+}
+
+/**
+ * Reciprocal rank fusion: each chunk scores the sum over the retrievers that found it of
+ * weight / (60 + its rank there), so what both rank high comes first, and neither retriever's raw
+ * scores (ts_rank and cosine similarity, on different scales) need to be comparable.
+ */
+function fuse(ranked: { fulltext: ChunkRow[]; vector: ChunkRow[] }, weights: { fulltext: number; vector: number }, topK: number): TextMatch[] {
+  const byChunk = new Map<string, { row: ChunkRow; score: number; retrievers: TextMatch["retrievers"] }>();
+  for (const name of ["fulltext", "vector"] as const) {
+    ranked[name].forEach((row, i) => {
+      const key = JSON.stringify([row.document_id, row.position]);
+      const entry = byChunk.get(key) ?? { row, score: 0, retrievers: [] };
+      entry.score += weights[name] / (RRF_K + i + 1);
+      entry.retrievers.push(name);
+      byChunk.set(key, entry);
+    });
+  }
+  return [...byChunk.values()]
+    .sort((a, b) => b.score - a.score || a.row.document_id.localeCompare(b.row.document_id) || a.row.position - b.row.position)
+    .slice(0, topK)
+    .map((e) => toMatch(e.row, e.score, e.retrievers));
 }
 
 /** Bounds of the text path's input, each refused with a 400 naming its field. */
@@ -83,7 +136,14 @@ export class TenantTextManager {
     private readonly settings: TextSettings,
     private readonly gate?: OperationGate,
     private readonly meter?: UsageMeter,
+    /** Vectors for chunks and queries; without one, search is full text alone. */
+    private readonly embedder?: Embedder,
   ) {}
+
+  /** How searches run in this deployment. */
+  get mode(): TextSearchResult["mode"] {
+    return this.embedder ? "hybrid" : "fulltext";
+  }
 
   /**
    * Stores documents, each cut into chunks; a document that exists is replaced whole, atomically
@@ -106,6 +166,8 @@ export class TenantTextManager {
       chunked.push({ doc, chunks });
     }
     const total = chunked.reduce((n, c) => n + c.chunks.length, 0);
+    // Vectors first, outside any transaction (a provider may take seconds): a failure writes nothing.
+    const vectors = await this.embedChunks(tenant.tenantId, chunked.flatMap(({ chunks }) => chunks));
     return this.admit(tenant, "upsert", () =>
       this.db.withTenant(tenant.tenantId, async (tx) => {
         // One writer per tenant at a time (shared with its vector writes): the quota sees every chunk.
@@ -115,7 +177,10 @@ export class TenantTextManager {
         const removed = gone.reduce((n, g) => n + g.chunks, 0);
         const docs = chunked.map(({ doc, chunks }) => ({ id: doc.id, format: doc.format, metadata: doc.metadata, chunks: chunks.length, characters: doc.text.length }));
         await tx.query(sql.insertDocuments, [tenant.tenantId, JSON.stringify(docs)]);
-        const rows = chunked.flatMap(({ doc, chunks }) => chunks.map((c) => ({ document_id: doc.id, position: c.position, section: c.section, body: c.text, metadata: doc.metadata })));
+        let k = 0;
+        const rows = chunked.flatMap(({ doc, chunks }) =>
+          chunks.map((c) => ({ document_id: doc.id, position: c.position, section: c.section, body: c.text, metadata: doc.metadata, embedding: vectors ? JSON.stringify(vectors[k++]) : null })),
+        );
         for (let i = 0; i < rows.length; i += CHUNKS_PER_STATEMENT) {
           await tx.query(sql.insertChunks, [tenant.tenantId, JSON.stringify(rows.slice(i, i + CHUNKS_PER_STATEMENT)), this.settings.textSearchConfig]);
         }
@@ -144,27 +209,43 @@ export class TenantTextManager {
     const topK = validateTopK(options.topK ?? 10, this.settings);
     if (options.filter !== undefined && (typeof options.filter !== "object" || options.filter === null || Array.isArray(options.filter))) throw new ValidationError("filter", "must be an object");
     const filter = compileFilter(options.filter, 5, "c.metadata");
+    const weights = fusionWeights(options.weights);
+    if (!this.embedder && weights.fulltext === 0) throw new ValidationError("weights.fulltext", "cannot be 0: no embedder is configured, full text is the only retriever");
+    // The query's vector before the gate's transaction; its tokens are the tenant's, like its chunks'.
+    const queryVector = this.embedder && weights.vector > 0 ? (await this.embedChunks(tenant.tenantId, [{ text: query, section: null }]))![0]! : undefined;
     return this.admit(tenant, "query", async (admission?: QueryAdmission) => {
-      const search = { text: sql.search(filter.sql), params: [tenant.tenantId, this.settings.textSearchConfig, query, topK, ...filter.params] };
+      // Candidates per retriever: more than topK, so the fusion can promote what both found.
+      const depth = Math.min(this.settings.maxTopK, Math.max(topK * 2, 20));
+      const statements: Statement[] = [];
       const count = admission?.count && { text: catalogueSql.leaseDailyQueries, params: [tenant.tenantId, admission.count.day, admission.count.limit, admission.count.lease] };
-      const all = await this.db.pipelineAsTenant(tenant.tenantId, count ? [count, search] : [search], count ? { synchronous_commit: "off" } : undefined);
+      if (count) statements.push(count);
+      if (weights.fulltext > 0) statements.push({ text: sql.search(filter.sql), params: [tenant.tenantId, this.settings.textSearchConfig, query, depth, ...filter.params] });
+      if (queryVector) statements.push({ text: sql.nearest(compileFilter(options.filter, 4, "c.metadata").sql), params: [tenant.tenantId, JSON.stringify(queryVector), depth, ...filter.params] });
+      const all = await this.db.pipelineAsTenant(tenant.tenantId, statements, count ? { synchronous_commit: "off" } : undefined);
       if (count) {
-        const [counted] = all[0] as { queries: number; granted: number }[];
+        const [counted] = all.shift() as { queries: number; granted: number }[];
         admission!.counted(counted!.queries, counted!.granted);
       }
-      const rows = all.at(-1) as (Row & { tenant_id: string; document_id: string; position: number; section: string | null; body: string; metadata: Record<string, unknown>; score: number })[];
-      for (const r of rows) {
+      const fulltext = (weights.fulltext > 0 ? all.shift() : []) as ChunkRow[];
+      const vector = (queryVector ? all.shift() : []) as ChunkRow[];
+      for (const r of [...fulltext, ...vector]) {
         if (r.tenant_id !== tenant.tenantId || r.metadata.tenant_id !== tenant.tenantId) {
           throw new IsolationViolationError(`text search for tenant "${tenant.tenantId}" returned a chunk of another tenant; the response was withheld`);
         }
       }
       this.meter?.meterVectorQuery(tenant.tenantId);
       this.gate?.observe(tenant, { operation: "query", dailyQueries: admission?.usedToday() });
-      return {
-        mode: "fulltext" as const,
-        matches: rows.map((r) => ({ documentId: r.document_id, position: r.position, section: r.section, text: r.body, metadata: r.metadata, score: Number(r.score), retrievers: ["fulltext" as const] })),
-      };
+      const matches = this.embedder ? fuse({ fulltext, vector }, weights, topK) : fulltext.slice(0, topK).map((r) => toMatch(r, Number(r.score), ["fulltext"]));
+      return { mode: this.mode, matches };
     });
+  }
+
+  /** Vectors of chunks (with their section's headings, which give them context), metered to the tenant; undefined without an embedder. */
+  private async embedChunks(tenantId: string, chunks: readonly { text: string; section: string | null }[]): Promise<number[][] | undefined> {
+    if (!this.embedder || chunks.length === 0) return undefined;
+    const out = await this.embedder.embed(chunks.map((c) => (c.section && !c.text.startsWith(c.section) ? `${c.section}\n\n${c.text}` : c.text)));
+    this.meter?.meterEmbedding?.(tenantId, out.tokens, out.model, out.estimated);
+    return out.vectors;
   }
 
   /** Deletes documents and all their chunks; ids the tenant does not have are ignored. */

@@ -20,10 +20,11 @@ export const textSql = {
    * configuration: each chunk with its full-text vector (its section's headings weigh more).
    */
   insertChunks: `
-    INSERT INTO text_chunks (tenant_id, document_id, position, section, body, metadata, tsv)
+    INSERT INTO text_chunks (tenant_id, document_id, position, section, body, metadata, tsv, embedding)
     SELECT $1, c.document_id, c.position, c.section, c.body, c.metadata,
-           setweight(to_tsvector($3::regconfig, coalesce(c.section, '')), 'A') || to_tsvector($3::regconfig, c.body)
-      FROM jsonb_to_recordset($2::jsonb) AS c(document_id text, position int, section text, body text, metadata jsonb)`,
+           setweight(to_tsvector($3::regconfig, coalesce(c.section, '')), 'A') || to_tsvector($3::regconfig, c.body),
+           c.embedding::vector
+      FROM jsonb_to_recordset($2::jsonb) AS c(document_id text, position int, section text, body text, metadata jsonb, embedding text)`,
 
   /**
    * $1 the tenant's chunks after the write, $2 chunks it added (net), $3 the quota: SQLSTATE BHQ01
@@ -41,6 +42,17 @@ export const textSql = {
      WHERE c.tenant_id = $1 AND c.tsv @@ q AND ${filterSql}
      ORDER BY score DESC, c.document_id, c.position
      LIMIT $4`,
+
+  /**
+   * The chunks nearest a query vector, compared exactly (cosine) among the tenant's own chunks
+   * that have one: $1 tenant, $2 the vector, $3 how many, then the filter's parameters.
+   */
+  nearest: (filterSql: string) => `
+    SELECT c.tenant_id, c.document_id, c.position, c.section, c.body, c.metadata, 1 - (c.embedding <=> $2::vector) AS score
+      FROM text_chunks c
+     WHERE c.tenant_id = $1 AND c.embedding IS NOT NULL AND ${filterSql}
+     ORDER BY c.embedding <=> $2::vector
+     LIMIT $3`,
 
   /** $1 tenant, $2 the last id of the previous page (or null), $3 page size. */
   listDocuments: `
