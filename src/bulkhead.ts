@@ -6,6 +6,8 @@ import { UsageLedger } from "./costs/usage-ledger.js";
 import { TenantTextManager } from "./text/text-manager.js";
 import type { Embedder } from "./text/embedder.js";
 import { OpenAIEmbedder } from "./text/openai-embedder.js";
+import { OpenAIChatModel, type ChatModel } from "./text/chat-model.js";
+import { countTokens } from "./costs/token-counter.js";
 import { describeError } from "./monitoring/safe-error.js";
 import { TenantDataManager } from "./data/data-manager.js";
 import { RecallSampler } from "./data/recall-sampler.js";
@@ -52,6 +54,8 @@ export interface BulkheadOptions {
   stores?: Readonly<Record<string, StoreFactory>>;
   /** The embedder of text chunks and searches, instead of the one `BULKHEAD_EMBEDDINGS_URL` configures. */
   embedder?: Embedder;
+  /** The chat model of `answer`, instead of the one `BULKHEAD_CHAT_URL` configures. */
+  chat?: ChatModel;
 }
 
 /** A running Bulkhead: registry, data manager and the configuration they use. */
@@ -195,7 +199,10 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const embedder =
     options.embedder ??
     (config.embeddingsUrl ? new OpenAIEmbedder({ baseUrl: config.embeddingsUrl, apiKey: config.embeddingsApiKey, model: config.embeddingsModel, dimension: config.dimension }) : undefined);
-  const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine, embedder);
+  const chat =
+    options.chat ??
+    (config.chatUrl ? new OpenAIChatModel({ baseUrl: config.chatUrl, apiKey: config.chatApiKey, model: config.chatModel, countTokens: (t) => countTokens(t, "o200k_base") }) : undefined);
+  const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine, embedder, chat);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.
   let widening = Promise.resolve();

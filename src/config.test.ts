@@ -23,7 +23,7 @@ describe("configuration", () => {
     });
     expect(c.maxNamespacesPerIndex).toBe(50);
     expect(c.dimension).toBe(1536);
-    expect(c.tierQuotas.free).toEqual({ maxDocuments: 5, maxTextChunks: 10_000, maxDailyQueries: 1000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 });
+    expect(c.tierQuotas.free).toEqual({ maxDocuments: 5, maxTextChunks: 10_000, maxDailyLlmTokens: 100_000, maxDailyQueries: 1000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 });
     expect(c.tierQuotas.pro.maxDailyQueries).toBe(7);
     expect(c.tierQuotas.enterprise.maxDocuments).toBe(9);
   });

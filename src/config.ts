@@ -16,6 +16,8 @@ export interface TenantQuota {
   maxDocuments: number;
   /** Chunks of text documents the tenant may store (`POST /v1/documents/text`). */
   maxTextChunks: number;
+  /** LLM tokens (input and output) the tenant's answers may use per UTC day (`POST /v1/answer`). */
+  maxDailyLlmTokens: number;
   /** Queries per UTC day (resets at midnight UTC). */
   maxDailyQueries: number;
   /** Sustained data operations per second. */
@@ -36,6 +38,7 @@ export interface TenantQuota {
 export const QUOTA_MINIMUMS: Readonly<Record<keyof TenantQuota, number>> = Object.freeze({
   maxDocuments: 0,
   maxTextChunks: 0,
+  maxDailyLlmTokens: 0,
   maxDailyQueries: 0,
   requestsPerSecond: 1,
   burst: 0,
@@ -205,6 +208,11 @@ export interface BulkheadConfig {
   readonly embeddingsUrl: string | undefined;
   readonly embeddingsModel: string;
   readonly embeddingsApiKey: string | undefined;
+  /** An OpenAI-compatible chat completions API for `POST /v1/answer`; unset: answering is off (search still works). */
+  readonly chatUrl: string | undefined;
+  /** The chat model; priced by `prices.llmModels` when listed there, else at the flat LLM price. */
+  readonly chatModel: string;
+  readonly chatApiKey: string | undefined;
   /**
    * The store a tier's new tenants are placed in (and an upgrade to it moves to), e.g.
    * `{"enterprise":"pinecone"}`; tiers not named use home. `BULKHEAD_TIER_STORES`.
@@ -430,6 +438,9 @@ const SETTINGS = {
   embeddingsUrl: ["BULKHEAD_EMBEDDINGS_URL", undefined, text],
   embeddingsModel: ["BULKHEAD_EMBEDDINGS_MODEL", "text-embedding-3-small", text],
   embeddingsApiKey: ["BULKHEAD_EMBEDDINGS_API_KEY", undefined, text],
+  chatUrl: ["BULKHEAD_CHAT_URL", undefined, text],
+  chatModel: ["BULKHEAD_CHAT_MODEL", "gpt-4o-mini", text],
+  chatApiKey: ["BULKHEAD_CHAT_API_KEY", undefined, text],
   tierStores: ["BULKHEAD_TIER_STORES", {}, tierStores],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
   dbTimeoutMs: ["BULKHEAD_DB_TIMEOUT_MS", 5_000, int(100, 3_600_000)],
@@ -455,9 +466,9 @@ const SETTINGS = {
 
 /** Documented default quotas per tier. */
 export const DEFAULT_TIER_QUOTAS: Readonly<Record<TenantTier, Readonly<TenantQuota>>> = Object.freeze({
-  free: Object.freeze({ maxDocuments: 10_000, maxTextChunks: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 }),
-  pro: Object.freeze({ maxDocuments: 250_000, maxTextChunks: 250_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16, requestBytesPerSecond: 4_194_304 }),
-  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxTextChunks: 10_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64, requestBytesPerSecond: 16_777_216 }),
+  free: Object.freeze({ maxDocuments: 10_000, maxTextChunks: 10_000, maxDailyLlmTokens: 100_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 }),
+  pro: Object.freeze({ maxDocuments: 250_000, maxTextChunks: 250_000, maxDailyLlmTokens: 2_000_000, maxDailyQueries: 50_000, requestsPerSecond: 50, burst: 100, maxConcurrent: 16, requestBytesPerSecond: 4_194_304 }),
+  enterprise: Object.freeze({ maxDocuments: 10_000_000, maxTextChunks: 10_000_000, maxDailyLlmTokens: 50_000_000, maxDailyQueries: 1_000_000, requestsPerSecond: 500, burst: 1_000, maxConcurrent: 64, requestBytesPerSecond: 16_777_216 }),
 });
 
 /** Price book entries: key → environment variable and default (USD). */
@@ -479,6 +490,7 @@ export const DEFAULT_PLAN_PRICES: Readonly<Record<TenantTier, number>> = Object.
 const QUOTA_ENV: Record<keyof TenantQuota, string> = {
   maxDocuments: "MAX_DOCUMENTS",
   maxTextChunks: "MAX_TEXT_CHUNKS",
+  maxDailyLlmTokens: "MAX_DAILY_LLM_TOKENS",
   maxDailyQueries: "MAX_DAILY_QUERIES",
   requestsPerSecond: "REQUESTS_PER_SECOND",
   burst: "BURST",

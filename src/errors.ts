@@ -208,3 +208,25 @@ export function shown(value: unknown): string {
   if (typeof value === "string") return value.length <= 20 && !/[\u0000-\u001f\u007f\ud800-\udfff]/.test(value) ? JSON.stringify(value) : `a string of ${value.length} characters`;
   return Array.isArray(value) ? `an array of ${value.length}` : `an ${typeof value}`;
 }
+
+/** A feature this deployment has not configured (e.g. answering without a chat model): 501, with what to set. */
+export class NotConfiguredError extends BulkheadError {
+  constructor(message: string) {
+    super("NOT_CONFIGURED", 501, message);
+  }
+}
+
+/**
+ * An embedding or chat provider failed: 503 when it is down, slow or failing (retried first; try
+ * again later), 429 when it throttled past the retries (`retryAfterMs`), 502 when it refused the
+ * request itself (a wrong key, model or dimension: the deployment's configuration, not the caller's
+ * input). The message names the provider's status only, never its body or the key. Nothing was
+ * written.
+ */
+export class ProviderError extends BulkheadError {
+  readonly retryAfterMs: number;
+  constructor(kind: "unavailable" | "throttled" | "refused", message: string, retryAfterMs = 1000) {
+    super(kind === "throttled" ? "PROVIDER_THROTTLED" : kind === "refused" ? "PROVIDER_REFUSED" : "PROVIDER_UNAVAILABLE", kind === "throttled" ? 429 : kind === "refused" ? 502 : 503, message);
+    this.retryAfterMs = retryAfterMs;
+  }
+}

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { countTokens } from "../src/costs/token-counter.js";
-import { ProviderError } from "../src/text/embedder.js";
+import { ProviderError } from "../src/errors.js";
 import { OpenAIEmbedder } from "../src/text/openai-embedder.js";
 import { OpenAIStandin } from "./openai-standin.js";
 

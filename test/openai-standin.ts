@@ -15,6 +15,8 @@ export type Fault = { status: number; headers?: Record<string, string> } | { del
  * wrong dimension.
  */
 export class OpenAIStandin {
+  /** Chat completions asked for: the messages as sent. */
+  readonly chats: { messages: { role: string; content: string }[]; stream: boolean }[] = [];
   readonly requests: { authorization: string | undefined; body: { model: string; input: string[]; dimensions?: number } }[] = [];
   private readonly faults: Fault[] = [];
   private server?: Server;
@@ -58,6 +60,7 @@ export class OpenAIStandin {
       res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(JSON.stringify(body));
     };
+    if (req.method === "POST" && req.url === "/v1/chat/completions") return this.chat(Buffer.concat(chunks).toString("utf8"), res, send);
     if (req.method !== "POST" || req.url !== "/v1/embeddings") return send(404, { error: { message: "not found", type: "invalid_request_error", code: null } });
     let body: { model?: unknown; input?: unknown; dimensions?: unknown; encoding_format?: unknown };
     try {
@@ -93,5 +96,49 @@ export class OpenAIStandin {
       model: body.model,
       ...(usage ? { usage: { prompt_tokens: tokens, total_tokens: tokens } } : {}),
     });
+  }
+
+  /**
+   * `POST /v1/chat/completions` as OpenAI's models define it: `{ model, messages, stream?,
+   * stream_options? }` in; a completion with `usage`, or server-sent `chat.completion.chunk`
+   * events ending in `data: [DONE]`, the usage in a last chunk with no choices when
+   * `stream_options.include_usage` is set. The answer is deterministic: it cites source 1 with its
+   * first words, so tests can check citations and metering.
+   */
+  private async chat(raw: string, res: ServerResponse, send: (status: number, body: unknown, headers?: Record<string, string>) => void): Promise<void> {
+    let body: { model?: unknown; messages?: unknown; stream?: unknown; stream_options?: { include_usage?: unknown } };
+    try {
+      body = JSON.parse(raw);
+    } catch {
+      return send(400, { error: { message: "We could not parse the JSON body of your request.", type: "invalid_request_error", code: null } });
+    }
+    const messages = body.messages as { role: string; content: string }[];
+    if (typeof body.model !== "string" || !Array.isArray(messages) || messages.length === 0 || !messages.every((m) => typeof m?.role === "string" && typeof m?.content === "string")) {
+      return send(400, { error: { message: "'messages' must be a non-empty array of {role, content}", type: "invalid_request_error", code: null } });
+    }
+    this.chats.push({ messages, stream: body.stream === true });
+    for (let fault = this.faults.shift(); fault; fault = this.faults.shift()) {
+      if ("status" in fault) return send(fault.status, { error: { message: `injected ${fault.status}`, type: "server_error", code: null } }, fault.headers);
+      break;
+    }
+    const user = messages.at(-1)!.content;
+    const first = /<source id="1"[^>]*>\n?([\s\S]*?)<\/source>/.exec(user)?.[1]?.split(/\s+/).slice(0, 6).join(" ");
+    const answer = first ? `According to [1], ${first}.` : "I do not know.";
+    let prompt = 0;
+    for (const m of messages) prompt += await countTokens(m.content, "cl100k_base");
+    const usage = { prompt_tokens: prompt, completion_tokens: await countTokens(answer, "cl100k_base"), total_tokens: 0 };
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+    const base = { id: "chatcmpl-standin", created: 0, model: body.model, system_fingerprint: null };
+    if (body.stream !== true) {
+      return send(200, { ...base, object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content: answer, refusal: null }, finish_reason: "stop", logprobs: null }], usage });
+    }
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const pieces = answer.match(/\S+\s*/g) ?? [answer];
+    const event = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+    event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }] });
+    for (const piece of pieces) event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: piece }, finish_reason: null }] });
+    event({ ...base, object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] });
+    if (body.stream_options?.include_usage === true) event({ ...base, object: "chat.completion.chunk", choices: [], usage });
+    res.end("data: [DONE]\n\n");
   }
 }

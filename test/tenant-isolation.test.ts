@@ -32,7 +32,7 @@ for (const backend of STORES) {
       expect(b!.index).toBe(ix("shared-index-1"));
       expect([e!.index, e!.dedicatedIndex, e!.isolation]).toEqual([ix("dedicated-tenant-e"), ix("dedicated-tenant-e"), "dedicated-index"]);
       expect(await bh.registry.getNamespaceUsage()).toEqual({ [ix("shared-index-1")]: 2 });
-      expect(a!.quota).toEqual({ maxDocuments: 10_000, maxTextChunks: 10_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 });
+      expect(a!.quota).toEqual({ maxDocuments: 10_000, maxTextChunks: 10_000, maxDailyLlmTokens: 100_000, maxDailyQueries: 1_000, requestsPerSecond: 10, burst: 20, maxConcurrent: 4, requestBytesPerSecond: 1_048_576 });
     });
 
     it("refuses a duplicate registration without overwriting, and invalid ids", async () => {

@@ -127,6 +127,10 @@ export interface UsageMeter {
   meterVectorWrite(tenantId: string, count: number): void;
   /** Embedding tokens a provider reported (or, `estimated`, that were counted here) for the tenant's text. */
   meterEmbedding?(tenantId: string, tokens: number, model: string, estimated: boolean): void;
+  /** An answer's input and output tokens, as the chat provider reported them (or counted here: `estimated`). */
+  meterCompletion?(tenantId: string, model: string, inputTokens: number, outputTokens: number, estimated: boolean): void;
+  /** LLM tokens the tenant's answers used today (UTC), metered so far. */
+  llmTokensToday?(tenantId: string): Promise<number>;
 }
 
 /**
@@ -220,6 +224,27 @@ export class CostAllocationEngine implements UsageMeter {
   meterEmbedding(tenantId: string, tokens: number, model: string, estimated: boolean): void {
     if (!Number.isSafeInteger(tokens) || tokens <= 0) return;
     this.ledger.record([{ tenantId, kind: "embedding", model, estimated, quantity: tokens, costPico: BigInt(tokens) * this.pico.embedding, occurredAt: new Date() }]);
+  }
+
+  /**
+   * Meter hook for answers: input and output tokens at the model's prices from the price book
+   * (`prices.llmModels`), or at the flat LLM price for a model not listed there.
+   */
+  meterCompletion(tenantId: string, model: string, inputTokens: number, outputTokens: number, estimated: boolean): void {
+    const rates = this.pico.models.get(model) ?? { input: this.pico.llm, output: this.pico.llm };
+    const now = new Date();
+    const events: UsageEvent[] = [];
+    for (const [tokens, rate] of [[inputTokens, rates.input], [outputTokens, rates.output]] as const) {
+      if (Number.isSafeInteger(tokens) && tokens > 0) events.push({ tenantId, kind: "llm", model, estimated, quantity: tokens, costPico: BigInt(tokens) * rate, occurredAt: now });
+    }
+    this.ledger.record(events);
+  }
+
+  async llmTokensToday(tenantId: string): Promise<number> {
+    await this.ledger.flush();
+    const day = new Date(new Date().toISOString().slice(0, 10) + "T00:00:00Z");
+    const [row] = await this.db.queryAsTenant<{ n: string }>(tenantId, sql.llmTokensSince, [tenantId, day.toISOString()]);
+    return Number(row?.n ?? 0);
   }
 
   /** Meter hook for `TenantDataManager`: vectors written (no price of their own; history for storage). */

@@ -8,6 +8,8 @@ export const costSql = {
               LEFT JOIN tenants t ON t.index_id = i.id AND i.kind = 'dedicated'
               LEFT JOIN placement_moves m ON m.to_index_id = i.id AND i.kind = 'dedicated'
              ORDER BY i.id`,
+  /** $1 tenant, $2 since when: the LLM tokens its answers used (runs in the tenant's context). */
+  llmTokensSince: "SELECT coalesce(sum(quantity), 0)::text AS n FROM usage_events WHERE tenant_id = $1 AND kind = 'llm' AND occurred_at >= $2::timestamptz",
   insertRun: `INSERT INTO allocation_runs (period, method, total_cents, breakdown) VALUES ($1, $2, $3, $4) RETURNING id`,
   /** $1 run, $2 JSON array of {tenant_id, cents, dedicated_cents}: each row written in its tenant's context (migration 19). */
   insertAllocations: "SELECT insert_allocations($1, $2::jsonb)",

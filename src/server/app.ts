@@ -186,7 +186,9 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   });
 
   const routes: RouteSpec[] = [
-    ...tenantRoutes,
+    // A route for a feature this deployment has not configured (answers without a chat model) is
+    // not served at all: absent from the OpenAPI document, 404 like any unknown path.
+    ...tenantRoutes.filter((r) => r.servedWhen?.(bh) ?? true),
     ...adminRoutes,
     route({
       method: "GET",

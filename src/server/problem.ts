@@ -1,4 +1,4 @@
-import { BulkheadError, DatabaseError, QuotaExceededError, RateLimitedError, StoreUnavailableError, ValidationError } from "../errors.js";
+import { BulkheadError, DatabaseError, ProviderError, QuotaExceededError, RateLimitedError, StoreUnavailableError, ValidationError } from "../errors.js";
 import type { RateLimitRefusal } from "../limits/rate-limiter.js";
 
 /** An RFC 9457 problem document, with Bulkhead's stable `code` and the failure's own fields. */
@@ -65,7 +65,7 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
         headers["retry-after"] = String(Math.max(1, Math.ceil((err.resetsAt.getTime() - Date.now()) / 1000)));
       }
     }
-    if (err instanceof RateLimitedError || err instanceof StoreUnavailableError) {
+    if (err instanceof RateLimitedError || err instanceof StoreUnavailableError || err instanceof ProviderError) {
       extra.retryAfterMs = err.retryAfterMs;
       headers["retry-after"] = String(Math.max(1, Math.ceil(err.retryAfterMs / 1000)));
     }

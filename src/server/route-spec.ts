@@ -48,6 +48,8 @@ export interface RouteSpec {
   /** Content type of a successful answer (JSON unless given). */
   produces?: string;
   handler(ctx: RouteContext<any, any, any>): Promise<unknown>;
+  /** Served only when this says so (a feature the deployment may leave unconfigured); always when absent. */
+  servedWhen?(bh: Bulkhead): boolean;
 }
 
 /** Declares a route with typed input. */

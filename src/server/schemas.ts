@@ -32,6 +32,16 @@ export const searchBody = z
     ...callerTenant,
   })
   .strict();
+export const answerBody = z
+  .object({
+    question: z.string(),
+    topK: z.number().int().optional().describe("sources to retrieve (default 5)"),
+    filter: filter.optional(),
+    weights: z.object({ fulltext: z.number().optional(), vector: z.number().optional() }).strict().optional(),
+    stream: z.boolean().optional().describe("answer as server-sent events: sources, then delta events, then done"),
+    ...callerTenant,
+  })
+  .strict();
 export const listQuery = z.object({ after: z.string().optional(), limit: z.coerce.number().int().optional() }).strict();
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
 /** Routes without query parameters refuse any (a misspelt one must not pass unnoticed). */

@@ -1,5 +1,6 @@
 import { route, type RouteSpec } from "./route-spec.js";
-import { idsBody, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
+import { answerBody, idsBody, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
+import { streamAnswer } from "./answer-stream.js";
 import type { DocumentInput } from "../data/validation.js";
 import type { MetadataFilter } from "../stores/filter.js";
 
@@ -96,6 +97,22 @@ export const tenantRoutes: RouteSpec[] = [
     summary: "Search the tenant's text chunks: full text, and with an embedder configured also by vector, fused by rank (mode says which)",
     body: searchBody,
     handler: ({ bh, tenantId, body }) => bh.text.searchText(tenantId, body.query, { topK: body.topK, filter: body.filter as MetadataFilter | undefined, weights: body.weights }),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/answer",
+    operation: "query",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "Answer a question from the tenant's own text, citing its chunks; with stream: true, as server-sent events (sources, delta…, done)",
+    body: answerBody,
+    servedWhen: (bh) => bh.text.answers,
+    handler: async ({ bh, tenantId, body, reply }) => {
+      const options = { topK: body.topK, filter: body.filter as MetadataFilter | undefined, weights: body.weights };
+      if (body.stream) return streamAnswer(reply, bh.text.answerStream(tenantId, body.question, options));
+      return bh.text.answer(tenantId, body.question, options);
+    },
   }),
   route({
     method: "GET",

@@ -1,5 +1,7 @@
 import { countTokens } from "../costs/token-counter.js";
-import { ProviderError, type Embedder, type Embeddings } from "./embedder.js";
+import { ProviderError } from "../errors.js";
+import type { Embedder, Embeddings } from "./embedder.js";
+import { postToProvider } from "./provider-request.js";
 
 /** An OpenAI-compatible embeddings endpoint (OpenAI, Azure OpenAI, Ollama, vLLM, TEI, most hosted models). */
 export interface OpenAIEmbedderOptions {
@@ -25,10 +27,6 @@ interface EmbeddingResponse {
   model?: string;
   usage?: { prompt_tokens?: unknown; total_tokens?: unknown };
 }
-
-const MAX_BACKOFF_MS = 20_000;
-/** The longest wait a provider's Retry-After is honoured for; longer, and the caller is told to come back. */
-const MAX_HONOURED_WAIT_MS = 30_000;
 
 /**
  * The OpenAI embeddings API (`POST {baseUrl}/embeddings`, float vectors), which most providers
@@ -80,31 +78,8 @@ export class OpenAIEmbedder implements Embedder {
   /** One batch, retried while it fails transiently. */
   private async request(batch: readonly string[], signal?: AbortSignal): Promise<{ vectors: number[][]; tokens?: number }> {
     const body = JSON.stringify({ model: this.model, input: batch, encoding_format: "float", ...(this.options.sendDimensions ? { dimensions: this.dimension } : {}) });
-    for (let attempt = 0; ; attempt++) {
-      let wait: number | undefined;
-      let failure: ProviderError;
-      try {
-        const res = await fetch(this.url, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}) },
-          body,
-          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
-        });
-        if (res.ok) return this.parse((await res.json()) as EmbeddingResponse, batch.length);
-        await res.body?.cancel(); // the body may echo input or carry account details: never read into errors or logs
-        wait = retryAfter(res.headers);
-        if (res.status === 429) failure = new ProviderError("throttled", `the embedding provider throttled the request (HTTP 429)`, wait);
-        else if (res.status >= 500 || res.status === 408) failure = new ProviderError("unavailable", `the embedding provider failed (HTTP ${res.status})`);
-        else throw new ProviderError("refused", `the embedding provider refused the request (HTTP ${res.status}): check the model, key and dimension configured`);
-      } catch (err) {
-        if (err instanceof ProviderError) throw err;
-        if (signal?.aborted) throw err;
-        failure = new ProviderError("unavailable", (err as Error).name === "TimeoutError" ? `the embedding provider did not answer within ${this.timeoutMs} ms` : "the embedding provider could not be reached");
-      }
-      if (attempt >= this.maxRetries || (wait !== undefined && wait > MAX_HONOURED_WAIT_MS)) throw failure;
-      const backoff = wait ?? Math.random() * Math.min(MAX_BACKOFF_MS, this.backoffMs * 2 ** attempt);
-      await new Promise((resolve) => setTimeout(resolve, backoff));
-    }
+    const res = await postToProvider(this.url, body, { what: "embedding", apiKey: this.options.apiKey, timeoutMs: this.timeoutMs, maxRetries: this.maxRetries, backoffMs: this.backoffMs, signal });
+    return this.parse((await res.json()) as EmbeddingResponse, batch.length);
   }
 
   private parse(res: EmbeddingResponse, expected: number): { vectors: number[][]; tokens?: number } {
@@ -123,16 +98,4 @@ export class OpenAIEmbedder implements Embedder {
     const reported = res.usage?.prompt_tokens ?? res.usage?.total_tokens;
     return { vectors, tokens: Number.isSafeInteger(reported) && (reported as number) >= 0 ? (reported as number) : undefined };
   }
-}
-
-/** How long the provider asked us to wait: `retry-after-ms`, else `Retry-After` in seconds or as a date. */
-function retryAfter(headers: Headers): number | undefined {
-  const ms = Number(headers.get("retry-after-ms"));
-  if (headers.get("retry-after-ms") !== null && Number.isFinite(ms) && ms >= 0) return ms;
-  const raw = headers.get("retry-after");
-  if (raw === null) return undefined;
-  const seconds = Number(raw);
-  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
-  const date = Date.parse(raw);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }

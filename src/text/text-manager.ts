@@ -1,6 +1,6 @@
 import type { BulkheadConfig } from "../config.js";
 import type { Row, Statement, TenantDb } from "../db/db.js";
-import { IsolationViolationError, QuotaExceededError, shown, ValidationError } from "../errors.js";
+import { IsolationViolationError, NotConfiguredError, QuotaExceededError, shown, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
 import { tokenizer } from "../costs/token-counter.js";
 import { validateId, validateIds, validateMetadata, validateTopK, type Limits } from "../data/validation.js";
@@ -13,6 +13,8 @@ import type { TenantRegistry } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
 import { chunkText, TEXT_FORMATS, type Chunk, type TextFormat } from "./chunker.js";
 import type { Embedder } from "./embedder.js";
+import { answerMessages, citationsOf, type Citation, type TextMatch } from "./answer-prompt.js";
+import type { ChatModel, ChatUsage, Completion } from "./chat-model.js";
 import { textSql as sql } from "./text-sql.js";
 
 /** A document as callers give it to `ingestDocuments`. */
@@ -38,16 +40,7 @@ export interface TextSearchOptions {
   weights?: { fulltext?: number; vector?: number };
 }
 
-/** A chunk found by a search, with what found it. */
-export interface TextMatch {
-  documentId: string;
-  position: number;
-  section: string | null;
-  text: string;
-  metadata: Record<string, unknown>;
-  score: number;
-  retrievers: ("fulltext" | "vector")[];
-}
+export type { TextMatch };
 
 export interface TextSearchResult {
   matches: TextMatch[];
@@ -114,6 +107,18 @@ function fuse(ranked: { fulltext: ChunkRow[]; vector: ChunkRow[] }, weights: { f
     .map((e) => toMatch(e.row, e.score, e.retrievers));
 }
 
+/** An answer with the sources it was given and the ones it cited (by number, document and position). */
+export interface TextAnswer {
+  answer: string;
+  citations: Citation[];
+  sources: TextMatch[];
+  model: string;
+  usage: ChatUsage;
+}
+
+/** What `answerStream` yields as it goes. */
+export type AnswerEvent = { type: "sources"; sources: TextMatch[] } | { type: "delta"; text: string };
+
 /** Bounds of the text path's input, each refused with a 400 naming its field. */
 export const TEXT_LIMITS = Object.freeze({ documentsPerCall: 100, charactersPerDocument: 1_000_000, chunksPerDocument: 10_000, queryCharacters: 1_000 });
 
@@ -138,7 +143,14 @@ export class TenantTextManager {
     private readonly meter?: UsageMeter,
     /** Vectors for chunks and queries; without one, search is full text alone. */
     private readonly embedder?: Embedder,
+    /** The model answers are written by; without one, `answer` is refused. */
+    private readonly chat?: ChatModel,
   ) {}
+
+  /** Whether this deployment answers questions (a chat model is configured). */
+  get answers(): boolean {
+    return this.chat !== undefined;
+  }
 
   /** How searches run in this deployment. */
   get mode(): TextSearchResult["mode"] {
@@ -238,6 +250,52 @@ export class TenantTextManager {
       const matches = this.embedder ? fuse({ fulltext, vector }, weights, topK) : fulltext.slice(0, topK).map((r) => toMatch(r, Number(r.score), ["fulltext"]));
       return { mode: this.mode, matches };
     });
+  }
+
+  /**
+   * Answers a question from the tenant's own text: retrieves its best chunks (as `searchText`),
+   * asks the chat model with them as numbered sources, and returns the answer with the sources it
+   * cited — always chunks of this tenant. Refused with 429 before the model is called when the
+   * tenant's LLM tokens of the day (`maxDailyLlmTokens`) are used up; tokens are metered from the
+   * provider's usage at the model's prices.
+   */
+  async answer(tenantId: string, question: string, options: TextSearchOptions = {}): Promise<TextAnswer> {
+    const stream = this.answerStream(tenantId, question, options);
+    for (;;) {
+      const next = await stream.next();
+      if (next.done) return next.value;
+    }
+  }
+
+  /**
+   * `answer`, as it is written: first the sources, then the answer in pieces, and at the end (the
+   * generator's return value) the whole answer with its citations and usage.
+   */
+  async *answerStream(tenantId: string, question: string, options: TextSearchOptions = {}): AsyncGenerator<AnswerEvent, TextAnswer> {
+    if (!this.chat) throw new NotConfiguredError("no chat model is configured: set BULKHEAD_CHAT_URL (an OpenAI-compatible API) to answer questions; search works without one");
+    const tenant = await this.registry.resolveActive(tenantId);
+    if (typeof question !== "string" || question.trim().length === 0) throw new ValidationError("question", "must be a non-empty string");
+    if (question.length > TEXT_LIMITS.queryCharacters) throw new ValidationError("question", `must be at most ${TEXT_LIMITS.queryCharacters} characters`);
+    assertStorableText(question, "question");
+    // Checked before anything is spent; answers running at once may together pass it by what they use.
+    const used = (await this.meter?.llmTokensToday?.(tenant.tenantId)) ?? 0;
+    if (used >= tenant.quota.maxDailyLlmTokens) {
+      throw new QuotaExceededError("maxDailyLlmTokens", tenant.quota.maxDailyLlmTokens, used, `tenant "${tenant.tenantId}" used ${used} of its ${tenant.quota.maxDailyLlmTokens} LLM tokens today (UTC); answering resumes tomorrow`);
+    }
+    const { matches: sources } = await this.searchText(tenant.tenantId, question, { topK: options.topK ?? 5, filter: options.filter, weights: options.weights });
+    yield { type: "sources", sources };
+    const generation = this.chat.stream(answerMessages(question, sources));
+    let completion: Completion;
+    for (;;) {
+      const next = await generation.next();
+      if (next.done) {
+        completion = next.value;
+        break;
+      }
+      yield { type: "delta", text: next.value };
+    }
+    this.meter?.meterCompletion?.(tenant.tenantId, completion.model, completion.usage.inputTokens, completion.usage.outputTokens, completion.usage.estimated);
+    return { answer: completion.text, citations: citationsOf(completion.text, sources), sources, model: completion.model, usage: completion.usage };
   }
 
   /** Vectors of chunks (with their section's headings, which give them context), metered to the tenant; undefined without an embedder. */
