@@ -53,6 +53,13 @@ module.exports = {
       to: { path: "^src/(server|cli|demo)/" },
     },
     {
+      name: "the-client-stands-alone",
+      severity: "error",
+      comment: "bulkhead/client runs in applications that talk to a service: it imports nothing of the library (no database drivers, no server).",
+      from: { path: "^src/client/" },
+      to: { path: "^src/", pathNot: "^src/client/" },
+    },
+    {
       name: "only-the-cli-imports-the-cli",
       severity: "error",
       from: { path: "^src/", pathNot: "^src/cli/" },

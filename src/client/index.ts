@@ -1,0 +1,2 @@
+/** `bulkhead/client`: a typed, fetch-only client of Bulkhead's HTTP API. */
+export { BulkheadClient, BulkheadHttpError, CLIENT_ROUTES, type AnswerEvent, type ClientOptions, type ClientRoute, type TextAnswer, type TextMatch } from "./bulkhead-client.js";
