@@ -50,7 +50,7 @@ module.exports = {
       severity: "error",
       comment: "The library works without its HTTP service and CLI.",
       from: { path: core },
-      to: { path: "^src/(server|cli|demo)/" },
+      to: { path: "^src/(server|cli|demo|adapters)/" },
     },
     {
       name: "the-client-stands-alone",
