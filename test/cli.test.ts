@@ -13,7 +13,11 @@ describe("bulkhead CLI (built binary, child process)", () => {
 
   it("runs the walkthrough on the embedded database with every live check passing", async () => {
     const { stdout } = await run(process.execPath, [bin, "demo"], { env: { ...process.env, DATABASE_URL: "" }, timeout: 120_000 });
-    for (const section of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) expect(stdout).toContain(`== Section ${section}:`);
+    for (const section of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) expect(stdout).toContain(`== Section ${section}:`);
+    // Each tenant finds its own "returns" document, never the other's.
+    expect(stdout).toMatch(/tenant-001 searches "returns OR refunds" \(fulltext\): [^\n]*\[Returns › Refunds\] Refunds reach the card in 5 days\./);
+    expect(stdout).toMatch(/tenant-002 searches "returns OR refunds" \(fulltext\): \[Returns\] TechStart accepts no returns on custom hardware\.\n/);
+    expect(stdout).not.toMatch(/tenant-002 searches[^\n]*Acme/);
     expect(stdout).toContain("tenant-001: query 1 = $0.002060");
     expect(stdout).toContain("Allocated 30:70 → tenant-001 $34.50, tenant-002 $80.50");
     // The enterprise tenant owns a dedicated index: the allocation that counts charges it that index.

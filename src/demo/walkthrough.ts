@@ -184,7 +184,28 @@ export async function runWalkthrough(out: Out = console.log, database = "memory:
     for (const p of plan) out(`  ${String(p.tenants).padEnd(8)} ${p.strategy.padEnd(22)} ${("$" + p.infrastructureMonthly.toFixed(0)).padStart(12)} ${("$" + p.totalMonthly.toFixed(0)).padStart(12)} ${("$" + p.perTenantMonthly.toFixed(2)).padStart(11)}`);
     out(`  e.g. namespace isolation at 100 tenants: ${plan.find((p) => p.tenants === 100 && p.strategy === "namespace-isolation")!.formula}`);
 
-    heading("Section 10: production readiness (live checks)");
+    heading("Section 10: text in, answers out — each tenant's own documents");
+    await bh.text.ingestDocuments("tenant-001", [
+      { id: "returns", format: "markdown", text: "# Returns\n\nAcme customers return goods within 30 days.\n\n## Refunds\n\nRefunds reach the card in 5 days." },
+    ]);
+    await bh.text.ingestDocuments("tenant-002", [{ id: "returns", format: "html", text: "<h1>Returns</h1><p>TechStart accepts no returns on custom hardware.</p>" }]);
+    for (const tenant of ["tenant-001", "tenant-002"]) {
+      const { mode, matches } = await bh.text.searchText(tenant, "returns OR refunds");
+      out(`  ${tenant} searches "returns OR refunds" (${mode}): ${matches.map((m) => `[${m.section}] ${m.text.split("\n").at(-1)}`).join(" | ")}`);
+    }
+    if (bh.text.answers) {
+      const answer = await bh.text.answer("tenant-001", "How long do refunds take?");
+      out(`  tenant-001 asks: ${answer.answer} (cites ${answer.citations.map((c) => `${c.documentId}#${c.position}`).join(", ") || "nothing"}; ${answer.usage.inputTokens}+${answer.usage.outputTokens} tokens)`);
+    } else {
+      out("  answers: off (no chat model configured: set BULKHEAD_CHAT_URL); search needs no provider and runs offline");
+    }
+    await costEngine.flush();
+    for (const tenant of ["tenant-001", "tenant-002"]) {
+      const s = await costEngine.getTenantCostSummary(tenant);
+      out(`  ${tenant} metered: ${s.usage.vectorQueries} queries, ${s.usage.embedTokens} embedding tokens, ${s.usage.llmTokens} LLM tokens → variable $${s.variableCost.toFixed(6)}`);
+    }
+
+    heading("Section 11: production readiness (live checks)");
     const checks = await bh.readiness({ probeTenants: ["tenant-001", "tenant-002"], sampleTenant: "tenant-001" });
     let category = "";
     for (const c of checks) {
