@@ -3,7 +3,8 @@ import type { Db } from "./db/db.js";
 import { openDatabase } from "./db/open.js";
 import { CostAllocationEngine } from "./costs/cost-engine.js";
 import { UsageLedger } from "./costs/usage-ledger.js";
-import { TenantTextManager } from "./text/text-manager.js";
+import { ANSWER_OUTPUT_TOKENS, TenantTextManager } from "./text/text-manager.js";
+import { TextJobs } from "./text/text-jobs.js";
 import type { Embedder } from "./text/embedder.js";
 import { OpenAIEmbedder } from "./text/openai-embedder.js";
 import { OpenAIChatModel, type ChatModel } from "./text/chat-model.js";
@@ -65,6 +66,8 @@ export interface Bulkhead {
   readonly dataManager: TenantDataManager;
   /** Text documents: chunked, stored and searched per tenant (full text; hybrid with an embedder). `POST /v1/documents/text`, `POST /v1/search`. */
   readonly text: TenantTextManager;
+  /** Large text ingests in the background, with progress (`POST /v1/documents/text/jobs`, `GET /v1/jobs/{id}`). */
+  readonly textJobs: TextJobs;
   /** Metering, fixed-cost allocation, summaries, reports and reconciliation. */
   readonly costEngine: CostAllocationEngine;
   /** The vector store's name and capabilities. */
@@ -201,8 +204,9 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     (config.embeddingsUrl ? new OpenAIEmbedder({ baseUrl: config.embeddingsUrl, apiKey: config.embeddingsApiKey, model: config.embeddingsModel, dimension: config.dimension }) : undefined);
   const chat =
     options.chat ??
-    (config.chatUrl ? new OpenAIChatModel({ baseUrl: config.chatUrl, apiKey: config.chatApiKey, model: config.chatModel, countTokens: (t) => countTokens(t, "o200k_base") }) : undefined);
+    (config.chatUrl ? new OpenAIChatModel({ baseUrl: config.chatUrl, apiKey: config.chatApiKey, model: config.chatModel, maxOutputTokens: ANSWER_OUTPUT_TOKENS, countTokens: (t) => countTokens(t, "o200k_base") }) : undefined);
   const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine, embedder, chat);
+  const textJobs = new TextJobs(registry, db, text, warn);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.
   let widening = Promise.resolve();
@@ -228,6 +232,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     registry,
     dataManager,
     text,
+    textJobs,
     costEngine,
     store: { name: store.name, capabilities: store.capabilities },
     stores: store.storeNames(),
@@ -262,6 +267,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
       // Usage first: close() is the point after which no metered event may be lost.
       try {
         await moves.close(); // stopped between two steps; they stay recorded, resumable
+        await textJobs.close(); // stopped between two steps: what they stored stays, the rest is reported
         await recall.drain();
         await pendingIndexer.close();
         await widening;

@@ -28,6 +28,13 @@ export class ValidationError extends BulkheadError {
   }
 }
 
+/** The tenant has no job with this id (another tenant's id is not found either). */
+export class JobNotFoundError extends BulkheadError {
+  constructor(jobId: string) {
+    super("JOB_NOT_FOUND", 404, `no job ${JSON.stringify(jobId)} for this tenant`);
+  }
+}
+
 /** No tenant with this id exists (or it has been deleted). */
 export class TenantNotFoundError extends BulkheadError {
   readonly tenantId: string;

@@ -58,7 +58,7 @@ for (const backend of BACKENDS) {
       const operations = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => [m.toUpperCase(), path] as const));
       expect(operations.length).toBeGreaterThan(25);
       for (const [method, path] of operations) {
-        const url = path.replace("{tenantId}", "tenant-a").replace("{keyId}", "0123456789abcdef");
+        const url = path.replace("{tenantId}", "tenant-a").replace("{keyId}", "0123456789abcdef").replace("{jobId}", "00000000-0000-0000-0000-000000000000");
         const res = await call(method, url, undefined, method === "GET" ? undefined : {});
         if (path === "/healthz" || path === "/readyz") expect(res.status, `${method} ${path}`).toBe(200);
         else {

@@ -104,6 +104,10 @@ for (const backend of BACKENDS) {
       await refused([{ id: "f", text: "t", format: "pdf" }], /^documents\[0\]\.format$/);
       await refused([{ id: "m", text: "t", metadata: { tenant_id: "tenant-b" } }], /^documents\[0\]\.metadata\.tenant_id$/);
       for (const q of ["", "x".repeat(1_001), "a\u0000"]) await expect(bh.text.searchText("tenant-a", q)).rejects.toBeInstanceOf(ValidationError);
+      // Found by an outside attack: many operators made PostgreSQL's query parser fail (a 500); a
+      // document of markup alone was stored with no chunk, outside the chunk quota.
+      for (const q of ["-".repeat(50), "- ".repeat(400)]) await expect(bh.text.searchText("tenant-a", q)).rejects.toMatchObject({ field: "query" });
+      await refused([{ id: "tags", format: "html", text: "<div> </div><p>&nbsp;</p>" }], /^documents\[0\]\.text$/);
       expect((await bh.text.listDocuments("tenant-a")).map((d) => d.id)).toEqual(["guide"]);
     });
 
@@ -236,15 +240,20 @@ for (const backend of BACKENDS) {
       expect((await bh.costEngine.getTenantCostSummary("tenant-b")).usage.llmTokens).toBe(0);
     });
 
-    it("refuses with 429 before calling the provider once the tenant's LLM tokens of the day are used up", async () => {
+    it("refuses with 429 before calling the provider when the day's LLM tokens are used up, or when this answer's prompt and output would not fit them", async () => {
       await open();
-      await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxDailyLlmTokens: 1 });
-      await bh.text.answer("tenant-a", "When does the ferry leave?");
+      const first = await bh.text.answer("tenant-a", "When does the ferry leave?");
+      const used = first.usage.inputTokens + first.usage.outputTokens;
       const asked = standin.chats.length;
-      const refused = await bh.text.answer("tenant-a", "And back?").catch((e) => e);
-      expect(refused).toBeInstanceOf(QuotaExceededError);
-      expect(refused).toMatchObject({ status: 429, quota: "maxDailyLlmTokens" });
+      await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxDailyLlmTokens: used });
+      const usedUp = await bh.text.answer("tenant-a", "And back?").catch((e) => e);
+      expect(usedUp).toBeInstanceOf(QuotaExceededError);
+      expect(usedUp).toMatchObject({ status: 429, quota: "maxDailyLlmTokens" });
+      // Budget left, but less than the prompt plus the most the answer may write (one answer once used 1.4 days' budget).
+      await bh.registry.setQuota("tenant-a", { ...UNLIMITED, maxDailyLlmTokens: used + 500 });
+      expect(await bh.text.answer("tenant-a", "And back?").catch((e) => e)).toMatchObject({ status: 429, message: expect.stringMatching(/this answer needs about \d+ more/) });
       expect(standin.chats.length).toBe(asked);
+      await expect(bh.text.answer("tenant-a", "x", { topK: 21 })).rejects.toMatchObject({ field: "topK" });
       // Another tenant's budget is its own.
       expect((await bh.text.answer("tenant-b", "When does the ferry leave?")).citations).toHaveLength(1);
     });
@@ -279,6 +288,39 @@ for (const backend of BACKENDS) {
       await standin.close();
       await open(false);
       await expect(bh.text.answer("tenant-a", "When?")).rejects.toMatchObject({ status: 501, code: "NOT_CONFIGURED" });
+    });
+  });
+
+  describe(`${backend.name}: background text ingest jobs`, () => {
+    let bh: Bulkhead;
+    afterEach(() => bh?.close());
+
+    it("stores many documents in steps with progress, reports where a refusal stopped it, and another tenant's job id is not found", async () => {
+      ({ bulkhead: bh } = await backend.open({ config: { dimension: 8 } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { ...UNLIMITED, maxTextChunks: 50 } });
+      await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO, { quota: UNLIMITED });
+      const docs = Array.from({ length: 45 }, (_, i) => ({ id: `doc-${i}`, text: `Document number ${i} about harbours.` }));
+      const job = await bh.textJobs.start("tenant-a", docs);
+      expect(job).toMatchObject({ status: "running", documents: 45 });
+      let seen = job;
+      for (let i = 0; i < 200 && seen.status === "running"; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        seen = await bh.textJobs.get("tenant-a", job.jobId);
+      }
+      expect(seen).toMatchObject({ status: "done", done: 45, chunks: 45, error: null });
+      expect((await bh.text.listDocuments("tenant-a", { limit: 1000 })).length).toBe(45);
+      await expect(bh.textJobs.get("tenant-b", job.jobId)).rejects.toMatchObject({ status: 404, code: "JOB_NOT_FOUND" });
+
+      // Past the chunk quota: the step that would cross it is refused whole, the steps before stay.
+      const more = await bh.textJobs.start("tenant-a", Array.from({ length: 30 }, (_, i) => ({ id: `more-${i}`, text: `More ${i}.` })));
+      let last = more;
+      for (let i = 0; i < 200 && last.status === "running"; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        last = await bh.textJobs.get("tenant-a", more.jobId);
+      }
+      expect(last).toMatchObject({ status: "failed", done: 0 });
+      expect(last.error).toMatch(/text chunks/);
+      expect((await bh.text.listDocuments("tenant-a", { limit: 1000 })).length).toBe(45);
     });
   });
 }

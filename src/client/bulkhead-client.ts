@@ -42,6 +42,7 @@ type Filter = Record<string, unknown>;
 type Match = { id: string; score: number; metadata: Record<string, unknown> };
 export type TextMatch = { documentId: string; position: number; section: string | null; text: string; metadata: Record<string, unknown>; score: number; retrievers: ("fulltext" | "vector")[] };
 export type TextAnswer = { answer: string; citations: { source: number; documentId: string; position: number }[]; sources: TextMatch[]; model: string; usage: { inputTokens: number; outputTokens: number; estimated: boolean } };
+export type TextJob = { jobId: string; status: "running" | "done" | "failed"; documents: number; done: number; chunks: number; error: string | null; createdAt: string; updatedAt: string };
 export type AnswerEvent = { type: "sources"; sources: TextMatch[] } | { type: "delta"; text: string };
 type SearchOptions = { topK?: number; filter?: Filter; weights?: { fulltext?: number; vector?: number } };
 
@@ -54,6 +55,8 @@ export const CLIENT_ROUTES = [
   "POST /v1/documents/text",
   "GET /v1/documents/text",
   "POST /v1/documents/text/delete",
+  "POST /v1/documents/text/jobs",
+  "GET /v1/jobs/{jobId}",
   "POST /v1/search",
   "POST /v1/answer",
   "GET /v1/usage",
@@ -130,6 +133,13 @@ export class BulkheadClient {
   }
   listText(options: { after?: string; limit?: number } = {}) {
     return this.call<{ id: string; format: string; metadata: Record<string, unknown>; chunks: number; characters: number; updatedAt: string }[]>("GET /v1/documents/text", { query: options });
+  }
+  /** Starts a background ingest of many documents; follow it with `job`. */
+  startTextJob(documents: { id: string; text: string; format?: "text" | "markdown" | "html"; metadata?: Record<string, unknown> }[]) {
+    return this.call<TextJob>("POST /v1/documents/text/jobs", { body: { documents } });
+  }
+  job(jobId: string) {
+    return this.call<TextJob>("GET /v1/jobs/{jobId}", { params: { jobId } });
   }
   deleteText(ids: string[]) {
     return this.call<{ deleted: number; chunks: number }>("POST /v1/documents/text/delete", { body: { ids } });

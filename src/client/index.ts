@@ -1,2 +1,2 @@
 /** `bulkhead/client`: a typed, fetch-only client of Bulkhead's HTTP API. */
-export { BulkheadClient, BulkheadHttpError, CLIENT_ROUTES, type AnswerEvent, type ClientOptions, type ClientRoute, type TextAnswer, type TextMatch } from "./bulkhead-client.js";
+export { BulkheadClient, BulkheadHttpError, CLIENT_ROUTES, type AnswerEvent, type ClientOptions, type ClientRoute, type TextAnswer, type TextJob, type TextMatch } from "./bulkhead-client.js";

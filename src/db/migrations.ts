@@ -935,6 +935,37 @@ ALTER TABLE ${q(schema)}.text_chunks ADD COLUMN embedding vector;
 -- Usage counted here because the provider reported none (its tokenizer's count may differ).
 ALTER TABLE ${q(schema)}.usage_events ADD COLUMN estimated boolean NOT NULL DEFAULT false;`,
   },
+  {
+    version: 22,
+    name: "text ingest jobs; no statistics on document ids",
+    sql: ({ schema, runtimeRole }) => {
+      const s = q(schema);
+      return `
+-- A large text ingest runs in the background; its status is tenant data like the rest (forced RLS):
+-- another tenant's job id is not found, whatever it guesses. Written by the control plane.
+CREATE TABLE ${s}.text_jobs (
+  tenant_id   text NOT NULL REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  id          text NOT NULL,
+  status      text NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+  documents   int NOT NULL CHECK (documents >= 0),
+  done        int NOT NULL DEFAULT 0 CHECK (done >= 0),
+  chunks      int NOT NULL DEFAULT 0 CHECK (chunks >= 0),
+  error       text,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, id)
+);
+SELECT ${s}.protect_table('text_jobs');
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${s}.text_jobs TO ${q(runtimeRole)};
+
+-- Equality on text is leakproof, so the planner estimates document_id = '…' from the column's
+-- statistics even under RLS: a stolen data-plane login could tell, from EXPLAIN's row estimates,
+-- which document ids exist in any tenant (found by an outside attack). Without statistics on the
+-- ids, every id is estimated alike; lookups by id go through the primary key either way.
+ALTER TABLE ${s}.text_documents ALTER COLUMN id SET STATISTICS 0;
+ALTER TABLE ${s}.text_chunks ALTER COLUMN document_id SET STATISTICS 0;`;
+    },
+  },
 ];
 
 /**

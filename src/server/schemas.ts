@@ -42,6 +42,7 @@ export const answerBody = z
     ...callerTenant,
   })
   .strict();
+export const jobParams = z.object({ jobId: z.string().max(64) }).strict();
 export const listQuery = z.object({ after: z.string().optional(), limit: z.coerce.number().int().optional() }).strict();
 export const periodQuery = z.object({ period: z.string().regex(/^[0-9]{4}-[0-9]{2}$/).optional() }).strict();
 /** Routes without query parameters refuse any (a misspelt one must not pass unnoticed). */

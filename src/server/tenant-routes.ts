@@ -1,5 +1,5 @@
 import { route, type RouteSpec } from "./route-spec.js";
-import { answerBody, idsBody, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
+import { answerBody, idsBody, jobParams, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
 import { streamAnswer } from "./answer-stream.js";
 import type { DocumentInput } from "../data/validation.js";
 import type { MetadataFilter } from "../stores/filter.js";
@@ -64,6 +64,28 @@ export const tenantRoutes: RouteSpec[] = [
     summary: "Store text documents (plain, Markdown or HTML), cut into chunks; a document with an existing id is replaced whole (all or nothing)",
     body: textDocumentsBody,
     handler: ({ bh, tenantId, body }) => bh.text.ingestDocuments(tenantId, body.documents),
+  }),
+  route({
+    method: "POST",
+    url: "/v1/documents/text/jobs",
+    operation: "upsert",
+    access: "tenant",
+    scope: "write",
+    tag: "tenant",
+    status: 202,
+    summary: "Store many text documents in the background (up to 2,000): answers 202 with a job id; follow it at GET /v1/jobs/{jobId}",
+    body: textDocumentsBody,
+    handler: ({ bh, tenantId, body }) => bh.textJobs.start(tenantId, body.documents),
+  }),
+  route({
+    method: "GET",
+    url: "/v1/jobs/:jobId",
+    access: "tenant",
+    scope: "read",
+    tag: "tenant",
+    summary: "A background job's status and progress (another tenant's job id is not found)",
+    params: jobParams,
+    handler: ({ bh, tenantId, params }) => bh.textJobs.get(tenantId, params.jobId),
   }),
   route({
     method: "GET",

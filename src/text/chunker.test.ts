@@ -48,4 +48,28 @@ describe("chunker", () => {
     expect(chunks[1]).toMatchObject({ section: "Guide & notes › More", text: "More\n\none\n\ntwo A" });
     expect(all).not.toContain("\u0000");
   });
+
+  it("cuts a long text without sentence ends in one pass and lets other work run meanwhile (one such document once held the event loop for 25 s)", async () => {
+    const words = Array.from({ length: 100_000 }, (_, i) => `w${i % 997}`).join(" "); // ~590,000 characters, no . ! ? or blank line
+    // The longest the event loop went without running anything else: not a speed target (it was
+    // 25 s before; with yields it is tens of milliseconds), a guard that other work gets turns.
+    let last = performance.now();
+    let longest = 0;
+    const timer = setInterval(() => {
+      longest = Math.max(longest, performance.now() - last);
+      last = performance.now();
+    }, 0);
+    const chunks = await chunkText(words, "text", { maxTokens: 400, overlapTokens: 50 }, enc);
+    clearInterval(timer);
+    expect(longest).toBeLessThan(2_000);
+    for (const c of chunks) expect(c.tokens).toBeLessThanOrEqual(400);
+    expect(chunks.at(-1)!.text.endsWith("w99999".replace("99999", String(99_999 % 997)))).toBe(true);
+  });
+
+  it("bounds a section's headings, which go with every chunk of it (a 200 KB heading once made 100 MB of sections)", async () => {
+    const heading = Array.from({ length: 20_000 }, (_, i) => `Word${i}.`).join(" ");
+    const chunks = await chunkText(`# ${heading}\n\nBody text.`, "markdown", { maxTokens: 400, overlapTokens: 50 }, enc);
+    expect(chunks.length).toBeGreaterThan(10);
+    for (const c of chunks) expect((c.section ?? "").length).toBeLessThanOrEqual(400);
+  });
 });

@@ -65,7 +65,7 @@ export async function chunkText(text: string, format: TextFormat, options: Chunk
     // Units of the block in order (sentences or lines, each within the limit), packed greedily:
     // inside a block joined as written, between blocks by a paragraph break.
     let first = true;
-    for (const unit of units(block, options.maxTokens, enc)) {
+    for (const unit of await units(block, options.maxTokens, enc)) {
       // A megabyte of text is a few hundred milliseconds of tokenizing: other requests go in between.
       if ((sinceYield += unit.tokens) > 20_000) {
         sinceYield = 0;
@@ -111,36 +111,76 @@ function tail(text: string, n: number, enc: Tiktoken): string {
   return (space >= 0 && space < cut.length - 1 ? cut.slice(space) : cut).trim();
 }
 
-/** A block as units of at most `max` tokens with their counts, in order: whole if it fits, else its sentences (code: its lines), long ones cut further. */
-function units(block: Block, max: number, enc: Tiktoken): { text: string; tokens: number }[] {
-  const whole = enc.encode(block.text).length;
-  if (whole <= max) return [{ text: block.text, tokens: whole }];
+/**
+ * A block as units of at most `max` tokens with their counts, in order: whole if it fits, else its
+ * sentences (code: its lines), long ones cut at spaces, words longer than `max` at tokens. Linear
+ * in the block's size — every piece is tokenized once — and it yields to other work as it goes: a
+ * megabyte with no sentence ends once took 45 s of one event loop here.
+ */
+async function units(block: Block, max: number, enc: Tiktoken): Promise<{ text: string; tokens: number }[]> {
+  // A block far longer than `max` tokens could ever be in characters is not tokenized whole.
+  if (block.text.length <= max * 8) {
+    const whole = enc.encode(block.text).length;
+    if (whole <= max) return [{ text: block.text, tokens: whole }];
+  }
   const parts = block.code ? block.text.split("\n") : block.text.split(/(?<=[.!?])\s+|\n+/).filter((u) => u.trim());
-  return parts
-    .flatMap((u) => (enc.encode(u).length <= max ? [u] : splitLong(u, max, enc)))
-    .map((text) => ({ text, tokens: enc.encode(text).length }));
+  const out: { text: string; tokens: number }[] = [];
+  let sinceYield = 0;
+  for (const part of parts) {
+    if ((sinceYield += part.length) > 50_000) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const tokens = part.length <= max * 8 ? enc.encode(part).length : Infinity;
+    if (tokens <= max) out.push({ text: part, tokens });
+    else for (const piece of await splitLong(part, max, enc)) out.push(piece);
+  }
+  return out;
 }
 
-/** A unit longer than `max` tokens: cut at spaces, and a word longer than that at token boundaries. */
-function splitLong(unit: string, max: number, enc: Tiktoken): string[] {
-  const out: string[] = [];
-  let piece = "";
+/**
+ * A unit longer than `max` tokens: words packed up to `max` (each word tokenized once, with the
+ * space before it: a word's tokens in running text), a word longer than that cut at tokens.
+ */
+async function splitLong(unit: string, max: number, enc: Tiktoken): Promise<{ text: string; tokens: number }[]> {
+  const out: { text: string; tokens: number }[] = [];
+  let words: string[] = [];
+  let tokens = 0;
+  const push = () => {
+    if (words.length > 0) out.push({ text: words.join(" "), tokens });
+    words = [];
+    tokens = 0;
+  };
+  let sinceYield = 0;
   for (const word of unit.split(/\s+/).filter(Boolean)) {
-    const ids = enc.encode(word);
+    if (++sinceYield > 5_000) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const ids = enc.encode(` ${word}`);
     if (ids.length > max) {
-      if (piece) out.push(piece);
-      piece = "";
-      for (let i = 0; i < ids.length; i += max) out.push(enc.decode(ids.slice(i, i + max)));
+      push();
+      const bare = enc.encode(word);
+      for (let i = 0; i < bare.length; i += max) out.push({ text: enc.decode(bare.slice(i, i + max)), tokens: Math.min(max, bare.length - i) });
       continue;
     }
-    const joined = piece ? `${piece} ${word}` : word;
-    if (enc.encode(joined).length > max) {
-      out.push(piece);
-      piece = word;
-    } else piece = joined;
+    if (tokens + ids.length > max) push();
+    words.push(word);
+    tokens += ids.length;
   }
-  if (piece) out.push(piece);
+  push();
   return out;
+}
+
+/**
+ * A chunk's section: its headings' path, each heading cut at 120 characters and the path at 400.
+ * The section goes with every chunk of it (stored, indexed, embedded, shown as a source), so an
+ * unbounded heading would be multiplied by its chunks: a 200 KB heading once made 100 MB of sections.
+ */
+function sectionOf(headings: readonly string[]): string | null {
+  const cut = (t: string, n: number) => (t.length > n ? `${t.slice(0, n - 1)}…` : t);
+  const path = headings.filter(Boolean).map((h) => cut(h, 120)).join(" › ");
+  return path ? cut(path, 400) : null;
 }
 
 function plainBlocks(text: string): Block[] {
@@ -188,7 +228,7 @@ function markdownBlocks(text: string): Block[] {
       const level = heading[1]!.length;
       headings.length = level - 1;
       headings[level - 1] = heading[2]!;
-      section = headings.filter(Boolean).join(" › ") || null;
+      section = sectionOf(headings);
       // The heading's words belong to the section's text, so a search for them finds it.
       blocks.push({ text: heading[2]!, section, code: false });
       continue;
@@ -235,7 +275,7 @@ function htmlBlocks(html: string): Block[] {
     const level = Number(tag[1]);
     headings.length = level - 1;
     headings[level - 1] = title;
-    section = headings.filter(Boolean).join(" › ") || null;
+    section = sectionOf(headings);
     blocks.push({ text: title, section, code: false });
   }
   prose(cleaned.slice(last));

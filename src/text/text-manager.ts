@@ -1,8 +1,8 @@
 import type { BulkheadConfig } from "../config.js";
 import type { Row, Statement, TenantDb } from "../db/db.js";
-import { IsolationViolationError, NotConfiguredError, QuotaExceededError, shown, ValidationError } from "../errors.js";
+import { ConcurrencyLimitError, IsolationViolationError, NotConfiguredError, QuotaExceededError, shown, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
-import { tokenizer } from "../costs/token-counter.js";
+import { countTokens, tokenizer } from "../costs/token-counter.js";
 import { validateId, validateIds, validateMetadata, validateTopK, type Limits } from "../data/validation.js";
 import type { OperationGate } from "../limits/performance-gate.js";
 import type { QueryAdmission } from "../limits/daily-query-quota.js";
@@ -14,7 +14,7 @@ import type { Tenant } from "../tenancy/tenant.js";
 import { chunkText, TEXT_FORMATS, type Chunk, type TextFormat } from "./chunker.js";
 import type { Embedder } from "./embedder.js";
 import { answerMessages, citationsOf, type Citation, type TextMatch } from "./answer-prompt.js";
-import type { ChatModel, ChatUsage, Completion } from "./chat-model.js";
+import type { ChatMessage, ChatModel, ChatUsage, Completion } from "./chat-model.js";
 import { textSql as sql } from "./text-sql.js";
 
 /** A document as callers give it to `ingestDocuments`. */
@@ -120,7 +120,13 @@ export interface TextAnswer {
 export type AnswerEvent = { type: "sources"; sources: TextMatch[] } | { type: "delta"; text: string };
 
 /** Bounds of the text path's input, each refused with a 400 naming its field. */
-export const TEXT_LIMITS = Object.freeze({ documentsPerCall: 100, charactersPerDocument: 1_000_000, chunksPerDocument: 10_000, queryCharacters: 1_000 });
+export const TEXT_LIMITS = Object.freeze({ documentsPerCall: 100, charactersPerDocument: 1_000_000, chunksPerDocument: 10_000, queryCharacters: 1_000, answerSources: 20 });
+
+/** One tenant's answers being written at once, per process. */
+const ANSWERS_IN_FLIGHT = 2;
+
+/** Most tokens an answer may write (the chat model's max_tokens), counted against the budget before the call. */
+export const ANSWER_OUTPUT_TOKENS = 1_024;
 
 /** Chunks per insert statement (~1 MB of JSON at the default chunk size). */
 const CHUNKS_PER_STATEMENT = 500;
@@ -147,6 +153,9 @@ export class TenantTextManager {
     private readonly chat?: ChatModel,
   ) {}
 
+  /** Answers being written per tenant in this process. */
+  private readonly answering = new Map<string, number>();
+
   /** Whether this deployment answers questions (a chat model is configured). */
   get answers(): boolean {
     return this.chat !== undefined;
@@ -172,6 +181,8 @@ export class TenantTextManager {
     const chunked: { doc: (typeof valid)[number]; chunks: Chunk[] }[] = [];
     for (const [i, doc] of valid.entries()) {
       const chunks = await chunkText(doc.text, doc.format, { maxTokens: this.settings.chunkTokens, overlapTokens: this.settings.chunkOverlapTokens }, enc);
+      // A document of markup or whitespace alone would be stored with no chunk, outside every quota.
+      if (chunks.length === 0) throw new ValidationError(`documents[${i}].text`, "holds no text to store (only markup or whitespace)");
       if (chunks.length > TEXT_LIMITS.chunksPerDocument) {
         throw new ValidationError(`documents[${i}].text`, `makes ${chunks.length} chunks of ${this.settings.chunkTokens} tokens; at most ${TEXT_LIMITS.chunksPerDocument} per document`);
       }
@@ -233,7 +244,12 @@ export class TenantTextManager {
       if (count) statements.push(count);
       if (weights.fulltext > 0) statements.push({ text: sql.search(filter.sql), params: [tenant.tenantId, this.settings.textSearchConfig, query, depth, ...filter.params] });
       if (queryVector) statements.push({ text: sql.nearest(compileFilter(options.filter, 4, "c.metadata").sql), params: [tenant.tenantId, JSON.stringify(queryVector), depth, ...filter.params] });
-      const all = await this.db.pipelineAsTenant(tenant.tenantId, statements, count ? { synchronous_commit: "off" } : undefined);
+      const all = await this.db.pipelineAsTenant(tenant.tenantId, statements, count ? { synchronous_commit: "off" } : undefined).catch((err: { code?: string; message?: string }) => {
+        // PostgreSQL's parser of search-box syntax gives up on a query of many operators ("- - - …"):
+        // the caller's input, not a failure of the service.
+        if ((err.code === "XX000" || err.code === "54000") && /tsquery/i.test(err.message ?? "")) throw new ValidationError("query", "has too many operators for full-text search; use fewer - and OR");
+        throw err;
+      });
       if (count) {
         const [counted] = all.shift() as { queries: number; granted: number }[];
         admission!.counted(counted!.queries, counted!.granted);
@@ -272,19 +288,40 @@ export class TenantTextManager {
    * generator's return value) the whole answer with its citations and usage.
    */
   async *answerStream(tenantId: string, question: string, options: TextSearchOptions = {}): AsyncGenerator<AnswerEvent, TextAnswer> {
+    const topK = options.topK ?? 5;
+    if (!Number.isInteger(topK) || topK < 1 || topK > TEXT_LIMITS.answerSources) throw new ValidationError("topK", `must be a whole number from 1 to ${TEXT_LIMITS.answerSources} (sources given to the model), got ${shown(options.topK)}`);
     if (!this.chat) throw new NotConfiguredError("no chat model is configured: set BULKHEAD_CHAT_URL (an OpenAI-compatible API) to answer questions; search works without one");
     const tenant = await this.registry.resolveActive(tenantId);
     if (typeof question !== "string" || question.trim().length === 0) throw new ValidationError("question", "must be a non-empty string");
     if (question.length > TEXT_LIMITS.queryCharacters) throw new ValidationError("question", `must be at most ${TEXT_LIMITS.queryCharacters} characters`);
     assertStorableText(question, "question");
-    // Checked before anything is spent; answers running at once may together pass it by what they use.
-    const used = (await this.meter?.llmTokensToday?.(tenant.tenantId)) ?? 0;
-    if (used >= tenant.quota.maxDailyLlmTokens) {
-      throw new QuotaExceededError("maxDailyLlmTokens", tenant.quota.maxDailyLlmTokens, used, `tenant "${tenant.tenantId}" used ${used} of its ${tenant.quota.maxDailyLlmTokens} LLM tokens today (UTC); answering resumes tomorrow`);
+    // One tenant's answers in flight in this process: each may spend up to its prompt and output.
+    const inFlight = this.answering.get(tenant.tenantId) ?? 0;
+    if (inFlight >= ANSWERS_IN_FLIGHT) throw new ConcurrencyLimitError(tenant.tenantId, ANSWERS_IN_FLIGHT, "answers being written");
+    this.answering.set(tenant.tenantId, inFlight + 1);
+    try {
+      const used = (await this.meter?.llmTokensToday?.(tenant.tenantId)) ?? 0;
+      const refuse = (needed: number) =>
+        new QuotaExceededError("maxDailyLlmTokens", tenant.quota.maxDailyLlmTokens, used, `tenant "${tenant.tenantId}" used ${used} of its ${tenant.quota.maxDailyLlmTokens} LLM tokens today (UTC)${needed > 0 ? `; this answer needs about ${needed} more` : ""}; answering resumes tomorrow`);
+      if (used >= tenant.quota.maxDailyLlmTokens) throw refuse(0);
+      const { matches: sources } = await this.searchText(tenant.tenantId, question, { topK, filter: options.filter, weights: options.weights });
+      const messages = answerMessages(question, sources);
+      // The prompt is known before the call: an answer that cannot fit the day's budget is refused
+      // before the provider is paid (its output is bounded by the model's max_tokens).
+      const prompt = (await countTokens(messages.map((m) => m.content).join("\n"), "o200k_base")) + ANSWER_OUTPUT_TOKENS;
+      if (used + prompt > tenant.quota.maxDailyLlmTokens) throw refuse(prompt);
+      yield { type: "sources", sources };
+      return yield* this.write(tenant.tenantId, messages, sources);
+    } finally {
+      const left = (this.answering.get(tenant.tenantId) ?? 1) - 1;
+      if (left > 0) this.answering.set(tenant.tenantId, left);
+      else this.answering.delete(tenant.tenantId);
     }
-    const { matches: sources } = await this.searchText(tenant.tenantId, question, { topK: options.topK ?? 5, filter: options.filter, weights: options.weights });
-    yield { type: "sources", sources };
-    const generation = this.chat.stream(answerMessages(question, sources));
+  }
+
+  /** The model writes the answer; its usage is metered as the provider reports it. */
+  private async *write(tenantId: string, messages: ChatMessage[], sources: TextMatch[]): AsyncGenerator<AnswerEvent, TextAnswer> {
+    const generation = this.chat!.stream(messages);
     let completion: Completion;
     for (;;) {
       const next = await generation.next();
@@ -294,7 +331,7 @@ export class TenantTextManager {
       }
       yield { type: "delta", text: next.value };
     }
-    this.meter?.meterCompletion?.(tenant.tenantId, completion.model, completion.usage.inputTokens, completion.usage.outputTokens, completion.usage.estimated);
+    this.meter?.meterCompletion?.(tenantId, completion.model, completion.usage.inputTokens, completion.usage.outputTokens, completion.usage.estimated);
     return { answer: completion.text, citations: citationsOf(completion.text, sources), sources, model: completion.model, usage: completion.usage };
   }
 
