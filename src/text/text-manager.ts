@@ -234,9 +234,10 @@ export class TenantTextManager {
     const filter = compileFilter(options.filter, 5, "c.metadata");
     const weights = fusionWeights(options.weights);
     if (!this.embedder && weights.fulltext === 0) throw new ValidationError("weights.fulltext", "cannot be 0: no embedder is configured, full text is the only retriever");
-    // The query's vector before the gate's transaction; its tokens are the tenant's, like its chunks'.
-    const queryVector = this.embedder && weights.vector > 0 ? (await this.embedChunks(tenant.tenantId, [{ text: query, section: null }]))![0]! : undefined;
     return this.admit(tenant, "query", async (admission?: QueryAdmission) => {
+      // Inside the gate, so the tenant's rate and concurrency limits bound its provider calls too;
+      // before the database's transaction, which is not held while the provider answers.
+      const queryVector = this.embedder && weights.vector > 0 ? (await this.embedChunks(tenant.tenantId, [{ text: query, section: null }]))![0]! : undefined;
       // Candidates per retriever: more than topK, so the fusion can promote what both found.
       const depth = Math.min(this.settings.maxTopK, Math.max(topK * 2, 20));
       const statements: Statement[] = [];
