@@ -300,6 +300,10 @@ for (const backend of BACKENDS) {
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: { ...UNLIMITED, maxTextChunks: 50 } });
       await bh.registry.registerTenant("tenant-b", "B", TenantTier.PRO, { quota: UNLIMITED });
       const docs = Array.from({ length: 45 }, (_, i) => ({ id: `doc-${i}`, text: `Document number ${i} about harbours.` }));
+      // A bad document anywhere refuses the job before its first step: nothing stored.
+      const bad = docs.map((d, i) => (i === 25 ? { ...d, text: "a\u0000b" } : d));
+      await expect(bh.textJobs.start("tenant-a", bad)).rejects.toMatchObject({ status: 400, field: "documents[25].text" });
+      expect(await bh.text.listDocuments("tenant-a")).toEqual([]);
       const job = await bh.textJobs.start("tenant-a", docs);
       expect(job).toMatchObject({ status: "running", documents: 45 });
       let seen = job;

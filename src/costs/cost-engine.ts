@@ -126,11 +126,11 @@ export interface UsageMeter {
   meterVectorQuery(tenantId: string, embedTokens?: number, readUnits?: number): void;
   meterVectorWrite(tenantId: string, count: number): void;
   /** Embedding tokens a provider reported (or, `estimated`, that were counted here) for the tenant's text. */
-  meterEmbedding?(tenantId: string, tokens: number, model: string, estimated: boolean): void;
+  meterEmbedding(tenantId: string, tokens: number, model: string, estimated: boolean): void;
   /** An answer's input and output tokens, as the chat provider reported them (or counted here: `estimated`). */
-  meterCompletion?(tenantId: string, model: string, inputTokens: number, outputTokens: number, estimated: boolean): void;
+  meterCompletion(tenantId: string, model: string, inputTokens: number, outputTokens: number, estimated: boolean): void;
   /** LLM tokens the tenant's answers used today (UTC), metered so far. */
-  llmTokensToday?(tenantId: string): Promise<number>;
+  llmTokensToday(tenantId: string): Promise<number>;
 }
 
 /**

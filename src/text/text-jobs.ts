@@ -53,8 +53,8 @@ export class TextJobs {
   /** Starts storing `documents` in the background; answers with the job as begun. */
   async start(tenantId: string, documents: TextDocumentInput[]): Promise<TextJob> {
     const tenant = await this.registry.resolveActive(tenantId);
-    if (!Array.isArray(documents) || documents.length === 0) throw new ValidationError("documents", "must be a non-empty array of documents");
-    if (documents.length > JOB_LIMITS.documentsPerJob) throw new ValidationError("documents", `holds ${documents.length} documents; at most ${JOB_LIMITS.documentsPerJob} per job`);
+    // All of them before the first step: a bad document must not leave the ones before it stored.
+    this.text.validateDocuments(documents, tenant.tenantId, JOB_LIMITS.documentsPerJob);
     const mine = [...this.running.keys()].filter((k) => k.startsWith(`${tenant.tenantId}/`)).length;
     if (mine >= JOB_LIMITS.runningPerTenant) throw new ConcurrencyLimitError(tenant.tenantId, JOB_LIMITS.runningPerTenant, "ingest jobs running");
     const jobId = randomUUID();

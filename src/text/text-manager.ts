@@ -301,7 +301,7 @@ export class TenantTextManager {
     if (inFlight >= ANSWERS_IN_FLIGHT) throw new ConcurrencyLimitError(tenant.tenantId, ANSWERS_IN_FLIGHT, "answers being written");
     this.answering.set(tenant.tenantId, inFlight + 1);
     try {
-      const used = (await this.meter?.llmTokensToday?.(tenant.tenantId)) ?? 0;
+      const used = (await this.meter?.llmTokensToday(tenant.tenantId)) ?? 0;
       const refuse = (needed: number) =>
         new QuotaExceededError("maxDailyLlmTokens", tenant.quota.maxDailyLlmTokens, used, `tenant "${tenant.tenantId}" used ${used} of its ${tenant.quota.maxDailyLlmTokens} LLM tokens today (UTC)${needed > 0 ? `; this answer needs about ${needed} more` : ""}; answering resumes tomorrow`);
       if (used >= tenant.quota.maxDailyLlmTokens) throw refuse(0);
@@ -332,7 +332,7 @@ export class TenantTextManager {
       }
       yield { type: "delta", text: next.value };
     }
-    this.meter?.meterCompletion?.(tenantId, completion.model, completion.usage.inputTokens, completion.usage.outputTokens, completion.usage.estimated);
+    this.meter?.meterCompletion(tenantId, completion.model, completion.usage.inputTokens, completion.usage.outputTokens, completion.usage.estimated);
     return { answer: completion.text, citations: citationsOf(completion.text, sources), sources, model: completion.model, usage: completion.usage };
   }
 
@@ -340,7 +340,7 @@ export class TenantTextManager {
   private async embedChunks(tenantId: string, chunks: readonly { text: string; section: string | null }[]): Promise<number[][] | undefined> {
     if (!this.embedder || chunks.length === 0) return undefined;
     const out = await this.embedder.embed(chunks.map((c) => (c.section && !c.text.startsWith(c.section) ? `${c.section}\n\n${c.text}` : c.text)));
-    this.meter?.meterEmbedding?.(tenantId, out.tokens, out.model, out.estimated);
+    this.meter?.meterEmbedding(tenantId, out.tokens, out.model, out.estimated);
     return out.vectors;
   }
 
@@ -369,9 +369,13 @@ export class TenantTextManager {
     });
   }
 
-  private validateDocuments(documents: unknown, tenantId: string): { id: string; text: string; format: TextFormat; metadata: Record<string, unknown> }[] {
+  /**
+   * Every document checked before anything is written, the first problem named with its position:
+   * `ingestDocuments` checks its call, a background job all of its documents before its first step.
+   */
+  validateDocuments(documents: unknown, tenantId: string, most: number = TEXT_LIMITS.documentsPerCall): { id: string; text: string; format: TextFormat; metadata: Record<string, unknown> }[] {
     if (!Array.isArray(documents) || documents.length === 0) throw new ValidationError("documents", "must be a non-empty array of documents");
-    if (documents.length > TEXT_LIMITS.documentsPerCall) throw new ValidationError("documents", `holds ${documents.length} documents; at most ${TEXT_LIMITS.documentsPerCall} per call`);
+    if (documents.length > most) throw new ValidationError("documents", `holds ${documents.length} documents; at most ${most} per ${most === TEXT_LIMITS.documentsPerCall ? "call" : "job"}`);
     const seen = new Set<string>();
     return documents.map((d: unknown, i) => {
       const at = `documents[${i}]`;
