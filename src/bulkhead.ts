@@ -31,6 +31,8 @@ import { connectRedis } from "./limits/redis-connection.js";
 import { TenantBulkheads } from "./limits/tenant-bulkheads.js";
 import { BulkheadMetrics } from "./monitoring/metrics.js";
 import { TenantMonitor } from "./monitoring/tenant-monitor.js";
+import { MinuteRollups } from "./monitoring/minute-rollups.js";
+import { TenantOverview } from "./operations/tenant-overview.js";
 
 /** Options of `createBulkhead`. Anything not given comes from the environment and `BULKHEAD_CONFIG`. */
 export interface BulkheadOptions {
@@ -82,6 +84,8 @@ export interface Bulkhead {
   readonly monitor: TenantMonitor;
   /** API keys: tenant keys (scoped to one tenant) and admin keys, stored as hashes. */
   readonly keys: ApiKeyStore;
+  /** What operators look at: every tenant's quota use, activity and month, and a tenant's history minute by minute. */
+  readonly overview: TenantOverview;
   /** Admin actions and key events, in the database. */
   readonly audit: AuditLog;
   /** Tenant moves run in the background (the service's admin API): start, resume, rollback, progress. */
@@ -143,7 +147,13 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   });
   const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
   const metrics = new BulkheadMetrics(() => registry.getCapacity(), () => registry.getPools());
-  const monitor = new TenantMonitor(metrics, config, warn, now);
+  const rollups = new MinuteRollups(db, {
+    flushIntervalMs: config.seriesFlushIntervalMs,
+    retentionMs: config.seriesRetentionHours * 3_600_000,
+    onError: (err) => warn(`bulkhead: writing per-tenant minute rollups failed, will retry: ${describeError(err)}`),
+    now,
+  });
+  const monitor = new TenantMonitor(metrics, config, warn, now, rollups);
   const audit = new AuditLog(db);
   const keys = new ApiKeyStore(db, audit, config.tenantCacheTtlMs, now);
   // Other instances' tenant and key changes arrive over LISTEN/NOTIFY; an embedded database has no other instances.
@@ -226,6 +236,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     }).catch((err: unknown) => warn(`bulkhead: widening tenant ${tenantId}'s search failed: ${describeError(err)}`));
   });
   const moves = new BackgroundMoves(registry, audit, (tenantId, err) => warn(`bulkhead: the move of ${tenantId} stopped: ${describeError(err)}; it stays recorded — resume or roll it back`));
+  const overview = new TenantOverview({ db, cells, registry, costEngine, now, unspentQueries: (tenantId) => dailyQueries.unspent(tenantId), flush: async () => void (await Promise.all([rollups.flush(), ledger.flush()])) });
   let closed = false;
   const bulkhead: Bulkhead = {
     config,
@@ -240,6 +251,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     databaseKind: db.kind,
     monitor,
     keys,
+    overview,
     audit,
     moves,
     eraseTenant: (tenantId, actor) => {
@@ -272,6 +284,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
         await pendingIndexer.close();
         await widening;
         await ledger.close();
+        await rollups.close().catch((err: unknown) => warn(`bulkhead: the last minute rollups were not written: ${describeError(err)}`));
         // Queries this instance counted in leases and did not spend go back to their tenants' days.
         for (const { tenantId, day, queries } of dailyQueries.takeUnspent()) {
           const tenant = await registry.getTenant(tenantId).catch(() => undefined); // gone: nothing to give back to

@@ -257,6 +257,12 @@ export interface BulkheadConfig {
   readonly httpRequestTimeoutMs: number;
   /** Sliding window of `getTenantStats` and of the alerts (ms). */
   readonly statsWindowMs: number;
+  /** How often each instance writes its per-tenant minute rollups (the dashboard's charts, `GET /admin/tenants/{id}/series`), ms. */
+  readonly seriesFlushIntervalMs: number;
+  /** How long per-tenant minute rollups are kept, in hours. */
+  readonly seriesRetentionHours: number;
+  /** How long a dashboard sign-in lasts (ms). */
+  readonly dashboardSessionMs: number;
   /** A tenant whose p95 latency exceeds this (ms) raises an alert. */
   readonly alertP95Ms: number;
   /** A tenant whose error rate exceeds this raises an alert (0.05 = 5 %). */
@@ -454,6 +460,9 @@ const SETTINGS = {
   httpBodyWorkers: ["BULKHEAD_HTTP_BODY_WORKERS", 1, int(0, 16)],
   httpRequestTimeoutMs: ["BULKHEAD_HTTP_REQUEST_TIMEOUT_MS", 60_000, int(1_000, 3_600_000)],
   statsWindowMs: ["BULKHEAD_STATS_WINDOW_MS", 300_000, int(1_000, 86_400_000)],
+  seriesFlushIntervalMs: ["BULKHEAD_SERIES_FLUSH_INTERVAL_MS", 10_000, int(100, 60_000)],
+  seriesRetentionHours: ["BULKHEAD_SERIES_RETENTION_HOURS", 168, int(1, 24 * 400)],
+  dashboardSessionMs: ["BULKHEAD_DASHBOARD_SESSION_MS", 8 * 3_600_000, int(60_000, 30 * 86_400_000)],
   alertP95Ms: ["BULKHEAD_ALERT_P95_MS", 200, int(1, 3_600_000)],
   alertErrorRate: ["BULKHEAD_ALERT_ERROR_RATE", 0.05, fraction],
   alertMinRequests: ["BULKHEAD_ALERT_MIN_REQUESTS", 20, int(1, 1_000_000)],

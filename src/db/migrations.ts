@@ -966,6 +966,127 @@ ALTER TABLE ${s}.text_documents ALTER COLUMN id SET STATISTICS 0;
 ALTER TABLE ${s}.text_chunks ALTER COLUMN document_id SET STATISTICS 0;`;
     },
   },
+  {
+    version: 23,
+    name: "per-tenant minute rollups; dashboard sessions",
+    sql: ({ schema, runtimeRole, vectorSchema }) => {
+      const s = q(schema);
+      const r = q(runtimeRole);
+      const definerPath = `${s}, pg_catalog, ${q(vectorSchema)}, pg_temp`;
+      // Enters a tenant's context in the server, with the proof the control plane would send (see insert_allocations).
+      const enter = (id: string) =>
+        `PERFORM set_config('${TENANT_SETTING}', ${id}, true), set_config('${TENANT_PROOF_SETTING}', encode(sha256(k || sha256(k || convert_to(${id}, 'UTF8'))), 'hex'), true);`;
+      const leave = `PERFORM set_config('${TENANT_SETTING}', '', true), set_config('${TENANT_PROOF_SETTING}', '', true);`;
+      return `
+-- What each tenant's operations did, minute by minute (the dashboard's charts and
+-- GET /admin/tenants/{id}/series): counts by outcome and a latency histogram, so that rows written
+-- by several instances for the same minute add up (percentiles are read off the summed histogram).
+-- Tenant data like the rest (forced RLS): read in the tenant's context, erased with the tenant.
+CREATE TABLE ${s}.tenant_minutes (
+  tenant_id   text NOT NULL REFERENCES ${s}.tenants(id) ON DELETE CASCADE,
+  minute      timestamptz NOT NULL,
+  ok          int NOT NULL CHECK (ok >= 0),
+  errors      int NOT NULL CHECK (errors >= 0),
+  invalid     int NOT NULL CHECK (invalid >= 0),
+  refused     int NOT NULL CHECK (refused >= 0),
+  latency     int[] NOT NULL,
+  PRIMARY KEY (tenant_id, minute)
+);
+SELECT ${s}.protect_table('tenant_minutes');
+GRANT SELECT ON ${s}.tenant_minutes TO ${r};
+
+-- One flush of every tenant's minutes in one round trip: each row is written in its own tenant's
+-- context, entered here with the proof the control plane would have sent (it reads the same secret).
+CREATE FUNCTION ${s}.write_tenant_minutes(p_rows jsonb) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
+DECLARE
+  k bytea;
+  x record;
+  n int := 0;
+BEGIN
+  SELECT secret INTO k FROM context_secret;
+  FOR x IN SELECT * FROM jsonb_to_recordset(p_rows) AS j(tenant_id text, minute timestamptz, ok int, errors int, invalid int, refused int, latency int[]) LOOP
+    ${enter("x.tenant_id")}
+    INSERT INTO tenant_minutes AS t (tenant_id, minute, ok, errors, invalid, refused, latency)
+      SELECT x.tenant_id, x.minute, x.ok, x.errors, x.invalid, x.refused, x.latency
+       WHERE EXISTS (SELECT 1 FROM tenants WHERE id = x.tenant_id)  -- erased meanwhile: nothing to keep
+    ON CONFLICT (tenant_id, minute) DO UPDATE SET
+      ok = t.ok + excluded.ok, errors = t.errors + excluded.errors, invalid = t.invalid + excluded.invalid, refused = t.refused + excluded.refused,
+      latency = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0) FROM unnest(t.latency, excluded.latency) WITH ORDINALITY AS u(a, b, i) ORDER BY i);
+    n := n + 1;
+  END LOOP;
+  ${leave}
+  RETURN n;
+END
+$fn$;
+
+-- Minutes older than the retention window, every tenant's, in each tenant's context.
+CREATE FUNCTION ${s}.prune_tenant_minutes(p_before timestamptz) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
+DECLARE
+  k bytea;
+  x record;
+  c int;
+  n int := 0;
+BEGIN
+  SELECT secret INTO k FROM context_secret;
+  FOR x IN SELECT id FROM tenants LOOP
+    ${enter("x.id")}
+    DELETE FROM tenant_minutes WHERE tenant_id = x.id AND minute < p_before;
+    GET DIAGNOSTICS c = ROW_COUNT;
+    n := n + c;
+  END LOOP;
+  ${leave}
+  RETURN n;
+END
+$fn$;
+
+-- The dashboard's tenant table in one round trip: per tenant, what its quotas count and its
+-- minutes since p_since (summed), each read in the tenant's own context.
+CREATE FUNCTION ${s}.tenant_overview(p_since timestamptz, p_recent timestamptz, p_day date)
+RETURNS TABLE (tenant_id text, documents bigint, text_chunks bigint, queries_today int,
+               ok bigint, errors bigint, invalid bigint, refused bigint, latency bigint[],
+               recent_ok bigint, recent_errors bigint, recent_invalid bigint, recent_refused bigint, recent_latency bigint[])
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
+DECLARE
+  k bytea;
+  x record;
+BEGIN
+  SELECT secret INTO k FROM context_secret;
+  FOR x IN SELECT id FROM tenants ORDER BY id LOOP
+    ${enter("x.id")}
+    tenant_id := x.id;
+    SELECT coalesce((SELECT d.documents FROM document_counts d WHERE d.tenant_id = x.id), 0) INTO documents;
+    SELECT count(*) INTO text_chunks FROM text_chunks c WHERE c.tenant_id = x.id;
+    SELECT coalesce((SELECT q.queries FROM daily_query_counts q WHERE q.tenant_id = x.id AND q.day = p_day), 0) INTO queries_today;
+    SELECT coalesce(sum(m.ok), 0), coalesce(sum(m.errors), 0), coalesce(sum(m.invalid), 0), coalesce(sum(m.refused), 0),
+           coalesce(sum(m.ok) FILTER (WHERE m.minute >= p_recent), 0), coalesce(sum(m.errors) FILTER (WHERE m.minute >= p_recent), 0),
+           coalesce(sum(m.invalid) FILTER (WHERE m.minute >= p_recent), 0), coalesce(sum(m.refused) FILTER (WHERE m.minute >= p_recent), 0)
+      INTO ok, errors, invalid, refused, recent_ok, recent_errors, recent_invalid, recent_refused
+      FROM tenant_minutes m WHERE m.tenant_id = x.id AND m.minute >= p_since;
+    SELECT ARRAY(SELECT sum(b.v)::bigint FROM tenant_minutes m, unnest(m.latency) WITH ORDINALITY AS b(v, i) WHERE m.tenant_id = x.id AND m.minute >= p_since GROUP BY b.i ORDER BY b.i) INTO latency;
+    SELECT ARRAY(SELECT sum(b.v)::bigint FROM tenant_minutes m, unnest(m.latency) WITH ORDINALITY AS b(v, i) WHERE m.tenant_id = x.id AND m.minute >= p_recent GROUP BY b.i ORDER BY b.i) INTO recent_latency;
+    RETURN NEXT;
+  END LOOP;
+  ${leave}
+END
+$fn$;
+REVOKE ALL ON FUNCTION ${s}.write_tenant_minutes(jsonb), ${s}.prune_tenant_minutes(timestamptz), ${s}.tenant_overview(timestamptz, timestamptz, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${s}.write_tenant_minutes(jsonb), ${s}.prune_tenant_minutes(timestamptz), ${s}.tenant_overview(timestamptz, timestamptz, date) TO ${r};
+
+-- Dashboard sign-ins: an admin key exchanged for a session cookie. Only hashes are kept (a stolen
+-- copy of the table signs nobody in); a session ends at its expiry, at sign-out, or when its key
+-- is revoked (checked on every request, see src/server/dashboard/sessions.ts). Its CSRF token is
+-- derived from the session's secret, so it is not stored either.
+CREATE TABLE ${s}.dashboard_sessions (
+  id_hash     bytea PRIMARY KEY,
+  key_id      text NOT NULL REFERENCES ${s}.api_keys(id) ON DELETE CASCADE,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  expires_at  timestamptz NOT NULL
+);
+GRANT SELECT, INSERT, DELETE ON ${s}.dashboard_sessions TO ${r};`;
+    },
+  },
 ];
 
 /**

@@ -94,6 +94,12 @@ export class DailyQueryQuota {
     else this.exhausted.delete(tenantId);
   }
 
+  /** Queries of the tenant's day this instance has counted in leases and not spent yet (still its to spend). */
+  unspent(tenantId: string): number {
+    const lease = this.leases.get(tenantId);
+    return lease && lease.day === utcDay(this.now()).day ? lease.left : 0;
+  }
+
   /** Queries counted by this instance's leases and not spent, to give back when it closes; forgotten here. */
   takeUnspent(): { tenantId: string; day: string; queries: number }[] {
     const today = utcDay(this.now()).day;

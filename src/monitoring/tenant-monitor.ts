@@ -3,6 +3,7 @@ import type { BulkheadConfig } from "../config.js";
 import { BulkheadError } from "../errors.js";
 import { LatencyWindow, type Outcome, type TenantStats } from "./latency-window.js";
 import type { BulkheadMetrics } from "./metrics.js";
+import type { MinuteRollups } from "./minute-rollups.js";
 
 /** A tenant's latency, error rate or recall crossed its threshold (`firing`) or came back (`resolved`). */
 export interface TenantAlert {
@@ -60,6 +61,8 @@ export class TenantMonitor extends EventEmitter<{ alert: [TenantAlert]; lowRecal
     private readonly config: MonitorConfig,
     private readonly log: (message: string) => void,
     private readonly now: () => number = Date.now,
+    /** Where each operation is also counted minute by minute (the charts' history); none in tests of the monitor alone. */
+    private readonly rollups?: Pick<MinuteRollups, "record">,
   ) {
     super();
   }
@@ -70,6 +73,7 @@ export class TenantMonitor extends EventEmitter<{ alert: [TenantAlert]; lowRecal
     let window = this.windows.get(tenantId);
     if (!window) this.windows.set(tenantId, (window = new LatencyWindow(SAMPLES_PER_TENANT)));
     window.record(at, latencyMs, outcome);
+    this.rollups?.record(tenantId, latencyMs, outcome);
     this.metrics.operations.inc({ tenant: tenantId, operation, outcome });
     if (outcome === "ok" || outcome === "error") this.metrics.duration.observe({ tenant: tenantId, operation }, latencyMs / 1000);
     if (at - (this.lastCheck.get(tenantId) ?? -Infinity) >= ALERT_CHECK_INTERVAL_MS) {

@@ -14,6 +14,7 @@ import {
   quotaBody,
   registerBody,
   resumeMoveBody,
+  seriesQuery,
   tenantParams,
   tierBody,
   writeLimitBody,
@@ -215,6 +216,17 @@ export const adminRoutes: RouteSpec[] = [
     params: tenantParams,
     body: quotaBody,
     handler: audited("tenant.quota", ({ bh, params, body }) => bh.registry.setQuota(params.tenantId, body.quota as Partial<TenantQuota>), ({ body }) => ({ quota: body.quota })),
+  }),
+  route({
+    method: "GET",
+    url: "/admin/tenants/:tenantId/series",
+    access: "admin",
+    tag: "admin",
+    summary:
+      "A tenant's history (window 1h, 6h, 24h or 7d; default 1h) in steps of 1, 5, 15 or 60 minutes: operations by outcome, error rate, latency p50/p95 (estimated from a histogram), tokens and metered cost. Kept for BULKHEAD_SERIES_RETENTION_HOURS",
+    params: tenantParams,
+    query: seriesQuery,
+    handler: ({ bh, params, query }) => bh.overview.series(params.tenantId, query.window),
   }),
   route({
     method: "GET",

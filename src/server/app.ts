@@ -253,6 +253,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
           if (refusal) {
             request.refusedEarly = true;
             refusals.count(refusal.tenantId, 429, "RATE_LIMITED");
+            // Counted as the tenant's like a refusal inside the library (its charts and refusal counts show it).
+            bh.monitor.record(refusal.tenantId, spec.operation ?? "report", 0, "refused");
             // A large body is not read just to keep the connection: the connection is closed instead
             // (reading a flood of 8 MB batches only to discard them cost ~10 ms of CPU each).
             const large = unreadLargeBody(request);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SERIES_WINDOWS, type SeriesWindow } from "../operations/tenant-overview.js";
 import { QUOTA_MAXIMUM, QUOTA_MINIMUMS, TIERS } from "../config.js";
 import { LIMITS } from "../costs/money.js";
 import { ValidationError } from "../errors.js";
@@ -88,6 +89,7 @@ export const allocateBody = z
       .describe(`an allocation method, or relative weights per tenant (0 to ${LIMITS.weight})`),
   })
   .strict();
+export const seriesQuery = z.object({ window: z.enum(Object.keys(SERIES_WINDOWS) as [SeriesWindow, ...SeriesWindow[]]).optional() }).strict();
 export const auditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
 export const readinessQuery = z.object({ probe: z.string().regex(/^[a-z0-9-]+,[a-z0-9-]+$/).optional(), sample: tenantId.optional() }).strict();
 

@@ -1,0 +1,138 @@
+import type { Queryable } from "../db/db.js";
+import type { Outcome } from "./latency-window.js";
+
+/**
+ * Upper bounds (ms) of the latency histogram's buckets; a last bucket holds everything slower.
+ * Percentiles read off it are interpolated inside a bucket, so they are estimates: exact enough to
+ * tell 3 ms from 30 ms, which is what a chart of minutes is for (the live window, `getTenantStats`,
+ * keeps exact samples).
+ */
+export const LATENCY_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+const BUCKETS = LATENCY_BOUNDS_MS.length + 1;
+
+/** One tenant's operations in one minute: counts by outcome and the latencies of admitted ones. */
+export interface MinuteCounts {
+  ok: number;
+  errors: number;
+  invalid: number;
+  refused: number;
+  /** Operations per latency bucket (`LATENCY_BOUNDS_MS`, then the overflow). */
+  latency: number[];
+}
+
+const emptyCounts = (): MinuteCounts => ({ ok: 0, errors: 0, invalid: 0, refused: 0, latency: new Array<number>(BUCKETS).fill(0) });
+
+export function bucketOf(latencyMs: number): number {
+  const i = LATENCY_BOUNDS_MS.findIndex((bound) => latencyMs <= bound);
+  return i === -1 ? BUCKETS - 1 : i;
+}
+
+/** The `q` quantile (0–1) of a latency histogram, in ms; null when it holds nothing. */
+export function percentileOf(latency: readonly number[], q: number): number | null {
+  const total = latency.reduce((a, b) => a + b, 0);
+  if (total === 0) return null;
+  const rank = q * total;
+  let seen = 0;
+  for (let i = 0; i < latency.length; i++) {
+    const n = latency[i]!;
+    if (n > 0 && seen + n >= rank) {
+      const lower = i === 0 ? 0 : LATENCY_BOUNDS_MS[i - 1]!;
+      // The overflow bucket has no upper bound: report its lower one (at least that slow).
+      const upper = LATENCY_BOUNDS_MS[i] ?? lower;
+      return lower + ((upper - lower) * (rank - seen)) / n;
+    }
+    seen += n;
+  }
+  return LATENCY_BOUNDS_MS[LATENCY_BOUNDS_MS.length - 1]!;
+}
+
+export interface RollupOptions {
+  /** How often the counts gathered are written (ms). */
+  flushIntervalMs: number;
+  /** How long minutes are kept (ms); older ones are pruned about once an hour. */
+  retentionMs: number;
+  /** Told about a failed flush (the counts stay gathered and are written with the next one). */
+  onError: (err: unknown) => void;
+  now?: () => number;
+}
+
+/** Gathered minutes beyond which the oldest are dropped (a database down for long must not grow memory without bound). */
+const MAX_PENDING = 200_000;
+const PRUNE_EVERY_MS = 3_600_000;
+
+/**
+ * Per-tenant minute rollups (migration 23): every operation the monitor records is counted into
+ * its tenant's current minute in memory, and the minutes are written every `flushIntervalMs` in
+ * one round trip, each in its own tenant's context. Rows for the same minute from several
+ * instances (or several flushes) add up in the database, so nothing needs coordinating.
+ */
+export class MinuteRollups {
+  private pending = new Map<string, { tenantId: string; minute: number; counts: MinuteCounts }>();
+  private writing: Promise<void> = Promise.resolve();
+  private readonly timer: NodeJS.Timeout;
+  private lastPrune: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly options: RollupOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    // The first prune waits an interval: opening many instances at once must not prune at once.
+    this.lastPrune = this.now();
+    this.timer = setInterval(() => void this.flush().catch(options.onError), options.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  record(tenantId: string, latencyMs: number, outcome: Outcome): void {
+    const minute = Math.floor(this.now() / 60_000) * 60_000;
+    const key = `${minute}\u0000${tenantId}`;
+    let entry = this.pending.get(key);
+    if (!entry) {
+      if (this.pending.size >= MAX_PENDING) this.pending.delete(this.pending.keys().next().value!);
+      this.pending.set(key, (entry = { tenantId, minute, counts: emptyCounts() }));
+    }
+    const c = entry.counts;
+    if (outcome === "ok") c.ok++;
+    else if (outcome === "error") c.errors++;
+    else if (outcome === "invalid") c.invalid++;
+    else c.refused++;
+    if (outcome === "ok" || outcome === "error") c.latency[bucketOf(latencyMs)]!++;
+  }
+
+  /** Writes what was gathered (flushes run one at a time); prunes expired minutes about once an hour. */
+  flush(): Promise<void> {
+    const run = this.writing.catch(() => {}).then(() => this.write());
+    this.writing = run;
+    return run;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+
+  private async write(): Promise<void> {
+    if (this.pending.size > 0) {
+      const batch = this.pending;
+      this.pending = new Map();
+      const rows = [...batch.values()].map((e) => ({ tenant_id: e.tenantId, minute: new Date(e.minute).toISOString(), ...e.counts }));
+      try {
+        await this.db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify(rows)]);
+      } catch (err) {
+        // Nothing was written (one statement): the counts go back, merged with any gathered since.
+        for (const [key, e] of batch) {
+          const now = this.pending.get(key);
+          if (now) for (const f of ["ok", "errors", "invalid", "refused"] as const) now.counts[f] += e.counts[f];
+          if (now) now.counts.latency = now.counts.latency.map((n, i) => n + e.counts.latency[i]!);
+          else if (this.pending.size < MAX_PENDING) this.pending.set(key, e);
+        }
+        throw err;
+      }
+    }
+    if (this.now() - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = this.now();
+      await this.db.query("SELECT prune_tenant_minutes($1)", [new Date(this.now() - this.options.retentionMs)]);
+    }
+  }
+}
