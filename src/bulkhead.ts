@@ -33,6 +33,7 @@ import { BulkheadMetrics } from "./monitoring/metrics.js";
 import { TenantMonitor } from "./monitoring/tenant-monitor.js";
 import { MinuteRollups } from "./monitoring/minute-rollups.js";
 import { TenantOverview } from "./operations/tenant-overview.js";
+import { DashboardSessions } from "./tenancy/dashboard-sessions.js";
 
 /** Options of `createBulkhead`. Anything not given comes from the environment and `BULKHEAD_CONFIG`. */
 export interface BulkheadOptions {
@@ -84,6 +85,8 @@ export interface Bulkhead {
   readonly monitor: TenantMonitor;
   /** API keys: tenant keys (scoped to one tenant) and admin keys, stored as hashes. */
   readonly keys: ApiKeyStore;
+  /** Dashboard sign-ins (an admin key exchanged for a session cookie). */
+  readonly dashboardSessions: DashboardSessions;
   /** What operators look at: every tenant's quota use, activity and month, and a tenant's history minute by minute. */
   readonly overview: TenantOverview;
   /** Admin actions and key events, in the database. */
@@ -252,6 +255,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     monitor,
     keys,
     overview,
+    dashboardSessions: new DashboardSessions(db, config.dashboardSessionMs),
     audit,
     moves,
     eraseTenant: (tenantId, actor) => {

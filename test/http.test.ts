@@ -320,7 +320,7 @@ for (const backend of BACKENDS) {
       const failed = checks.filter((c) => !c.passed);
       expect(failed).toEqual([]);
       expect(checks.map((c) => c.name)).toEqual(expect.arrayContaining([
-        "Every route but /healthz and /readyz refuses a request without a key",
+        "Every route but /healthz, /readyz and the dashboard's sign-in refuses a request without a key",
         "Request logs carry tenant_id and never a key",
         "Cross-tenant isolation probe",
       ]));

@@ -85,7 +85,7 @@ describe("bulkhead serve (built binary, child process, embedded database on disk
     // no customer's ledger grows, and nothing of the probes is left.
     const before = await ledgerOf(dir, "acme");
     const { stdout: doctor } = await promisify(execFile)(process.execPath, [cli, "doctor", "--database", dir]);
-    expect(doctor).toContain("✓ Every route but /healthz and /readyz refuses a request without a key");
+    expect(doctor).toContain("✓ Every route but /healthz, /readyz and the dashboard's sign-in refuses a request without a key");
     expect(doctor).toMatch(/✓ Cross-tenant isolation probe — 10 attacks by bh-probe-[a-f0-9]+-b on bh-probe-[a-f0-9]+-a, all refused/);
     expect(doctor).toMatch(/✓ all \d+ checks passed/);
     expect(await ledgerOf(dir, "acme")).toEqual(before);

@@ -45,7 +45,7 @@ function cliProgram(io: CliIo): Command {
       );
       const server = await startServer(settings);
       // Which text search runs: an operator should not have to guess whether vectors are in play.
-      server.app.log.info({ url: server.url, textSearch: server.bulkhead.text.mode, ...(server.bulkhead.config.embeddingsUrl ? { embeddingsModel: server.bulkhead.config.embeddingsModel } : {}) }, "bulkhead listening");
+      server.app.log.info({ url: server.url, dashboard: `${server.url}/dashboard`, textSearch: server.bulkhead.text.mode, ...(server.bulkhead.config.embeddingsUrl ? { embeddingsModel: server.bulkhead.config.embeddingsModel } : {}) }, "bulkhead listening");
       const stop = (signal: string) => {
         server.app.log.info({ signal }, "shutting down: draining requests, flushing usage, closing the database");
         server.shutdown().then(

@@ -70,6 +70,7 @@ export const CLIENT_ROUTES = [
   "POST /admin/tenants/{tenantId}/resume",
   "PUT /admin/tenants/{tenantId}/quota",
   "POST /admin/tenants/{tenantId}/move",
+  "GET /admin/tenants/{tenantId}/series",
   "GET /admin/tenants/{tenantId}/keys",
   "POST /admin/tenants/{tenantId}/keys",
   "GET /admin/keys",
@@ -186,6 +187,8 @@ export class BulkheadClient {
     setQuota: (tenantId: string, quota: Record<string, number>) => this.call<Record<string, unknown>>("PUT /admin/tenants/{tenantId}/quota", { params: { tenantId }, body: { quota } }),
     moveTenant: (tenantId: string, target: { tier?: string; index?: string; store?: string; batchSize?: number }) =>
       this.call<Record<string, unknown>>("POST /admin/tenants/{tenantId}/move", { params: { tenantId }, body: target }),
+    /** A tenant's history minute by minute (window "1h", "6h", "24h" or "7d"): operations, latency, tokens, cost. */
+    series: (tenantId: string, window?: "1h" | "6h" | "24h" | "7d") => this.call<{ points: Record<string, unknown>[]; stepSeconds: number }>("GET /admin/tenants/{tenantId}/series", { params: { tenantId }, query: { window } }),
     listTenantKeys: (tenantId: string) => this.call<Record<string, unknown>[]>("GET /admin/tenants/{tenantId}/keys", { params: { tenantId } }),
     createTenantKey: (tenantId: string, options: { scopes?: ("read" | "write")[]; name?: string } = {}) =>
       this.call<{ key: string; keyId: string }>("POST /admin/tenants/{tenantId}/keys", { params: { tenantId }, body: options }),

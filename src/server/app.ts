@@ -20,6 +20,7 @@ import { runServiceReadiness } from "./service-readiness.js";
 import { route, type RouteSpec } from "./route-spec.js";
 import { noQuery, offloadedBodyName, parse, readinessQuery, type OffloadedBody } from "./schemas.js";
 import { tenantRoutes } from "./tenant-routes.js";
+import { dashboardRoutes } from "./dashboard/dashboard-routes.js";
 
 export interface ServerOptions {
   /** Where JSON log lines go (default: stdout). Pass `false` to log nothing (they are still tapped for readiness). */
@@ -112,15 +113,16 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
   });
   const failures = new FailedAuthentications();
   /** The caller's key, verified; a client over its budget of failures has only known keys checked. */
-  const authenticate = async (request: FastifyRequest) => {
+  const verifyKey = async (presented: string | undefined, request: FastifyRequest) => {
     try {
-      return await bh.keys.verify(bearer(request), { cachedOnly: failures.overBudget(request.ip) });
+      return await bh.keys.verify(presented, { cachedOnly: failures.overBudget(request.ip) });
     } catch (err) {
       // Only failures that cost a key lookup count (a missing or malformed key costs nothing).
       if (err instanceof AuthenticationError && (err as { lookedUp?: boolean }).lookedUp) failures.failed(request.ip);
       throw err;
     }
   };
+  const authenticate = (request: FastifyRequest) => verifyKey(bearer(request), request);
   app.decorateRequest("apiKey", null);
   app.decorateRequest("refusedEarly", false);
   app.decorateRequest("admittedAtDoor", false);
@@ -283,6 +285,8 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
       },
     });
   }
+  // The operator's dashboard: its own form parser, errors and headers, so it is registered apart.
+  await app.register(async (scope) => dashboardRoutes(scope, { bh, routes, verifyKey, readiness: () => app.readiness() }));
   return app;
 }
 

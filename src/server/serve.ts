@@ -100,6 +100,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
       const admin = await bulkhead.keys.createKey("admin", { name: "first admin key", scopes: ["read", "write"] }, "bootstrap");
       notice(`bulkhead: created the first admin key (shown only this once; store it now):\n\n  ${admin.key}\n\n(lost it? \`bulkhead keys create-admin\` mints another on the database while the service is stopped)\n`);
     }
+    notice(`bulkhead: dashboard at ${url}/dashboard (sign in with an admin key)`);
     let stopping: Promise<void> | undefined;
     const shutdown = () =>
       (stopping ??= (async () => {

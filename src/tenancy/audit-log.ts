@@ -22,11 +22,11 @@ export class AuditLog {
     await tx.query("INSERT INTO audit_log (actor, action, target, details) VALUES ($1, $2, $3, $4)", [actor, action, target, JSON.stringify(details)]);
   }
 
-  /** The newest entries first. */
-  async list(limit = 100): Promise<AuditEntry[]> {
+  /** The newest entries first; with `target`, only those done to it (a tenant id or `key:<key id>`). */
+  async list(limit = 100, target?: string): Promise<AuditEntry[]> {
     const rows = await this.db.query<{ id: string; at: Date | string; actor: string; action: string; target: string | null; details: Record<string, unknown> }>(
-      "SELECT id, at, actor, action, target, details FROM audit_log ORDER BY id DESC LIMIT $1",
-      [Math.max(1, Math.min(limit, 10_000))],
+      "SELECT id, at, actor, action, target, details FROM audit_log WHERE $2::text IS NULL OR target = $2 ORDER BY id DESC LIMIT $1",
+      [Math.max(1, Math.min(limit, 10_000)), target ?? null],
     );
     return rows.map((r) => ({ id: Number(r.id), at: new Date(r.at), actor: r.actor, action: r.action, target: r.target, details: r.details }));
   }
