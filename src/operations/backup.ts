@@ -272,7 +272,8 @@ async function* readBackup(file: string): AsyncGenerator<BackupItem> {
  * are written (all or nothing, see below). Restores into the backup's own tenant unless `into`
  * names another, whose metadata then names its new owner; a tenant that does not exist is
  * registered with the backup's name, tier and quota overrides. Running it twice gives the same
- * state. Usage events in the file are not restored (billing records are never rewritten).
+ * state. Usage events in the file are not restored (billing records are never rewritten). A
+ * version 1 file (no text) restores vectors and leaves the tenant's text as it is.
  */
 export async function restoreTenant(deps: Deps, file: string, options: { into?: string; onProgress?: (documents: number) => void } = {}): Promise<RestoreSummary> {
   let header: BackupHeader | undefined;
