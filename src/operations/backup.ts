@@ -219,7 +219,7 @@ async function* readBackup(file: string): AsyncGenerator<BackupItem> {
         if (value.sha256 !== digest) throw new BackupInvalidError(file, "checksum mismatch (the file was changed or corrupted)");
         // A version 1 trailer counts no text (that version held none).
         for (const key of ["documents", "textDocuments", "textChunks"] as const) {
-          const said = value[key] ?? (key === "documents" ? undefined : 0);
+          const said = header.version < 2 && key !== "documents" ? (value[key] ?? 0) : value[key];
           if (said !== counts[key]) throw new BackupInvalidError(file, `the trailer counts ${String(said)} ${key}, the file holds ${counts[key]}`);
         }
         if (chunksDeclared !== counts.textChunks) throw new BackupInvalidError(file, `its text documents are cut into ${chunksDeclared} chunks, the file holds ${counts.textChunks}`);
