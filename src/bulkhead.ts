@@ -267,11 +267,11 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     },
     backupTenant: (tenantId, file, o) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return backupTenant({ db, registry, store }, tenantId, file, o);
+      return backupTenant({ db, registry, store, textSearchConfig: config.textSearchConfig }, tenantId, file, o);
     },
     restoreTenant: (file, o) => {
       if (closed) throw new ClosedError("Bulkhead");
-      return restoreTenant({ db, registry, store }, file, o);
+      return restoreTenant({ db, registry, store, textSearchConfig: config.textSearchConfig }, file, o);
     },
     readiness: (o) => {
       if (closed) throw new ClosedError("Bulkhead");

@@ -296,18 +296,18 @@ export function addOperatorCommands(program: Command, io: CliIo): void {
       if (!report.verified) io.exitCode = 1;
     });
 
-  common(program.command("backup <tenantId>").description("Write one tenant's vectors, metadata and settings to a checksummed gzip file (streamed)"))
+  common(program.command("backup <tenantId>").description("Write one tenant's vectors, text documents, metadata and settings to a checksummed gzip file (streamed)"))
     .requiredOption("--out <file>", "where to write the backup")
     .option("--with-usage", "include the tenant's usage events")
     .action((tenantId: string, opts: Common & { out: string; withUsage?: boolean }) =>
       withBulkhead(io, opts, async (bh) => {
         const summary = await bh.backupTenant(tenantId, opts.out, { includeUsage: opts.withUsage, onProgress: progress(io, "exported") });
         clearProgress(io);
-        await bh.audit.record(ACTOR, "tenant.backup", tenantId, { documents: summary.documents, sha256: summary.sha256 });
-        print(io, opts.json, summary, () => `backed up ${summary.documents} documents${opts.withUsage ? ` and ${summary.usageEvents} usage events` : ""} of ${tenantId} to ${summary.file} (sha256 ${summary.sha256})`);
+        await bh.audit.record(ACTOR, "tenant.backup", tenantId, { documents: summary.documents, textDocuments: summary.textDocuments, sha256: summary.sha256 });
+        print(io, opts.json, summary, () => `backed up ${summary.documents} documents, ${summary.textDocuments} text documents (${summary.textChunks} chunks)${opts.withUsage ? ` and ${summary.usageEvents} usage events` : ""} of ${tenantId} to ${summary.file} (sha256 ${summary.sha256})`);
       }),
     );
-  common(program.command("restore <file>").description("Verify a backup, then replace the tenant's vectors with it in one transaction"))
+  common(program.command("restore <file>").description("Verify a backup, then replace the tenant's vectors and text with it (all or nothing)"))
     .option("--into <tenantId>", "restore into this tenant instead of the backup's own")
     .action((file: string, opts: Common & { into?: string }) => {
       // Checked before the database is opened: a missing file is "not found", not a corrupt backup.
@@ -320,8 +320,8 @@ export function addOperatorCommands(program: Command, io: CliIo): void {
       return withBulkhead(io, opts, async (bh) => {
         const summary = await bh.restoreTenant(file, { into: opts.into, onProgress: progress(io, "restored") });
         clearProgress(io);
-        await bh.audit.record(ACTOR, "tenant.restore", summary.tenantId, { from: summary.from, documents: summary.documents, created: summary.created });
-        print(io, opts.json, summary, () => `restored ${summary.documents} documents of ${summary.from} into ${summary.tenantId}${summary.created ? " (registered from the backup's settings)" : ""}`);
+        await bh.audit.record(ACTOR, "tenant.restore", summary.tenantId, { from: summary.from, documents: summary.documents, textDocuments: summary.textDocuments, created: summary.created });
+        print(io, opts.json, summary, () => `restored ${summary.documents} documents, ${summary.textDocuments} text documents (${summary.textChunks} chunks) of ${summary.from} into ${summary.tenantId}${summary.created ? " (registered from the backup's settings)" : ""}`);
       });
     });
 

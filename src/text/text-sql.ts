@@ -9,6 +9,9 @@ export const textSql = {
   /** $1 tenant, $2 JSON array of ids: the documents go, their chunks with them (ON DELETE CASCADE). */
   deleteDocuments: "DELETE FROM text_documents WHERE tenant_id = $1 AND id IN (SELECT jsonb_array_elements_text($2::jsonb)) RETURNING id, chunks",
 
+  /** $1 tenant: all of its documents go, their chunks with them (a restore replacing them). */
+  deleteAllDocuments: "DELETE FROM text_documents WHERE tenant_id = $1",
+
   /** $1 tenant, $2 JSON array of {id, format, metadata, chunks, characters}. */
   insertDocuments: `
     INSERT INTO text_documents (tenant_id, id, format, metadata, chunks, characters)
@@ -58,4 +61,13 @@ export const textSql = {
   listDocuments: `
     SELECT id, format, metadata, chunks, characters, updated_at FROM text_documents
      WHERE tenant_id = $1 AND ($2::text IS NULL OR id > $2) ORDER BY id LIMIT $3`,
+
+  /**
+   * $1 tenant, then the last chunk of the previous page ($2 document, $3 position; nulls for the
+   * first page), $4 page size: chunks in key order with their vectors as text (for backups).
+   */
+  pageChunks: `
+    SELECT document_id, position, section, body, metadata, embedding::text AS embedding FROM text_chunks
+     WHERE tenant_id = $1 AND ($2::text IS NULL OR (document_id, position) > ($2, $3::int))
+     ORDER BY document_id, position LIMIT $4`,
 };
