@@ -11,8 +11,8 @@ export type Fault = { status: number; headers?: Record<string, string> } | { del
  * { prompt_tokens, total_tokens } }` out, errors as `{ error: { message, type, code } }`. Vectors are
  * deterministic: each word hashed into a dimension (feature hashing), normalised — texts sharing
  * words are near, so searches behave like a real model's for tests. Usage counts cl100k tokens, as
- * OpenAI's embedding models do. Faults can be planned: statuses with headers, delays, no usage, a
- * wrong dimension.
+ * OpenAI's embedding models do; `dimensions` sets the vectors' length, and every request's model
+ * is recorded. Faults can be planned: statuses with headers, delays, no usage, a wrong dimension.
  */
 export class OpenAIStandin {
   /** Chat completions asked for: the messages as sent. */
@@ -76,7 +76,8 @@ export class OpenAIStandin {
     this.requests.push({ authorization: req.headers.authorization, body: { model: body.model, input: input as string[], ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}) } });
 
     let usage = true;
-    let dimension = this.dimension;
+    // As OpenAI's text-embedding-3 models do, a request may ask for shorter vectors.
+    let dimension = typeof body.dimensions === "number" ? body.dimensions : this.dimension;
     for (let fault = this.faults.shift(); fault; fault = this.faults.shift()) {
       if ("status" in fault) return send(fault.status, { error: { message: `injected ${fault.status}`, type: "server_error", code: null } }, fault.headers);
       if ("delayMs" in fault) {
