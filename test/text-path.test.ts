@@ -291,6 +291,87 @@ for (const backend of BACKENDS) {
     });
   });
 
+  describe(`${backend.name}: text settings by tier (BULKHEAD_TIER_TEXT)`, () => {
+    let bh: Bulkhead;
+    let db: Db;
+    let standin: OpenAIStandin | undefined;
+    afterEach(async () => {
+      await bh?.close();
+      await standin?.close();
+    });
+
+    const ESSAY = Array.from({ length: 30 }, (_, i) => `Sentence ${i} tells of the harbour and its boats.`).join(" ");
+
+    it("cuts a tenant's documents with its tier's chunk sizes, never another tenant's", async () => {
+      ({ bulkhead: bh } = await backend.open({ config: { dimension: 8, tierText: { enterprise: { chunkTokens: 32, chunkOverlapTokens: 0 } } } }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+      await bh.registry.registerTenant("tenant-e", "E", TenantTier.ENTERPRISE, { quota: UNLIMITED });
+      for (const t of ["tenant-a", "tenant-e"]) await bh.text.ingestDocuments(t, [{ id: "essay", text: ESSAY }]);
+      const chunks = async (t: string) => (await bh.text.searchText(t, "harbour", { topK: 100 })).matches.map((m) => m.text);
+      const [a, e] = [await chunks("tenant-a"), await chunks("tenant-e")];
+      // The global 400 tokens hold the whole essay (~330 tokens); the enterprise tier's 32 cut it in many.
+      expect(a).toEqual([ESSAY]);
+      expect(e.length).toBeGreaterThan(10);
+      for (const text of e) expect(await countTokens(text, "cl100k_base")).toBeLessThanOrEqual(32);
+      expect(e.join(" ")).toBe(ESSAY);
+    });
+
+    it("embeds a tenant's chunks and queries with its tier's model at that model's dimension, meters them under it, and never compares two models' vectors after a tier change", async () => {
+      standin = await new OpenAIStandin(8).start();
+      // One embedder for every tier, as a deployment has; the stand-in answers each request at the dimension it asks for.
+      const embedder = new OpenAIEmbedder({ baseUrl: standin.url, apiKey: "sk-standin", model: "text-embedding-3-small", dimension: 8, sendDimensions: true, backoffMs: 5 });
+      const tierText = { enterprise: { embeddingsModel: "text-embedding-3-large", embeddingsDimension: 12 }, free: { embeddingsModel: "e5-small", embeddingsDimension: 8 } };
+      ({ bulkhead: bh, db } = await backend.open({ config: { dimension: 8, tierText }, embedder }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+      await bh.registry.registerTenant("tenant-e", "E", TenantTier.ENTERPRISE, { quota: UNLIMITED });
+      await bh.text.ingestDocuments("tenant-a", [{ id: "a-doc", text: "The harbour xylophone of A." }]);
+      await bh.text.ingestDocuments("tenant-e", [{ id: "e-doc", text: "The harbour xylophone of E." }]);
+      const stored = (t: string) => db.queryAsTenant<{ model: string; dims: number }>(t, "SELECT embedding_model AS model, vector_dims(embedding) AS dims FROM text_chunks ORDER BY document_id");
+      expect(await stored("tenant-a")).toEqual([{ model: "text-embedding-3-small", dims: 8 }]);
+      expect(await stored("tenant-e")).toEqual([{ model: "text-embedding-3-large", dims: 12 }]);
+      const asked = (text: string) => standin!.requests.filter((r) => r.body.input.some((i) => i.includes(text))).map((r) => [r.body.model, r.body.dimensions]);
+      expect(asked("of A")).toEqual([["text-embedding-3-small", 8]]);
+      expect(asked("of E")).toEqual([["text-embedding-3-large", 12]]);
+
+      // Each query with its tenant's model; each finds its own chunk by vector too.
+      for (const [t, model] of [["tenant-a", "text-embedding-3-small"], ["tenant-e", "text-embedding-3-large"]] as const) {
+        const found = await bh.text.searchText(t, "harbour xylophone");
+        expect(standin.requests.at(-1)!.body).toMatchObject({ model, input: ["harbour xylophone"] });
+        expect(found.matches.map((m) => [m.metadata.tenant_id, m.retrievers])).toEqual([[t, ["fulltext", "vector"]]]);
+      }
+      // Metered to each tenant under its own model (at the deployment's one embedding price).
+      await bh.costEngine.flush();
+      const metered = (t: string) => db.queryAsTenant<{ model: string }>(t, "SELECT DISTINCT model FROM usage_events WHERE kind = 'embedding'");
+      expect(await metered("tenant-a")).toEqual([{ model: "text-embedding-3-small" }]);
+      expect(await metered("tenant-e")).toEqual([{ model: "text-embedding-3-large" }]);
+
+      // A tier change: queries now use the new model; the old chunks are found by full text only —
+      // by the model they name (same dimension), then by their dimension too (another one) —
+      // until the document is stored again.
+      await bh.registry.changeTier("tenant-a", TenantTier.FREE);
+      const afterFree = await bh.text.searchText("tenant-a", "harbour xylophone");
+      expect(standin.requests.at(-1)!.body.model).toBe("e5-small");
+      expect(afterFree.matches.map((m) => m.retrievers)).toEqual([["fulltext"]]);
+      await bh.registry.changeTier("tenant-a", TenantTier.ENTERPRISE);
+      expect((await bh.text.searchText("tenant-a", "harbour xylophone")).matches.map((m) => m.retrievers)).toEqual([["fulltext"]]);
+      expect((await bh.text.searchText("tenant-a", "xylophone", { weights: { fulltext: 0 } })).matches).toEqual([]);
+      await bh.text.ingestDocuments("tenant-a", [{ id: "a-doc", text: "The harbour xylophone of A." }]);
+      expect(await stored("tenant-a")).toEqual([{ model: "text-embedding-3-large", dims: 12 }]);
+      expect((await bh.text.searchText("tenant-a", "harbour xylophone")).matches.map((m) => [m.metadata.tenant_id, m.retrievers])).toEqual([["tenant-a", ["fulltext", "vector"]]]);
+      // Now both tenants use one model: still each its own chunks only.
+      expect((await bh.text.searchText("tenant-e", "xylophone of A", { weights: { fulltext: 0 }, topK: 10 })).matches.map((m) => m.metadata.tenant_id)).toEqual(["tenant-e"]);
+    });
+
+    it("refuses an embedder that answers with another model than the tier's, writing nothing", async () => {
+      // An Embedder written before tiers had models: it ignores the model asked for.
+      const embedder = { model: "old-model", dimension: 8, embed: async (texts: readonly string[]) => ({ vectors: texts.map(() => new Array(8).fill(0.5)), tokens: 3, estimated: false, model: "old-model" }) };
+      ({ bulkhead: bh } = await backend.open({ config: { dimension: 8, tierText: { pro: { embeddingsModel: "new-model" } } }, embedder }));
+      await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
+      await expect(bh.text.ingestDocuments("tenant-a", [{ id: "d", text: "words" }])).rejects.toMatchObject({ code: "PROVIDER_REFUSED", message: expect.stringMatching(/old-model when new-model was asked for/) });
+      expect(await bh.text.listDocuments("tenant-a")).toEqual([]);
+    });
+  });
+
   describe(`${backend.name}: background text ingest jobs`, () => {
     let bh: Bulkhead;
     afterEach(() => bh?.close());
