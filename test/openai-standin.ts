@@ -17,7 +17,8 @@ export type Fault = { status: number; headers?: Record<string, string> } | { del
 export class OpenAIStandin {
   /** Chat completions asked for: the messages as sent. */
   readonly chats: { messages: { role: string; content: string }[]; stream: boolean }[] = [];
-  readonly requests: { authorization: string | undefined; body: { model: string; input: string[]; dimensions?: number } }[] = [];
+  /** Embedding requests as sent, with the tokens the answer reported (undefined: none reported, or it failed). */
+  readonly requests: { authorization: string | undefined; body: { model: string; input: string[]; dimensions?: number }; tokens?: number }[] = [];
   private readonly faults: Fault[] = [];
   private server?: Server;
   url = "";
@@ -73,7 +74,8 @@ export class OpenAIStandin {
       return send(400, { error: { message: "'input' : input must be a non-empty string or array of strings (at most 2048)", type: "invalid_request_error", code: null } });
     }
     if (body.encoding_format !== undefined && body.encoding_format !== "float") return send(400, { error: { message: "encoding_format must be float here", type: "invalid_request_error", code: null } });
-    this.requests.push({ authorization: req.headers.authorization, body: { model: body.model, input: input as string[], ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}) } });
+    const record: OpenAIStandin["requests"][number] = { authorization: req.headers.authorization, body: { model: body.model, input: input as string[], ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}) } };
+    this.requests.push(record);
 
     let usage = true;
     // As OpenAI's text-embedding-3 models do, a request may ask for shorter vectors.
@@ -91,6 +93,7 @@ export class OpenAIStandin {
     }
     let tokens = 0;
     for (const text of input as string[]) tokens += await countTokens(text, "cl100k_base");
+    if (usage) record.tokens = tokens;
     send(200, {
       object: "list",
       data: (input as string[]).map((text, index) => ({ object: "embedding", index, embedding: OpenAIStandin.vector(text, dimension) })),

@@ -369,6 +369,10 @@ for (const backend of BACKENDS) {
       await bh.registry.registerTenant("tenant-a", "A", TenantTier.PRO, { quota: UNLIMITED });
       await expect(bh.text.ingestDocuments("tenant-a", [{ id: "d", text: "words" }])).rejects.toMatchObject({ code: "PROVIDER_REFUSED", message: expect.stringMatching(/old-model when new-model was asked for/) });
       expect(await bh.text.listDocuments("tenant-a")).toEqual([]);
+      // A tier without a model of its own embeds with the given embedder's (not BULKHEAD_EMBEDDINGS_MODEL's default).
+      await bh.registry.registerTenant("tenant-f", "F", TenantTier.FREE, { quota: UNLIMITED });
+      expect(await bh.text.ingestDocuments("tenant-f", [{ id: "d", text: "words" }])).toMatchObject({ chunks: 1 });
+      expect((await bh.text.searchText("tenant-f", "words")).matches.map((m) => m.retrievers)).toEqual([["fulltext", "vector"]]);
     });
   });
 
