@@ -218,7 +218,10 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   const chat =
     options.chat ??
     (config.chatUrl ? new OpenAIChatModel({ baseUrl: config.chatUrl, apiKey: config.chatApiKey, model: config.chatModel, maxOutputTokens: ANSWER_OUTPUT_TOKENS, countTokens: (t) => countTokens(t, "o200k_base") }) : undefined);
-  const text = new TenantTextManager(registry, db.dataPlane, config, gate, costEngine, embedder, chat);
+  // The embedder's own model and dimension are what tiers without their own embed with: those of
+  // BULKHEAD_EMBEDDINGS_MODEL and BULKHEAD_DIMENSION, or of the embedder given in code.
+  const textSettings = embedder ? { ...config, embeddingsModel: embedder.model, dimension: embedder.dimension } : config;
+  const text = new TenantTextManager(registry, db.dataPlane, textSettings, gate, costEngine, embedder, chat);
   const textJobs = new TextJobs(registry, db, text, warn);
   // A namespace whose measured recall is low gets a wider search (HNSW ef_search doubled, up to
   // pgvector's 1,000), audited; its recall is then measured afresh and widened again if still low.

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Config, loadConfig } from "./config.js";
+import { Config, loadConfig, TenantTier, textSettingsOf } from "./config.js";
 import { ConfigError } from "./errors.js";
 
 describe("configuration", () => {
@@ -37,5 +37,45 @@ describe("configuration", () => {
     const dir = mkdtempSync(join(tmpdir(), "bh-config-"));
     writeFileSync(join(dir, "c.json"), JSON.stringify({ maxNamespaces: 3 }));
     expect(() => loadConfig({ env: { BULKHEAD_CONFIG: join(dir, "c.json") } })).toThrow(/unknown key "maxNamespaces"/);
+  });
+
+  it("gives each tier its own chunk sizes and embedding model, the global ones where it sets none", () => {
+    const c = loadConfig({
+      env: {
+        BULKHEAD_CHUNK_TOKENS: "300",
+        BULKHEAD_DIMENSION: "1536",
+        BULKHEAD_TIER_TEXT: JSON.stringify({ enterprise: { chunkTokens: 800, chunkOverlapTokens: 100, embeddingsModel: "text-embedding-3-large", embeddingsDimension: 3072 }, pro: { chunkTokens: 200 } }),
+      },
+    });
+    expect(textSettingsOf(c, TenantTier.ENTERPRISE)).toEqual({ chunkTokens: 800, chunkOverlapTokens: 100, embeddingsModel: "text-embedding-3-large", embeddingsDimension: 3072 });
+    expect(textSettingsOf(c, TenantTier.PRO)).toEqual({ chunkTokens: 200, chunkOverlapTokens: 50, embeddingsModel: "text-embedding-3-small", embeddingsDimension: 1536 });
+    expect(textSettingsOf(c, TenantTier.FREE)).toEqual({ chunkTokens: 300, chunkOverlapTokens: 50, embeddingsModel: "text-embedding-3-small", embeddingsDimension: 1536 });
+    expect(Object.isFrozen(c.tierText.enterprise)).toBe(true);
+  });
+
+  it("refuses hostile or incoherent tier text settings, saying what to do", () => {
+    const refused = (value: unknown, message: RegExp) => expect(() => loadConfig({ env: { BULKHEAD_TIER_TEXT: typeof value === "string" ? value : JSON.stringify(value) } })).toThrow(message);
+    refused("{not json", /BULKHEAD_TIER_TEXT must be JSON like \{"enterprise"/);
+    refused([], /must be a JSON object/);
+    refused({ platinum: { chunkTokens: 800 } }, /"platinum" is not a tier \(tiers: free, pro, enterprise\)/);
+    refused('{"__proto__":{"chunkTokens":800}}', /"__proto__" is not a tier/);
+    refused({ pro: 800 }, /BULKHEAD_TIER_TEXT\.pro must be a JSON object/);
+    refused({ pro: { chunkSize: 800 } }, /BULKHEAD_TIER_TEXT\.pro\.chunkSize is not a text setting \(known: chunkTokens, chunkOverlapTokens, embeddingsModel, embeddingsDimension\)/);
+    refused({ pro: { apiKey: "sk-x" } }, /apiKey is not a text setting/);
+    refused({ pro: { chunkTokens: 1e9 } }, /BULKHEAD_TIER_TEXT\.pro\.chunkTokens must be a whole number from 16 to 8000/);
+    refused({ pro: { chunkTokens: 400.5 } }, /chunkTokens must be a whole number/);
+    refused({ pro: { chunkOverlapTokens: -1 } }, /chunkOverlapTokens must be a whole number from 0/);
+    refused({ pro: { embeddingsDimension: 0 } }, /embeddingsDimension must be a whole number from 1 to 16000/);
+    refused({ pro: { embeddingsModel: "" } }, /embeddingsModel must be a model name/);
+    refused({ pro: { embeddingsModel: "model\nX-Injected: 1" } }, /embeddingsModel must be a model name/);
+    refused({ pro: { embeddingsModel: "x".repeat(201) } }, /embeddingsModel must be a model name/);
+    refused({ pro: { embeddingsModel: { $ne: 1 } } }, /embeddingsModel must be a model name/);
+    // Coherence of what a tier ends up with, its own settings and the global ones together.
+    refused({ pro: { chunkTokens: 40 } }, /BULKHEAD_CHUNK_OVERLAP_TOKENS \(50\) must be less than BULKHEAD_TIER_TEXT\.pro\.chunkTokens \(40\) for tier pro/);
+    refused({ free: { embeddingsDimension: 768 } }, /"text-embedding-3-small" has 768 dimensions for tier free and 384 for tier pro; give it one embeddingsDimension/);
+    refused({ free: { embeddingsModel: "m", embeddingsDimension: 8 }, pro: { embeddingsModel: "m", embeddingsDimension: 16 } }, /"m" has 8 dimensions for tier free and 16 for tier pro/);
+    const dir = mkdtempSync(join(tmpdir(), "bh-config-"));
+    writeFileSync(join(dir, "c.json"), JSON.stringify({ tierText: { enterprise: { chunkTokens: 5 } } }));
+    expect(() => loadConfig({ env: { BULKHEAD_CONFIG: join(dir, "c.json") } })).toThrow(/c\.json: tierText\.enterprise\.chunkTokens must be a whole number from 16/);
   });
 });

@@ -127,6 +127,38 @@ export const PINECONE_DEFAULTS = Object.freeze({
   maxRetries: 2,
 });
 
+/**
+ * A tier's own text settings (`BULKHEAD_TIER_TEXT`); what a tier does not set comes from the global
+ * `BULKHEAD_CHUNK_TOKENS`, `BULKHEAD_CHUNK_OVERLAP_TOKENS`, `BULKHEAD_EMBEDDINGS_MODEL` and `BULKHEAD_DIMENSION`.
+ */
+export interface TierTextSettings {
+  readonly chunkTokens?: number;
+  readonly chunkOverlapTokens?: number;
+  /** The embedding model of the tier's chunks and queries, on the one configured embeddings API. */
+  readonly embeddingsModel?: string;
+  /** Dimension of that model's vectors (one dimension per model across all tiers). */
+  readonly embeddingsDimension?: number;
+}
+
+/** The text settings a tenant of a tier gets: its tier's, else the global ones. */
+export type TextTierSettings = Required<TierTextSettings>;
+
+/**
+ * What a tier's tenants chunk and embed with.
+ *
+ * @example
+ * textSettingsOf(config, TenantTier.ENTERPRISE); // { chunkTokens: 800, chunkOverlapTokens: 100, embeddingsModel: "text-embedding-3-large", embeddingsDimension: 3072 }
+ */
+export function textSettingsOf(config: Pick<BulkheadConfig, "tierText" | "chunkTokens" | "chunkOverlapTokens" | "embeddingsModel" | "dimension">, tier: TenantTier): TextTierSettings {
+  const own = config.tierText[tier] ?? {};
+  return {
+    chunkTokens: own.chunkTokens ?? config.chunkTokens,
+    chunkOverlapTokens: own.chunkOverlapTokens ?? config.chunkOverlapTokens,
+    embeddingsModel: own.embeddingsModel ?? config.embeddingsModel,
+    embeddingsDimension: own.embeddingsDimension ?? config.dimension,
+  };
+}
+
 /** Name of the database Bulkhead's control plane lives in; the first store. */
 export const HOME_STORE = "home";
 
@@ -218,6 +250,11 @@ export interface BulkheadConfig {
    * `{"enterprise":"pinecone"}`; tiers not named use home. `BULKHEAD_TIER_STORES`.
    */
   readonly tierStores: Readonly<Partial<Record<TenantTier, string>>>;
+  /**
+   * Chunk sizes and embedding model per tier, e.g. `{"enterprise":{"chunkTokens":800,"embeddingsModel":"text-embedding-3-large","embeddingsDimension":3072}}`;
+   * tiers and keys not named use the global settings. `BULKHEAD_TIER_TEXT`.
+   */
+  readonly tierText: Readonly<Partial<Record<TenantTier, Readonly<TierTextSettings>>>>;
   readonly poolSize: number;
   /**
    * Deadline of each database call of the request path on a server (ms; a statement or a pipeline),
@@ -410,6 +447,58 @@ const tierStores: Parser<Readonly<Partial<Record<TenantTier, string>>>> = (raw, 
   return Object.freeze(out);
 };
 
+const TIER_TEXT_KEYS = ["chunkTokens", "chunkOverlapTokens", "embeddingsModel", "embeddingsDimension"] as const;
+
+const tierText: Parser<Readonly<Partial<Record<TenantTier, Readonly<TierTextSettings>>>>> = (raw, name) => {
+  const example = `{"enterprise":{"chunkTokens":800,"chunkOverlapTokens":100,"embeddingsModel":"text-embedding-3-large","embeddingsDimension":3072}}`;
+  const v = jsonObject(raw, name, example);
+  const out: Partial<Record<TenantTier, TierTextSettings>> = {};
+  for (const [tier, settings] of Object.entries(v)) {
+    if (!TIERS.includes(tier as TenantTier)) throw new ConfigError(`${name}: ${JSON.stringify(tier)} is not a tier (tiers: ${TIERS.join(", ")})`);
+    const t = jsonObject(settings, `${name}.${tier}`, example);
+    for (const key of Object.keys(t)) {
+      if (!(TIER_TEXT_KEYS as readonly string[]).includes(key)) throw new ConfigError(`${name}.${tier}.${key} is not a text setting (known: ${TIER_TEXT_KEYS.join(", ")})`);
+    }
+    // The same bounds as the global settings each one stands in for.
+    const parsed: Record<string, unknown> = {};
+    if (t.chunkTokens !== undefined) parsed.chunkTokens = SETTINGS.chunkTokens[2](t.chunkTokens, `${name}.${tier}.chunkTokens`);
+    if (t.chunkOverlapTokens !== undefined) parsed.chunkOverlapTokens = SETTINGS.chunkOverlapTokens[2](t.chunkOverlapTokens, `${name}.${tier}.chunkOverlapTokens`);
+    if (t.embeddingsModel !== undefined) parsed.embeddingsModel = embeddingModel(t.embeddingsModel, `${name}.${tier}.embeddingsModel`);
+    if (t.embeddingsDimension !== undefined) parsed.embeddingsDimension = SETTINGS.dimension[2](t.embeddingsDimension, `${name}.${tier}.embeddingsDimension`);
+    out[tier as TenantTier] = Object.freeze(parsed as TierTextSettings);
+  }
+  return Object.freeze(out);
+};
+
+/** A model name as it goes into a provider's request and the chunks' records: printable, at most 200 characters. */
+const embeddingModel: Parser<string> = (raw, name) => {
+  if (typeof raw !== "string" || !/^[\x21-\x7e]{1,200}$/.test(raw)) throw new ConfigError(`${name} must be a model name of 1-200 printable characters without spaces, got ${JSON.stringify(raw)?.slice(0, 80)}`);
+  return raw;
+};
+
+/**
+ * Each tier's resolved text settings are coherent: an overlap shorter than its chunks, and one
+ * dimension per model — vectors of one model are compared with each other whatever tier wrote them.
+ */
+function checkTierText(config: BulkheadConfig): void {
+  const dimensions = new Map<string, { dimension: number; tier: TenantTier }>();
+  for (const tier of TIERS) {
+    const t = textSettingsOf(config, tier);
+    const own = config.tierText[tier] ?? {};
+    if (t.chunkOverlapTokens >= t.chunkTokens) {
+      const names = [own.chunkOverlapTokens === undefined ? "BULKHEAD_CHUNK_OVERLAP_TOKENS" : `BULKHEAD_TIER_TEXT.${tier}.chunkOverlapTokens`, own.chunkTokens === undefined ? "BULKHEAD_CHUNK_TOKENS" : `BULKHEAD_TIER_TEXT.${tier}.chunkTokens`];
+      throw new ConfigError(`${names[0]} (${t.chunkOverlapTokens}) must be less than ${names[1]} (${t.chunkTokens}) for tier ${tier}: set a smaller overlap or larger chunks`);
+    }
+    const seen = dimensions.get(t.embeddingsModel);
+    if (seen && seen.dimension !== t.embeddingsDimension) {
+      throw new ConfigError(
+        `BULKHEAD_TIER_TEXT: the model ${JSON.stringify(t.embeddingsModel)} has ${seen.dimension} dimensions for tier ${seen.tier} and ${t.embeddingsDimension} for tier ${tier}; give it one embeddingsDimension (BULKHEAD_DIMENSION is the global model's)`,
+      );
+    }
+    dimensions.set(t.embeddingsModel, { dimension: t.embeddingsDimension, tier });
+  }
+}
+
 /** Scalar settings: config key → environment variable, default and parser. */
 const SETTINGS = {
   dimension: ["BULKHEAD_DIMENSION", 384, int(1, 16_000)],
@@ -442,12 +531,13 @@ const SETTINGS = {
   pinecone: ["BULKHEAD_PINECONE", undefined, pinecone],
   pineconeApiKey: ["PINECONE_API_KEY", undefined, text],
   embeddingsUrl: ["BULKHEAD_EMBEDDINGS_URL", undefined, text],
-  embeddingsModel: ["BULKHEAD_EMBEDDINGS_MODEL", "text-embedding-3-small", text],
+  embeddingsModel: ["BULKHEAD_EMBEDDINGS_MODEL", "text-embedding-3-small", embeddingModel],
   embeddingsApiKey: ["BULKHEAD_EMBEDDINGS_API_KEY", undefined, text],
   chatUrl: ["BULKHEAD_CHAT_URL", undefined, text],
   chatModel: ["BULKHEAD_CHAT_MODEL", "gpt-4o-mini", text],
   chatApiKey: ["BULKHEAD_CHAT_API_KEY", undefined, text],
   tierStores: ["BULKHEAD_TIER_STORES", {}, tierStores],
+  tierText: ["BULKHEAD_TIER_TEXT", {}, tierText],
   poolSize: ["BULKHEAD_POOL_SIZE", 10, int(1, 1000)],
   dbTimeoutMs: ["BULKHEAD_DB_TIMEOUT_MS", 5_000, int(100, 3_600_000)],
   dbLongTimeoutMs: ["BULKHEAD_DB_LONG_TIMEOUT_MS", 300_000, int(100, 86_400_000)],
@@ -613,6 +703,7 @@ export function loadConfig(sources: ConfigSources = {}): BulkheadConfig {
       `BULKHEAD_NAMESPACE_PROVISION_THRESHOLD (${config.namespaceProvisionThreshold}) must not be below BULKHEAD_NAMESPACE_ALERT_THRESHOLD (${config.namespaceAlertThreshold})`,
     );
   }
+  checkTierText(config);
   return Object.freeze(config);
 }
 

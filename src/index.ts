@@ -3,7 +3,7 @@
  * Everything a library user imports comes from here.
  */
 export { createBulkhead, type Bulkhead, type BulkheadOptions } from "./bulkhead.js";
-export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, DEFAULT_PLAN_PRICES, QUOTA_MINIMUMS, type BulkheadConfig, type TenantQuota, type Metric, type PriceBook, type ModelPrice } from "./config.js";
+export { Config, loadConfig, TenantTier, DEFAULT_TIER_QUOTAS, DEFAULT_PLAN_PRICES, QUOTA_MINIMUMS, type BulkheadConfig, type TenantQuota, type Metric, type PriceBook, type ModelPrice, type TierTextSettings } from "./config.js";
 export {
   BulkheadError,
   ValidationError,

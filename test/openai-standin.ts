@@ -11,13 +11,14 @@ export type Fault = { status: number; headers?: Record<string, string> } | { del
  * { prompt_tokens, total_tokens } }` out, errors as `{ error: { message, type, code } }`. Vectors are
  * deterministic: each word hashed into a dimension (feature hashing), normalised — texts sharing
  * words are near, so searches behave like a real model's for tests. Usage counts cl100k tokens, as
- * OpenAI's embedding models do. Faults can be planned: statuses with headers, delays, no usage, a
- * wrong dimension.
+ * OpenAI's embedding models do; `dimensions` sets the vectors' length, and every request's model
+ * is recorded. Faults can be planned: statuses with headers, delays, no usage, a wrong dimension.
  */
 export class OpenAIStandin {
   /** Chat completions asked for: the messages as sent. */
   readonly chats: { messages: { role: string; content: string }[]; stream: boolean }[] = [];
-  readonly requests: { authorization: string | undefined; body: { model: string; input: string[]; dimensions?: number } }[] = [];
+  /** Embedding requests as sent, with the tokens the answer reported (undefined: none reported, or it failed). */
+  readonly requests: { authorization: string | undefined; body: { model: string; input: string[]; dimensions?: number }; tokens?: number }[] = [];
   private readonly faults: Fault[] = [];
   private server?: Server;
   url = "";
@@ -73,10 +74,12 @@ export class OpenAIStandin {
       return send(400, { error: { message: "'input' : input must be a non-empty string or array of strings (at most 2048)", type: "invalid_request_error", code: null } });
     }
     if (body.encoding_format !== undefined && body.encoding_format !== "float") return send(400, { error: { message: "encoding_format must be float here", type: "invalid_request_error", code: null } });
-    this.requests.push({ authorization: req.headers.authorization, body: { model: body.model, input: input as string[], ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}) } });
+    const record: OpenAIStandin["requests"][number] = { authorization: req.headers.authorization, body: { model: body.model, input: input as string[], ...(typeof body.dimensions === "number" ? { dimensions: body.dimensions } : {}) } };
+    this.requests.push(record);
 
     let usage = true;
-    let dimension = this.dimension;
+    // As OpenAI's text-embedding-3 models do, a request may ask for shorter vectors.
+    let dimension = typeof body.dimensions === "number" ? body.dimensions : this.dimension;
     for (let fault = this.faults.shift(); fault; fault = this.faults.shift()) {
       if ("status" in fault) return send(fault.status, { error: { message: `injected ${fault.status}`, type: "server_error", code: null } }, fault.headers);
       if ("delayMs" in fault) {
@@ -90,6 +93,7 @@ export class OpenAIStandin {
     }
     let tokens = 0;
     for (const text of input as string[]) tokens += await countTokens(text, "cl100k_base");
+    if (usage) record.tokens = tokens;
     send(200, {
       object: "list",
       data: (input as string[]).map((text, index) => ({ object: "embedding", index, embedding: OpenAIStandin.vector(text, dimension) })),

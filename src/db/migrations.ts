@@ -1087,6 +1087,23 @@ CREATE TABLE ${s}.dashboard_sessions (
 GRANT SELECT, INSERT, DELETE ON ${s}.dashboard_sessions TO ${r};`;
     },
   },
+  {
+    version: 24,
+    name: "the model of each chunk's embedding",
+    sql: ({ schema }) => {
+      const s = q(schema);
+      return `
+-- Tiers embed with their own models (BULKHEAD_TIER_TEXT), and vectors of two models are not
+-- comparable (nor, often, of one dimension): a search compares the query only with chunks of the
+-- model that embedded it. Chunks embedded before this migration name no model — which one made
+-- them is not known here — so they are found by full text until their documents are stored again.
+ALTER TABLE ${s}.text_chunks ADD COLUMN embedding_model text;
+-- Every chunk written from now on names the model of its vector (NOT VALID: the older ones cannot).
+ALTER TABLE ${s}.text_chunks ADD CONSTRAINT text_chunks_embedding_model CHECK ((embedding IS NULL) = (embedding_model IS NULL)) NOT VALID;
+-- As for document ids (migration 22): no statistics that would tell which models other tenants use.
+ALTER TABLE ${s}.text_chunks ALTER COLUMN embedding_model SET STATISTICS 0;`;
+    },
+  },
 ];
 
 /**
@@ -1154,8 +1171,8 @@ export async function migrate(owner: OwnerConnection, ctx: MigrationContext): Pr
   });
 }
 
-/** Splits a migration on statement-ending semicolons outside dollar-quoted bodies. */
-function splitStatements(sql: string): string[] {
+/** Splits a migration on statement-ending semicolons outside dollar-quoted bodies (PGlite runs one statement per query). */
+export function splitStatements(sql: string): string[] {
   const out: string[] = [];
   let current = "";
   let inBody = false;

@@ -45,6 +45,8 @@ interface ChunkLine {
   body: string;
   metadata: Record<string, unknown>;
   embedding: number[] | null;
+  /** The model that made `embedding` (a search compares only vectors of one model); null for a chunk embedded before models were recorded. */
+  embeddingModel: string | null;
 }
 
 /** What a backup's trailer counts. */
@@ -154,11 +156,11 @@ async function writeBackup(deps: Deps, tenantId: string, file: string, options: 
       await line({ type: "text", id: d.id, format: d.format, metadata: d.metadata, chunks: d.chunks, characters: d.characters });
       counts.textDocuments++;
     }
-    type ChunkRow = { document_id: string; position: number; section: string | null; body: string; metadata: Record<string, unknown>; embedding: string | null };
+    type ChunkRow = { document_id: string; position: number; section: string | null; body: string; metadata: Record<string, unknown>; embedding: string | null; embedding_model: string | null };
     const chunks = paged((last?: ChunkRow) => deps.db.queryAsTenant<ChunkRow>(tenantId, textSql.pageChunks, [tenantId, last?.document_id ?? null, last?.position ?? null, PAGE]));
     for await (const c of chunks) {
       // pgvector's text form of a vector is a JSON array.
-      await line({ type: "chunk", documentId: c.document_id, position: c.position, section: c.section, body: c.body, metadata: c.metadata, embedding: c.embedding === null ? null : JSON.parse(c.embedding) });
+      await line({ type: "chunk", documentId: c.document_id, position: c.position, section: c.section, body: c.body, metadata: c.metadata, embedding: c.embedding === null ? null : JSON.parse(c.embedding), embeddingModel: c.embedding_model });
       counts.textChunks++;
     }
     if (options.includeUsage) {
@@ -248,12 +250,13 @@ async function* readBackup(file: string): AsyncGenerator<BackupItem> {
           const e = value.embedding;
           if (
             typeof value.documentId !== "string" || !isCount(value.position) || (value.section !== null && typeof value.section !== "string") || typeof value.body !== "string" || !isObject(value.metadata) ||
-            (e !== null && !(Array.isArray(e) && e.length > 0 && e.every((x) => typeof x === "number" && Number.isFinite(x))))
+            (e !== null && !(Array.isArray(e) && e.length > 0 && e.every((x) => typeof x === "number" && Number.isFinite(x)))) ||
+            (value.embeddingModel !== undefined && value.embeddingModel !== null && !(typeof value.embeddingModel === "string" && value.embeddingModel.length <= 200 && !value.embeddingModel.includes("\u0000")))
           ) {
             throw new BackupInvalidError(file, `text chunk ${counts.textChunks + 1} is malformed`);
           }
           counts.textChunks++;
-          yield { chunk: { documentId: value.documentId, position: value.position, section: value.section as string | null, body: value.body, metadata: value.metadata, embedding: e as number[] | null } };
+          yield { chunk: { documentId: value.documentId, position: value.position, section: value.section as string | null, body: value.body, metadata: value.metadata, embedding: e as number[] | null, embeddingModel: typeof value.embeddingModel === "string" ? value.embeddingModel : null } };
         }
       }
     }
@@ -367,11 +370,11 @@ async function replaceText(deps: Deps, tenantId: string, file: string): Promise<
     await tx.query(catalogueSql.lockTenantWrites, [tenantId]);
     await tx.query(textSql.deleteAllDocuments, [tenantId]);
     let documents: TextDocumentLine[] = [];
-    let chunks: { document_id: string; position: number; section: string | null; body: string; metadata: Record<string, unknown>; embedding: string | null }[] = [];
+    let chunks: { document_id: string; position: number; section: string | null; body: string; metadata: Record<string, unknown>; embedding: string | null; embedding_model: string | null }[] = [];
     const flush = async () => {
       // Documents before chunks: the file holds every document before the first chunk.
       if (documents.length > 0) await tx.query(textSql.insertDocuments, [tenantId, JSON.stringify(documents)]);
-      if (chunks.length > 0) await tx.query(textSql.insertChunks, [tenantId, JSON.stringify(chunks), deps.textSearchConfig]);
+      if (chunks.length > 0) await tx.query(textSql.insertChunks, [tenantId, JSON.stringify(chunks), deps.textSearchConfig, null]);
       documents = [];
       chunks = [];
     };
@@ -379,7 +382,9 @@ async function replaceText(deps: Deps, tenantId: string, file: string): Promise<
       if ("text" in item) documents.push({ ...item.text, metadata: owned(item.text.metadata) });
       else if ("chunk" in item) {
         const c = item.chunk;
-        chunks.push({ document_id: c.documentId, position: c.position, section: c.section, body: c.body, metadata: owned(c.metadata), embedding: c.embedding && JSON.stringify(c.embedding) });
+        // A vector whose model is not known could never be compared with a query's: it is left out (the chunk stays found by full text).
+        const embedding = c.embedding && c.embeddingModel ? JSON.stringify(c.embedding) : null;
+        chunks.push({ document_id: c.documentId, position: c.position, section: c.section, body: c.body, metadata: owned(c.metadata), embedding, embedding_model: embedding ? c.embeddingModel : null });
       } else continue;
       if (documents.length + chunks.length >= BATCH) await flush();
     }

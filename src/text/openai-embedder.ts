@@ -1,6 +1,6 @@
 import { countTokens } from "../costs/token-counter.js";
-import { ProviderError } from "../errors.js";
-import type { Embedder, Embeddings } from "./embedder.js";
+import { ConfigError, ProviderError } from "../errors.js";
+import type { EmbedOptions, Embedder, Embeddings } from "./embedder.js";
 import { postToProvider } from "./provider-request.js";
 
 /** An OpenAI-compatible embeddings endpoint (OpenAI, Azure OpenAI, Ollama, vLLM, TEI, most hosted models). */
@@ -8,7 +8,9 @@ export interface OpenAIEmbedderOptions {
   /** Base URL of the API, e.g. `https://api.openai.com/v1` (`/embeddings` is appended). */
   baseUrl: string;
   apiKey?: string;
+  /** The model of a call that names none; a call may name any model the API serves. */
   model: string;
+  /** That model's dimension (a call naming another model gives its dimension too). */
   dimension: number;
   /** Send `dimensions` in the request (OpenAI's text-embedding-3 models can shorten their vectors); off for servers that refuse it. */
   sendDimensions?: boolean;
@@ -35,7 +37,8 @@ interface EmbeddingResponse {
  * idempotent, so a retry can never double anything — and checks every answer: one vector per
  * input, each of the configured dimension, finite numbers. Tokens come from the response's
  * `usage`; a provider that reports none (some local servers) is counted with cl100k and the
- * result marked `estimated`.
+ * result marked `estimated`. Each call may name its model and dimension (`embed(texts, { model,
+ * dimension })`): one embedder serves every tier's model.
  *
  * @example
  * const embedder = new OpenAIEmbedder({ baseUrl: "https://api.openai.com/v1", apiKey: process.env.OPENAI_API_KEY, model: "text-embedding-3-small", dimension: 1536 });
@@ -59,30 +62,32 @@ export class OpenAIEmbedder implements Embedder {
     this.backoffMs = options.backoffMs ?? 500;
   }
 
-  async embed(texts: readonly string[], signal?: AbortSignal): Promise<Embeddings> {
+  async embed(texts: readonly string[], { model = this.model, dimension = model === this.model ? this.dimension : undefined, signal }: EmbedOptions = {}): Promise<Embeddings> {
+    // Another model's vectors checked against this one's dimension would pass or fail by accident.
+    if (dimension === undefined) throw new ConfigError(`no dimension was given for the embedding model ${model} (only ${this.model}'s is known: ${this.dimension})`);
     const vectors: number[][] = [];
     let tokens = 0;
     let estimated = false;
     for (let i = 0; i < texts.length; i += this.batchSize) {
       const batch = texts.slice(i, i + this.batchSize);
-      const answer = await this.request(batch, signal);
+      const answer = await this.request(batch, model, dimension, signal);
       vectors.push(...answer.vectors);
       if (answer.tokens === undefined) {
         estimated = true;
         for (const t of batch) tokens += await countTokens(t, "cl100k_base");
       } else tokens += answer.tokens;
     }
-    return { vectors, tokens, estimated, model: this.model };
+    return { vectors, tokens, estimated, model };
   }
 
   /** One batch, retried while it fails transiently. */
-  private async request(batch: readonly string[], signal?: AbortSignal): Promise<{ vectors: number[][]; tokens?: number }> {
-    const body = JSON.stringify({ model: this.model, input: batch, encoding_format: "float", ...(this.options.sendDimensions ? { dimensions: this.dimension } : {}) });
+  private async request(batch: readonly string[], model: string, dimension: number, signal?: AbortSignal): Promise<{ vectors: number[][]; tokens?: number }> {
+    const body = JSON.stringify({ model, input: batch, encoding_format: "float", ...(this.options.sendDimensions ? { dimensions: dimension } : {}) });
     const res = await postToProvider(this.url, body, { what: "embedding", apiKey: this.options.apiKey, timeoutMs: this.timeoutMs, maxRetries: this.maxRetries, backoffMs: this.backoffMs, signal });
-    return this.parse((await res.json()) as EmbeddingResponse, batch.length);
+    return this.parse((await res.json()) as EmbeddingResponse, batch.length, model, dimension);
   }
 
-  private parse(res: EmbeddingResponse, expected: number): { vectors: number[][]; tokens?: number } {
+  private parse(res: EmbeddingResponse, expected: number, model: string, dimension: number): { vectors: number[][]; tokens?: number } {
     const data = Array.isArray(res.data) ? res.data : [];
     if (data.length !== expected) throw new ProviderError("refused", `the embedding provider returned ${data.length} vectors for ${expected} inputs`);
     const vectors = new Array<number[]>(expected);
@@ -90,8 +95,8 @@ export class OpenAIEmbedder implements Embedder {
       const at = Number.isInteger(d.index) ? (d.index as number) : i;
       const v = d.embedding;
       if (at < 0 || at >= expected || vectors[at] !== undefined) throw new ProviderError("refused", "the embedding provider returned vectors out of order or twice");
-      if (!Array.isArray(v) || v.length !== this.dimension || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
-        throw new ProviderError("refused", `the embedding provider returned a vector of ${Array.isArray(v) ? v.length : "no"} dimensions; ${this.model} is configured for ${this.dimension}`);
+      if (!Array.isArray(v) || v.length !== dimension || !v.every((x) => typeof x === "number" && Number.isFinite(x))) {
+        throw new ProviderError("refused", `the embedding provider returned a vector of ${Array.isArray(v) ? v.length : "no"} dimensions; ${model} is configured for ${dimension}`);
       }
       vectors[at] = v as number[];
     });

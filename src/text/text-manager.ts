@@ -1,6 +1,6 @@
-import type { BulkheadConfig } from "../config.js";
+import { textSettingsOf, type BulkheadConfig, type TextTierSettings } from "../config.js";
 import type { Row, Statement, TenantDb } from "../db/db.js";
-import { ConcurrencyLimitError, IsolationViolationError, NotConfiguredError, QuotaExceededError, shown, ValidationError } from "../errors.js";
+import { ConcurrencyLimitError, IsolationViolationError, NotConfiguredError, ProviderError, QuotaExceededError, shown, ValidationError } from "../errors.js";
 import type { UsageMeter } from "../costs/cost-engine.js";
 import { countTokens, tokenizer } from "../costs/token-counter.js";
 import { validateId, validateIds, validateMetadata, validateTopK, type Limits } from "../data/validation.js";
@@ -131,14 +131,15 @@ export const ANSWER_OUTPUT_TOKENS = 1_024;
 /** Chunks per insert statement (~1 MB of JSON at the default chunk size). */
 const CHUNKS_PER_STATEMENT = 500;
 
-export type TextSettings = Limits & Pick<BulkheadConfig, "chunkTokens" | "chunkOverlapTokens" | "textSearchConfig">;
+export type TextSettings = Limits & Pick<BulkheadConfig, "chunkTokens" | "chunkOverlapTokens" | "textSearchConfig" | "tierText" | "embeddingsModel" | "dimension">;
 
 /**
  * Text documents of a tenant: chunked, stored and searched inside its isolation boundary. Every
  * call resolves the tenant, validates everything before anything is written, passes the tenant's
  * performance gate (a write as an upsert, a search as a query: rate limit, concurrency, daily
  * quota) and runs in the tenant's own proved context on the data plane, under forced RLS; every
- * row a search returns is checked to be the tenant's before it is answered.
+ * row a search returns is checked to be the tenant's before it is answered. Chunk sizes and the
+ * embedding model are the tenant's tier's (`BULKHEAD_TIER_TEXT`), read at each call.
  */
 export class TenantTextManager {
   constructor(
@@ -177,20 +178,21 @@ export class TenantTextManager {
   async ingestDocuments(tenantId: string, documents: TextDocumentInput[]): Promise<TextIngestResult> {
     const tenant = await this.registry.resolveActive(tenantId);
     const valid = this.validateDocuments(documents, tenant.tenantId);
+    const tier = textSettingsOf(this.settings, tenant.tier);
     const enc = await tokenizer("cl100k_base");
     const chunked: { doc: (typeof valid)[number]; chunks: Chunk[] }[] = [];
     for (const [i, doc] of valid.entries()) {
-      const chunks = await chunkText(doc.text, doc.format, { maxTokens: this.settings.chunkTokens, overlapTokens: this.settings.chunkOverlapTokens }, enc);
+      const chunks = await chunkText(doc.text, doc.format, { maxTokens: tier.chunkTokens, overlapTokens: tier.chunkOverlapTokens }, enc);
       // A document of markup or whitespace alone would be stored with no chunk, outside every quota.
       if (chunks.length === 0) throw new ValidationError(`documents[${i}].text`, "holds no text to store (only markup or whitespace)");
       if (chunks.length > TEXT_LIMITS.chunksPerDocument) {
-        throw new ValidationError(`documents[${i}].text`, `makes ${chunks.length} chunks of ${this.settings.chunkTokens} tokens; at most ${TEXT_LIMITS.chunksPerDocument} per document`);
+        throw new ValidationError(`documents[${i}].text`, `makes ${chunks.length} chunks of ${tier.chunkTokens} tokens; at most ${TEXT_LIMITS.chunksPerDocument} per document`);
       }
       chunked.push({ doc, chunks });
     }
     const total = chunked.reduce((n, c) => n + c.chunks.length, 0);
     // Vectors first, outside any transaction (a provider may take seconds): a failure writes nothing.
-    const vectors = await this.embedChunks(tenant.tenantId, chunked.flatMap(({ chunks }) => chunks));
+    const embedded = await this.embedChunks(tenant.tenantId, tier, chunked.flatMap(({ chunks }) => chunks));
     return this.admit(tenant, "upsert", () =>
       this.db.withTenant(tenant.tenantId, async (tx) => {
         // One writer per tenant at a time (shared with its vector writes): the quota sees every chunk.
@@ -202,10 +204,10 @@ export class TenantTextManager {
         await tx.query(sql.insertDocuments, [tenant.tenantId, JSON.stringify(docs)]);
         let k = 0;
         const rows = chunked.flatMap(({ doc, chunks }) =>
-          chunks.map((c) => ({ document_id: doc.id, position: c.position, section: c.section, body: c.text, metadata: doc.metadata, embedding: vectors ? JSON.stringify(vectors[k++]) : null })),
+          chunks.map((c) => ({ document_id: doc.id, position: c.position, section: c.section, body: c.text, metadata: doc.metadata, embedding: embedded ? JSON.stringify(embedded.vectors[k++]) : null })),
         );
         for (let i = 0; i < rows.length; i += CHUNKS_PER_STATEMENT) {
-          await tx.query(sql.insertChunks, [tenant.tenantId, JSON.stringify(rows.slice(i, i + CHUNKS_PER_STATEMENT)), this.settings.textSearchConfig]);
+          await tx.query(sql.insertChunks, [tenant.tenantId, JSON.stringify(rows.slice(i, i + CHUNKS_PER_STATEMENT)), this.settings.textSearchConfig, embedded?.model ?? null]);
         }
         const after = Number(before) - removed + total;
         try {
@@ -222,7 +224,9 @@ export class TenantTextManager {
   /**
    * The tenant's chunks that match `query`, best first. Full-text search (PostgreSQL's, with the
    * configured language's stemming); the query is read like a web search box: words, "quoted
-   * phrases", OR, -excluded. Counts as a query against the daily quota.
+   * phrases", OR, -excluded. Counts as a query against the daily quota. With an embedder, the query
+   * is embedded with the model of the tenant's tier and compared only with chunks that model
+   * embedded: chunks of another model (written before a tier change) are found by full text alone.
    */
   async searchText(tenantId: string, query: string, options: TextSearchOptions = {}): Promise<TextSearchResult> {
     const tenant = await this.registry.resolveActive(tenantId);
@@ -237,14 +241,15 @@ export class TenantTextManager {
     return this.admit(tenant, "query", async (admission?: QueryAdmission) => {
       // Inside the gate, so the tenant's rate and concurrency limits bound its provider calls too;
       // before the database's transaction, which is not held while the provider answers.
-      const queryVector = this.embedder && weights.vector > 0 ? (await this.embedChunks(tenant.tenantId, [{ text: query, section: null }]))![0]! : undefined;
+      const tier = textSettingsOf(this.settings, tenant.tier);
+      const queryVector = this.embedder && weights.vector > 0 ? (await this.embedChunks(tenant.tenantId, tier, [{ text: query, section: null }]))!.vectors[0]! : undefined;
       // Candidates per retriever: more than topK, so the fusion can promote what both found.
       const depth = Math.min(this.settings.maxTopK, Math.max(topK * 2, 20));
       const statements: Statement[] = [];
       const count = admission?.count && { text: catalogueSql.leaseDailyQueries, params: [tenant.tenantId, admission.count.day, admission.count.limit, admission.count.lease] };
       if (count) statements.push(count);
       if (weights.fulltext > 0) statements.push({ text: sql.search(filter.sql), params: [tenant.tenantId, this.settings.textSearchConfig, query, depth, ...filter.params] });
-      if (queryVector) statements.push({ text: sql.nearest(compileFilter(options.filter, 4, "c.metadata").sql), params: [tenant.tenantId, JSON.stringify(queryVector), depth, ...filter.params] });
+      if (queryVector) statements.push({ text: sql.nearest(filter.sql), params: [tenant.tenantId, JSON.stringify(queryVector), depth, tier.embeddingsModel, ...filter.params] });
       const all = await this.db.pipelineAsTenant(tenant.tenantId, statements, count ? { synchronous_commit: "off" } : undefined).catch((err: { code?: string; message?: string }) => {
         // PostgreSQL's parser of search-box syntax gives up on a query of many operators ("- - - …"):
         // the caller's input, not a failure of the service.
@@ -336,12 +341,21 @@ export class TenantTextManager {
     return { answer: completion.text, citations: citationsOf(completion.text, sources), sources, model: completion.model, usage: completion.usage };
   }
 
-  /** Vectors of chunks (with their section's headings, which give them context), metered to the tenant; undefined without an embedder. */
-  private async embedChunks(tenantId: string, chunks: readonly { text: string; section: string | null }[]): Promise<number[][] | undefined> {
+  /**
+   * Vectors of chunks (with their section's headings, which give them context) by the tier's model,
+   * metered to the tenant; undefined without an embedder.
+   */
+  private async embedChunks(tenantId: string, tier: TextTierSettings, chunks: readonly { text: string; section: string | null }[]): Promise<{ vectors: number[][]; model: string } | undefined> {
     if (!this.embedder || chunks.length === 0) return undefined;
-    const out = await this.embedder.embed(chunks.map((c) => (c.section && !c.text.startsWith(c.section) ? `${c.section}\n\n${c.text}` : c.text)));
+    const model = tier.embeddingsModel;
+    const texts = chunks.map((c) => (c.section && !c.text.startsWith(c.section) ? `${c.section}\n\n${c.text}` : c.text));
+    const out = await this.embedder.embed(texts, { model, dimension: tier.embeddingsDimension });
+    // Metered first: the provider was paid whatever the check below finds.
     this.meter?.meterEmbedding(tenantId, out.tokens, out.model, out.estimated);
-    return out.vectors;
+    // An embedder that ignores the model it is asked for (one written before tiers had models)
+    // would file one model's vectors under another's name, to be compared with the wrong ones.
+    if (out.model !== model) throw new ProviderError("refused", `the embedder answered with the model ${out.model} when ${model} was asked for; nothing was written`);
+    return { vectors: out.vectors, model };
   }
 
   /** Deletes documents and all their chunks; ids the tenant does not have are ignored. */

@@ -19,15 +19,16 @@ export const textSql = {
       FROM jsonb_to_recordset($2::jsonb) AS d(id text, format text, metadata jsonb, chunks int, characters int)`,
 
   /**
-   * $1 tenant, $2 JSON array of {document_id, position, section, body, metadata}, $3 the text-search
-   * configuration: each chunk with its full-text vector (its section's headings weigh more).
+   * $1 tenant, $2 JSON array of {document_id, position, section, body, metadata, embedding}, $3 the
+   * text-search configuration, $4 the model of the embeddings (null without): each chunk with its
+   * full-text vector (its section's headings weigh more).
    */
   insertChunks: `
-    INSERT INTO text_chunks (tenant_id, document_id, position, section, body, metadata, tsv, embedding)
+    INSERT INTO text_chunks (tenant_id, document_id, position, section, body, metadata, tsv, embedding, embedding_model)
     SELECT $1, c.document_id, c.position, c.section, c.body, c.metadata,
            setweight(to_tsvector($3::regconfig, coalesce(c.section, '')), 'A') || to_tsvector($3::regconfig, c.body),
-           c.embedding::vector
-      FROM jsonb_to_recordset($2::jsonb) AS c(document_id text, position int, section text, body text, metadata jsonb, embedding text)`,
+           c.embedding::vector, CASE WHEN c.embedding IS NOT NULL THEN coalesce(c.embedding_model, $4::text) END
+      FROM jsonb_to_recordset($2::jsonb) AS c(document_id text, position int, section text, body text, metadata jsonb, embedding text, embedding_model text)`,
 
   /**
    * $1 the tenant's chunks after the write, $2 chunks it added (net), $3 the quota: SQLSTATE BHQ01
@@ -48,12 +49,14 @@ export const textSql = {
 
   /**
    * The chunks nearest a query vector, compared exactly (cosine) among the tenant's own chunks
-   * that have one: $1 tenant, $2 the vector, $3 how many, then the filter's parameters.
+   * embedded by the query's model — another model's vectors are not comparable, and a dimension
+   * changed since would make `<=>` fail: $1 tenant, $2 the vector, $3 how many, $4 the model, then
+   * the filter's parameters.
    */
   nearest: (filterSql: string) => `
     SELECT c.tenant_id, c.document_id, c.position, c.section, c.body, c.metadata, 1 - (c.embedding <=> $2::vector) AS score
       FROM text_chunks c
-     WHERE c.tenant_id = $1 AND c.embedding IS NOT NULL AND ${filterSql}
+     WHERE c.tenant_id = $1 AND c.embedding_model = $4 AND vector_dims(c.embedding) = vector_dims($2::vector) AND ${filterSql}
      ORDER BY c.embedding <=> $2::vector
      LIMIT $3`,
 
@@ -67,7 +70,7 @@ export const textSql = {
    * first page), $4 page size: chunks in key order with their vectors as text (for backups).
    */
   pageChunks: `
-    SELECT document_id, position, section, body, metadata, embedding::text AS embedding FROM text_chunks
+    SELECT document_id, position, section, body, metadata, embedding::text AS embedding, embedding_model FROM text_chunks
      WHERE tenant_id = $1 AND ($2::text IS NULL OR (document_id, position) > ($2, $3::int))
      ORDER BY document_id, position LIMIT $4`,
 };
