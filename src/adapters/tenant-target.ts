@@ -25,6 +25,7 @@ export interface TenantCalls {
   delete(which: string[] | { filter: BulkheadFilter }): Promise<number>;
 }
 
+/** The data calls of the tenant `target` reaches (see `TenantCalls`). */
 export function tenantCalls(target: BulkheadTarget): TenantCalls {
   const withFilter = (topK: number, filter?: BulkheadFilter) => ({ topK, ...(filter && Object.keys(filter).length > 0 ? { filter } : {}) });
   if ("client" in target) {

@@ -117,13 +117,13 @@ export function compileFilter(filter: unknown, firstParam: number, column = "met
  * does a group holding one (`{ $or: [{}, { a: 1 }] }`): a delete must never empty a tenant because
  * a filter came out empty. Throws `ValidationError` naming the field.
  */
-export function assertSelective(filter: unknown, path = "filter"): MetadataFilter {
-  if (!isPlainObject(filter)) throw new ValidationError(path, "must be an object naming at least one condition");
+export function assertSelective(filter: unknown): MetadataFilter {
+  if (!isPlainObject(filter)) throw new ValidationError("filter", "must be an object naming at least one condition");
   compileFilter(filter, 1);
   const groups = (f: Record<string, unknown>, at: string): void => {
     if (Object.keys(f).length === 0) throw new ValidationError(at, "must name at least one condition: an empty filter matches every document");
     for (const key of ["$and", "$or"] as const) (f[key] as Record<string, unknown>[] | undefined)?.forEach((g, i) => groups(g, `${at}.${key}[${i}]`));
   };
-  groups(filter, path);
+  groups(filter, "filter");
   return filter;
 }
