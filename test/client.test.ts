@@ -48,6 +48,17 @@ for (const backend of BACKENDS) {
       await a.upsert([{ id: "v1", values: [1, 0, 0, 0, 0, 0, 0, 0] }]);
       expect((await b.fetchDocuments(["v1"])).documents).toEqual([]);
 
+      // Delete by filter: only the caller's matches; an empty filter, or ids and a filter at once, is a 400 naming the field.
+      await a.upsert([{ id: "v2", values: [0, 1, 0, 0, 0, 0, 0, 0], metadata: { source: "s" } }]);
+      await b.upsert([{ id: "v2", values: [0, 1, 0, 0, 0, 0, 0, 0], metadata: { source: "s" } }]);
+      expect(await a.deleteDocuments({ filter: {} }).catch((e) => e)).toMatchObject({ status: 400, field: "filter" });
+      expect(await a.call("POST /v1/documents/delete", { body: { ids: ["v2"], filter: { source: "s" } } }).catch((e) => e)).toMatchObject({ status: 400, field: "ids" });
+      expect(await a.call("POST /v1/documents/delete", { body: {} }).catch((e) => e)).toMatchObject({ status: 400, field: "ids" });
+      expect(await b.deleteDocuments({ filter: { source: "s" } })).toMatchObject({ deleted: 1 });
+      expect((await a.fetchDocuments(["v2"])).documents.map((d) => d.id)).toEqual(["v2"]);
+      expect(await a.deleteDocuments({ filter: { source: "s" } })).toMatchObject({ deleted: 1 });
+      expect((await a.fetchDocuments(["v1", "v2"])).documents.map((d) => d.id)).toEqual(["v1"]);
+
       const events: string[] = [];
       const stream = a.answerStream("When does the ferry leave?");
       let done;

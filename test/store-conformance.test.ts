@@ -131,6 +131,57 @@ for (const setup of SETUPS) {
       await expect(ids({ year: { $regex: "20" } })).rejects.toBeInstanceOf(ValidationError);
     });
 
+    it("deletes by metadata filter: only the tenant's own matches, counted against the quota, never with an empty filter", async () => {
+      await open();
+      await bh.registry.setQuota("tenant-a", { maxDocuments: 4 });
+      await bh.dataManager.upsertDocuments("tenant-a", [
+        { id: "d1", values: vec(1), metadata: { source: "x", n: 1 } },
+        { id: "d2", values: vec(2), metadata: { source: "x", n: 2 } },
+        { id: "d3", values: vec(3), metadata: { source: "y" } },
+        { id: "d4", values: vec(4), metadata: { tags: ["x", "z"] } },
+      ]);
+      await bh.dataManager.upsertDocuments("tenant-b", [
+        { id: "d1", values: vec(1), metadata: { source: "x" } },
+        { id: "b2", values: vec(2), metadata: { source: "x" } },
+      ]);
+      const left = async (tenant: string) => (await bh.dataManager.queryDocuments(tenant, vec(1), { topK: 10 })).matches.map((m) => m.id).sort();
+      const remove = (tenant: string, filter: Record<string, unknown>) => bh.dataManager.deleteDocuments(tenant, { filter });
+
+      // B's filters — its own "x", A's tenant stamp, an $or naming A — reach B's documents only.
+      expect((await remove("tenant-b", { tenant_id: "tenant-a" })).deleted).toBe(0);
+      expect((await remove("tenant-b", { $or: [{ tenant_id: "tenant-a" }, { source: "y" }] })).deleted).toBe(0);
+      expect((await remove("tenant-b", { source: "x" })).deleted).toBe(2);
+      expect(await left("tenant-b")).toEqual([]);
+      expect(await left("tenant-a")).toEqual(["d1", "d2", "d3", "d4"]);
+
+      // A's own: conditions ANDed, $in, and $eq on a list field (contains).
+      expect((await remove("tenant-a", { source: "x", n: { $gte: 2 } })).deleted).toBe(1);
+      expect((await remove("tenant-a", { tags: "z" })).deleted).toBe(1);
+      expect(await left("tenant-a")).toEqual(["d1", "d3"]);
+
+      // Refused whole, naming the field, nothing deleted: empty filters (at any level), no filter, bad or huge ones.
+      const refusals: [unknown, string][] = [
+        [{}, "filter"],
+        [{ $or: [{}, { source: "y" }] }, "filter.$or[0]"],
+        [{ $and: [{ source: "x" }, {}] }, "filter.$and[1]"],
+        [undefined, "filter"],
+        [["d1"], "filter"],
+        [{ source: "x\u0000" }, "filter.source"],
+        [{ $or: Array.from({ length: 300 }, (_, i) => ({ n: i })) }, "filter.$or[128]"], // 256 conditions: each group and its field count,
+        [{ source: { $regex: "x" } }, "filter.source.$regex"],
+      ];
+      for (const [filter, field] of refusals) {
+        const refused = await remove("tenant-a", filter as Record<string, unknown>).catch((e: unknown) => e);
+        expect(refused, JSON.stringify(filter)?.slice(0, 80)).toBeInstanceOf(ValidationError);
+        expect((refused as ValidationError).field).toBe(field);
+      }
+      expect(await left("tenant-a")).toEqual(["d1", "d3"]);
+
+      // The quota counted what the filter deleted: two more fit (4), a third does not.
+      await bh.dataManager.upsertDocuments("tenant-a", [{ id: "d5", values: vec(5) }, { id: "d6", values: vec(6) }]);
+      await expect(bh.dataManager.upsertDocuments("tenant-a", [{ id: "d7", values: vec(7) }])).rejects.toBeInstanceOf(QuotaExceededError);
+    });
+
     it("ranks by the index's metric with the same scores", async () => {
       await open();
       await bh.dataManager.upsertDocuments("tenant-a", [

@@ -130,11 +130,13 @@ for (const backend of STORES) {
       expect((await bh.registry.getTenant("tenant-a")).index).toBe(ix("shared-index-1"));
       await bh.dataManager.upsertDocuments("tenant-a", [{ id: "d00001", values: vec(77), metadata: { changed: true } }, { id: "late", values: vec(78) }]);
       await bh.dataManager.deleteDocuments("tenant-a", ["d00002"]);
+      // A delete by filter of rows the move has already copied: only its change log can tell the move.
+      expect(await bh.dataManager.deleteDocuments("tenant-a", { filter: { n: { $in: [3, 4] } } })).toMatchObject({ deleted: 2 });
       model.set("d00001", { values: vec(77), metadata: { changed: true, tenant_id: "tenant-a" } });
       model.set("late", { values: vec(78), metadata: { tenant_id: "tenant-a" } });
-      model.delete("d00002");
+      for (const id of ["d00002", "d00003", "d00004"]) model.delete(id);
       const logged = await db.withTenant("tenant-a", (tx) => tx.query<{ id: string }>("SELECT id FROM move_changes ORDER BY id"));
-      expect(logged.map((r) => r.id)).toEqual(["d00001", "d00002", "late"]);
+      expect(logged.map((r) => r.id)).toEqual(["d00001", "d00002", "d00003", "d00004", "late"]);
       // B's context sees none of A's logged ids, nor (row-level security) A's copy in the new dedicated index.
       expect(await db.withTenant("tenant-b", (tx) => tx.query("SELECT * FROM move_changes"))).toEqual([]);
       if ((await capabilitiesOf(bh, "tenant-a")).rowLevelSecurity) {

@@ -2,14 +2,9 @@ import { randomUUID } from "node:crypto";
 import { Document, type DocumentInterface } from "@langchain/core/documents";
 import type { EmbeddingsInterface } from "@langchain/core/embeddings";
 import { VectorStore } from "@langchain/core/vectorstores";
-import type { Bulkhead } from "../bulkhead.js";
-import type { BulkheadClient } from "../client/index.js";
+import { tenantCalls, type BulkheadFilter, type BulkheadTarget, type TenantCalls } from "./tenant-target.js";
 
-/** A metadata filter as Bulkhead takes it: `{ field: value }`, `$eq`, `$in`, `$gt`… `$and`, `$or`. */
-export type BulkheadFilter = Record<string, unknown>;
-
-/** Where the store's tenant lives: a Bulkhead in this process and a tenant id, or a client with the tenant's key. */
-export type BulkheadTarget = { bulkhead: Bulkhead; tenantId: string } | { client: BulkheadClient };
+export type { BulkheadFilter, BulkheadTarget } from "./tenant-target.js";
 
 /** The metadata key a document's text is kept under (metadata values are strings, numbers, booleans or lists of strings). */
 const PAGE_CONTENT = "page_content";
@@ -28,11 +23,11 @@ const PAGE_CONTENT = "page_content";
  */
 export class BulkheadVectorStore extends VectorStore {
   declare FilterType: BulkheadFilter;
-  private readonly target: BulkheadTarget;
+  private readonly tenant: TenantCalls;
 
   constructor(embeddings: EmbeddingsInterface, target: BulkheadTarget) {
     super(embeddings, target);
-    this.target = target;
+    this.tenant = tenantCalls(target);
   }
 
   _vectorstoreType(): string {
@@ -43,8 +38,7 @@ export class BulkheadVectorStore extends VectorStore {
     if (vectors.length !== documents.length) throw new Error(`addVectors got ${vectors.length} vectors for ${documents.length} documents`);
     const ids = documents.map((d, i) => options.ids?.[i] ?? d.id ?? randomUUID());
     const records = documents.map((d, i) => ({ id: ids[i]!, values: vectors[i]!, metadata: { ...d.metadata, [PAGE_CONTENT]: d.pageContent } }));
-    if ("client" in this.target) await this.target.client.upsert(records);
-    else await this.target.bulkhead.dataManager.upsertDocuments(this.target.tenantId, records);
+    await this.tenant.upsert(records);
     return ids;
   }
 
@@ -53,8 +47,7 @@ export class BulkheadVectorStore extends VectorStore {
   }
 
   async similaritySearchVectorWithScore(query: number[], k: number, filter?: BulkheadFilter): Promise<[DocumentInterface, number][]> {
-    const options = { topK: k, ...(filter && Object.keys(filter).length > 0 ? { filter } : {}) };
-    const { matches } = "client" in this.target ? await this.target.client.query(query, options) : await this.target.bulkhead.dataManager.queryDocuments(this.target.tenantId, query, options);
+    const matches = await this.tenant.query(query, k, filter);
     return matches.map((m) => {
       const { [PAGE_CONTENT]: pageContent, ...metadata } = m.metadata;
       return [new Document({ id: m.id, pageContent: typeof pageContent === "string" ? pageContent : "", metadata }), m.score];
@@ -63,8 +56,7 @@ export class BulkheadVectorStore extends VectorStore {
 
   override async delete(params: { ids?: string[] } = {}): Promise<void> {
     if (!params.ids?.length) throw new Error("BulkheadVectorStore.delete needs { ids }: a tenant's documents are deleted by id");
-    if ("client" in this.target) await this.target.client.deleteDocuments(params.ids);
-    else await this.target.bulkhead.dataManager.deleteDocuments(this.target.tenantId, params.ids);
+    await this.tenant.delete(params.ids);
   }
 
   static override async fromDocuments(documents: DocumentInterface[], embeddings: EmbeddingsInterface, target: BulkheadTarget): Promise<BulkheadVectorStore> {

@@ -118,8 +118,9 @@ export class BulkheadClient {
   fetchDocuments(ids: string[]) {
     return this.call<{ documents: { id: string; values: number[]; metadata: Record<string, unknown> }[] }>("POST /v1/documents/fetch", { body: { ids } });
   }
-  deleteDocuments(ids: string[]) {
-    return this.call<{ deleted: number }>("POST /v1/documents/delete", { body: { ids } });
+  /** Deletes by ids, or every document whose metadata matches `{ filter }` (an empty filter is refused, never "all"). */
+  deleteDocuments(which: string[] | { filter: Filter }) {
+    return this.call<{ deleted: number }>("POST /v1/documents/delete", { body: Array.isArray(which) ? { ids: which } : { filter: which.filter } });
   }
   usage() {
     return this.call<{ tenantId: string; tier: string; quota: Record<string, number>; documents: number; stats: Record<string, unknown> }>("GET /v1/usage");

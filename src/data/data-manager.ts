@@ -7,7 +7,7 @@ import type { QueryAdmission } from "../limits/daily-query-quota.js";
 import type { RateLimitRefusal } from "../limits/rate-limiter.js";
 import type { RecallSampler } from "./recall-sampler.js";
 import type { PendingIndexer } from "./pending-indexer.js";
-import type { MetadataFilter } from "../stores/filter.js";
+import { assertSelective, type MetadataFilter } from "../stores/filter.js";
 import type { VectorStore } from "../stores/store.js";
 import type { TenantRegistry } from "../tenancy/registry.js";
 import type { Tenant } from "../tenancy/tenant.js";
@@ -169,10 +169,25 @@ export class TenantDataManager {
     );
   }
 
-  /** Deletes the tenant's documents with these ids; another tenant's ids are never touched. */
-  async deleteDocuments(tenantId: string, ids: string[]): Promise<DeleteResult> {
+  /**
+   * Deletes the tenant's documents with these ids, or those whose metadata matches `{ filter }`
+   * (the query filter language; an empty filter, or an empty group in one, is refused rather than
+   * read as "everything"). Another tenant's documents are never touched: the filter only narrows
+   * the tenant's own.
+   *
+   * @example
+   * await dataManager.deleteDocuments("acme", ["doc-1", "doc-2"]);
+   * await dataManager.deleteDocuments("acme", { filter: { source: "handbook.md" } });
+   */
+  async deleteDocuments(tenantId: string, which: string[] | { filter: MetadataFilter }): Promise<DeleteResult> {
     const tenant = await this.registry.resolveActive(tenantId);
-    const valid = validateIds(ids, this.limits);
+    if (!Array.isArray(which)) {
+      const filter = assertSelective(which?.filter);
+      return this.admit(tenant, "delete", () =>
+        this.registry.withPlacement(tenant, async ({ placement }) => ({ deleted: await this.store.deleteMatching(placement, filter), namespace: placement.namespace, index: placement.index })),
+      );
+    }
+    const valid = validateIds(which, this.limits);
     return this.admit(tenant, "delete", () =>
       this.registry.withPlacement(tenant, async ({ placement }) => ({ deleted: await this.store.delete(placement, valid), namespace: placement.namespace, index: placement.index })),
       valid.length,

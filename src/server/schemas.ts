@@ -16,6 +16,14 @@ const callerTenant = { tenantId: tenantId.optional().describe("optional; must be
 export const upsertBody = z.object({ documents: z.array(z.object({ id: z.string(), values: z.array(z.number()), metadata: metadata.optional() }).strict()), ...callerTenant }).strict();
 export const queryBody = z.object({ vector: z.array(z.number()), topK: z.number().int().optional(), filter: filter.optional(), embedTokens: z.number().int().min(0).max(LIMITS.tokensPerCall).optional().describe(`embedding tokens this query used, metered to the tenant (0 to ${LIMITS.tokensPerCall})`), ...callerTenant }).strict();
 export const idsBody = z.object({ ids: z.array(z.string()), ...callerTenant }).strict();
+export const deleteBody = z
+  .object({
+    ids: z.array(z.string()).optional().describe("the documents to delete"),
+    filter: filter.optional().describe("or: delete every document whose metadata matches (the query filter language; must name at least one condition)"),
+    ...callerTenant,
+  })
+  .strict()
+  .refine((b) => (b.ids === undefined) !== (b.filter === undefined), { message: "give either ids or filter (exactly one)", path: ["ids"] });
 export const textDocumentsBody = z
   .object({
     documents: z.array(
@@ -114,7 +122,7 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T
  * The data routes' bodies, by name: the ones that can be large, parsed and validated off the
  * event loop by the body workers (body-parser-pool.ts), which look a schema up by its name.
  */
-export const OFFLOADED_BODIES = { upsertBody, queryBody, idsBody, textDocumentsBody, searchBody } as const;
+export const OFFLOADED_BODIES = { upsertBody, queryBody, idsBody, deleteBody, textDocumentsBody, searchBody } as const;
 export type OffloadedBody = keyof typeof OFFLOADED_BODIES;
 
 /** The name a route's body schema has in `OFFLOADED_BODIES`, or undefined (parsed on the event loop). */

@@ -1,5 +1,5 @@
 import { route, type RouteSpec } from "./route-spec.js";
-import { answerBody, idsBody, jobParams, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
+import { answerBody, deleteBody, idsBody, jobParams, listQuery, periodQuery, queryBody, searchBody, textDocumentsBody, upsertBody } from "./schemas.js";
 import { streamAnswer } from "./answer-stream.js";
 import type { DocumentInput } from "../data/validation.js";
 import type { MetadataFilter } from "../stores/filter.js";
@@ -50,9 +50,9 @@ export const tenantRoutes: RouteSpec[] = [
     access: "tenant",
     scope: "write",
     tag: "tenant",
-    summary: "Delete documents by id",
-    body: idsBody,
-    handler: ({ bh, tenantId, body }) => bh.dataManager.deleteDocuments(tenantId, body.ids),
+    summary: "Delete documents by id, or every document whose metadata matches a filter",
+    body: deleteBody,
+    handler: ({ bh, tenantId, body }) => bh.dataManager.deleteDocuments(tenantId, body.filter ? { filter: body.filter } : body.ids!),
   }),
   route({
     method: "POST",

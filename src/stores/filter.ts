@@ -110,3 +110,20 @@ export function compileFilter(filter: unknown, firstParam: number, column = "met
 
   return { sql: node(filter, "filter", 1), params };
 }
+
+/**
+ * Validates a filter that chooses documents to delete: the same operators, values and limits as a
+ * query's (`compileFilter`), and no empty object at any level. `{}` matches every document, and so
+ * does a group holding one (`{ $or: [{}, { a: 1 }] }`): a delete must never empty a tenant because
+ * a filter came out empty. Throws `ValidationError` naming the field.
+ */
+export function assertSelective(filter: unknown): MetadataFilter {
+  if (!isPlainObject(filter)) throw new ValidationError("filter", "must be an object naming at least one condition");
+  compileFilter(filter, 1);
+  const groups = (f: Record<string, unknown>, at: string): void => {
+    if (Object.keys(f).length === 0) throw new ValidationError(at, "must name at least one condition: an empty filter matches every document");
+    for (const key of ["$and", "$or"] as const) (f[key] as Record<string, unknown>[] | undefined)?.forEach((g, i) => groups(g, `${at}.${key}[${i}]`));
+  };
+  groups(filter, "filter");
+  return filter;
+}

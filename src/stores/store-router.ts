@@ -140,6 +140,10 @@ export class StoreRouter implements VectorStore {
     return this.of(p).delete(p, ids);
   }
 
+  deleteMatching(p: Placement, filter: MetadataFilter): Promise<number> {
+    return this.of(p).deleteMatching(p, filter);
+  }
+
   count(p: Placement): Promise<number> {
     return this.of(p).count(p);
   }

@@ -171,6 +171,11 @@ export interface VectorStore {
   releaseDailyQueries(placement: Placement, day: string, n: number): Promise<void>;
   fetch(placement: Placement, ids: readonly string[]): Promise<StoredVector[]>;
   delete(placement: Placement, ids: readonly string[]): Promise<number>;
+  /**
+   * Deletes the tenant's vectors whose metadata matches `filter` (already checked by
+   * `assertSelective`: never empty), counted and change-logged like `delete`; returns how many.
+   */
+  deleteMatching(placement: Placement, filter: MetadataFilter): Promise<number>;
   count(placement: Placement): Promise<number>;
   /** Up to `limit` of the tenant's vectors with ids after `afterId`, in id order (for streaming exports). */
   page(placement: Placement, afterId: string | null, limit: number): Promise<StoredVector[]>;

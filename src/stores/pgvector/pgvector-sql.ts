@@ -141,6 +141,20 @@ export const sql = {
     counted AS (UPDATE document_counts SET documents = documents - (SELECT n FROM removed) WHERE tenant_id = $1 AND (SELECT n FROM removed) > 0 RETURNING 1)
     SELECT n FROM removed`,
 
+  /**
+   * $1 tenant, then the filter's parameters: the tenant's rows whose metadata matches, deleted and
+   * counted as `delete` does (after `lockTenantWrites`). During a move the ids go to its change log
+   * in the same statement, since only this statement knows which they were.
+   */
+  deleteMatching: (p: Placement, filterSql: string) => `
+    WITH gone AS (DELETE FROM ${tableOf(p)} WHERE tenant_id = $1 AND ${filterSql} RETURNING id),
+    removed AS (SELECT count(*)::int AS n FROM gone),
+    counted AS (UPDATE document_counts SET documents = documents - (SELECT n FROM removed) WHERE tenant_id = $1 AND (SELECT n FROM removed) > 0 RETURNING 1)${
+      p.moving ? `,
+    logged AS (INSERT INTO move_changes (tenant_id, id) SELECT $1, id FROM gone ON CONFLICT (tenant_id, id) DO UPDATE SET id = EXCLUDED.id RETURNING 1)` : ""
+    }
+    SELECT n FROM removed`,
+
   /** $1 tenant, $2 the last id of the previous page (or null), $3 page size. */
   page: (p: Placement) => `
     SELECT tenant_id, id, ${VALUE}::text AS embedding, metadata FROM ${tableOf(p)}

@@ -130,6 +130,15 @@ export class PgvectorStore implements MovableStore {
     return row!.n;
   }
 
+  async deleteMatching(p: Placement, filter: MetadataFilter): Promise<number> {
+    const compiled = compileFilter(filter, 2);
+    const [, [row]] = (await this.guarded(p, [
+      { text: sql.lockTenantWrites, params: [p.tenantId] },
+      { text: sql.deleteMatching(p, compiled.sql), params: [p.tenantId, ...compiled.params] },
+    ])) as [unknown, { n: number }[]];
+    return row!.n;
+  }
+
   async count(p: Placement): Promise<number> {
     const [[row]] = (await this.guarded(p, [{ text: sql.count(p), params: [p.tenantId] }])) as [{ n: number }[]];
     return row!.n;

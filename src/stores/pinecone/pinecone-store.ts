@@ -50,6 +50,19 @@ const FETCH_IDS = 100;
 const FETCH_URL_CHARS = 6_000;
 /** The most a query's filter (with the tenant scope) may be as JSON: larger requests are refused before they are sent. */
 const MAX_FILTER_BYTES = 64 * 1024;
+/** Most matches one query may return when it asks for ids only (no values, no metadata). */
+const QUERY_IDS = 10_000;
+
+/**
+ * `filter` (validated with the same rules and limits as every store's) under the tenant's scope,
+ * as Pinecone takes it; refused when larger than Pinecone accepts.
+ */
+function scopedFilter(p: Placement, filter: MetadataFilter | undefined): Record<string, unknown> {
+  compileFilter(filter, 1); // throws ValidationError
+  const scoped = filter && Object.keys(filter).length > 0 ? { $and: [{ tenant_id: { $eq: p.tenantId } }, filter] } : { tenant_id: { $eq: p.tenantId } };
+  if (Buffer.byteLength(JSON.stringify(scoped)) > MAX_FILTER_BYTES) throw new ValidationError("filter", `is larger than the ${MAX_FILTER_BYTES} bytes this store (Pinecone) takes as JSON`);
+  return scoped;
+}
 
 /** A tenant's restore staging namespace (tenant ids cannot hold ".", so no tenant's namespace is one). */
 const staging = (p: Placement): Placement => ({ ...p, namespace: `${p.namespace}.restore` });
@@ -218,9 +231,7 @@ export class PineconeStore implements RemoteStore {
   }
 
   async query(p: Placement, vector: readonly number[], topK: number, filter: MetadataFilter | undefined, count?: DailyQueryCount): Promise<QueryAnswer> {
-    compileFilter(filter, 1); // validates it with the same rules and limits as every store; throws ValidationError
-    const scoped = filter && Object.keys(filter).length > 0 ? { $and: [{ tenant_id: { $eq: p.tenantId } }, filter] } : { tenant_id: { $eq: p.tenantId } };
-    if (Buffer.byteLength(JSON.stringify(scoped)) > MAX_FILTER_BYTES) throw new ValidationError("filter", `is larger than the ${MAX_FILTER_BYTES} bytes this store (Pinecone) takes as JSON`);
+    const scoped = scopedFilter(p, filter);
     const counted = count && await this.fenced(p, async (tx) => {
       try {
         return (await tx.query<{ queries: number; granted: number }>(sql.leaseDailyQueries, [p.tenantId, count.day, count.limit, count.lease]))[0]!;
@@ -277,6 +288,28 @@ export class PineconeStore implements RemoteStore {
       if (p.moving) await tx.query(sql.logDeleted, [p.tenantId, json]);
       return gone;
     });
+  }
+
+  /**
+   * Pinecone can delete by filter itself, but would not say which records went — and the
+   * catalogue's record of the tenant's ids must (it counts the quota, and moves and backups wait for
+   * every recorded id to be readable). So the matches are found by filtered searches for ids only
+   * (any probe vector: every match is wanted, in any order) and deleted by id through `delete`, round
+   * after round until a search finds nothing not deleted yet. Reads lag writes: a record written a
+   * moment before may not be found yet, and stays (delete again).
+   */
+  async deleteMatching(p: Placement, filter: MetadataFilter): Promise<number> {
+    const scoped = scopedFilter(p, filter);
+    const probe = Array.from({ length: p.dimension }, (_, i) => (i === 0 ? 1 : 0));
+    const done = new Set<string>();
+    let deleted = 0;
+    for (;;) {
+      const answer = await this.remote("querying", () => this.ns(p).query({ vector: probe, topK: QUERY_IDS, filter: scoped, includeMetadata: false, includeValues: false }));
+      const ids = answer.matches.map((m) => m.id).filter((id) => !done.has(id));
+      if (ids.length === 0) return deleted;
+      deleted += await this.delete(p, ids);
+      for (const id of ids) done.add(id);
+    }
   }
 
   /** The tenant's ids as the catalogue records them (exact; Pinecone's own statistics lag behind writes). */
