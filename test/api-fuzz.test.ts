@@ -4,7 +4,11 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Bulkhead } from "../src/bulkhead.js";
 import { TenantTier } from "../src/config.js";
 import { buildServer } from "../src/server/app.js";
+import { countTokens } from "../src/costs/token-counter.js";
+import { OpenAIChatModel } from "../src/text/chat-model.js";
+import { OpenAIEmbedder } from "../src/text/openai-embedder.js";
 import { BACKENDS, dropTestSchemas, vec } from "./backends.js";
+import { OpenAIStandin } from "./openai-standin.js";
 import { operationsOf, runApiFuzz, summarize, type FuzzContext, type Operation } from "./fuzz-api.js";
 
 afterAll(dropTestSchemas);
@@ -18,7 +22,12 @@ const UNLIMITED = { maxDailyQueries: 1_000_000_000, requestsPerSecond: 1_000_000
 for (const backend of BACKENDS) {
   describe(`${backend.name}: API fuzz from /openapi.json`, () => {
     it(`every operation, ${PER_OPERATION} hostile requests each: never a 5xx, every 4xx problem+json with a code`, async () => {
-      const { bulkhead: bh } = await backend.open({ config: { dimension: 8, tierQuotas: { free: UNLIMITED, pro: UNLIMITED, enterprise: UNLIMITED } } });
+      // With an embedder and a chat model (the local stand-in of their APIs): hybrid search and
+      // POST /v1/answer are served and fuzzed too.
+      const standin = await new OpenAIStandin(8).start();
+      const embedder = new OpenAIEmbedder({ baseUrl: standin.url, apiKey: "sk-standin", model: "text-embedding-3-small", dimension: 8, backoffMs: 5 });
+      const chat = new OpenAIChatModel({ baseUrl: standin.url, apiKey: "sk-standin", model: "gpt-4o-mini", backoffMs: 5, countTokens: (t) => countTokens(t, "o200k_base") });
+      const { bulkhead: bh } = await backend.open({ config: { dimension: 8, tierQuotas: { free: UNLIMITED, pro: UNLIMITED, enterprise: UNLIMITED } }, embedder, chat });
       let app: FastifyInstance | undefined;
       try {
         app = await buildServer(bh, { logDestination: false });
@@ -30,11 +39,13 @@ for (const backend of BACKENDS) {
         console.log(summary);
         if (process.env.API_FUZZ_OUT) writeFileSync(process.env.API_FUZZ_OUT.replace(".json", `-${backend.name}.json`), JSON.stringify(report, null, 2));
         expect(report.operations).toBeGreaterThan(25);
+        expect(Object.keys(report.perOperation)).toContain("POST /v1/answer");
         for (const [op, s] of Object.entries(report.perOperation)) expect(s.requests, op).toBeGreaterThanOrEqual(200);
         expect(report.failures, summary).toEqual([]);
       } finally {
         await app?.close();
         await bh.close();
+        await standin.close();
       }
     }, 900_000);
   });

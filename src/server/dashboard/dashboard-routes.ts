@@ -130,7 +130,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   async function signedIn(request: FastifyRequest, reply: FastifyReply): Promise<DashboardSession | null> {
     const session = await sessions.find(cookieOf(request));
     if (session) return session;
-    const wantsData = request.url.startsWith("/dashboard/api/") || request.headers["x-dashboard-fragment"] !== undefined || request.method !== "GET";
+    const wantsData = request.url.startsWith("/dashboard/api/") || request.headers["x-dashboard-fragment"] !== undefined || (request.method !== "GET" && request.method !== "HEAD");
     if (wantsData) {
       const { problem } = toProblem(Object.assign(new Error("sign in to the dashboard first (POST /dashboard/sign-in with an admin key)"), { statusCode: 401 }), request.url);
       await reply.status(401).type("application/problem+json").send(JSON.stringify(problem));
