@@ -115,6 +115,11 @@ describe.skipIf(!haveBrowser)(`${backend.name}: the operator's dashboard in a re
     const globexRow = page.locator('tr[data-tenant="globex"]');
     await expect.poll(() => globexRow.textContent()).toContain("near quota");
     await shot(page, "tenants");
+    if (SHOTS) {
+      await page.setViewportSize({ width: 390, height: 844 }); // a phone
+      await shot(page, "tenants-phone");
+      await page.setViewportSize({ width: 1400, height: 900 });
+    }
 
     await page.getByRole("searchbox").fill("glob");
     await page.getByRole("button", { name: "Filter" }).click();
@@ -128,7 +133,7 @@ describe.skipIf(!haveBrowser)(`${backend.name}: the operator's dashboard in a re
     expect(costs.totalCost).toBeGreaterThan(0);
     expect(await page.locator('[data-field="tier"]').textContent()).toBe("free");
     // Its charts are drawn (uPlot canvases) from the series the admin API serves.
-    await expect.poll(() => page.locator(".chart canvas").count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+    await expect.poll(() => page.locator(".chart canvas").count(), { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
     const series = (await call("GET", "/admin/tenants/globex/series?window=1h", admin.key)).body;
     expect(series.points.reduce((n: number, p: { ok: number }) => n + p.ok, 0)).toBeGreaterThanOrEqual(2);
     await page.context().close();
@@ -237,3 +242,87 @@ describe.skipIf(!haveBrowser)(`${backend.name}: the operator's dashboard in a re
     await page.context().close();
   });
 });
+
+// What an outside attack on the dashboard found, at the HTTP door (no browser needed), on both databases.
+for (const b of BACKENDS) {
+  describe(`${b.name}: the dashboard's door`, () => {
+    let bh: Bulkhead;
+    let app: FastifyInstance;
+    let base: string;
+    let admin: { key: string; keyId: string };
+    let tenantKey: string;
+    beforeAll(async () => {
+      ({ bulkhead: bh } = await b.open({ config: { dimension: 8 } }));
+      app = await buildServer(bh, { logDestination: false });
+      base = await app.listen({ host: "127.0.0.1", port: 0 });
+      admin = await bh.keys.createKey("admin", { name: "operator" }, "test");
+      await callAt(base, "POST", "/admin/tenants", admin.key, { tenantId: "door-a", name: "A", tier: "free", quota: { requestsPerSecond: 1, burst: 0 } });
+      tenantKey = (await callAt(base, "POST", "/admin/tenants/door-a/keys", admin.key, {})).body.key;
+    });
+    afterAll(async () => {
+      await app?.close();
+      await bh?.close();
+    });
+
+    const signIn = async () => {
+      const res = await fetch(`${base}/dashboard/sign-in`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `key=${admin.key}` });
+      const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+      const html = await (await fetch(`${base}/dashboard`, { headers: { cookie } })).text();
+      return { cookie, csrf: /name="csrf" value="([^"]+)"/.exec(html)![1]! };
+    };
+    const form = (cookie: string, fields: Record<string, string>, headers: Record<string, string> = {}) => ({
+      method: "POST",
+      redirect: "manual" as const,
+      headers: { cookie, "content-type": "application/x-www-form-urlencoded", ...headers },
+      body: new URLSearchParams(fields).toString(),
+    });
+
+    it("reads no body it will not take: an anonymous 8 MB JSON body is refused unread (connection closed), a signed-in one is a 415", async () => {
+      const big = JSON.stringify({ key: "x".repeat(8 * 1024 * 1024) });
+      for (const path of ["/dashboard/tenants/door-a/actions/suspend", "/dashboard/costs/reconcile"]) {
+        const res = await fetch(base + path, { method: "POST", headers: { "content-type": "application/json" }, body: big });
+        expect([path, res.status, res.headers.get("connection")]).toEqual([path, 401, "close"]);
+      }
+      const signInBig = await fetch(`${base}/dashboard/sign-in`, { method: "POST", headers: { "content-type": "application/json" }, body: big });
+      expect([signInBig.status, signInBig.headers.get("connection")]).toEqual([415, "close"]);
+      const text = await fetch(`${base}/dashboard/sign-in`, { method: "POST", headers: { "content-type": "text/plain" }, body: "key=x" });
+      expect(text.status).toBe(415);
+      const tooLarge = await fetch(`${base}/dashboard/sign-in`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: `key=${"x".repeat(100_000)}` });
+      expect(tooLarge.status).toBe(413);
+    });
+
+    it("answers hostile names and headers with 4xx, never 500: a bad or null Origin, built-in property names, NUL in a form value", async () => {
+      const { cookie, csrf } = await signIn();
+      for (const origin of ["garbage", ":::", "null", "http://evil.example"]) {
+        const res = await fetch(`${base}/dashboard/tenants/door-a/actions/suspend`, form(cookie, { csrf, confirm: "door-a" }, { origin }));
+        expect([origin, res.status]).toEqual([origin, 403]);
+        const signInRes = await fetch(`${base}/dashboard/sign-in`, { method: "POST", headers: { origin, "content-type": "application/x-www-form-urlencoded" }, body: `key=${admin.key}` });
+        expect([origin, signInRes.status]).toEqual([origin, 403]);
+      }
+      for (const name of ["constructor", "__proto__", "toString"]) expect((await fetch(`${base}/dashboard/assets/${name}`)).status).toBe(404);
+      expect(await (await fetch(`${base}/dashboard/tenants/door-a?done=toString`, { headers: { cookie } })).text()).not.toContain("native code");
+      const nul = await fetch(`${base}/dashboard/tenants/door-a/actions/move`, form(cookie, { csrf, confirm: "door-a", index: "a\u0000" }));
+      expect(nul.status).toBe(400);
+      expect((await callAt(base, "GET", "/admin/moves", admin.key)).body).toEqual([]);
+      expect((await callAt(base, "GET", "/admin/tenants/door-a", admin.key)).body.status).toBe("active");
+    });
+
+    it("a page answering a POST (a new key's secret) does not refresh itself away", async () => {
+      const { cookie, csrf } = await signIn();
+      const res = await fetch(`${base}/dashboard/tenants/door-a/actions/keys/create`, form(cookie, { csrf, confirm: "door-a", name: "once" }));
+      const html = await res.text();
+      expect(res.status).toBe(201);
+      expect(html).toMatch(/bh_tenant_[a-f0-9]{16}_/);
+      expect(html).not.toContain("data-refresh-ms");
+    });
+
+    it("counts a refusal at the door once in the tenant's history", async () => {
+      const statuses = await Promise.all(Array.from({ length: 12 }, () => callAt(base, "GET", "/v1/usage", tenantKey).then((r) => r.status)));
+      const refused = statuses.filter((s) => s === 429).length;
+      expect(refused).toBeGreaterThan(0);
+      const series = (await callAt(base, "GET", "/admin/tenants/door-a/series", admin.key)).body as { points: { refused: number; refusals: { rateLimited: number } }[] };
+      expect(series.points.reduce((n, p) => n + p.refused, 0)).toBe(refused);
+      expect(series.points.reduce((n, p) => n + p.refusals.rateLimited, 0)).toBe(refused);
+    });
+  });
+}

@@ -45,6 +45,8 @@ for (const backend of BACKENDS) {
       expect(rb.documents).toBe(9);
       expect(rb.nearQuota).toEqual(["documents"]); // 9 of 10
       expect(rb.day.refused).toBe(1);
+      expect(rb.day.refusals).toEqual({ rateLimited: 0, quotaExceeded: 1, concurrencyLimited: 0 });
+      expect(b.points.reduce((n, p) => n + p.refusals.quotaExceeded, 0)).toBe(1);
       expect(ra.month.totalCost).toBe((await bh.costEngine.getTenantCostSummary("series-a")).totalCost);
     });
 
@@ -69,14 +71,14 @@ for (const backend of BACKENDS) {
     it("minutes written twice for the same minute add up (several instances or flushes), and minutes past the retention are pruned", async () => {
       await open();
       const minute = new Date(Math.floor(Date.now() / 60_000) * 60_000).toISOString();
-      const row = { tenant_id: "series-a", minute, ok: 2, errors: 1, invalid: 0, refused: 3, latency: [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
+      const row = { tenant_id: "series-a", minute, ok: 2, errors: 1, invalid: 0, refused: 3, rate_limited: 2, quota_exceeded: 0, concurrency_limited: 1, latency: [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] };
       await db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify([row, row])]);
       const old = { ...row, minute: new Date(Date.now() - 3 * 86_400_000).toISOString() };
       await db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify([old])]);
       // Another tenant's row in the same call lands in its own context only.
       await db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify([{ ...row, tenant_id: "series-b" }])]);
-      const [r] = await db.queryAsTenant<{ ok: number; refused: number; latency: number[] }>("series-a", "SELECT ok, refused, latency FROM tenant_minutes WHERE minute = $1", [minute]);
-      expect(r).toMatchObject({ ok: 4, refused: 6 });
+      const [r] = await db.queryAsTenant<{ ok: number; refused: number; latency: number[] }>("series-a", "SELECT ok, refused, rate_limited, concurrency_limited, latency FROM tenant_minutes WHERE minute = $1", [minute]);
+      expect(r).toMatchObject({ ok: 4, refused: 6, rate_limited: 4, concurrency_limited: 2 });
       expect(r!.latency.slice(0, 3)).toEqual([2, 4, 0]);
       const week = await bh.overview.series("series-a", "7d");
       expect(week.points.reduce((n, p) => n + p.ok, 0)).toBe(6);
@@ -84,6 +86,17 @@ for (const backend of BACKENDS) {
       expect(pruned).toBe(1);
       expect((await bh.overview.series("series-a", "7d")).points.reduce((n, p) => n + p.ok, 0)).toBe(4);
       expect((await bh.overview.series("series-b", "1h")).points.reduce((n, p) => n + p.ok, 0)).toBe(2);
+    });
+
+    it("counts refusals by kind: a tenant over its rate limit is counted rate-limited, in its own minutes only", async () => {
+      await open();
+      await bh.registry.setQuota("series-a", { requestsPerSecond: 1, burst: 0 });
+      const outcomes = await Promise.allSettled(Array.from({ length: 6 }, () => bh.dataManager.queryDocuments("series-a", vec(1), { topK: 1 })));
+      const refused = outcomes.filter((o) => o.status === "rejected").length;
+      expect(refused).toBeGreaterThan(0);
+      const a = await bh.overview.series("series-a");
+      expect(a.points.reduce((n, p) => n + p.refusals.rateLimited, 0)).toBe(refused);
+      expect((await bh.overview.series("series-b")).points.reduce((n, p) => n + p.refused, 0)).toBe(0);
     });
 
     it("refuses a window it does not know and a tenant that does not exist", async () => {

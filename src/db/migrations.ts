@@ -989,6 +989,10 @@ CREATE TABLE ${s}.tenant_minutes (
   errors      int NOT NULL CHECK (errors >= 0),
   invalid     int NOT NULL CHECK (invalid >= 0),
   refused     int NOT NULL CHECK (refused >= 0),
+  -- Refusals by kind; the rest of refused were a store or provider throttling.
+  rate_limited        int NOT NULL DEFAULT 0 CHECK (rate_limited >= 0),
+  quota_exceeded      int NOT NULL DEFAULT 0 CHECK (quota_exceeded >= 0),
+  concurrency_limited int NOT NULL DEFAULT 0 CHECK (concurrency_limited >= 0),
   latency     int[] NOT NULL,
   PRIMARY KEY (tenant_id, minute)
 );
@@ -1005,13 +1009,16 @@ DECLARE
   n int := 0;
 BEGIN
   SELECT secret INTO k FROM context_secret;
-  FOR x IN SELECT * FROM jsonb_to_recordset(p_rows) AS j(tenant_id text, minute timestamptz, ok int, errors int, invalid int, refused int, latency int[]) LOOP
+  FOR x IN SELECT * FROM jsonb_to_recordset(p_rows) AS j(tenant_id text, minute timestamptz, ok int, errors int, invalid int, refused int,
+                                                          rate_limited int, quota_exceeded int, concurrency_limited int, latency int[]) LOOP
     ${enter("x.tenant_id")}
-    INSERT INTO tenant_minutes AS t (tenant_id, minute, ok, errors, invalid, refused, latency)
-      SELECT x.tenant_id, x.minute, x.ok, x.errors, x.invalid, x.refused, x.latency
+    INSERT INTO tenant_minutes AS t (tenant_id, minute, ok, errors, invalid, refused, rate_limited, quota_exceeded, concurrency_limited, latency)
+      SELECT x.tenant_id, x.minute, x.ok, x.errors, x.invalid, x.refused, coalesce(x.rate_limited, 0), coalesce(x.quota_exceeded, 0), coalesce(x.concurrency_limited, 0), x.latency
        WHERE EXISTS (SELECT 1 FROM tenants WHERE id = x.tenant_id)  -- erased meanwhile: nothing to keep
     ON CONFLICT (tenant_id, minute) DO UPDATE SET
       ok = t.ok + excluded.ok, errors = t.errors + excluded.errors, invalid = t.invalid + excluded.invalid, refused = t.refused + excluded.refused,
+      rate_limited = t.rate_limited + excluded.rate_limited, quota_exceeded = t.quota_exceeded + excluded.quota_exceeded,
+      concurrency_limited = t.concurrency_limited + excluded.concurrency_limited,
       latency = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0) FROM unnest(t.latency, excluded.latency) WITH ORDINALITY AS u(a, b, i) ORDER BY i);
     n := n + 1;
   END LOOP;
@@ -1045,7 +1052,7 @@ $fn$;
 -- minutes since p_since (summed), each read in the tenant's own context.
 CREATE FUNCTION ${s}.tenant_overview(p_since timestamptz, p_recent timestamptz, p_day date)
 RETURNS TABLE (tenant_id text, documents bigint, text_chunks bigint, queries_today int,
-               ok bigint, errors bigint, invalid bigint, refused bigint, latency bigint[],
+               ok bigint, errors bigint, invalid bigint, refused bigint, rate_limited bigint, quota_exceeded bigint, concurrency_limited bigint, latency bigint[],
                recent_ok bigint, recent_errors bigint, recent_invalid bigint, recent_refused bigint, recent_latency bigint[])
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = ${definerPath} AS $fn$
 DECLARE
@@ -1060,9 +1067,10 @@ BEGIN
     SELECT count(*) INTO text_chunks FROM text_chunks c WHERE c.tenant_id = x.id;
     SELECT coalesce((SELECT q.queries FROM daily_query_counts q WHERE q.tenant_id = x.id AND q.day = p_day), 0) INTO queries_today;
     SELECT coalesce(sum(m.ok), 0), coalesce(sum(m.errors), 0), coalesce(sum(m.invalid), 0), coalesce(sum(m.refused), 0),
+           coalesce(sum(m.rate_limited), 0), coalesce(sum(m.quota_exceeded), 0), coalesce(sum(m.concurrency_limited), 0),
            coalesce(sum(m.ok) FILTER (WHERE m.minute >= p_recent), 0), coalesce(sum(m.errors) FILTER (WHERE m.minute >= p_recent), 0),
            coalesce(sum(m.invalid) FILTER (WHERE m.minute >= p_recent), 0), coalesce(sum(m.refused) FILTER (WHERE m.minute >= p_recent), 0)
-      INTO ok, errors, invalid, refused, recent_ok, recent_errors, recent_invalid, recent_refused
+      INTO ok, errors, invalid, refused, rate_limited, quota_exceeded, concurrency_limited, recent_ok, recent_errors, recent_invalid, recent_refused
       FROM tenant_minutes m WHERE m.tenant_id = x.id AND m.minute >= p_since;
     SELECT ARRAY(SELECT sum(b.v)::bigint FROM tenant_minutes m, unnest(m.latency) WITH ORDINALITY AS b(v, i) WHERE m.tenant_id = x.id AND m.minute >= p_since GROUP BY b.i ORDER BY b.i) INTO latency;
     SELECT ARRAY(SELECT sum(b.v)::bigint FROM tenant_minutes m, unnest(m.latency) WITH ORDINALITY AS b(v, i) WHERE m.tenant_id = x.id AND m.minute >= p_recent GROUP BY b.i ORDER BY b.i) INTO recent_latency;

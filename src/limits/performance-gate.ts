@@ -69,7 +69,7 @@ export class PerformanceGate implements OperationGate {
       return result;
     } catch (caught) {
       const err = this.dailyQueries.refusalFrom(caught, tenantId, quota.maxDailyQueries) ?? caught;
-      this.monitor.record(tenantId, operation, performance.now() - started, outcomeOf(err));
+      this.monitor.record(tenantId, operation, performance.now() - started, outcomeOf(err), (err as { code?: string })?.code);
       throw err;
     } finally {
       if (leave) {
@@ -90,7 +90,7 @@ export class PerformanceGate implements OperationGate {
         refusal = { tenantId: tenant.tenantId, requestsPerSecond: tenant.quota.requestsPerSecond, retryAfterMs: err.retryAfterMs };
       }
     }
-    this.monitor.record(tenant.tenantId, operation, 0, "refused");
+    this.monitor.record(tenant.tenantId, operation, 0, "refused", "RATE_LIMITED");
     return refusal;
   }
 
@@ -100,7 +100,7 @@ export class PerformanceGate implements OperationGate {
       return null;
     } catch (err) {
       if (!(err instanceof RateLimitedError)) throw err;
-      this.monitor.record(tenant.tenantId, operation, 0, "refused");
+      this.monitor.record(tenant.tenantId, operation, 0, "refused", "RATE_LIMITED");
       return { tenantId: tenant.tenantId, requestsPerSecond: err.limit, retryAfterMs: err.retryAfterMs, what: err.what };
     }
   }

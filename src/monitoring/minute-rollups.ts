@@ -16,11 +16,17 @@ export interface MinuteCounts {
   errors: number;
   invalid: number;
   refused: number;
+  /** Refusals by kind (the rest of `refused`: a store or provider throttling). */
+  rateLimited: number;
+  quotaExceeded: number;
+  concurrencyLimited: number;
   /** Operations per latency bucket (`LATENCY_BOUNDS_MS`, then the overflow). */
   latency: number[];
 }
 
-const emptyCounts = (): MinuteCounts => ({ ok: 0, errors: 0, invalid: 0, refused: 0, latency: new Array<number>(BUCKETS).fill(0) });
+const emptyCounts = (): MinuteCounts => ({ ok: 0, errors: 0, invalid: 0, refused: 0, rateLimited: 0, quotaExceeded: 0, concurrencyLimited: 0, latency: new Array<number>(BUCKETS).fill(0) });
+export const COUNT_FIELDS = ["ok", "errors", "invalid", "refused", "rateLimited", "quotaExceeded", "concurrencyLimited"] as const;
+const REFUSAL_KINDS: Record<string, "rateLimited" | "quotaExceeded" | "concurrencyLimited"> = { RATE_LIMITED: "rateLimited", QUOTA_EXCEEDED: "quotaExceeded", CONCURRENCY_LIMITED: "concurrencyLimited" };
 
 export function bucketOf(latencyMs: number): number {
   const i = LATENCY_BOUNDS_MS.findIndex((bound) => latencyMs <= bound);
@@ -84,7 +90,7 @@ export class MinuteRollups {
     this.timer.unref();
   }
 
-  record(tenantId: string, latencyMs: number, outcome: Outcome): void {
+  record(tenantId: string, latencyMs: number, outcome: Outcome, code?: string): void {
     const minute = Math.floor(this.now() / 60_000) * 60_000;
     const key = `${minute}\u0000${tenantId}`;
     let entry = this.pending.get(key);
@@ -96,7 +102,11 @@ export class MinuteRollups {
     if (outcome === "ok") c.ok++;
     else if (outcome === "error") c.errors++;
     else if (outcome === "invalid") c.invalid++;
-    else c.refused++;
+    else {
+      c.refused++;
+      const kind = code === undefined ? undefined : REFUSAL_KINDS[code];
+      if (kind) c[kind]++;
+    }
     if (outcome === "ok" || outcome === "error") c.latency[bucketOf(latencyMs)]!++;
   }
 
@@ -116,14 +126,25 @@ export class MinuteRollups {
     if (this.pending.size > 0) {
       const batch = this.pending;
       this.pending = new Map();
-      const rows = [...batch.values()].map((e) => ({ tenant_id: e.tenantId, minute: new Date(e.minute).toISOString(), ...e.counts }));
+      const rows = [...batch.values()].map(({ tenantId, minute, counts: c }) => ({
+        tenant_id: tenantId,
+        minute: new Date(minute).toISOString(),
+        ok: c.ok,
+        errors: c.errors,
+        invalid: c.invalid,
+        refused: c.refused,
+        rate_limited: c.rateLimited,
+        quota_exceeded: c.quotaExceeded,
+        concurrency_limited: c.concurrencyLimited,
+        latency: c.latency,
+      }));
       try {
         await this.db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify(rows)]);
       } catch (err) {
         // Nothing was written (one statement): the counts go back, merged with any gathered since.
         for (const [key, e] of batch) {
           const now = this.pending.get(key);
-          if (now) for (const f of ["ok", "errors", "invalid", "refused"] as const) now.counts[f] += e.counts[f];
+          if (now) for (const f of COUNT_FIELDS) now.counts[f] += e.counts[f];
           if (now) now.counts.latency = now.counts.latency.map((n, i) => n + e.counts.latency[i]!);
           else if (this.pending.size < MAX_PENDING) this.pending.set(key, e);
         }

@@ -67,13 +67,13 @@ export class TenantMonitor extends EventEmitter<{ alert: [TenantAlert]; lowRecal
     super();
   }
 
-  /** Records one finished operation. */
-  record(tenantId: string, operation: string, latencyMs: number, outcome: Outcome): void {
+  /** Records one finished operation; a refusal with its error code (RATE_LIMITED, QUOTA_EXCEEDED, CONCURRENCY_LIMITED…). */
+  record(tenantId: string, operation: string, latencyMs: number, outcome: Outcome, code?: string): void {
     const at = this.now();
     let window = this.windows.get(tenantId);
     if (!window) this.windows.set(tenantId, (window = new LatencyWindow(SAMPLES_PER_TENANT)));
     window.record(at, latencyMs, outcome);
-    this.rollups?.record(tenantId, latencyMs, outcome);
+    this.rollups?.record(tenantId, latencyMs, outcome, code);
     this.metrics.operations.inc({ tenant: tenantId, operation, outcome });
     if (outcome === "ok" || outcome === "error") this.metrics.duration.observe({ tenant: tenantId, operation }, latencyMs / 1000);
     if (at - (this.lastCheck.get(tenantId) ?? -Infinity) >= ALERT_CHECK_INTERVAL_MS) {

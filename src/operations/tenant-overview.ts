@@ -21,6 +21,8 @@ export interface SeriesPoint {
   errors: number;
   invalid: number;
   refused: number;
+  /** Refusals by kind (the rest of `refused`: a store or provider throttling). */
+  refusals: Refusals;
   /** errors / (ok + errors); null with no admitted operation. */
   errorRate: number | null;
   /** Latency percentiles of admitted operations, ms (estimated from a histogram, see LATENCY_BOUNDS_MS); null with none. */
@@ -59,11 +61,17 @@ export interface TenantOverviewRow {
   queriesToday: number;
   /** The last 5 minutes and the last 24 hours (from the minute rollups). */
   recent: Activity;
-  day: Activity;
+  day: Activity & { refusals: Refusals };
   /** This month so far: revenue (plan price), metered plus allocated cost, margin. */
   month: Pick<TenantMargin, "revenue" | "totalCost" | "margin" | "unprofitable">;
   /** Quotas at or past 80 % use: "documents", "queries", "textChunks". */
   nearQuota: string[];
+}
+
+export interface Refusals {
+  rateLimited: number;
+  quotaExceeded: number;
+  concurrencyLimited: number;
 }
 
 export interface Activity {
@@ -76,7 +84,7 @@ export interface Activity {
   p95: number | null;
 }
 
-type MinuteRow = { minute: Date | string; ok: number; errors: number; invalid: number; refused: number; latency: number[] };
+type MinuteRow = { minute: Date | string; ok: number; errors: number; invalid: number; refused: number; rate_limited: number; quota_exceeded: number; concurrency_limited: number; latency: number[] };
 type UsageRow = { minute: Date | string; kind: string; quantity: string; cost: string };
 type OverviewRow = {
   tenant_id: string;
@@ -87,6 +95,9 @@ type OverviewRow = {
   errors: string | number;
   invalid: string | number;
   refused: string | number;
+  rate_limited: string | number;
+  quota_exceeded: string | number;
+  concurrency_limited: string | number;
   latency: (string | number)[];
   recent_ok: string | number;
   recent_errors: string | number;
@@ -96,7 +107,7 @@ type OverviewRow = {
 };
 
 const SERIES_SQL = {
-  minutes: "SELECT minute, ok, errors, invalid, refused, latency FROM tenant_minutes WHERE tenant_id = $1 AND minute >= $2 ORDER BY minute",
+  minutes: "SELECT minute, ok, errors, invalid, refused, rate_limited, quota_exceeded, concurrency_limited, latency FROM tenant_minutes WHERE tenant_id = $1 AND minute >= $2 ORDER BY minute",
   // The ledger's index leads with (tenant, period): the window's months bound the scan.
   usage: `SELECT date_trunc('minute', occurred_at) AS minute, kind, sum(quantity)::text AS quantity, sum(cost_pico)::text AS cost
             FROM usage_events WHERE tenant_id = $1 AND period >= $3 AND occurred_at >= $2 GROUP BY 1, 2`,
@@ -144,7 +155,7 @@ export class TenantOverview {
       { text: SERIES_SQL.usage, params: [tenantId, from, periodOf(from)] },
     ])) as [MinuteRow[], UsageRow[]];
     const steps = ms / stepMs;
-    const acc = Array.from({ length: steps }, () => ({ ok: 0, errors: 0, invalid: 0, refused: 0, latency: [] as number[], tokens: { embedding: 0, llm: 0 }, pico: { embedding: 0n, llm: 0n, vector_query: 0n } }));
+    const acc = Array.from({ length: steps }, () => ({ ok: 0, errors: 0, invalid: 0, refused: 0, refusals: { rateLimited: 0, quotaExceeded: 0, concurrencyLimited: 0 }, latency: [] as number[], tokens: { embedding: 0, llm: 0 }, pico: { embedding: 0n, llm: 0n, vector_query: 0n } }));
     const stepOf = (at: Date | string) => Math.floor((new Date(at).getTime() - start) / stepMs);
     for (const m of minutes) {
       const a = acc[stepOf(m.minute)];
@@ -153,6 +164,9 @@ export class TenantOverview {
       a.errors += m.errors;
       a.invalid += m.invalid;
       a.refused += m.refused;
+      a.refusals.rateLimited += m.rate_limited;
+      a.refusals.quotaExceeded += m.quota_exceeded;
+      a.refusals.concurrencyLimited += m.concurrency_limited;
       addInto(a.latency, m.latency);
     }
     for (const u of usage) {
@@ -170,6 +184,7 @@ export class TenantOverview {
         errors,
         invalid,
         refused,
+        refusals: a.refusals,
         errorRate,
         p50,
         p95,
@@ -195,11 +210,11 @@ export class TenantOverview {
     const byTenant = new Map<string, { documents: number; chunks: number; queries: number; day: number[]; dayLatency: number[]; recent: number[]; recentLatency: number[] }>();
     for (const rows of perDb) {
       for (const r of rows) {
-        const e = byTenant.get(r.tenant_id) ?? { documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0], dayLatency: [], recent: [0, 0, 0, 0], recentLatency: [] };
+        const e = byTenant.get(r.tenant_id) ?? { documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0, 0, 0, 0], dayLatency: [], recent: [0, 0, 0, 0], recentLatency: [] };
         e.documents += Number(r.documents);
         e.chunks += Number(r.text_chunks);
         e.queries += Number(r.queries_today);
-        addInto(e.day, [r.ok, r.errors, r.invalid, r.refused]);
+        addInto(e.day, [r.ok, r.errors, r.invalid, r.refused, r.rate_limited, r.quota_exceeded, r.concurrency_limited]);
         addInto(e.recent, [r.recent_ok, r.recent_errors, r.recent_invalid, r.recent_refused]);
         addInto(e.dayLatency, r.latency ?? []);
         addInto(e.recentLatency, r.recent_latency ?? []);
@@ -208,7 +223,7 @@ export class TenantOverview {
     }
     const margins = new Map(report.tenants.map((t) => [t.tenantId, t]));
     return tenants.map((t): TenantOverviewRow => {
-      const e = byTenant.get(t.tenantId) ?? { documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0], dayLatency: [], recent: [0, 0, 0, 0], recentLatency: [] };
+      const e = byTenant.get(t.tenantId) ?? { documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0, 0, 0, 0], dayLatency: [], recent: [0, 0, 0, 0], recentLatency: [] };
       const m = margins.get(t.tenantId);
       const near = (used: number, limit: number) => limit > 0 && used >= 0.8 * limit;
       return {
@@ -226,7 +241,7 @@ export class TenantOverview {
         textChunks: e.chunks,
         queriesToday: Math.max(0, e.queries - this.deps.unspentQueries(t.tenantId)),
         recent: activity(e.recent[0]!, e.recent[1]!, e.recent[2]!, e.recent[3]!, e.recentLatency),
-        day: activity(e.day[0]!, e.day[1]!, e.day[2]!, e.day[3]!, e.dayLatency),
+        day: { ...activity(e.day[0]!, e.day[1]!, e.day[2]!, e.day[3]!, e.dayLatency), refusals: { rateLimited: e.day[4]!, quotaExceeded: e.day[5]!, concurrencyLimited: e.day[6]! } },
         month: m ? { revenue: m.revenue, totalCost: m.totalCost, margin: m.margin, unprofitable: m.unprofitable } : { revenue: 0, totalCost: 0, margin: 0, unprofitable: false },
         nearQuota: [
           ...(near(e.documents, t.quota.maxDocuments) ? ["documents"] : []),

@@ -255,8 +255,6 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
           if (refusal) {
             request.refusedEarly = true;
             refusals.count(refusal.tenantId, 429, "RATE_LIMITED");
-            // Counted as the tenant's like a refusal inside the library (its charts and refusal counts show it).
-            bh.monitor.record(refusal.tenantId, spec.operation ?? "report", 0, "refused");
             // A large body is not read just to keep the connection: the connection is closed instead
             // (reading a flood of 8 MB batches only to discard them cost ~10 ms of CPU each).
             const large = unreadLargeBody(request);
@@ -286,7 +284,7 @@ export async function buildServer(bh: Bulkhead, options: ServerOptions = {}): Pr
     });
   }
   // The operator's dashboard: its own form parser, errors and headers, so it is registered apart.
-  await app.register(async (scope) => dashboardRoutes(scope, { bh, routes, verifyKey, readiness: () => app.readiness() }));
+  await app.register(async (scope) => dashboardRoutes(scope, { bh, routes, verifyKey, failures, readiness: () => app.readiness() }));
   return app;
 }
 

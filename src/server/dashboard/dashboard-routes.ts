@@ -8,7 +8,7 @@ import type { Bulkhead } from "../../bulkhead.js";
 import { QUOTA_MINIMUMS, TIERS, type TenantQuota } from "../../config.js";
 import { COST_CATEGORIES, type CostCategory, type Reconciliation } from "../../costs/cost-engine.js";
 import { planStrategies } from "../../costs/planner.js";
-import { BulkheadError, ForbiddenError, MoveNotFoundError, ValidationError } from "../../errors.js";
+import { AuthenticationError, BulkheadError, ForbiddenError, MoveNotFoundError, ValidationError } from "../../errors.js";
 import type { CheckResult } from "../../readiness/checks.js";
 import type { ApiKeyInfo } from "../../tenancy/api-keys.js";
 import { toProblem } from "../problem.js";
@@ -42,6 +42,15 @@ export interface DashboardDeps {
   /** Checks a presented key with the service's failed-authentication budget per client address. */
   verifyKey(presented: string, request: FastifyRequest): Promise<ApiKeyInfo>;
   readiness(): Promise<CheckResult[]>;
+  /** The service's per-address budget of failed authentications: unknown session cookies spend it too. */
+  failures: { overBudget(client: string): boolean; failed(client: string): void };
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The dashboard session, found before the body was read (see the onRequest hook). */
+    dashboardSession: DashboardSession | null;
+  }
 }
 
 const COOKIE = "bh_session";
@@ -63,7 +72,8 @@ const SECURITY_HEADERS = {
   "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
+  // same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with its own forms, which the origin check refuses.
+  "referrer-policy": "same-origin",
   "cache-control": "no-store",
 };
 
@@ -94,11 +104,50 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   let lastReadiness: { checks: CheckResult[]; at: Date } | null = null;
   let overview: { at: number; rows: Promise<TenantRowView[]> } | null = null;
 
+  // Forms only, of at most 64 KB: the service's JSON parser (16 MiB) and Fastify's text parser are
+  // not inherited, so any other body is refused (415) before a byte of it is read.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string", bodyLimit: FORM_LIMIT }, async (_request: FastifyRequest, body: string) => {
-    const form: Form = {};
-    for (const [k, v] of new URLSearchParams(body)) if (!(k in form)) form[k] = v;
+    const form: Form = Object.create(null) as Form;
+    for (const [k, v] of new URLSearchParams(body)) {
+      // What the API's JSON decoder refuses, a form refuses too (the admin routes rely on it).
+      if (/\u0000|[\ud800-\udfff]/u.test(k + v)) throw new ValidationError(k.replace(/\u0000/g, "").slice(0, 64) || "form", "must not contain the NUL character or a lone surrogate");
+      if (!(k in form)) form[k] = v;
+    }
     return form;
   });
+  app.decorateRequest("dashboardSession", null);
+  // The session is checked before the body is read: without one, a page is a redirect to sign in,
+  // anything else a 401, and a large body is not read at all (its connection is closed).
+  app.addHook("onRequest", async (request, reply) => {
+    const path = request.url.split("?")[0]!;
+    if (path === "/dashboard/sign-in" || path.startsWith("/dashboard/assets/")) return;
+    const session = await findSession(request);
+    if (session) {
+      request.dashboardSession = session;
+      return;
+    }
+    request.refusedEarly = true; // anyone can send these: summarised, not one log line each
+    const page = (request.method === "GET" || request.method === "HEAD") && !path.startsWith("/dashboard/api/") && request.headers["x-dashboard-fragment"] === undefined;
+    if (page) return reply.redirect(`/dashboard/sign-in?next=${encodeURIComponent(safeNext(request.url))}`, 303);
+    if (!request.raw.complete && request.headers["content-length"] !== "0") reply.header("connection", "close");
+    const { problem } = toProblem(new AuthenticationError("sign in to the dashboard first (POST /dashboard/sign-in with an admin key)"), request.url);
+    return reply.status(401).type("application/problem+json").send(JSON.stringify(problem));
+  });
+
+  /**
+   * The session of the request's cookie. An unknown cookie costs a database lookup, so it spends
+   * the address's budget of failed authentications like an unknown key; over it, only no session.
+   */
+  async function findSession(request: FastifyRequest): Promise<DashboardSession | null> {
+    const token = cookieOf(request);
+    if (token === undefined) return null;
+    if (deps.failures.overBudget(request.ip)) return null;
+    const session = await sessions.find(token);
+    if (!session) deps.failures.failed(request.ip);
+    return session;
+  }
+
   app.addHook("onSend", async (_request, reply) => {
     reply.headers(SECURITY_HEADERS);
   });
@@ -126,33 +175,20 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   };
   const invalidate = () => (overview = null);
 
-  /** The signed-in session, or a redirect to sign in (pages) / 401 (data and fragment requests). */
-  async function signedIn(request: FastifyRequest, reply: FastifyReply): Promise<DashboardSession | null> {
-    const session = await sessions.find(cookieOf(request));
-    if (session) return session;
-    const wantsData = request.url.startsWith("/dashboard/api/") || request.headers["x-dashboard-fragment"] !== undefined || (request.method !== "GET" && request.method !== "HEAD");
-    if (wantsData) {
-      const { problem } = toProblem(Object.assign(new Error("sign in to the dashboard first (POST /dashboard/sign-in with an admin key)"), { statusCode: 401 }), request.url);
-      await reply.status(401).type("application/problem+json").send(JSON.stringify(problem));
-    } else {
-      await reply.redirect(`/dashboard/sign-in?next=${encodeURIComponent(safeNext(request.url))}`, 303);
-    }
-    return null;
-  }
-
   /** A POST of a signed-in session from this origin with the session's CSRF token, or refused (403). */
   async function authorisedPost(request: FastifyRequest, reply: FastifyReply): Promise<DashboardSession | null> {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return null;
-    const origin = request.headers.origin;
-    if (origin !== undefined && origin !== "null" && new URL(origin).host !== request.headers.host) throw new ForbiddenError("this form was sent from another site");
+    assertSameOrigin(request);
     if (!csrfMatches(session, (request.body as Form | undefined)?.csrf)) throw new ForbiddenError("the form's CSRF token is missing or not this session's: reload the page and try again");
     return session;
   }
 
   const send = (request: FastifyRequest, reply: FastifyReply, title: string, ctx: PageContext, main: Html, status = 200) => {
     reply.status(status).type("text/html; charset=utf-8");
-    return request.headers["x-dashboard-fragment"] === "main" ? main.text : page(title, ctx, main).text;
+    // A page answering a POST (a new key's secret, an error, a reconciliation) must not refresh:
+    // its URL names the action, not a page, and the secret is shown this once.
+    return request.headers["x-dashboard-fragment"] === "main" ? main.text : page(title, ctx, main, request.method === "POST" ? 0 : undefined).text;
   };
 
   /** Runs one admin API route as the signed-in admin key: its schemas validate, its handler audits. */
@@ -170,18 +206,21 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
 
   app.setErrorHandler(async (err, request, reply) => {
     const { problem, headers } = toProblem(err, request.url);
+    // A body refused unread (a type the dashboard does not take, one too large) is not drained: the connection closes.
+    if (!request.raw.complete) reply.header("connection", "close");
     if (problem.status >= 500) request.log.error({ err }, "dashboard request failed");
     if (request.url.startsWith("/dashboard/api/") || request.headers["x-dashboard-fragment"] !== undefined || request.url === "/dashboard/sign-in") {
       return reply.status(problem.status).headers(headers).type("application/problem+json").send(JSON.stringify(problem));
     }
-    const session = await sessions.find(cookieOf(request)).catch(() => null);
+    const session = request.dashboardSession;
     reply.status(problem.status).type("text/html; charset=utf-8");
     const main = errorMain(problem.status, problem.detail);
-    return session ? page("Refused", { path: request.url, csrf: session.csrf }, main).text : signInPage({ error: problem.detail, next: "/dashboard" }).text;
+    return session ? page("Refused", { path: request.url, csrf: session.csrf }, main, 0).text : signInPage({ error: problem.detail, next: "/dashboard" }).text;
   });
 
   app.get("/dashboard/assets/:name", async (request, reply) => {
-    const asset = ASSETS[(request.params as { name: string }).name];
+    const name = (request.params as { name: string }).name;
+    const asset = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
     if (!asset) return reply.status(404).type("text/plain").send("no such asset");
     reply.type(asset.type);
     return asset.load();
@@ -196,8 +235,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   app.post("/dashboard/sign-in", async (request, reply) => {
     const form = (request.body ?? {}) as Form;
     const next = safeNext(form.next);
-    const origin = request.headers.origin;
-    if (origin !== undefined && origin !== "null" && new URL(origin).host !== request.headers.host) throw new ForbiddenError("this form was sent from another site");
+    assertSameOrigin(request);
     let key: ApiKeyInfo;
     try {
       key = await deps.verifyKey(field(form, "key").trim(), request);
@@ -210,7 +248,8 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
     }
     const { token } = await sessions.create(key.keyId);
     await bh.audit.record(`admin:${key.keyId}`, "dashboard.sign-in", null, { ip: request.ip });
-    const secure = request.protocol === "https" ? "; Secure" : "";
+    // Behind a proxy that ends TLS the service sees http: the proxy's header says what the browser used.
+    const secure = request.protocol === "https" || request.headers["x-forwarded-proto"] === "https" ? "; Secure" : "";
     reply.header("set-cookie", `${COOKIE}=${token}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=${Math.floor(bh.config.dashboardSessionMs / 1000)}${secure}`);
     return reply.redirect(next, 303);
   });
@@ -227,7 +266,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   // ————— pages —————
 
   app.get("/dashboard", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     const q = request.query as Record<string, string | undefined>;
     const f: TenantFilters = {
@@ -252,7 +291,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.get("/dashboard/tenants/:tenantId", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     const { tenantId } = request.params as { tenantId: string };
     const windowParam = (request.query as { window?: string }).window;
@@ -280,7 +319,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.get("/dashboard/capacity", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     const [indexes, pools, rows] = await Promise.all([bh.registry.getCapacity(), bh.registry.getPools(), tenantRows()]);
     const stores = bh.stores.map((name) => ({ name, healthy: true, detail: describeCapabilities(bh.storeCapabilities[name]) }));
@@ -295,7 +334,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   };
 
   app.get("/dashboard/costs", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     const period = (request.query as { period?: string }).period;
     return costsPage(request, reply, session, period && /^[0-9]{4}-[0-9]{2}$/.test(period) ? period : undefined, null);
@@ -320,7 +359,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.get("/dashboard/readiness", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     return send(request, reply, "Readiness", { path: "/dashboard/readiness", csrf: session.csrf }, readinessMain({ path: "/dashboard/readiness", csrf: session.csrf }, lastReadiness?.checks ?? null, lastReadiness?.at ?? null));
   });
@@ -335,13 +374,13 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   // ————— data for the charts —————
 
   app.get("/dashboard/api/tenants", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     return tenantRows();
   });
 
   app.get("/dashboard/api/tenants/:tenantId/series", async (request, reply) => {
-    const session = await signedIn(request, reply);
+    const session = request.dashboardSession;
     if (!session) return reply;
     return runAdmin("GET", "/admin/tenants/:tenantId/series", session, request, reply, { params: request.params, query: request.query });
   });
@@ -437,6 +476,22 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   }
 }
 
+/**
+ * A form must come from this service's own pages. Browsers send Origin with every POST; one that
+ * names another site, or is "null" (a sandboxed frame, a page opened from a file), is refused.
+ */
+function assertSameOrigin(request: FastifyRequest): void {
+  const origin = request.headers.origin;
+  if (origin === undefined) return;
+  let host: string | undefined;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = undefined;
+  }
+  if (host === undefined || host !== request.headers.host) throw new ForbiddenError("this form was sent from another site");
+}
+
 const NOTICES: Record<string, string> = {
   suspended: "Suspended: its keys are refused from now on.",
   resumed: "Resumed: its keys work again.",
@@ -448,7 +503,7 @@ const NOTICES: Record<string, string> = {
 };
 
 function noticeOf(query: Record<string, string | undefined>): PageContext["notice"] | undefined {
-  const text = query.done ? NOTICES[query.done] : undefined;
+  const text = query.done && Object.hasOwn(NOTICES, query.done) ? NOTICES[query.done] : undefined;
   return text ? { kind: "ok", text } : undefined;
 }
 

@@ -23,7 +23,7 @@ const NAV = [
   ["/dashboard/readiness", "Readiness"],
 ] as const;
 
-/** A whole page: the signed-in frame around `main` (which the page's script refreshes in place). */
+/** A whole page: the signed-in frame around `main`, which the page's script refreshes in place every `refreshMs` (never with 0). */
 export function page(title: string, ctx: PageContext, main: Html, refreshMs = 5_000): Html {
   const current = (href: string) => (href === "/dashboard" ? ctx.path === "/dashboard" || ctx.path.startsWith("/dashboard/tenants") : ctx.path.startsWith(href));
   return html`<!doctype html>
@@ -45,10 +45,10 @@ export function page(title: string, ctx: PageContext, main: Html, refreshMs = 5_
   <form method="post" action="/dashboard/sign-out" class="sign-out"><input type="hidden" name="csrf" value="${ctx.csrf}"><button type="submit">Sign out</button></form>
 </header>
 ${ctx.notice ? html`<p class="notice ${ctx.notice.kind}" role="status">${ctx.notice.kind === "ok" ? "✓ " : "✗ "}${ctx.notice.text}</p>` : ""}
-<main id="live" data-refresh-ms="${refreshMs}" tabindex="-1">
+<main id="live"${refreshMs > 0 ? html` data-refresh-ms="${refreshMs}"` : ""} tabindex="-1">
 ${main}
 </main>
-<footer>Updates every ${refreshMs / 1000} s · <span id="updated">${new Date().toISOString().slice(11, 19)} UTC</span></footer>
+<footer>${refreshMs > 0 ? `Updates every ${refreshMs / 1000} s · ` : ""}<span id="updated">${new Date().toISOString().slice(11, 19)} UTC</span></footer>
 </body>
 </html>`;
 }
@@ -91,6 +91,12 @@ const when = (d: Date | null) => (d ? d.toISOString().replace("T", " ").slice(0,
 /** Use of a quota as a meter and in words (a meter alone says nothing to a screen reader without its numbers). */
 function quotaUse(used: number, limit: number, label: string): Html {
   return html`<span class="use"><meter min="0" max="${Math.max(limit, 1)}" low="${0.8 * limit}" high="${0.9 * limit}" optimum="0" value="${Math.min(used, limit)}" aria-label="${label}"></meter> ${num(used)} / ${num(limit)}</span>`;
+}
+
+/** Refusals by kind, in words: "3 rate, 1 quota". */
+function refusalKinds(k: { rateLimited: number; quotaExceeded: number; concurrencyLimited: number }): string {
+  const parts = [[k.rateLimited, "rate"], [k.quotaExceeded, "quota"], [k.concurrencyLimited, "concurrency"]] as const;
+  return parts.filter(([n]) => n > 0).map(([n, what]) => `${num(n)} ${what}`).join(", ");
 }
 
 /** Badges carry a symbol and a word, never colour alone. */
@@ -183,7 +189,7 @@ ${rows.map(
   <td class="n" data-field="requests">${num(r.recent.requests)}</td>
   <td class="n">${ms(r.recent.p50)} / ${ms(r.recent.p95)}</td>
   <td class="n">${pct(r.recent.errorRate)} / ${pct(r.day.errorRate)}</td>
-  <td class="n" data-field="refused">${num(r.day.refused)}</td>
+  <td class="n" data-field="refused">${num(r.day.refused)}${r.day.refused > 0 ? html`<br><small>${refusalKinds(r.day.refusals)}</small>` : ""}</td>
   <td class="n" data-field="cost">${amount(r.month.totalCost)}</td>
   <td class="n" data-field="margin">${amount(r.month.margin)}</td>
   <td>${r.flags.map((flag) => badge(...FLAG_BADGES[flag]))}</td>
@@ -234,7 +240,7 @@ export function tenantMain(ctx: PageContext, d: TenantPageData): Html {
   <div><dt>Queries today</dt><dd data-field="queries">${quotaUse(r.queriesToday, r.quota.maxDailyQueries, "queries today")}</dd></div>
   <div><dt>Latency 5 min</dt><dd>p50 ${ms(r.recent.p50)} · p95 ${ms(r.recent.p95)}</dd></div>
   <div><dt>Error rate</dt><dd>${pct(r.recent.errorRate)} (5 min) · ${pct(r.day.errorRate)} (24 h)</dd></div>
-  <div><dt>Refused / invalid 24 h</dt><dd>${num(r.day.refused)} / ${num(r.day.invalid)}</dd></div>
+  <div><dt>Refused / invalid 24 h</dt><dd data-field="refused">${num(r.day.refused)} / ${num(r.day.invalid)}${r.day.refused > 0 ? html`<br><small>${refusalKinds(r.day.refusals)}</small>` : ""}</dd></div>
   <div><dt>Cost this month</dt><dd data-field="cost">${amount(d.costs.totalCost)}</dd></div>
   <div><dt>Margin</dt><dd data-field="margin">${money(r.month.margin)} on ${money(r.month.revenue)}</dd></div>
 </dl>
