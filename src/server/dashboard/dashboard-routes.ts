@@ -322,7 +322,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
     const session = request.dashboardSession;
     if (!session) return reply;
     const [indexes, pools, rows] = await Promise.all([bh.registry.getCapacity(), bh.registry.getPools(), tenantRows()]);
-    const stores = bh.stores.map((name) => ({ name, healthy: true, detail: describeCapabilities(bh.storeCapabilities[name]) }));
+    const stores = bh.stores.map((name) => ({ name, detail: describeCapabilities(bh.storeCapabilities[name]) }));
     const main = capacityMain({ indexes, pools, dedicated: rows.filter((r) => r.isolation === "dedicated-index"), stores });
     return send(request, reply, "Capacity", { path: "/dashboard/capacity", csrf: session.csrf }, main);
   });

@@ -339,7 +339,7 @@ export function secretMain(tenantId: string, keyId: string, secret: string, what
 
 // ————— capacity —————
 
-export function capacityMain(data: { indexes: IndexCapacity[]; pools: { index: string; store: string; tenants: number }[]; dedicated: TenantOverviewRow[]; stores: { name: string; healthy: boolean; detail: string }[] }): Html {
+export function capacityMain(data: { indexes: IndexCapacity[]; pools: { index: string; store: string; tenants: number }[]; dedicated: TenantOverviewRow[]; stores: { name: string; detail: string }[] }): Html {
   return html`<h1>Capacity</h1>
 <section aria-labelledby="shared"><h2 id="shared">Shared indexes</h2>
 <p class="hint">Namespaces used per index: an alert at 80 %, the next index provisioned at 90 %.</p>
@@ -360,7 +360,8 @@ ${data.pools.length === 0 ? html`<p>None (small tenants get namespaces: BULKHEAD
 ${data.dedicated.length === 0 ? html`<p>None.</p>` : html`<ul>${data.dedicated.map((t) => html`<li><a href="/dashboard/tenants/${t.tenantId}">${t.tenantId}</a>: ${t.store} / ${t.index}, ${num(t.documents)} documents</li>`)}</ul>`}
 </section>
 <section aria-labelledby="stores"><h2 id="stores">Stores and cells</h2>
-<ul>${data.stores.map((s) => html`<li data-store="${s.name}">${s.healthy ? badge("ok", "● up") : badge("bad", "✗ down")} <strong>${s.name}</strong> <small>${s.detail}</small></li>`)}</ul>
+<ul>${data.stores.map((s) => html`<li data-store="${s.name}"><strong>${s.name}</strong> <small>${s.detail}</small></li>`)}</ul>
+<p class="hint">Whether each answers is checked by the <a href="/dashboard/readiness">readiness checklist</a>.</p>
 </section>`;
 }
 
