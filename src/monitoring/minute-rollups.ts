@@ -8,6 +8,7 @@ import type { Outcome } from "./latency-window.js";
  * keeps exact samples).
  */
 export const LATENCY_BOUNDS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+// Migration 23's tenant_overview sums these 14 buckets by position: changing their number needs a migration.
 const BUCKETS = LATENCY_BOUNDS_MS.length + 1;
 
 /** One tenant's operations in one minute: counts by outcome and the latencies of admitted ones. */

@@ -142,7 +142,11 @@ export interface TenantFilters {
   dir: "asc" | "desc";
 }
 
+/** Rows a tenant table shows at most: the rest are reached by sorting, finding and filtering (10,000 rows took 0.76 s to render). */
+export const TABLE_ROWS = 200;
+
 export function tenantsMain(rows: TenantRowView[], all: TenantRowView[], f: TenantFilters): Html {
+  const shown = rows.slice(0, TABLE_ROWS);
   const count = (flag: Flag) => all.filter((r) => r.flags.includes(flag)).length;
   const link = (key: SortKey) => {
     const dir = f.sort === key && f.dir === "desc" ? "asc" : "desc";
@@ -171,14 +175,14 @@ export function tenantsMain(rows: TenantRowView[], all: TenantRowView[], f: Tena
 </form>
 <div class="scroll">
 <table class="tenants">
-<caption>${num(rows.length)} of ${num(all.length)} tenants · activity from the last 5 minutes and 24 hours · costs month to date</caption>
+<caption>${num(rows.length)} of ${num(all.length)} tenants${rows.length > shown.length ? ` (the first ${num(shown.length)} in this order: find or filter to narrow)` : ""} · activity from the last 5 minutes and 24 hours · costs month to date</caption>
 <thead><tr>
   ${th("tenant", "Tenant")}${th("tier", "Tier")}<th scope="col">Placement</th><th scope="col">Status</th>
   ${th("documents", "Documents")}${th("queries", "Queries today")}${th("requests", "Ops 5 min")}${th("p95", "p50 / p95 5 min")}
   ${th("errors", "Errors 5 min / 24 h")}${th("refused", "Refused 24 h")}${th("cost", "Cost")}${th("margin", "Margin")}<th scope="col">Flags</th>
 </tr></thead>
 <tbody>
-${rows.map(
+${shown.map(
   (r) => html`<tr data-tenant="${r.tenantId}">
   <th scope="row"><a href="/dashboard/tenants/${r.tenantId}">${r.tenantId}</a><br><small>${r.tenantName}</small></th>
   <td>${r.tier}</td>
