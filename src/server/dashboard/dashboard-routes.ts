@@ -199,7 +199,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   };
 
   /** A POST of a signed-in session from this origin with the session's CSRF token, or refused (403). */
-  async function authorisedPost(request: FastifyRequest, reply: FastifyReply): Promise<DashboardSession | null> {
+  async function authorisedPost(request: FastifyRequest): Promise<DashboardSession | null> {
     const session = request.dashboardSession;
     if (!session) return null;
     assertSameOrigin(request);
@@ -278,7 +278,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.post("/dashboard/sign-out", async (request, reply) => {
-    const session = await authorisedPost(request, reply);
+    const session = await authorisedPost(request);
     if (!session) return reply;
     await sessions.end(cookieOf(request)!);
     await bh.audit.record(`admin:${session.keyId}`, "dashboard.sign-out", null);
@@ -326,6 +326,8 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
       row = (await tenantRows()).find((r) => r.tenantId === tenant.tenantId);
     }
     if (!row) throw new BulkheadError("TENANT_NOT_FOUND", 404, `tenant "${tenant.tenantId}" does not exist`);
+    // What the registry says now wins over the table's last read (seconds old with many tenants).
+    row = { ...row, tier: tenant.tier, status: tenant.status, store: tenant.store, index: tenant.index, namespace: tenant.namespace, isolation: tenant.isolation, moving: tenant.placement.moving, quota: tenant.quota };
     const [costs, keys, audit, move] = await Promise.all([
       bh.costEngine.getTenantCostSummary(tenant.tenantId),
       bh.keys.listKeys({ tenantId: tenant.tenantId }),
@@ -364,7 +366,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.post("/dashboard/costs/reconcile", async (request, reply) => {
-    const session = await authorisedPost(request, reply);
+    const session = await authorisedPost(request);
     if (!session) return reply;
     const form = request.body as Form;
     const actual: Partial<Record<CostCategory, number>> = {};
@@ -388,7 +390,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.post("/dashboard/readiness/run", async (request, reply) => {
-    const session = await authorisedPost(request, reply);
+    const session = await authorisedPost(request);
     if (!session) return reply;
     lastReadiness = { checks: await deps.readiness(), at: new Date() };
     return reply.redirect("/dashboard/readiness", 303);
@@ -411,7 +413,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   // ————— actions on a tenant —————
 
   app.post("/dashboard/tenants/:tenantId/actions/*", async (request, reply) => {
-    const session = await authorisedPost(request, reply);
+    const session = await authorisedPost(request);
     if (!session) return reply;
     const { tenantId, "*": name } = request.params as { tenantId: string; "*": string };
     const form = request.body as Form;
