@@ -150,7 +150,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
   });
   const costEngine = new CostAllocationEngine(db, registry, store, ledger, config);
   const metrics = new BulkheadMetrics(() => registry.getCapacity(), () => registry.getPools());
-  const rollups = new MinuteRollups(db, {
+  const rollups = new MinuteRollups(db, db.withTimeout(config.dbLongTimeoutMs), {
     flushIntervalMs: config.seriesFlushIntervalMs,
     retentionMs: config.seriesRetentionHours * 3_600_000,
     onError: (err) => warn(`bulkhead: writing per-tenant minute rollups failed, will retry: ${describeError(err)}`),
@@ -242,7 +242,7 @@ export async function openBulkhead(options: BulkheadOptions = {}): Promise<{ bul
     }).catch((err: unknown) => warn(`bulkhead: widening tenant ${tenantId}'s search failed: ${describeError(err)}`));
   });
   const moves = new BackgroundMoves(registry, audit, (tenantId, err) => warn(`bulkhead: the move of ${tenantId} stopped: ${describeError(err)}; it stays recorded — resume or roll it back`));
-  const overview = new TenantOverview({ db, cells, registry, costEngine, now, unspentQueries: (tenantId) => dailyQueries.unspent(tenantId), flush: async () => void (await Promise.all([rollups.flush(), ledger.flush()])) });
+  const overview = new TenantOverview({ db, cells, slowTimeoutMs: config.dbLongTimeoutMs, registry, costEngine, now, unspentQueries: (tenantId) => dailyQueries.unspent(tenantId), flush: async () => void (await Promise.all([rollups.flush(), ledger.flush()])) });
   let closed = false;
   const bulkhead: Bulkhead = {
     config,

@@ -65,6 +65,7 @@ export interface RollupOptions {
 
 /** Gathered minutes beyond which the oldest are dropped (a database down for long must not grow memory without bound). */
 const MAX_PENDING = 200_000;
+const ROWS_PER_STATEMENT = 2_000;
 const PRUNE_EVERY_MS = 3_600_000;
 
 /**
@@ -74,7 +75,7 @@ const PRUNE_EVERY_MS = 3_600_000;
  * instances (or several flushes) add up in the database, so nothing needs coordinating.
  */
 export class MinuteRollups {
-  private pending = new Map<string, { tenantId: string; minute: number; counts: MinuteCounts }>();
+  private pending = new Map<string, PendingMinute>();
   private writing: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
   private lastPrune: number;
@@ -82,6 +83,8 @@ export class MinuteRollups {
 
   constructor(
     private readonly db: Queryable,
+    /** The same database with the deadline of slow work: the hourly prune enters every tenant's context. */
+    private readonly pruneDb: Queryable,
     private readonly options: RollupOptions,
   ) {
     this.now = options.now ?? Date.now;
@@ -124,37 +127,48 @@ export class MinuteRollups {
   }
 
   private async write(): Promise<void> {
-    if (this.pending.size > 0) {
-      const batch = this.pending;
-      this.pending = new Map();
-      const rows = [...batch.values()].map(({ tenantId, minute, counts: c }) => ({
-        tenant_id: tenantId,
-        minute: new Date(minute).toISOString(),
-        ok: c.ok,
-        errors: c.errors,
-        invalid: c.invalid,
-        refused: c.refused,
-        rate_limited: c.rateLimited,
-        quota_exceeded: c.quotaExceeded,
-        concurrency_limited: c.concurrencyLimited,
-        latency: c.latency,
-      }));
+    const entries = [...this.pending];
+    this.pending = new Map();
+    // In statements of bounded size: each tenant's context is entered in turn (~0.1 ms a row), and
+    // a backlog after an outage must not become one statement longer than the deadline, for ever.
+    for (let i = 0; i < entries.length; i += ROWS_PER_STATEMENT) {
+      const chunk = entries.slice(i, i + ROWS_PER_STATEMENT);
       try {
-        await this.db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify(rows)]);
+        await this.db.query("SELECT write_tenant_minutes($1::jsonb)", [JSON.stringify(chunk.map(([, e]) => rowOf(e)))]);
       } catch (err) {
-        // Nothing was written (one statement): the counts go back, merged with any gathered since.
-        for (const [key, e] of batch) {
-          const now = this.pending.get(key);
-          if (now) for (const f of COUNT_FIELDS) now.counts[f] += e.counts[f];
-          if (now) now.counts.latency = now.counts.latency.map((n, i) => n + e.counts.latency[i]!);
-          else if (this.pending.size < MAX_PENDING) this.pending.set(key, e);
-        }
+        // This statement wrote nothing: its counts and the ones not tried go back, merged with any gathered since.
+        this.putBack(entries.slice(i));
         throw err;
       }
     }
     if (this.now() - this.lastPrune >= PRUNE_EVERY_MS) {
       this.lastPrune = this.now();
-      await this.db.query("SELECT prune_tenant_minutes($1)", [new Date(this.now() - this.options.retentionMs)]);
+      await this.pruneDb.query("SELECT prune_tenant_minutes($1)", [new Date(this.now() - this.options.retentionMs)]);
+    }
+  }
+
+  private putBack(entries: readonly [string, PendingMinute][]): void {
+    for (const [key, e] of entries) {
+      const now = this.pending.get(key);
+      if (now) {
+        for (const f of COUNT_FIELDS) now.counts[f] += e.counts[f];
+        now.counts.latency = now.counts.latency.map((n, i) => n + e.counts.latency[i]!);
+      } else if (this.pending.size < MAX_PENDING) this.pending.set(key, e);
     }
   }
 }
+
+type PendingMinute = { tenantId: string; minute: number; counts: MinuteCounts };
+
+const rowOf = ({ tenantId, minute, counts: c }: PendingMinute) => ({
+  tenant_id: tenantId,
+  minute: new Date(minute).toISOString(),
+  ok: c.ok,
+  errors: c.errors,
+  invalid: c.invalid,
+  refused: c.refused,
+  rate_limited: c.rateLimited,
+  quota_exceeded: c.quotaExceeded,
+  concurrency_limited: c.concurrencyLimited,
+  latency: c.latency,
+});

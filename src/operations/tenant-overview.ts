@@ -120,14 +120,13 @@ function activity(ok: number, errors: number, invalid: number, refused: number, 
   return { requests: ok + errors + invalid + refused, errors, refused, invalid, errorRate: rate(errors, ok), p50: percentileOf(latency, 0.5), p95: percentileOf(latency, 0.95) };
 }
 
-/** The overview reads every tenant: it gets the deadline of slow work, not a request's. */
-const OVERVIEW_DEADLINE_MS = 300_000;
-
 export interface OverviewDeps {
   db: Db;
   cells: readonly { db: Db }[];
   registry: TenantRegistry;
   costEngine: CostAllocationEngine;
+  /** The deadline of slow work (`BULKHEAD_DB_LONG_TIMEOUT_MS`): the overview reads every tenant. */
+  slowTimeoutMs: number;
   /** Queries of the tenant's day this instance has counted ahead in a lease and not spent (the database counts leases). */
   unspentQueries: (tenantId: string) => number;
   /** Writes what this instance gathered (minute rollups, usage) so the figures include it. */
@@ -208,13 +207,14 @@ export class TenantOverview {
       this.deps.registry.listTenants(),
       this.deps.costEngine.monthlyReport(periodOf(new Date(now))),
       // Each tenant's context in turn: ~0.1 ms a tenant (10,000 tenants: ~1 s, bench:dashboard), more than a request's deadline allows at scale.
-      ...[this.deps.db, ...this.deps.cells.map((c) => c.db)].map((db) => db.withTimeout(OVERVIEW_DEADLINE_MS).query<OverviewRow>("SELECT * FROM tenant_overview($1, $2, $3)", args)),
+      ...[this.deps.db, ...this.deps.cells.map((c) => c.db)].map((db) => db.withTimeout(this.deps.slowTimeoutMs).query<OverviewRow>("SELECT * FROM tenant_overview($1, $2, $3)", args)),
     ]);
     // A tenant's counters live in the database of its store (home or a cell); its minutes at home.
-    const byTenant = new Map<string, { documents: number; chunks: number; queries: number; day: number[]; dayLatency: number[]; recent: number[]; recentLatency: number[] }>();
+    const empty = () => ({ documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0, 0, 0, 0], dayLatency: [] as number[], recent: [0, 0, 0, 0], recentLatency: [] as number[] });
+    const byTenant = new Map<string, ReturnType<typeof empty>>();
     for (const rows of perDb) {
       for (const r of rows) {
-        const e = byTenant.get(r.tenant_id) ?? { documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0, 0, 0, 0], dayLatency: [], recent: [0, 0, 0, 0], recentLatency: [] };
+        const e = byTenant.get(r.tenant_id) ?? empty();
         e.documents += Number(r.documents);
         e.chunks += Number(r.text_chunks);
         e.queries += Number(r.queries_today);
@@ -227,9 +227,10 @@ export class TenantOverview {
     }
     const margins = new Map(report.tenants.map((t) => [t.tenantId, t]));
     return tenants.map((t): TenantOverviewRow => {
-      const e = byTenant.get(t.tenantId) ?? { documents: 0, chunks: 0, queries: 0, day: [0, 0, 0, 0, 0, 0, 0], dayLatency: [], recent: [0, 0, 0, 0], recentLatency: [] };
+      const e = byTenant.get(t.tenantId) ?? empty();
       const m = margins.get(t.tenantId);
       const near = (used: number, limit: number) => limit > 0 && used >= 0.8 * limit;
+      const queriesToday = Math.max(0, e.queries - this.deps.unspentQueries(t.tenantId));
       return {
         tenantId: t.tenantId,
         tenantName: t.tenantName,
@@ -243,13 +244,13 @@ export class TenantOverview {
         quota: t.quota,
         documents: e.documents,
         textChunks: e.chunks,
-        queriesToday: Math.max(0, e.queries - this.deps.unspentQueries(t.tenantId)),
+        queriesToday,
         recent: activity(e.recent[0]!, e.recent[1]!, e.recent[2]!, e.recent[3]!, e.recentLatency),
         day: { ...activity(e.day[0]!, e.day[1]!, e.day[2]!, e.day[3]!, e.dayLatency), refusals: { rateLimited: e.day[4]!, quotaExceeded: e.day[5]!, concurrencyLimited: e.day[6]! } },
         month: m ? { revenue: m.revenue, totalCost: m.totalCost, margin: m.margin, unprofitable: m.unprofitable } : { revenue: 0, totalCost: 0, margin: 0, unprofitable: false },
         nearQuota: [
           ...(near(e.documents, t.quota.maxDocuments) ? ["documents"] : []),
-          ...(near(e.queries - this.deps.unspentQueries(t.tenantId), t.quota.maxDailyQueries) ? ["queries"] : []),
+          ...(near(queriesToday, t.quota.maxDailyQueries) ? ["queries"] : []),
           ...(near(e.chunks, t.quota.maxTextChunks) ? ["textChunks"] : []),
         ],
       };

@@ -8,6 +8,7 @@ import type { Bulkhead } from "../../bulkhead.js";
 import { QUOTA_MINIMUMS, TIERS, type TenantQuota } from "../../config.js";
 import { COST_CATEGORIES, type CostCategory, type Reconciliation } from "../../costs/cost-engine.js";
 import { planStrategies } from "../../costs/planner.js";
+import { SERIES_WINDOWS } from "../../operations/tenant-overview.js";
 import { AuthenticationError, BulkheadError, ForbiddenError, MoveNotFoundError, ValidationError } from "../../errors.js";
 import type { CheckResult } from "../../readiness/checks.js";
 import type { ApiKeyInfo } from "../../tenancy/api-keys.js";
@@ -199,9 +200,8 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   };
 
   /** A POST of a signed-in session from this origin with the session's CSRF token, or refused (403). */
-  async function authorisedPost(request: FastifyRequest): Promise<DashboardSession | null> {
-    const session = request.dashboardSession;
-    if (!session) return null;
+  async function authorisedPost(request: FastifyRequest): Promise<DashboardSession> {
+    const session = sessionOf(request);
     assertSameOrigin(request);
     if (!csrfMatches(session, (request.body as Form | undefined)?.csrf)) throw new ForbiddenError("the form's CSRF token is missing or not this session's: reload the page and try again");
     return session;
@@ -251,7 +251,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
 
   app.get("/dashboard/sign-in", async (request, reply) => {
     const next = safeNext((request.query as { next?: string }).next);
-    if (await sessions.find(cookieOf(request))) return reply.redirect(next, 303);
+    if (await findSession(request)) return reply.redirect(next, 303);
     return reply.type("text/html; charset=utf-8").send(signInPage({ next }).text);
   });
 
@@ -279,7 +279,6 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
 
   app.post("/dashboard/sign-out", async (request, reply) => {
     const session = await authorisedPost(request);
-    if (!session) return reply;
     await sessions.end(cookieOf(request)!);
     await bh.audit.record(`admin:${session.keyId}`, "dashboard.sign-out", null);
     reply.header("set-cookie", `${COOKIE}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0`);
@@ -289,8 +288,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   // ————— pages —————
 
   app.get("/dashboard", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     const q = request.query as Record<string, string | undefined>;
     const f: TenantFilters = {
       q: String(q.q ?? "").slice(0, 100),
@@ -314,11 +312,10 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.get("/dashboard/tenants/:tenantId", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     const { tenantId } = request.params as { tenantId: string };
     const windowParam = (request.query as { window?: string }).window;
-    const window = windowParam && ["1h", "6h", "24h", "7d"].includes(windowParam) ? windowParam : "1h";
+    const window = windowParam && Object.hasOwn(SERIES_WINDOWS, windowParam) ? windowParam : "1h";
     const tenant = await bh.registry.getTenant(tenantId); // 404 for an unknown or malformed id
     let row = (await tenantRows()).find((r) => r.tenantId === tenant.tenantId);
     if (!row) {
@@ -344,8 +341,7 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.get("/dashboard/capacity", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     const [indexes, pools, rows] = await Promise.all([bh.registry.getCapacity(), bh.registry.getPools(), tenantRows()]);
     const stores = bh.stores.map((name) => ({ name, detail: describeCapabilities(bh.storeCapabilities[name]) }));
     const main = capacityMain({ indexes, pools, dedicated: rows.filter((r) => r.isolation === "dedicated-index"), stores });
@@ -359,15 +355,13 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   };
 
   app.get("/dashboard/costs", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     const period = (request.query as { period?: string }).period;
     return costsPage(request, reply, session, period && /^[0-9]{4}-[0-9]{2}$/.test(period) ? period : undefined, null);
   });
 
   app.post("/dashboard/costs/reconcile", async (request, reply) => {
     const session = await authorisedPost(request);
-    if (!session) return reply;
     const form = request.body as Form;
     const actual: Partial<Record<CostCategory, number>> = {};
     for (const c of COST_CATEGORIES) {
@@ -384,14 +378,12 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   });
 
   app.get("/dashboard/readiness", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     return send(request, reply, "Readiness", { path: "/dashboard/readiness", csrf: session.csrf }, readinessMain({ path: "/dashboard/readiness", csrf: session.csrf }, lastReadiness?.checks ?? null, lastReadiness?.at ?? null));
   });
 
   app.post("/dashboard/readiness/run", async (request, reply) => {
     const session = await authorisedPost(request);
-    if (!session) return reply;
     lastReadiness = { checks: await deps.readiness(), at: new Date() };
     return reply.redirect("/dashboard/readiness", 303);
   });
@@ -399,14 +391,12 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
   // ————— data for the charts —————
 
   app.get("/dashboard/api/tenants", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     return tenantRows();
   });
 
   app.get("/dashboard/api/tenants/:tenantId/series", async (request, reply) => {
-    const session = request.dashboardSession;
-    if (!session) return reply;
+    const session = sessionOf(request);
     return runAdmin("GET", "/admin/tenants/:tenantId/series", session, request, reply, { params: request.params, query: request.query });
   });
 
@@ -414,7 +404,6 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
 
   app.post("/dashboard/tenants/:tenantId/actions/*", async (request, reply) => {
     const session = await authorisedPost(request);
-    if (!session) return reply;
     const { tenantId, "*": name } = request.params as { tenantId: string; "*": string };
     const form = request.body as Form;
     if (field(form, "confirm") !== tenantId) throw new ValidationError("confirm", `type the tenant's id, ${tenantId}, to confirm`);
@@ -499,6 +488,12 @@ export async function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps)
       throw err;
     }
   }
+}
+
+/** The request's session: the onRequest hook has refused every request without one that reaches a handler. */
+function sessionOf(request: FastifyRequest): DashboardSession {
+  if (!request.dashboardSession) throw new AuthenticationError("sign in to the dashboard first");
+  return request.dashboardSession;
 }
 
 /**
